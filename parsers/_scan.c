@@ -1,0 +1,850 @@
+/*
+ * _scan: the hot loop of migtrace's text trace readers.
+ *
+ * A Scanner walks buffers of complete lines and appends one row per physical line to growable
+ * columns (kind, prefix era, timestamp, tid, thread-name id, event-name id, args id, flags).
+ * Event names, argument texts, thread names and unparsed ("other") line texts are interned into
+ * dense ids, so a million identical mutex lines cost four bytes each, and the Python side gets
+ * Arrow-compatible (offsets, data) buffers without a per-line Python object.
+ *
+ * Line prefixes recognised, per line (QEMU's log backend across eras, SystemTap's log_stap):
+ *   TID@SEC.USEC:name args                         (log, QEMU <= 10.0 with -msg timestamp=on)
+ *   YYYY-MM-DDTHH:MM:SS[.f]Z name args             (log, QEMU >= 10.1 with -msg timestamp=on)
+ *   [ISO ][[guest] ]prog(TID:thread name): name args   (log with the thread-info prefix)
+ *   PID@NS name args                               (SystemTap log_stap)
+ *   name args                                      (log without timestamps; "bare")
+ * Everything else is an "other" line. The Python side owns all policy (which bare lines count as
+ * events, how eras are reported); this file only splits bytes.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { KIND_EVENT = 0, KIND_OTHER = 1, KIND_BARE = 2 };
+enum {
+    ERA_NONE = 0,
+    ERA_TID_AT = 1,
+    ERA_ISO = 2,
+    ERA_THREAD_INFO = 3,
+    ERA_STAP = 4,
+};
+enum { FLAG_BAD_UTF8 = 1, FLAG_TEXT_CUT = 2, FLAG_NO_NEWLINE = 4 };
+
+#define OTHER_TEXT_MAX 1024
+
+/* ------------------------------------------------------------------ owned memory as a buffer */
+
+typedef struct {
+    PyObject_HEAD
+    char *data;
+    Py_ssize_t len;
+    Py_ssize_t itemsize;
+    char format[4];
+    Py_ssize_t shape;
+    int exports;
+} BufferObject;
+
+static void Buffer_dealloc(BufferObject *self) {
+    free(self->data);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Buffer_getbuffer(BufferObject *self, Py_buffer *view, int flags) {
+    view->obj = (PyObject *)self;
+    Py_INCREF(self);
+    view->buf = self->data ? self->data : (void *)"";
+    view->len = self->len;
+    view->readonly = 0;
+    view->itemsize = self->itemsize;
+    view->format = (flags & PyBUF_FORMAT) ? self->format : NULL;
+    view->ndim = 1;
+    self->shape = self->itemsize ? self->len / self->itemsize : 0;
+    view->shape = (flags & PyBUF_ND) ? &self->shape : NULL;
+    view->strides = (flags & PyBUF_STRIDES) ? &view->itemsize : NULL;
+    view->suboffsets = NULL;
+    view->internal = NULL;
+    self->exports++;
+    return 0;
+}
+
+static void Buffer_releasebuffer(BufferObject *self, Py_buffer *view) {
+    (void)view;
+    self->exports--;
+}
+
+static PyBufferProcs Buffer_as_buffer = {
+    (getbufferproc)Buffer_getbuffer,
+    (releasebufferproc)Buffer_releasebuffer,
+};
+
+static PyTypeObject BufferType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "parsers._scan.Buffer",
+    .tp_basicsize = sizeof(BufferObject),
+    .tp_dealloc = (destructor)Buffer_dealloc,
+    .tp_as_buffer = &Buffer_as_buffer,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Memory handed over by the scanner, exposed through the buffer protocol.",
+};
+
+static PyObject *wrap_buffer(char *data, Py_ssize_t len, Py_ssize_t itemsize, const char *fmt) {
+    BufferObject *b = PyObject_New(BufferObject, &BufferType);
+    if (!b) {
+        free(data);
+        return NULL;
+    }
+    b->data = data;
+    b->len = len;
+    b->itemsize = itemsize;
+    strncpy(b->format, fmt, sizeof(b->format) - 1);
+    b->format[sizeof(b->format) - 1] = 0;
+    b->shape = 0;
+    b->exports = 0;
+    return (PyObject *)b;
+}
+
+/* ------------------------------------------------------------------ growable column */
+
+typedef struct {
+    char *data;
+    size_t len; /* bytes used */
+    size_t cap; /* bytes allocated */
+} Column;
+
+static int col_reserve(Column *c, size_t extra) {
+    if (c->len + extra <= c->cap) return 0;
+    size_t ncap = c->cap ? c->cap : 4096;
+    while (ncap < c->len + extra) ncap *= 2;
+    char *n = realloc(c->data, ncap);
+    if (!n) return -1;
+    c->data = n;
+    c->cap = ncap;
+    return 0;
+}
+
+/* Hands the column's memory to Python as a Buffer and resets the column. */
+static PyObject *col_export(Column *c, Py_ssize_t itemsize, const char *fmt) {
+    char *data = c->data;
+    size_t len = c->len;
+    if (data && len < c->cap) {
+        char *shrunk = realloc(data, len ? len : 1);
+        if (shrunk) data = shrunk;
+    }
+    c->data = NULL;
+    c->len = c->cap = 0;
+    return wrap_buffer(data, (Py_ssize_t)len, itemsize, fmt);
+}
+
+/* ------------------------------------------------------------------ interner */
+
+/*
+ * A slot holds the hash tag, the id and where the string lives, so a lookup touches the slot
+ * and the string bytes only (two cache lines), not the offsets array too.
+ */
+typedef struct {
+    uint32_t tag; /* high half of the hash */
+    uint32_t id1; /* id + 1; 0 = empty */
+    uint64_t loc; /* start << 24 | min(len, LEN_MAX) */
+} Slot;
+
+#define LEN_MAX 0xFFFFFFu
+
+typedef struct {
+    Slot *slots;
+    size_t nslots;   /* power of two */
+    uint64_t *hashes;
+    size_t hashes_cap;
+    Column data;    /* concatenated strings */
+    Column offsets; /* int64, count + 1 entries */
+    size_t count;
+} Interner;
+
+/*
+ * Hashes s[0:n] and, in the same pass, sets *odd when a byte is NUL or non-ASCII (the only
+ * bytes that may need UTF-8 repair), so clean lines are read once.
+ */
+static uint64_t hash_bytes(const char *s, size_t n, int *odd) {
+    const uint64_t hi = 0x8080808080808080ull, lo = 0x0101010101010101ull;
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xFF51AFD7ED558CCDull);
+    uint64_t acc = 0;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        acc |= (w & hi) | ((w - lo) & ~w & hi);
+        h = (h ^ w) * 0x100000001B3ull;
+        h ^= h >> 29;
+        s += 8;
+        n -= 8;
+    }
+    uint64_t tail = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == 0 || c >= 0x80) acc = 1;
+    }
+    memcpy(&tail, s, n);
+    h = (h ^ tail) * 0xC2B2AE3D27D4EB4Full;
+    h ^= h >> 32;
+    *odd = acc != 0;
+    return h;
+}
+
+static int interner_init(Interner *t) {
+    memset(t, 0, sizeof(*t));
+    t->nslots = 1024;
+    t->slots = calloc(t->nslots, sizeof(Slot));
+    if (!t->slots) return -1;
+    if (col_reserve(&t->offsets, sizeof(int64_t))) return -1;
+    int64_t zero = 0;
+    memcpy(t->offsets.data, &zero, sizeof(zero));
+    t->offsets.len = sizeof(int64_t);
+    return 0;
+}
+
+static void interner_free(Interner *t) {
+    free(t->slots);
+    free(t->hashes);
+    free(t->data.data);
+    free(t->offsets.data);
+    memset(t, 0, sizeof(*t));
+}
+
+static Slot make_slot(const Interner *t, size_t id) {
+    const int64_t *offs = (const int64_t *)t->offsets.data;
+    uint64_t start = (uint64_t)offs[id], len = (uint64_t)(offs[id + 1] - offs[id]);
+    Slot sl = {(uint32_t)(t->hashes[id] >> 32), (uint32_t)(id + 1),
+               start << 24 | (len < LEN_MAX ? len : LEN_MAX)};
+    return sl;
+}
+
+static int interner_grow(Interner *t) {
+    size_t n = t->nslots * 2;
+    Slot *slots = calloc(n, sizeof(Slot));
+    if (!slots) return -1;
+    for (size_t id = 0; id < t->count; id++) {
+        size_t i = (size_t)t->hashes[id] & (n - 1);
+        while (slots[i].id1) i = (i + 1) & (n - 1);
+        slots[i] = make_slot(t, id);
+    }
+    free(t->slots);
+    t->slots = slots;
+    t->nslots = n;
+    return 0;
+}
+
+/* Returns the id of s[0:n] (whose hash is h), adding it when new; -1 on memory exhaustion. */
+static int32_t intern_hashed(Interner *t, const char *s, size_t n, uint64_t h) {
+    size_t mask = t->nslots - 1;
+    size_t i = (size_t)h & mask;
+    const uint32_t tag = (uint32_t)(h >> 32);
+    for (;;) {
+        const Slot *sl = &t->slots[i];
+        if (!sl->id1) break;
+        if (sl->tag == tag) {
+            size_t id = sl->id1 - 1;
+            size_t len = (size_t)(sl->loc & LEN_MAX);
+            if (len == LEN_MAX) {
+                const int64_t *offs = (const int64_t *)t->offsets.data;
+                len = (size_t)(offs[id + 1] - offs[id]);
+            }
+            if (len == n && memcmp(t->data.data + (sl->loc >> 24), s, n) == 0) return (int32_t)id;
+        }
+        i = (i + 1) & mask;
+    }
+    if (t->count >= 0x7FFFFFF0u) return -1;
+    if (t->data.len + n >= ((uint64_t)1 << 40)) return -1;
+    if (col_reserve(&t->data, n) || col_reserve(&t->offsets, sizeof(int64_t))) return -1;
+    if (t->count + 1 > t->hashes_cap) {
+        size_t cap = t->hashes_cap ? t->hashes_cap * 2 : 1024;
+        uint64_t *nh = realloc(t->hashes, cap * sizeof(uint64_t));
+        if (!nh) return -1;
+        t->hashes = nh;
+        t->hashes_cap = cap;
+    }
+    memcpy(t->data.data + t->data.len, s, n);
+    t->data.len += n;
+    int64_t end = (int64_t)t->data.len;
+    memcpy(t->offsets.data + t->offsets.len, &end, sizeof(end));
+    t->offsets.len += sizeof(int64_t);
+    t->hashes[t->count] = h;
+    size_t id = t->count++;
+    if (t->count * 10 >= t->nslots * 7) {
+        if (interner_grow(t)) return -1;
+    } else {
+        t->slots[i] = make_slot(t, id);
+    }
+    return (int32_t)id;
+}
+
+static int32_t intern(Interner *t, const char *s, size_t n) {
+    int odd;
+    return intern_hashed(t, s, n, hash_bytes(s, n, &odd));
+}
+
+/*
+ * Hands (count, offsets int64[count+1], data) to Python without copying and empties the
+ * interner: ids restart at 0 afterwards, so call this only once every buffer has been scanned.
+ */
+static PyObject *interner_export(Interner *t) {
+    size_t count = t->count;
+    PyObject *o = col_export(&t->offsets, 8, "q");
+    PyObject *d = col_export(&t->data, 1, "B");
+    interner_free(t);
+    if (!o || !d || interner_init(t)) {
+        Py_XDECREF(o);
+        Py_XDECREF(d);
+        return PyErr_Occurred() ? NULL : PyErr_NoMemory();
+    }
+    PyObject *n = PyLong_FromSize_t(count);
+    PyObject *r = n ? PyTuple_Pack(3, n, o, d) : NULL;
+    Py_XDECREF(n);
+    Py_DECREF(o);
+    Py_DECREF(d);
+    return r;
+}
+
+/* ------------------------------------------------------------------ UTF-8 */
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when invalid. */
+static int utf8_seq(const unsigned char *s, const unsigned char *end) {
+    unsigned char c = s[0];
+    if (c < 0x80) return 1;
+    int n;
+    uint32_t cp;
+    if ((c & 0xE0) == 0xC0) {
+        n = 2;
+        cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+        n = 3;
+        cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+        n = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (end - s < n) return 0;
+    for (int k = 1; k < n; k++) {
+        if ((s[k] & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (s[k] & 0x3F);
+    }
+    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000)) return 0;
+    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return n;
+}
+
+static int has_high_bit(const char *s, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        if (w & 0x8080808080808080ull) return 1;
+    }
+    for (; i < n; i++)
+        if ((unsigned char)s[i] & 0x80) return 1;
+    return 0;
+}
+
+/*
+ * Makes s[0:n] valid UTF-8: returns s itself when it already is, else a copy in *scratch where
+ * each invalid byte became U+FFFD. NUL bytes also become U+FFFD (Arrow strings may hold them,
+ * but they are never meaningful in a trace line). Sets *bad when anything was replaced.
+ */
+static const char *sanitize(const char *s, size_t n, size_t *out_n, Column *scratch, int *bad) {
+    *out_n = n;
+    if (!has_high_bit(s, n) && memchr(s, 0, n) == NULL) return s;
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    int clean = 1;
+    for (const unsigned char *q = p; q < end;) {
+        int k = *q ? utf8_seq(q, end) : 0;
+        if (!k) {
+            clean = 0;
+            break;
+        }
+        q += k;
+    }
+    if (clean) return s;
+    scratch->len = 0;
+    if (col_reserve(scratch, n * 3)) return NULL;
+    char *o = scratch->data;
+    size_t m = 0;
+    for (const unsigned char *q = p; q < end;) {
+        int k = *q ? utf8_seq(q, end) : 0;
+        if (k) {
+            memcpy(o + m, q, (size_t)k);
+            m += (size_t)k;
+            q += k;
+        } else {
+            o[m++] = (char)0xEF;
+            o[m++] = (char)0xBF;
+            o[m++] = (char)0xBD;
+            q++;
+        }
+    }
+    *bad = 1;
+    *out_n = m;
+    return o;
+}
+
+/* ------------------------------------------------------------------ scanner */
+
+typedef struct {
+    PyObject_HEAD
+    Column kind, era, flags; /* uint8 */
+    Column ts;               /* int64, INT64_MIN = none */
+    Column tid;              /* int32, -1 = none */
+    Column tname;            /* int32 thread-name id, -1 = none */
+    Column name;             /* int32 event-name id, -1 = other */
+    Column args;             /* int32 args id (other lines: other-text id) */
+    Interner names, threads, others;
+    Interner bodies;   /* "name args" texts; a body id is an (event, args) pair id */
+    Column body_name;  /* int32 per body: event-name id */
+    Column body_nlen;  /* uint32 per body: length of the name inside the body */
+    Column scratch;
+    size_t rows;
+    size_t room; /* rows every column can still take without growing */
+} ScannerObject;
+
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
+static int is_name_start(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+static int is_name_char(char c) { return is_name_start(c) || is_digit(c); }
+
+/* Parses up to 19 digits; returns the pointer after them, or NULL when there are none. */
+static const char *parse_uint(const char *p, const char *end, uint64_t *v, int *ndigits) {
+    uint64_t x = 0;
+    int n = 0;
+    while (p < end && is_digit(*p) && n < 19) {
+        x = x * 10 + (uint64_t)(*p - '0');
+        p++;
+        n++;
+    }
+    if (!n || (p < end && is_digit(*p))) return NULL;
+    *v = x;
+    if (ndigits) *ndigits = n;
+    return p;
+}
+
+static int64_t frac_to_ns(uint64_t frac, int digits) {
+    static const int64_t scale[10] = {1000000000, 100000000, 10000000, 1000000, 100000,
+                                      10000,      1000,      100,      10,      1};
+    if (digits > 9) return -1;
+    return (int64_t)frac * scale[digits];
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date. */
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static int two_digits(const char *p, int *v) {
+    if (!is_digit(p[0]) || !is_digit(p[1])) return 0;
+    *v = (p[0] - '0') * 10 + (p[1] - '0');
+    return 1;
+}
+
+/* YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|+HH:MM|-HH:MM) followed by a space; returns the body start. */
+static const char *parse_iso(const char *p, const char *end, int64_t *ts) {
+    if (end - p < 21) return NULL;
+    int y1, y2, mo, d, h, mi, s;
+    if (!two_digits(p, &y1) || !two_digits(p + 2, &y2) || p[4] != '-' || !two_digits(p + 5, &mo) ||
+        p[7] != '-' || !two_digits(p + 8, &d) || p[10] != 'T' || !two_digits(p + 11, &h) ||
+        p[13] != ':' || !two_digits(p + 14, &mi) || p[16] != ':' || !two_digits(p + 17, &s))
+        return NULL;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return NULL;
+    const char *q = p + 19;
+    int64_t frac_ns = 0;
+    if (q < end && *q == '.') {
+        uint64_t f;
+        int nd;
+        q = parse_uint(q + 1, end, &f, &nd);
+        if (!q || nd > 9) return NULL;
+        frac_ns = frac_to_ns(f, nd);
+    }
+    int64_t offset_s = 0;
+    if (q < end && *q == 'Z') {
+        q++;
+    } else if (q + 6 <= end && (*q == '+' || *q == '-') && q[3] == ':') {
+        int oh, om;
+        if (!two_digits(q + 1, &oh) || !two_digits(q + 4, &om)) return NULL;
+        offset_s = (oh * 3600 + om * 60) * (*q == '+' ? 1 : -1);
+        q += 6;
+    } else {
+        return NULL;
+    }
+    if (q >= end || *q != ' ') return NULL;
+    int64_t days = days_from_civil(y1 * 100 + y2, mo, d);
+    int64_t secs = days * 86400 + h * 3600 + mi * 60 + s - offset_s;
+    *ts = secs * 1000000000LL + frac_ns;
+    return q + 1;
+}
+
+/*
+ * "[guest name] prog(TID:thread name): " at p. Returns the body start and sets the tid and the
+ * thread-name span, or NULL when p does not start with that prefix.
+ */
+static const char *parse_thread_info(const char *p, const char *end, int32_t *tid,
+                                     const char **tn, size_t *tnlen) {
+    const char *q = p;
+    if (q < end && *q == '[') {
+        const char *close = NULL;
+        for (const char *r = q + 1; r + 1 < end; r++) {
+            if (r[0] == ']' && r[1] == ' ') {
+                close = r;
+                break;
+            }
+        }
+        if (!close) return NULL;
+        q = close + 2;
+    }
+    const char *prog = q;
+    while (q < end && *q != '(' && *q != ' ') q++;
+    if (q == prog || q >= end || *q != '(') return NULL;
+    uint64_t t;
+    q = parse_uint(q + 1, end, &t, NULL);
+    if (!q || q >= end || *q != ':' || t > 0x7FFFFFFF) return NULL;
+    const char *name = q + 1;
+    for (const char *r = name; r + 2 < end; r++) {
+        if (r[0] == ')' && r[1] == ':' && r[2] == ' ') {
+            *tid = (int32_t)t;
+            *tn = name;
+            *tnlen = (size_t)(r - name);
+            return r + 3;
+        }
+    }
+    return NULL;
+}
+
+typedef struct {
+    uint8_t kind, era, flags;
+    int64_t ts;
+    int32_t tid, tname, name, args;
+} Row;
+
+static int reserve_rows(ScannerObject *s, size_t n) {
+    if (col_reserve(&s->kind, n) || col_reserve(&s->era, n) || col_reserve(&s->flags, n) ||
+        col_reserve(&s->ts, 8 * n) || col_reserve(&s->tid, 4 * n) ||
+        col_reserve(&s->tname, 4 * n) || col_reserve(&s->name, 4 * n) ||
+        col_reserve(&s->args, 4 * n))
+        return -1;
+    s->room = n;
+    return 0;
+}
+
+/* The caller has reserved room (reserve_rows) for this row. */
+static int push_row(ScannerObject *s, const Row *r) {
+    s->kind.data[s->kind.len++] = (char)r->kind;
+    s->era.data[s->era.len++] = (char)r->era;
+    s->flags.data[s->flags.len++] = (char)r->flags;
+    memcpy(s->ts.data + s->ts.len, &r->ts, 8);
+    s->ts.len += 8;
+    memcpy(s->tid.data + s->tid.len, &r->tid, 4);
+    s->tid.len += 4;
+    memcpy(s->tname.data + s->tname.len, &r->tname, 4);
+    s->tname.len += 4;
+    memcpy(s->name.data + s->name.len, &r->name, 4);
+    s->name.len += 4;
+    memcpy(s->args.data + s->args.len, &r->args, 4);
+    s->args.len += 4;
+    s->rows++;
+    s->room--;
+    return 0;
+}
+
+static int32_t intern_clean(ScannerObject *s, Interner *t, const char *p, size_t n, uint8_t *flags) {
+    int odd;
+    uint64_t h = hash_bytes(p, n, &odd);
+    if (!odd) return intern_hashed(t, p, n, h);
+    size_t m;
+    int bad = 0;
+    const char *c = sanitize(p, n, &m, &s->scratch, &bad);
+    if (!c) return -1;
+    if (bad) *flags |= FLAG_BAD_UTF8;
+    return intern(t, c, m);
+}
+
+/* One physical line (without its newline). Returns 0, or -1 on memory exhaustion. */
+static int scan_line(ScannerObject *s, const char *p, const char *end, int32_t default_tid,
+                     uint8_t extra_flags) {
+    if (end > p && end[-1] == '\r') end--;
+    Row r = {KIND_OTHER, ERA_NONE, extra_flags, INT64_MIN, default_tid, -1, -1, -1};
+    const char *body = NULL;
+    const char *tn = NULL;
+    size_t tnlen = 0;
+    int32_t tid = -1;
+
+    if (p < end && is_digit(*p)) {
+        uint64_t a, b, c;
+        int nd;
+        const char *q = parse_uint(p, end, &a, NULL);
+        if (q && q < end && *q == '@') {
+            const char *q2 = parse_uint(q + 1, end, &b, NULL);
+            if (q2 && q2 < end && *q2 == '.') {
+                const char *q3 = parse_uint(q2 + 1, end, &c, &nd);
+                if (q3 && q3 < end && *q3 == ':' && nd <= 9 && a <= 0x7FFFFFFF) {
+                    r.era = ERA_TID_AT;
+                    r.tid = (int32_t)a;
+                    r.ts = (int64_t)b * 1000000000LL + frac_to_ns(c, nd);
+                    body = q3 + 1;
+                }
+            } else if (q2 && q2 < end && *q2 == ' ' && a <= 0x7FFFFFFF && b <= (uint64_t)INT64_MAX) {
+                r.era = ERA_STAP;
+                r.tid = (int32_t)a; /* SystemTap's pid(): the Python side relabels it as a pid */
+                r.ts = (int64_t)b;
+                body = q2 + 1;
+            }
+        } else {
+            int64_t ts;
+            const char *q4 = parse_iso(p, end, &ts);
+            if (q4) {
+                r.era = ERA_ISO;
+                r.ts = ts;
+                body = q4;
+                const char *q5 = parse_thread_info(body, end, &tid, &tn, &tnlen);
+                if (q5) {
+                    r.era = ERA_THREAD_INFO;
+                    body = q5;
+                }
+            }
+        }
+    }
+    if (!body) {
+        const char *q5 = parse_thread_info(p, end, &tid, &tn, &tnlen);
+        if (q5) {
+            r.era = ERA_THREAD_INFO;
+            body = q5;
+        }
+    }
+    if (tn) {
+        r.tid = tid;
+        r.tname = intern_clean(s, &s->threads, tn, tnlen, &r.flags);
+        if (r.tname < 0) return -1;
+    }
+    const char *b = body ? body : p;
+    const char *q = b;
+    if (q < end && is_name_start(*q)) {
+        while (q < end && is_name_char(*q)) q++;
+        if (q == end || *q == ' ') {
+            r.kind = body ? KIND_EVENT : KIND_BARE;
+            /* One lookup per line: the whole body is interned; its name only when it is new. */
+            size_t before = s->bodies.count;
+            r.args = intern_clean(s, &s->bodies, b, (size_t)(end - b), &r.flags);
+            if (r.args < 0) return -1;
+            if (s->bodies.count != before) {
+                uint32_t nlen = (uint32_t)(q - b);
+                int32_t nid = intern(&s->names, b, nlen);
+                if (nid < 0 || col_reserve(&s->body_name, 4) || col_reserve(&s->body_nlen, 4))
+                    return -1;
+                memcpy(s->body_name.data + s->body_name.len, &nid, 4);
+                s->body_name.len += 4;
+                memcpy(s->body_nlen.data + s->body_nlen.len, &nlen, 4);
+                s->body_nlen.len += 4;
+            }
+            memcpy(&r.name, s->body_name.data + 4 * (size_t)r.args, 4);
+            return push_row(s, &r);
+        }
+    }
+    /* Not an event: keep the whole line (cut to OTHER_TEXT_MAX bytes) as an "other" line. */
+    r.kind = KIND_OTHER;
+    r.name = -1;
+    size_t n = (size_t)(end - p);
+    if (n > OTHER_TEXT_MAX) {
+        n = OTHER_TEXT_MAX;
+        r.flags |= FLAG_TEXT_CUT;
+    }
+    r.args = intern_clean(s, &s->others, p, n, &r.flags);
+    if (r.args < 0) return -1;
+    return push_row(s, &r);
+}
+
+static PyObject *Scanner_scan(ScannerObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"data", "default_tid", "final", NULL};
+    Py_buffer buf;
+    int default_tid = -1;
+    int final = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*|ip", kwlist, &buf, &default_tid, &final))
+        return NULL;
+    const char *p = buf.buf, *end = p + buf.len;
+    size_t before = self->rows;
+    int failed = 0;
+    Py_BEGIN_ALLOW_THREADS;
+    while (p < end) {
+        if (self->room == 0 && reserve_rows(self, 65536)) {
+            failed = 1;
+            break;
+        }
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl) {
+            /* The caller hands complete lines; a tail without newline is the file's last line. */
+            if (scan_line(self, p, end, default_tid, final ? FLAG_NO_NEWLINE : 0)) failed = 1;
+            break;
+        }
+        if (scan_line(self, p, nl, default_tid, 0)) {
+            failed = 1;
+            break;
+        }
+        p = nl + 1;
+    }
+    Py_END_ALLOW_THREADS;
+    PyBuffer_Release(&buf);
+    if (failed) return PyErr_NoMemory();
+    return PyLong_FromSize_t(self->rows - before);
+}
+
+static PyObject *Scanner_take_rows(ScannerObject *self, PyObject *unused) {
+    (void)unused;
+    PyObject *d = PyDict_New();
+    if (!d) return NULL;
+    struct {
+        const char *key;
+        Column *col;
+        Py_ssize_t size;
+        const char *fmt;
+    } cols[] = {
+        {"kind", &self->kind, 1, "B"},   {"era", &self->era, 1, "B"},
+        {"flags", &self->flags, 1, "B"}, {"ts", &self->ts, 8, "q"},
+        {"tid", &self->tid, 4, "i"},     {"tname", &self->tname, 4, "i"},
+        {"name", &self->name, 4, "i"},   {"args", &self->args, 4, "i"},
+    };
+    for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
+        PyObject *b = col_export(cols[i].col, cols[i].size, cols[i].fmt);
+        if (!b || PyDict_SetItemString(d, cols[i].key, b)) {
+            Py_XDECREF(b);
+            Py_DECREF(d);
+            return NULL;
+        }
+        Py_DECREF(b);
+    }
+    self->rows = 0;
+    self->room = 0;
+    return d;
+}
+
+/*
+ * The argument texts of all bodies, in body-id order: each body minus its "name " prefix.
+ * Two events with the same argument text keep two entries (ids are (event, args) pairs).
+ */
+static PyObject *export_args(ScannerObject *self) {
+    Interner *b = &self->bodies;
+    const int64_t *offs = (const int64_t *)b->offsets.data;
+    const uint32_t *nlen = (const uint32_t *)self->body_nlen.data;
+    Column data = {0}, offsets = {0};
+    size_t n = b->count;
+    if (col_reserve(&offsets, (n + 1) * 8) || col_reserve(&data, b->data.len + 1)) {
+        free(data.data);
+        free(offsets.data);
+        return PyErr_NoMemory();
+    }
+    int64_t pos = 0;
+    memcpy(offsets.data, &pos, 8);
+    for (size_t i = 0; i < n; i++) {
+        int64_t start = offs[i] + nlen[i], stop = offs[i + 1];
+        if (start < stop) start++; /* the space after the name */
+        memcpy(data.data + pos, b->data.data + start, (size_t)(stop - start));
+        pos += stop - start;
+        memcpy(offsets.data + 8 * (i + 1), &pos, 8);
+    }
+    data.len = (size_t)pos;
+    offsets.len = (n + 1) * 8;
+    interner_free(b);
+    free(self->body_name.data);
+    free(self->body_nlen.data);
+    memset(&self->body_name, 0, sizeof(Column));
+    memset(&self->body_nlen, 0, sizeof(Column));
+    if (interner_init(b)) return PyErr_NoMemory();
+    PyObject *o = col_export(&offsets, 8, "q");
+    PyObject *d = col_export(&data, 1, "B");
+    PyObject *cnt = PyLong_FromSize_t(n);
+    PyObject *r = (o && d && cnt) ? PyTuple_Pack(3, cnt, o, d) : NULL;
+    Py_XDECREF(o);
+    Py_XDECREF(d);
+    Py_XDECREF(cnt);
+    return r;
+}
+
+static PyObject *Scanner_table(ScannerObject *self, PyObject *which) {
+    const char *w = PyUnicode_AsUTF8(which);
+    if (!w) return NULL;
+    if (!strcmp(w, "names")) return interner_export(&self->names);
+    if (!strcmp(w, "args")) return export_args(self);
+    if (!strcmp(w, "threads")) return interner_export(&self->threads);
+    if (!strcmp(w, "others")) return interner_export(&self->others);
+    PyErr_Format(PyExc_ValueError, "unknown table %s", w);
+    return NULL;
+}
+
+static int Scanner_init(ScannerObject *self, PyObject *args, PyObject *kw) {
+    (void)args;
+    (void)kw;
+    if (interner_init(&self->names) || interner_init(&self->bodies) ||
+        interner_init(&self->threads) || interner_init(&self->others)) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static void Scanner_dealloc(ScannerObject *self) {
+    Column *cols[] = {&self->kind,  &self->era,  &self->flags,   &self->ts,
+                      &self->tid,   &self->tname, &self->name,   &self->args,
+                      &self->scratch, &self->body_name, &self->body_nlen};
+    for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) free(cols[i]->data);
+    interner_free(&self->names);
+    interner_free(&self->bodies);
+    interner_free(&self->threads);
+    interner_free(&self->others);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef Scanner_methods[] = {
+    {"scan", (PyCFunction)(void (*)(void))Scanner_scan, METH_VARARGS | METH_KEYWORDS,
+     "scan(data, default_tid=-1, final=False) -> rows added. data holds complete lines."},
+    {"take_rows", (PyCFunction)Scanner_take_rows, METH_NOARGS,
+     "Hands over the row columns scanned so far as read-only buffers and starts new ones."},
+    {"table", (PyCFunction)Scanner_table, METH_O,
+     "table('names'|'args'|'threads'|'others') -> (count, int64 offsets, utf-8 data); "
+     "hands the table over and empties it, so call it after the last scan."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ScannerType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "parsers._scan.Scanner",
+    .tp_basicsize = sizeof(ScannerObject),
+    .tp_dealloc = (destructor)Scanner_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Splits QEMU text trace lines into interned columns.",
+    .tp_methods = Scanner_methods,
+    .tp_init = (initproc)Scanner_init,
+    .tp_new = PyType_GenericNew,
+};
+
+static struct PyModuleDef scanmodule = {
+    PyModuleDef_HEAD_INIT, "_scan", "Compiled line scanner for migtrace's text readers.", -1, NULL,
+};
+
+PyMODINIT_FUNC PyInit__scan(void) {
+    if (PyType_Ready(&BufferType) < 0 || PyType_Ready(&ScannerType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&scanmodule);
+    if (!m) return NULL;
+    Py_INCREF(&ScannerType);
+    if (PyModule_AddObject(m, "Scanner", (PyObject *)&ScannerType) < 0) {
+        Py_DECREF(&ScannerType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&BufferType);
+    PyModule_AddObject(m, "Buffer", (PyObject *)&BufferType);
+    PyModule_AddIntConstant(m, "KIND_EVENT", KIND_EVENT);
+    PyModule_AddIntConstant(m, "KIND_OTHER", KIND_OTHER);
+    PyModule_AddIntConstant(m, "KIND_BARE", KIND_BARE);
+    PyModule_AddIntConstant(m, "FLAG_BAD_UTF8", FLAG_BAD_UTF8);
+    PyModule_AddIntConstant(m, "FLAG_TEXT_CUT", FLAG_TEXT_CUT);
+    PyModule_AddIntConstant(m, "FLAG_NO_NEWLINE", FLAG_NO_NEWLINE);
+    return m;
+}

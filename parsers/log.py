@@ -1,0 +1,304 @@
+"""Reader for QEMU's ``log`` trace backend (and SystemTap's ``log_stap`` lines), every era.
+
+Each line is recognised on its own (see ``_scan.c`` for the shapes), so a file that mixes eras,
+or holds QEMU's own error messages between trace lines, is read without configuration.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Container, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from parsers.inputs import InputFile
+from parsers.io import InputError, iter_line_chunks, open_input
+from parsers.registry import Backend, ReadContext
+from parsers.segment import (
+    ARGS_TEXT,
+    EVENT_BAD_UTF8,
+    NO_TIME,
+    ParseWarning,
+    Segment,
+    StringTable,
+)
+
+try:
+    from parsers import _scan as _compiled  # type: ignore[attr-defined]
+except ImportError:  # no compiler when installed: the pure-Python twin does the same work
+    _compiled = None
+
+from parsers import _pyscan
+
+KIND_EVENT, KIND_OTHER, KIND_BARE = 0, 1, 2
+FLAG_BAD_UTF8, FLAG_TEXT_CUT, FLAG_NO_NEWLINE = 1, 2, 4
+ERA_NAMES = {0: "plain", 1: "tid@sec.usec", 2: "iso8601", 3: "thread-info", 4: "stap"}
+ERA_STAP = 4
+MAX_WARNINGS_PER_KIND = 20
+
+
+def scanner_engine() -> str:
+    """Which scanner is in use: "compiled" or "python"."""
+    return "compiled" if _compiled is not None else "python"
+
+
+def new_scanner(engine: str | None = None) -> object:
+    """A fresh line scanner; ``engine`` forces "compiled" or "python"."""
+    if engine == "python" or (engine is None and _compiled is None):
+        return _pyscan.Scanner()
+    if _compiled is None:
+        raise RuntimeError("the compiled scanner is not built (pip install needs a C compiler)")
+    return _compiled.Scanner()
+
+
+@dataclass(frozen=True)
+class LogInput:
+    """One text file to read, with what its name says about it."""
+
+    path: str
+    default_tid: int = -1  # TID from a per-thread file name (-d tid -D trace.%d)
+    process_hint: str | None = None
+
+
+def _table(scanner: object, which: str) -> StringTable:
+    count, offsets, data = scanner.table(which)  # type: ignore[attr-defined]
+    offsets_buf = pa.py_buffer(offsets)
+    data_buf = pa.py_buffer(data)
+    arr = pa.Array.from_buffers(pa.large_string(), count, [None, offsets_buf, data_buf])
+    return StringTable(arr)
+
+
+@dataclass
+class _Rows:
+    cols: dict[str, np.ndarray]
+    read_error: str | None
+
+
+def _scan_file(scanner: object, item: LogInput) -> _Rows:
+    opened = open_input(item.path)
+    error = None
+    try:
+        for block, final in iter_line_chunks(opened.stream, item.path):
+            scanner.scan(block, item.default_tid, final)  # type: ignore[attr-defined]
+    except InputError as exc:
+        error = str(exc)
+    finally:
+        opened.stream.close()
+    raw = scanner.take_rows()  # type: ignore[attr-defined]
+    dtypes = {
+        "kind": np.uint8, "era": np.uint8, "flags": np.uint8, "ts": np.int64,
+        "tid": np.int32, "tname": np.int32, "name": np.int32, "args": np.int32,
+    }
+    cols = {k: np.frombuffer(raw[k], dtype=dt) for k, dt in dtypes.items()}
+    return _Rows(cols, error)
+
+
+def _bare_names_accepted(names: list[str], timestamped: set[int], known: Container[str]) -> np.ndarray:
+    """Which names count as events on a line without any prefix.
+
+    A QEMU event name is snake_case; a plain English message ("Unable to ...") is not. Names
+    known from the catalog, or seen with a proper prefix elsewhere, are always accepted.
+    """
+    ok = np.zeros(len(names), dtype=bool)
+    for i, n in enumerate(names):
+        ok[i] = i in timestamped or n in known or ("_" in n and n.lower() == n)
+    return ok
+
+
+def read_log_inputs(
+    items: Sequence[LogInput],
+    known_names: Container[str] = frozenset(),
+    engine: str | None = None,
+) -> list[Segment]:
+    """Reads text trace files with one shared scanner; returns one Segment per file."""
+    scanner = new_scanner(engine)
+    scanned = [(item, _scan_file(scanner, item)) for item in items]
+    names = _table(scanner, "names")
+    args = _table(scanner, "args")
+    threads = _table(scanner, "threads")
+    others = _table(scanner, "others").to_list()
+    name_list = names.to_list()
+    seen_with_prefix = np.zeros(len(name_list), dtype=bool)
+    for _, rows in scanned:
+        k = rows.cols["kind"]
+        seen_with_prefix[rows.cols["name"][k == KIND_EVENT]] = True
+    timestamped = set(np.flatnonzero(seen_with_prefix).tolist())
+    accepted = _bare_names_accepted(name_list, timestamped, known_names)
+    arg_list: list[str] | None = None
+    segments = []
+    for item, rows in scanned:
+        seg, needs_args = _to_segment(item, rows, names, args, threads, others, accepted)
+        if needs_args:
+            if arg_list is None:
+                arg_list = args.to_list()
+            _add_bare_others(seg, rows, name_list, arg_list, accepted)
+        segments.append(seg)
+    return segments
+
+
+def _to_segment(
+    item: LogInput,
+    rows: _Rows,
+    names: StringTable,
+    args: StringTable,
+    threads: StringTable,
+    others: list[str],
+    accepted: np.ndarray,
+) -> tuple[Segment, bool]:
+    c = rows.cols
+    kind = c["kind"]
+    n = len(kind)
+    is_event = kind == KIND_EVENT
+    bare = kind == KIND_BARE
+    bare_rejected = False
+    if bare.any():
+        ok = accepted[c["name"][bare]]
+        bare_rejected = not ok.all()
+        is_event = is_event.copy()
+        is_event[np.flatnonzero(bare)[ok]] = True
+    all_events = bool(is_event.all())
+
+    def pick(col: np.ndarray) -> np.ndarray:
+        return col if all_events else col[is_event]
+
+    line_no = np.arange(1, n + 1, dtype=np.int64)
+    era = pick(c["era"])
+    tid = pick(c["tid"]).copy()
+    pid = np.full(len(tid), -1, dtype=np.int32)
+    stap_rows = era == ERA_STAP
+    if stap_rows.any():
+        pid[stap_rows] = tid[stap_rows]
+        tid[stap_rows] = -1
+    raw_flags = pick(c["flags"])
+    flags = np.where(raw_flags & FLAG_BAD_UTF8, EVENT_BAD_UTF8, 0).astype(np.uint8)
+    ts = pick(c["ts"])
+    era_counts = np.bincount(era, minlength=5)
+    details = {f"lines.{ERA_NAMES[i]}": int(v) for i, v in enumerate(era_counts) if v}
+    variant = ERA_NAMES[int(np.argmax(era_counts))] if len(era) else "empty"
+    if int((era_counts > 0).sum()) > 1:
+        variant = "mixed:" + "+".join(ERA_NAMES[i] for i in np.flatnonzero(era_counts))
+    fmt = "stap" if len(era) and int(era_counts[ERA_STAP]) * 2 > len(era) else "log"
+    has_time = bool(len(ts)) and bool((ts != NO_TIME).any())
+    other_mask = kind == KIND_OTHER
+    other_idx = np.flatnonzero(other_mask)
+    other_codes = c["args"][other_idx]
+    warnings = _warnings(item.path, c, line_no, is_event, rows.read_error)
+    seg = Segment(
+        path=item.path,
+        format=fmt,
+        variant=variant,
+        clock="wall" if has_time else "none",
+        lines=n,
+        ts=ts,
+        tid=tid,
+        pid=pid,
+        name_code=pick(c["name"]),
+        names=names,
+        args_code=pick(c["args"]),
+        args=args,
+        args_encoding=ARGS_TEXT,
+        thread_code=pick(c["tname"]),
+        thread_names=threads,
+        line=line_no if all_events else line_no[is_event],
+        flags=flags,
+        other_line=line_no[other_idx],
+        other_text=[others[i] for i in other_codes.tolist()],
+        warnings=warnings,
+        details=details,
+        process_hint=item.process_hint,
+    )
+    return seg, bare_rejected
+
+
+def _add_bare_others(
+    seg: Segment, rows: _Rows, names: list[str], args: list[str], accepted: np.ndarray
+) -> None:
+    """Lines shaped like ``word rest`` whose word is no event name are "other" lines too."""
+    c = rows.cols
+    bare_idx = np.flatnonzero(c["kind"] == KIND_BARE)
+    rejected = bare_idx[~accepted[c["name"][bare_idx]]]
+    texts = []
+    for i in rejected.tolist():
+        a = args[c["args"][i]]
+        texts.append(names[c["name"][i]] + (" " + a if a else ""))
+    lines = rejected.astype(np.int64) + 1
+    merged_lines = np.concatenate([seg.other_line, lines])
+    order = np.argsort(merged_lines, kind="stable")
+    all_texts = seg.other_text + texts
+    seg.other_line = merged_lines[order]
+    seg.other_text = [all_texts[i] for i in order.tolist()]
+
+
+def _warnings(
+    path: str, c: dict[str, np.ndarray], line_no: np.ndarray, is_event: np.ndarray, read_error: str | None
+) -> list[ParseWarning]:
+    out: list[ParseWarning] = []
+    flags = c["flags"]
+    bad = np.flatnonzero(flags & FLAG_BAD_UTF8)
+    if len(bad):
+        out.append(ParseWarning(path, int(line_no[bad[0]]),
+                                f"invalid UTF-8 replaced by U+FFFD on {len(bad)} line(s)"))
+    cut = np.flatnonzero(flags & FLAG_TEXT_CUT)
+    if len(cut):
+        out.append(ParseWarning(path, int(line_no[cut[0]]),
+                                f"{len(cut)} non-trace line(s) longer than 1 KiB kept cut to 1 KiB"))
+    tail = np.flatnonzero(flags & FLAG_NO_NEWLINE)
+    if len(tail):
+        what = "event" if is_event[tail[0]] else "non-trace line"
+        out.append(ParseWarning(path, int(line_no[tail[0]]),
+                                f"last line has no newline (file cut while writing?); kept as {what}"))
+    if read_error:
+        out.append(ParseWarning(path, int(len(line_no)), f"{read_error}; lines before it were kept"))
+    return out
+
+
+_SNIFF_PREFIXED = re.compile(
+    rb"^(?:\d+@\d+\.\d+:|\d+@\d+ |\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d) )"
+    rb"(?:(?:\[[^\]]*\] )?[^ (]+\(\d+:[^)]*\): )?[A-Za-z_]\w*(?: |$)"
+    rb"|^(?:\[[^\]]*\] )?[^ (]+\(\d+:[^)]*\): [A-Za-z_]\w*(?: |$)"
+)
+# Without any prefix only snake_case words count: "source tree: ..." is prose, not an event.
+_SNIFF_BARE = re.compile(rb"^[a-z][a-z0-9]*_[a-z0-9_]*(?: |$)")
+
+
+def sniff(head: bytes) -> int:
+    """Scores how much the first bytes look like log-backend (or log_stap) lines."""
+    lines = head.split(b"\n")
+    if len(lines) > 1:
+        lines = lines[:-1]  # the last one may be cut by the sniff window
+    lines = [ln.rstrip(b"\r") for ln in lines if ln.strip()][:2000]
+    if not lines or b"\x00" in head[:4096]:
+        return 0
+    hits = sum(1 for ln in lines if _SNIFF_PREFIXED.match(ln) or _SNIFF_BARE.match(ln))
+    if hits == 0:
+        return 0
+    return max(1, int(60 * hits / len(lines)))
+
+
+def read(items: Sequence[InputFile], ctx: ReadContext) -> list[Segment]:
+    """Reads log-backend files (the registry's entry point)."""
+    logs = [LogInput(i.path, i.default_tid, i.process_hint) for i in items]
+    return read_log_inputs(logs, known_names=_KnownNames(ctx), engine=ctx.engine)
+
+
+class _KnownNames:
+    """A ``set``-like view of the catalog for the bare-line rule."""
+
+    def __init__(self, ctx: ReadContext) -> None:
+        self._ctx = ctx
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._ctx.is_known_event(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+
+BACKEND = Backend(
+    name="log",
+    description="QEMU log backend text (-trace with -D/stderr), every era; also SystemTap log_stap lines",
+    sniff=sniff,
+    read=read,
+)

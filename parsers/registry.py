@@ -1,0 +1,95 @@
+"""Which reader handles which input: every backend registers here, detection picks one.
+
+A backend is a name, a sniffer that scores the first bytes of the (decompressed) input, and a
+reader that turns a list of input files into Segments. The first 64 KiB decide; ties go to the
+backend registered first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from parsers.inputs import InputFile
+from parsers.io import InputError, peek_decompressed
+from parsers.segment import Segment
+
+SNIFF_BYTES = 65536
+
+
+@dataclass
+class ReadContext:
+    """What a reader may ask of the rest of migtrace, without importing it."""
+
+    is_known_event: Callable[[str], bool] = lambda name: False
+    # For binary formats: the C argument types of an event, one list per known signature variant.
+    arg_types: Callable[[str], Sequence[Sequence[str]]] = lambda name: ()
+    # For headerless binary formats: event names in trace-events order (id = position).
+    event_order: Sequence[str] = ()
+    engine: str | None = None  # "compiled" or "python" for the text scanner; None = best
+    options: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A trace backend's reader."""
+
+    name: str
+    description: str
+    sniff: Callable[[bytes], int]  # 0 (not this format) .. 100 (certain)
+    read: Callable[[Sequence[InputFile], ReadContext], list[Segment]]
+
+
+_BACKENDS: dict[str, Backend] = {}
+
+
+class UnknownFormat(InputError):
+    """No backend recognised an input."""
+
+
+def register(backend: Backend) -> None:
+    """Adds a backend (a later registration with the same name replaces the earlier)."""
+    _BACKENDS[backend.name] = backend
+
+
+def backends() -> list[Backend]:
+    """Registered backends, in registration order."""
+    return list(_BACKENDS.values())
+
+
+def get(name: str) -> Backend:
+    """The backend called ``name``; InputError listing the choices when there is none."""
+    try:
+        return _BACKENDS[name]
+    except KeyError:
+        raise InputError(
+            f"unknown input format {name!r}; supported: {', '.join(_BACKENDS)}"
+        ) from None
+
+
+def sniff_head(head: bytes, path: str, min_score: int = 1) -> Backend:
+    """The backend whose sniffer scores ``head`` highest; UnknownFormat when none reaches
+    ``min_score``."""
+    if not head:
+        raise InputError(f"{path}: empty input")
+    best: tuple[int, Backend] | None = None
+    for b in _BACKENDS.values():
+        score = b.sniff(head)
+        if score >= min_score and (best is None or score > best[0]):
+            best = (score, b)
+    if best is None:
+        raise UnknownFormat(
+            f"{path}: not a QEMU trace in any supported format "
+            f"({', '.join(b.name + ': ' + b.description for b in _BACKENDS.values())}); "
+            "force one with --input-format"
+        )
+    return best[1]
+
+
+def detect(path: str, min_score: int = 1) -> Backend:
+    """Detects the format of a file from its first bytes (after decompression)."""
+    return sniff_head(peek_decompressed(path, SNIFF_BYTES), path, min_score)
+
+
+DIRECTORY_MIN_SCORE = 30
+"""A file found by listing a directory must look clearly like a trace (score >= 30) to be read."""

@@ -1,0 +1,53 @@
+"""Rendering ``Trace.summary()``: inputs, threads and event counts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+
+from reports.console import table
+
+
+def _time(ns: int | None, clock: str) -> str:
+    if ns is None:
+        return "-"
+    if clock == "wall":
+        dt = datetime.fromtimestamp(ns / 1e9, UTC)
+        return dt.strftime("%H:%M:%S.%f")
+    return f"{ns / 1e9:.6f}"
+
+
+def render_summary_text(summary: dict[str, Any], out: Console, top_events: int = 15) -> None:
+    """Prints the summary as readable tables."""
+    inputs = summary["inputs"]
+    out.print(table(
+        "Inputs",
+        ["path", "format", "variant", "clock", "lines", "events", "other", "dropped"],
+        [[i["path"], i["format"], i["variant"], i["clock"], i["lines"], i["events"],
+          i["other_lines"], i["dropped_events"]] for i in inputs],
+        right=["lines", "events", "other", "dropped"],
+    ))
+    clock = summary["clock"]
+    out.print(table(
+        "Threads",
+        ["process", "tid", "name", "role", "load", "events", "first", "last"],
+        [[t["process"], t["tid"] if t["tid"] is not None else "?",
+          t["name"] or "?", t["role"], "yes" if t["carries_load"] else "",
+          t["events"], _time(t["first_ns"], clock), _time(t["last_ns"], clock)]
+         for t in summary["threads"]],
+        right=["tid", "events"],
+    ))
+    if not any(t["tid"] is not None for t in summary["threads"]):
+        out.print("No thread ids in this trace (QEMU >= 10.1 log lines carry none): "
+                  "record with -d tid -D trace.%d for one file per thread, or use ftrace/LTTng.")
+    counts = list(summary["event_counts"].items())
+    shown = counts[:top_events]
+    out.print(table(
+        f"Events ({len(counts)} names, top {len(shown)})",
+        ["event", "count"], shown, right=["count"],
+    ))
+    for i in inputs:
+        for w in i["warnings"]:
+            out.print(f"warning: {w}")
