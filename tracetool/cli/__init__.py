@@ -8,13 +8,16 @@ options, calls ``tracetool.load`` and one analysis, and hands the result to a re
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 from tracetool.cli.common import app, run
 
-COMMAND_MODULES = ("summary",)
+_NOT_COMMANDS = {"common", "__main__"}
 
-for _name in COMMAND_MODULES:
-    importlib.import_module(f"tracetool.cli.{_name}")
+# Every other module of this package defines one command; importing it registers it.
+for _mod in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    if _mod not in _NOT_COMMANDS:
+        importlib.import_module(f"tracetool.cli.{_mod}")
 
 
 def main() -> None:
