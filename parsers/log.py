@@ -296,9 +296,9 @@ class _KnownNames:
         return iter(())
 
 
-BACKEND = Backend(
+BACKENDS = [Backend(
     name="log",
     description="QEMU log backend text (-trace with -D/stderr), every era; also SystemTap log_stap lines",
     sniff=sniff,
     read=read,
-)
+)]

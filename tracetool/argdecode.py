@@ -38,3 +38,19 @@ def _decode_text(catalog: Catalog, event: str, values: pa.Array) -> DecodedText:
 
 
 register_decoder(ARGS_TEXT, _decode_text)
+
+# Backends with their own argument encodings register their decoders (and renderers) in these
+# modules; importing them here keeps the registration in one place.
+ENCODING_MODULES = ("tracetool.decode_lttng", "tracetool.decode_simple")
+
+
+def _load_encoding_modules() -> None:
+    import importlib
+    import importlib.util
+
+    for name in ENCODING_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
+
+
+_load_encoding_modules()
