@@ -12,7 +12,7 @@ import os
 # Nothing in migtrace uses BLAS; an idle OpenBLAS thread pool only competes for the CPU.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from parsers.registry import register  # noqa: E402
+from parsers.registry import register
 
 BACKEND_MODULES = ("log", "simple", "ftrace", "lttng")
 

@@ -6,14 +6,14 @@ Compression is recognised by magic bytes, not by the file name, so a renamed or 
 from __future__ import annotations
 
 import bz2
-import gzip
 import io
 import lzma
 import os
 import sys
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 CHUNK_BYTES = 8 << 20
 
@@ -48,18 +48,78 @@ def _detect_compression(head: bytes) -> str:
     return "none"
 
 
-def _wrap(raw: BinaryIO, compression: str) -> BinaryIO:
-    if compression == "gzip":
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
-    if compression == "xz":
-        return lzma.LZMAFile(raw, mode="rb")  # type: ignore[return-value]
-    if compression == "bz2":
-        return bz2.BZ2File(raw, mode="rb")  # type: ignore[return-value]
-    if compression == "zstd":
+class _Decompressed(io.RawIOBase):
+    """A streaming decompressor that keeps every byte it could decode.
+
+    The standard library's file wrappers raise on a truncated stream and lose the data decoded
+    in that read; here the output produced so far is returned first, and the truncation is
+    reported on the next read, so a cut trace yields everything before the cut.
+    """
+
+    def __init__(self, raw: BinaryIO, compression: str) -> None:
+        self._raw = raw
+        self._kind = compression
+        self._dec = self._new_decoder()
+        self._pending = b""
+        self._raw_eof = False
+        self._error: str | None = None
+
+    def _new_decoder(self) -> Any:
+        if self._kind == "gzip":
+            return zlib.decompressobj(wbits=31)
+        if self._kind == "xz":
+            return lzma.LZMADecompressor()
+        if self._kind == "bz2":
+            return bz2.BZ2Decompressor()
         import zstandard
 
-        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)  # type: ignore[return-value]
-    return raw
+        return zstandard.ZstdDecompressor().decompressobj()
+
+    def readable(self) -> bool:
+        return True
+
+    def _fill(self, want: int) -> None:
+        while len(self._pending) < want and not self._raw_eof and self._error is None:
+            chunk = self._raw.read(1 << 20)
+            if not chunk:
+                self._raw_eof = True
+                if not getattr(self._dec, "eof", True):
+                    self._error = "unexpected end of compressed data"
+                break
+            try:
+                out = self._dec.decompress(chunk)
+                self._pending += out
+                # Concatenated members (gzip -c a b, pzstd, multi-stream xz) restart the decoder.
+                while getattr(self._dec, "eof", False) and self._dec.unused_data:
+                    rest = self._dec.unused_data
+                    self._dec = self._new_decoder()
+                    self._pending += self._dec.decompress(rest)
+            except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError) as exc:
+                self._error = str(exc) or type(exc).__name__
+            except Exception as exc:  # zstandard.ZstdError has no common base with the above
+                self._error = str(exc) or type(exc).__name__
+
+    def readinto(self, b: Any) -> int:
+        view = memoryview(b).cast("B")
+        self._fill(len(view))
+        if not self._pending and self._error is not None:
+            raise InputError(f"corrupt or truncated compressed data: {self._error}")
+        n = min(len(view), len(self._pending))
+        view[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def _wrap(raw: BinaryIO, compression: str) -> BinaryIO:
+    if compression == "none":
+        return raw
+    # Unbuffered on purpose: a buffer layer would retry after a truncation error and drop the
+    # bytes already decoded in that call.
+    return _Decompressed(raw, compression)  # type: ignore[return-value]
 
 
 def open_input(path: str) -> Opened:
@@ -100,8 +160,9 @@ def read_exactly(stream: BinaryIO, nbytes: int, path: str) -> bytes:
     while want > 0:
         try:
             part = stream.read(want)
-        except (OSError, EOFError, lzma.LZMAError, ValueError) as exc:
-            raise InputError(f"{path}: corrupt or truncated compressed data: {exc}") from None
+        except (InputError, OSError, EOFError, lzma.LZMAError, ValueError) as exc:
+            reason = str(exc).removeprefix("corrupt or truncated compressed data: ")
+            raise InputError(f"{path}: corrupt or truncated compressed data: {reason}") from None
         if not part:
             break
         parts.append(part)
@@ -127,12 +188,13 @@ def iter_line_chunks(
         view = memoryview(buf)
         try:
             n = stream.readinto(view[filled:])  # type: ignore[attr-defined]
-        except (OSError, EOFError, lzma.LZMAError, ValueError) as exc:
+        except (InputError, OSError, EOFError, lzma.LZMAError, ValueError) as exc:
             view.release()
             if filled:
                 with memoryview(buf) as whole, whole[:filled] as block:
                     yield block, True
-            raise InputError(f"{path}: corrupt or truncated compressed data: {exc}") from None
+            reason = str(exc).removeprefix("corrupt or truncated compressed data: ")
+            raise InputError(f"{path}: corrupt or truncated compressed data: {reason}") from None
         if not n:
             if filled:
                 block = view[:filled]

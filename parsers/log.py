@@ -11,11 +11,10 @@ from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow as pa
 
 from parsers.inputs import InputFile
-from parsers.io import InputError, iter_line_chunks, open_input
 from parsers.registry import Backend, ReadContext
+from parsers.scanpool import ScannedFile, default_lanes, scan_files
 from parsers.segment import (
     ARGS_TEXT,
     EVENT_BAD_UTF8,
@@ -36,6 +35,7 @@ KIND_EVENT, KIND_OTHER, KIND_BARE = 0, 1, 2
 FLAG_BAD_UTF8, FLAG_TEXT_CUT, FLAG_NO_NEWLINE = 1, 2, 4
 ERA_NAMES = {0: "plain", 1: "tid@sec.usec", 2: "iso8601", 3: "thread-info", 4: "stap"}
 ERA_STAP = 4
+OTHER_TEXT_MAX = 1024
 MAX_WARNINGS_PER_KIND = 20
 
 
@@ -62,39 +62,6 @@ class LogInput:
     process_hint: str | None = None
 
 
-def _table(scanner: object, which: str) -> StringTable:
-    count, offsets, data = scanner.table(which)  # type: ignore[attr-defined]
-    offsets_buf = pa.py_buffer(offsets)
-    data_buf = pa.py_buffer(data)
-    arr = pa.Array.from_buffers(pa.large_string(), count, [None, offsets_buf, data_buf])
-    return StringTable(arr)
-
-
-@dataclass
-class _Rows:
-    cols: dict[str, np.ndarray]
-    read_error: str | None
-
-
-def _scan_file(scanner: object, item: LogInput) -> _Rows:
-    opened = open_input(item.path)
-    error = None
-    try:
-        for block, final in iter_line_chunks(opened.stream, item.path):
-            scanner.scan(block, item.default_tid, final)  # type: ignore[attr-defined]
-    except InputError as exc:
-        error = str(exc)
-    finally:
-        opened.stream.close()
-    raw = scanner.take_rows()  # type: ignore[attr-defined]
-    dtypes = {
-        "kind": np.uint8, "era": np.uint8, "flags": np.uint8, "ts": np.int64,
-        "tid": np.int32, "tname": np.int32, "name": np.int32, "args": np.int32,
-    }
-    cols = {k: np.frombuffer(raw[k], dtype=dt) for k, dt in dtypes.items()}
-    return _Rows(cols, error)
-
-
 def _bare_names_accepted(names: list[str], timestamped: set[int], known: Container[str]) -> np.ndarray:
     """Which names count as events on a line without any prefix.
 
@@ -111,24 +78,27 @@ def read_log_inputs(
     items: Sequence[LogInput],
     known_names: Container[str] = frozenset(),
     engine: str | None = None,
+    lanes: int | None = None,
 ) -> list[Segment]:
-    """Reads text trace files with one shared scanner; returns one Segment per file."""
-    scanner = new_scanner(engine)
-    scanned = [(item, _scan_file(scanner, item)) for item in items]
-    names = _table(scanner, "names")
-    args = _table(scanner, "args")
-    threads = _table(scanner, "threads")
-    others = _table(scanner, "others").to_list()
+    """Reads text trace files (on several cores when the compiled scanner is available).
+
+    Returns one Segment per file; all share the same interned tables.
+    """
+    use_python = engine == "python" or (engine is None and _compiled is None)
+    n = 1 if use_python else (lanes or default_lanes())
+    result = scan_files([(i.path, i.default_tid) for i in items], lambda: new_scanner(engine), n)
+    names, args, threads = (result.tables[k] for k in ("names", "args", "threads"))
+    others = result.tables["others"].to_list()
     name_list = names.to_list()
     seen_with_prefix = np.zeros(len(name_list), dtype=bool)
-    for _, rows in scanned:
+    for rows in result.files:
         k = rows.cols["kind"]
         seen_with_prefix[rows.cols["name"][k == KIND_EVENT]] = True
     timestamped = set(np.flatnonzero(seen_with_prefix).tolist())
     accepted = _bare_names_accepted(name_list, timestamped, known_names)
     arg_list: list[str] | None = None
     segments = []
-    for item, rows in scanned:
+    for item, rows in zip(items, result.files, strict=True):
         seg, needs_args = _to_segment(item, rows, names, args, threads, others, accepted)
         if needs_args:
             if arg_list is None:
@@ -140,7 +110,7 @@ def read_log_inputs(
 
 def _to_segment(
     item: LogInput,
-    rows: _Rows,
+    rows: ScannedFile,
     names: StringTable,
     args: StringTable,
     threads: StringTable,
@@ -213,16 +183,24 @@ def _to_segment(
 
 
 def _add_bare_others(
-    seg: Segment, rows: _Rows, names: list[str], args: list[str], accepted: np.ndarray
+    seg: Segment, rows: ScannedFile, names: list[str], args: list[str], accepted: np.ndarray
 ) -> None:
     """Lines shaped like ``word rest`` whose word is no event name are "other" lines too."""
     c = rows.cols
     bare_idx = np.flatnonzero(c["kind"] == KIND_BARE)
     rejected = bare_idx[~accepted[c["name"][bare_idx]]]
     texts = []
+    cut = 0
     for i in rejected.tolist():
         a = args[c["args"][i]]
-        texts.append(names[c["name"][i]] + (" " + a if a else ""))
+        text = names[c["name"][i]] + (" " + a if a else "")
+        if len(text.encode()) > OTHER_TEXT_MAX:
+            text = text.encode()[:OTHER_TEXT_MAX].decode("utf-8", "ignore")
+            cut += 1
+        texts.append(text)
+    if cut:
+        seg.warnings.append(ParseWarning(seg.path, int(rejected[0]) + 1,
+                                         f"{cut} non-trace line(s) longer than 1 KiB kept cut to 1 KiB"))
     lines = rejected.astype(np.int64) + 1
     merged_lines = np.concatenate([seg.other_line, lines])
     order = np.argsort(merged_lines, kind="stable")
@@ -250,7 +228,7 @@ def _warnings(
         out.append(ParseWarning(path, int(line_no[tail[0]]),
                                 f"last line has no newline (file cut while writing?); kept as {what}"))
     if read_error:
-        out.append(ParseWarning(path, int(len(line_no)), f"{read_error}; lines before it were kept"))
+        out.append(ParseWarning(path, len(line_no), f"{read_error}; lines before it were kept"))
     return out
 
 

@@ -96,11 +96,11 @@ class Segment:
 
     @property
     def events(self) -> int:
-        return int(len(self.ts))
+        return len(self.ts)
 
     @property
     def other_lines(self) -> int:
-        return int(len(self.other_line))
+        return len(self.other_line)
 
     def check(self) -> None:
         """Asserts the columns are consistent (used by tests and by readers in debug runs)."""

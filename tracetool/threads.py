@@ -83,6 +83,23 @@ class ThreadTable:
     processes: pd.DataFrame
 
 
+def _dense_codes(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes 0..k-1 for the distinct values of a non-negative int64 key, in value order.
+
+    Keys here are small (process index and TID), so a lookup table beats hashing.
+    """
+    if not len(key):
+        return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64)
+    lo, hi = int(key.min()), int(key.max())
+    if hi - lo > 64_000_000:
+        codes, uniques = pd.factorize(key, sort=True)
+        return codes.astype(np.int32), np.asarray(uniques, dtype=np.int64)
+    present = np.bincount(key - lo, minlength=hi - lo + 1) > 0
+    uniques = np.flatnonzero(present).astype(np.int64) + lo
+    lut = np.cumsum(present, dtype=np.int32) - 1
+    return lut[key - lo], uniques
+
+
 def _process_keys(c: Columns) -> tuple[np.ndarray, list[tuple[str, int]]]:
     """Process index per row: input group (per-thread files share one) and pid."""
     group_of_source = []
@@ -90,16 +107,18 @@ def _process_keys(c: Columns) -> tuple[np.ndarray, list[tuple[str, int]]]:
     for info in c.inputs:
         g = info.process_hint or info.path
         group_of_source.append(groups.setdefault(g, len(groups)))
-    gsrc = np.asarray(group_of_source, dtype=np.int64)[c.source] if len(c.source) else np.zeros(0, np.int64)
-    key = gsrc << 32 | (c.pid.astype(np.int64) & 0xFFFFFFFF)
-    codes, uniques = pd.factorize(key, sort=True)
     group_names = {v: k for k, v in groups.items()}
-    procs = []
-    for u in np.asarray(uniques, dtype=np.int64).tolist():
-        pid = u & 0xFFFFFFFF
-        pid = pid - (1 << 32) if pid >= 1 << 31 else pid
-        procs.append((group_names[u >> 32], pid))
-    return codes.astype(np.int32), procs
+    gsrc = np.asarray(group_of_source, dtype=np.int64)
+    if not (c.pid >= 0).any():
+        used = np.unique(c.source) if len(c.source) else np.zeros(0, np.int64)
+        used_groups = sorted({int(gsrc[s]) for s in used.tolist()})
+        index = {g: i for i, g in enumerate(used_groups)}
+        lut = np.array([index.get(int(g), 0) for g in gsrc], dtype=np.int32)
+        return lut[c.source], [(group_names[g], -1) for g in used_groups]
+    key = gsrc[c.source] << 32 | (c.pid.astype(np.int64) + 1)
+    codes, uniques = _dense_codes(key)
+    procs = [(group_names[int(u) >> 32], int(u & 0xFFFFFFFF) - 1) for u in uniques.tolist()]
+    return codes, procs
 
 
 def _match_sidecar(tids: set[int], pid: int, maps: list[ThreadMap]) -> ThreadMap | None:
@@ -117,24 +136,27 @@ def build_thread_table(c: Columns, maps: list[ThreadMap]) -> ThreadTable:
     """Works out processes, threads, names and roles from the merged columns."""
     rules = role_rules()
     proc, procs = _process_keys(c)
-    tkey = proc.astype(np.int64) << 32 | (c.tid.astype(np.int64) & 0xFFFFFFFF)
-    tcodes, tuniques = pd.factorize(tkey, sort=True)
-    row_thread = tcodes.astype(np.int32)
-    nthreads = len(tuniques)
-    tu = np.asarray(tuniques, dtype=np.int64)
-    t_proc = (tu >> 32).astype(np.int32)
-    t_tid = (tu & 0xFFFFFFFF).astype(np.uint32).astype(np.int64)
-    t_tid = np.where(t_tid == 0xFFFFFFFF, -1, t_tid)
+    tid_span = int(c.tid.max()) + 2 if len(c.tid) else 1
+    tkey = proc.astype(np.int64) * tid_span + (c.tid.astype(np.int64) + 1)
+    row_thread, tu = _dense_codes(tkey)
+    nthreads = len(tu)
+    t_proc = (tu // tid_span).astype(np.int32)
+    t_tid = tu % tid_span - 1
     counts = np.bincount(row_thread, minlength=nthreads)
 
+    # Rows are in time order, so a thread's first and last timed rows give its time span.
     timed = c.ts != NO_TIME
     first = np.full(nthreads, NO_TIME, dtype=np.int64)
     last = np.full(nthreads, NO_TIME, dtype=np.int64)
     if timed.any():
-        ser = pd.Series(c.ts[timed]).groupby(row_thread[timed])
-        mins, maxs = ser.min(), ser.max()
-        first[mins.index.to_numpy()] = mins.to_numpy()
-        last[maxs.index.to_numpy()] = maxs.to_numpy()
+        rows = np.flatnonzero(timed) if not timed.all() else np.arange(len(timed))
+        lo = np.full(nthreads, len(timed), dtype=np.int64)
+        hi = np.full(nthreads, -1, dtype=np.int64)
+        np.minimum.at(lo, row_thread[rows], rows)
+        np.maximum.at(hi, row_thread[rows], rows)
+        seen = hi >= 0
+        first[seen] = c.ts[lo[seen]]
+        last[seen] = c.ts[hi[seen]]
 
     # Which event names each thread emitted (for role inference and the side of a process).
     nn = max(len(c.names), 1)

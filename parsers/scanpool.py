@@ -1,0 +1,231 @@
+"""Scanning text traces on several cores: blocks of lines go round-robin to scanner lanes.
+
+Each lane is one compiled Scanner (which releases the GIL while it scans) on its own thread.
+Blocks are read into a small ring of reused buffers, so reading and decompressing overlap with
+scanning and no memory is allocated per block. At the end the lanes' interned tables are merged
+and their codes remapped, so the result is the same as one scanner reading the whole input.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from parsers.io import CHUNK_BYTES, InputError, open_input
+from parsers.segment import StringTable
+
+KIND_OTHER = 1
+ROW_DTYPES: dict[str, type] = {
+    "kind": np.uint8, "era": np.uint8, "flags": np.uint8, "ts": np.int64,
+    "tid": np.int32, "tname": np.int32, "name": np.int32, "args": np.int32,
+}
+TABLES = ("names", "args", "threads", "others")
+
+
+@dataclass
+class ScannedFile:
+    """Row columns of one file (one row per physical line) and a read error, if any."""
+
+    cols: dict[str, np.ndarray]
+    read_error: str | None
+
+
+@dataclass
+class ScanResult:
+    """Every file's rows plus the merged interned tables their codes index."""
+
+    files: list[ScannedFile]
+    tables: dict[str, StringTable]
+
+
+def default_lanes() -> int:
+    """Two lanes where two cores are free to use, else one."""
+    env = os.environ.get("MIGTRACE_SCAN_THREADS")
+    if env and env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return 2 if cores >= 2 else 1
+
+
+def _table(scanner: object, which: str) -> StringTable:
+    count, offsets, data = scanner.table(which)  # type: ignore[attr-defined]
+    arr = pa.Array.from_buffers(
+        pa.large_string(), count, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    return StringTable(arr)
+
+
+def _rows(raw: dict[str, object]) -> dict[str, np.ndarray]:
+    return {k: np.frombuffer(raw[k], dtype=dt) for k, dt in ROW_DTYPES.items()}  # type: ignore[call-overload]
+
+
+class _Lane:
+    def __init__(self, make_scanner: Callable[[], object]) -> None:
+        self.scanner = make_scanner()
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="migtrace-scan")
+
+    def submit(self, block: memoryview, default_tid: int, final: bool) -> Future[dict[str, np.ndarray]]:
+        return self.pool.submit(self._scan, block, default_tid, final)
+
+    def _scan(self, block: memoryview, default_tid: int, final: bool) -> dict[str, np.ndarray]:
+        self.scanner.scan(block, default_tid, final)  # type: ignore[attr-defined]
+        return _rows(self.scanner.take_rows())  # type: ignore[attr-defined]
+
+
+def _read_blocks(path: str, ring: list[bytearray], pending: list[Future[object] | None],
+                 on_block: Callable[[int, memoryview, bool], Future[object]]) -> str | None:
+    """Reads ``path`` into the ring of buffers, handing each block of whole lines to ``on_block``.
+
+    A buffer is reused only after the scan of its previous block finished. Returns a read error
+    (corrupt or truncated compressed data) after the blocks before it were handed over.
+    """
+    opened = open_input(path)
+    stream = opened.stream
+    slot = 0
+    carry = b""
+    error = None
+    try:
+        while True:
+            fut = pending[slot]
+            if fut is not None:
+                fut.result()
+                pending[slot] = None
+            buf = ring[slot]
+            need = len(carry) + CHUNK_BYTES
+            if len(buf) < need:
+                try:
+                    buf.extend(bytes(need - len(buf)))
+                except BufferError:  # a finished scan's view of it is not collected yet
+                    buf = ring[slot] = bytearray(need)
+            buf[: len(carry)] = carry
+            with memoryview(buf) as view:
+                try:
+                    n = stream.readinto(view[len(carry) : len(carry) + CHUNK_BYTES])  # type: ignore[attr-defined]
+                except (InputError, OSError, EOFError, ValueError) as exc:
+                    error = f"{path}: corrupt or truncated compressed data: " + \
+                        str(exc).removeprefix("corrupt or truncated compressed data: ")
+                    n = 0
+            end = len(carry) + (n or 0)
+            if not n:
+                if end:
+                    pending[slot] = on_block(slot, memoryview(buf)[:end], True)
+                return error
+            cut = buf.rfind(b"\n", len(carry), end)
+            if cut < 0:
+                carry = bytes(buf[:end])
+                continue
+            carry = bytes(buf[cut + 1 : end])
+            pending[slot] = on_block(slot, memoryview(buf)[: cut + 1], False)
+            slot = (slot + 1) % len(ring)
+    finally:
+        stream.close()
+
+
+def scan_files(paths: Sequence[tuple[str, int]], make_scanner: Callable[[], object],
+               lanes: int) -> ScanResult:
+    """Scans ``(path, default_tid)`` inputs with ``lanes`` scanners; one ScannedFile per path."""
+    workers = [_Lane(make_scanner) for _ in range(max(1, lanes))]
+    ring = [bytearray() for _ in range(2 * len(workers) + 1)]
+    files: list[ScannedFile] = []
+    try:
+        for path, default_tid in paths:
+            parts: list[tuple[int, Future[dict[str, np.ndarray]]]] = []
+            pending: list[Future[object] | None] = [None] * len(ring)
+
+            def on_block(slot: int, block: memoryview, final: bool, _tid: int = default_tid,
+                         _parts: list[tuple[int, Future[dict[str, np.ndarray]]]] = parts) -> Future[object]:
+                lane = len(_parts) % len(workers)
+                fut = workers[lane].submit(block, _tid, final)
+                _parts.append((lane, fut))
+                return fut  # type: ignore[return-value]
+
+            error = _read_blocks(path, ring, pending, on_block)
+            chunks = [(lane, fut.result()) for lane, fut in parts]
+            files.append(ScannedFile(_join(chunks), error))
+        tables_per_lane = [{w: _table(lane.scanner, w) for w in TABLES} for lane in workers]
+    finally:
+        for lane in workers:
+            lane.pool.shutdown(wait=True)
+    tables, remaps = _merge_tables(tables_per_lane)
+    for f in files:
+        _apply_remaps(f.cols, remaps)
+    return ScanResult(files, tables)
+
+
+def _join(chunks: list[tuple[int, dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:
+    """One file's columns from its blocks; the lane of each row is kept in ``_lane``."""
+    if not chunks:
+        return {k: np.zeros(0, dtype=dt) for k, dt in ROW_DTYPES.items()} | {"_lane": np.zeros(0, np.uint8)}
+    cols = {k: np.concatenate([c[k] for _, c in chunks]) if len(chunks) > 1 else chunks[0][1][k]
+            for k in ROW_DTYPES}
+    lanes = {lane for lane, _ in chunks}
+    if lanes == {0}:
+        cols["_lane"] = np.zeros(0, np.uint8)  # all rows from lane 0: nothing to remap
+    else:
+        cols["_lane"] = np.concatenate(
+            [np.full(len(c["kind"]), lane, dtype=np.uint8) for lane, c in chunks])
+    return cols
+
+
+@dataclass
+class _Remap:
+    names: np.ndarray
+    threads: np.ndarray
+    others: np.ndarray
+    args_offset: int
+
+
+def _dedupe_merge(parts: list[StringTable]) -> tuple[StringTable, list[np.ndarray]]:
+    """Unique values across small tables and each table's code remap."""
+    merged: dict[str, int] = {}
+    remaps = []
+    for t in parts:
+        codes = np.empty(len(t), dtype=np.int32)
+        for i, v in enumerate(t.to_list()):
+            codes[i] = merged.setdefault(v, len(merged))
+        remaps.append(codes)
+    return StringTable(pa.array(list(merged), type=pa.large_string())), remaps
+
+
+def _merge_tables(per_lane: list[dict[str, StringTable]]) -> tuple[dict[str, StringTable], list[_Remap]]:
+    if len(per_lane) == 1:
+        return per_lane[0], []
+    out: dict[str, StringTable] = {}
+    remap_lists: dict[str, list[np.ndarray]] = {}
+    for w in ("names", "threads", "others"):
+        out[w], remap_lists[w] = _dedupe_merge([t[w] for t in per_lane])
+    # Argument tables can be large; they are concatenated (codes are (event, text) pair ids, so
+    # the same pair seen by two lanes may keep two codes).
+    offsets = np.cumsum([0] + [len(t["args"]) for t in per_lane]).tolist()
+    out["args"] = StringTable(pa.concat_arrays([t["args"].values for t in per_lane]))
+    remaps = [_Remap(remap_lists["names"][i], remap_lists["threads"][i], remap_lists["others"][i],
+                     offsets[i]) for i in range(len(per_lane))]
+    return out, remaps
+
+
+def _apply_remaps(cols: dict[str, np.ndarray], remaps: list[_Remap]) -> None:
+    lane = cols.pop("_lane")
+    if not remaps or not len(lane):
+        return
+    name = cols["name"].copy()
+    tname = cols["tname"].copy()
+    args = cols["args"].copy()
+    other = cols["kind"] == KIND_OTHER
+    for i, r in enumerate(remaps):
+        sel = lane == i
+        ev = sel & ~other
+        ot = sel & other
+        has_name = ev & (name >= 0)
+        name[has_name] = r.names[name[has_name]]
+        has_t = sel & (tname >= 0)
+        tname[has_t] = r.threads[tname[has_t]]
+        args[ev] += r.args_offset
+        args[ot] = r.others[args[ot]]
+    cols["name"], cols["tname"], cols["args"] = name, tname, args

@@ -1,0 +1,56 @@
+"""Shared test helpers: where the real sample traces are, and plain ways to read them."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "sample_traces"
+
+
+def sample(*parts: str) -> str:
+    """Path of a shipped sample trace file."""
+    p = SAMPLES.joinpath(*parts)
+    assert p.exists(), f"missing sample {p}"
+    return str(p)
+
+
+def read_lines(path: str) -> Iterator[bytes]:
+    """Lines of a (possibly compressed) file, without the newline, read the plain way."""
+    opener = {".xz": lzma.open, ".gz": gzip.open, ".bz2": bz2.open}.get(Path(path).suffix, open)
+    with opener(path, "rb") as f:  # type: ignore[operator]
+        for line in f:
+            yield line.rstrip(b"\n")
+
+
+def run_cli(*args: str, stdin: bytes | None = None, cwd: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Runs ``migtrace ARGS`` in a fresh interpreter, as a user would."""
+    env = dict(os.environ)
+    env.pop("MIGTRACE_DEBUG", None)
+    raw = subprocess.run(
+        [sys.executable, "-m", "tracetool.cli", *args],
+        input=stdin if stdin is not None else b"",
+        capture_output=True, cwd=cwd or str(REPO), env=env, timeout=300,
+    )
+    return subprocess.CompletedProcess(
+        raw.args, raw.returncode, raw.stdout.decode("utf-8", "replace"),
+        raw.stderr.decode("utf-8", "replace"))
+
+
+@pytest.fixture(params=["compiled", "python"])
+def engine(request: pytest.FixtureRequest) -> str:
+    """Both line scanners; the compiled one must be built in the test environment."""
+    if request.param == "compiled":
+        from parsers.log import scanner_engine
+
+        assert scanner_engine() == "compiled", "the C scanner was not built (pip install -e .)"
+    return str(request.param)
