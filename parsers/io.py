@@ -125,7 +125,7 @@ def _wrap(raw: BinaryIO, compression: str) -> BinaryIO:
 def open_input(path: str) -> Opened:
     """Opens ``path`` (or ``-`` for stdin) and returns its decompressed byte stream."""
     if path == "-":
-        raw: BinaryIO = io.BufferedReader(sys.stdin.buffer.raw, buffer_size=CHUNK_BYTES)  # type: ignore[arg-type]
+        raw: BinaryIO = sys.stdin.buffer
         size = None
     else:
         if os.path.isdir(path):

@@ -148,7 +148,7 @@ def _to_segment(
     details = {f"lines.{ERA_NAMES[i]}": int(v) for i, v in enumerate(era_counts) if v}
     variant = ERA_NAMES[int(np.argmax(era_counts))] if len(era) else "empty"
     if int((era_counts > 0).sum()) > 1:
-        variant = "mixed:" + "+".join(ERA_NAMES[i] for i in np.flatnonzero(era_counts))
+        variant = "mixed:" + "+".join(ERA_NAMES[int(i)] for i in np.flatnonzero(era_counts))
     fmt = "stap" if len(era) and int(era_counts[ERA_STAP]) * 2 > len(era) else "log"
     has_time = bool(len(ts)) and bool((ts != NO_TIME).any())
     other_mask = kind == KIND_OTHER

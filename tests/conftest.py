@@ -32,7 +32,9 @@ def read_lines(path: str) -> Iterator[bytes]:
             yield line.rstrip(b"\n")
 
 
-def run_cli(*args: str, stdin: bytes | None = None, cwd: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, stdin: bytes | None = None, cwd: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Runs ``migtrace ARGS`` in a fresh interpreter, as a user would."""
     env = dict(os.environ)
     env.pop("MIGTRACE_DEBUG", None)

@@ -63,7 +63,8 @@ def test_text_output_is_a_readable_table() -> None:
 
 
 def test_stdin_is_read_like_a_file() -> None:
-    raw = lzma.open(sample("qemu-7.2", "a-precopy-plain", "src.trace.xz")).read()
+    with lzma.open(sample("qemu-7.2", "a-precopy-plain", "src.trace.xz")) as f:
+        raw = f.read()
     r = run_cli("summary", "-", "-f", "json", stdin=gzip.compress(raw))
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)

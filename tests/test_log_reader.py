@@ -24,6 +24,11 @@ LOG_SAMPLES = sorted(
 )
 
 
+def _decompressed(path: str) -> bytes:
+    with lzma.open(path) as f:
+        return f.read()
+
+
 def _read(path: str, engine: str) -> object:
     seg = read_log_inputs([LogInput(path)], engine=engine)[0]
     seg.check()
@@ -49,14 +54,16 @@ def _args(seg: object) -> list[str]:
 # ---------------------------------------------------------------- each era, checked by hand
 
 
-ERA_LINES = b"""\
-30905@1795694361.432507:qemu_mutex_unlock released mutex 0x55861b3958a0 (./include/qemu/thread.h:128)
-2026-11-26T11:50:10.587768Z qemu_mutex_lock waiting on mutex 0x55fafcd00c00 (/usr/src/qemu-10/src/include/qemu/lockable.h:56)
-2026-11-26T11:50:11Z loadvm_state_setup 
-qemu-system-x86_64(22774:mig/dst/main): qemu_loadvm_state_section 4
-2026-11-26T11:50:12.000001Z [my guest] qemu-system-x86_64(22760:CPU 0/TCG): vm_state_notify running 1 reason 9 (running)
-migrate_set_state new state active
-"""
+ERA_LINES = b"\n".join([
+    b"30905@1795694361.432507:qemu_mutex_unlock released mutex 0x55861b3958a0 (./include/qemu/thread.h:128)",
+    b"2026-11-26T11:50:10.587768Z qemu_mutex_lock waiting on mutex 0x55fafcd00c00 "
+    b"(/usr/src/qemu-10/src/include/qemu/lockable.h:56)",
+    b"2026-11-26T11:50:11Z loadvm_state_setup ",
+    b"qemu-system-x86_64(22774:mig/dst/main): qemu_loadvm_state_section 4",
+    b"2026-11-26T11:50:12.000001Z [my guest] qemu-system-x86_64(22760:CPU 0/TCG): "
+    b"vm_state_notify running 1 reason 9 (running)",
+    b"migrate_set_state new state active",
+]) + b"\n"
 
 
 def test_every_era_is_recognised(tmp_path: Path, engine: str) -> None:
@@ -148,7 +155,7 @@ def test_compiled_and_python_scanners_agree(rel: str) -> None:
 
 
 def test_scanning_on_several_lanes_changes_nothing(tmp_path: Path) -> None:
-    raw = lzma.open(sample("qemu-7.2", "e-precopy-mutex", "dst.trace.xz")).read()
+    raw = _decompressed(sample("qemu-7.2", "e-precopy-mutex", "dst.trace.xz"))
     path = _write(tmp_path, "big.trace", raw * 4)  # 88 MB: many blocks go to every lane
     one = read_log_inputs([LogInput(path)], engine="compiled", lanes=1)[0]
     three = read_log_inputs([LogInput(path)], engine="compiled", lanes=3)[0]
@@ -163,7 +170,7 @@ def test_scanning_on_several_lanes_changes_nothing(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("kind", ["plain", "gzip", "xz", "zstd", "bz2"])
 def test_every_compression_reads_the_same(tmp_path: Path, kind: str) -> None:
-    raw = lzma.open(sample("qemu-7.2", "a-precopy-plain", "src.trace.xz")).read()
+    raw = _decompressed(sample("qemu-7.2", "a-precopy-plain", "src.trace.xz"))
     packed = {
         "plain": lambda b: b,
         "gzip": gzip.compress,
@@ -179,7 +186,7 @@ def test_every_compression_reads_the_same(tmp_path: Path, kind: str) -> None:
 
 
 def test_truncated_compressed_file_keeps_what_was_decoded(tmp_path: Path) -> None:
-    raw = lzma.open(sample("qemu-7.2", "a-precopy-plain", "src.trace.xz")).read()
+    raw = _decompressed(sample("qemu-7.2", "a-precopy-plain", "src.trace.xz"))
     packed = gzip.compress(raw)
     path = _write(tmp_path, "cut.trace.gz", packed[: len(packed) // 2])
     seg = read_log_inputs([LogInput(path)])[0]

@@ -13,9 +13,9 @@ import pytest
 
 import tracetool
 from parsers.segment import NO_TIME
-from tracetool.sidecar import parse_thread_map
-from tracetool.errors import UsageError
 from tests.conftest import read_lines, sample
+from tracetool.errors import UsageError
+from tracetool.sidecar import parse_thread_map
 
 E72 = ("qemu-7.2", "e-precopy-mutex")
 TFY = ("qemu-threadify", "e-precopy-mutex")
@@ -65,7 +65,7 @@ def test_typed_fields_match_the_raw_text(t72: tracetool.Trace) -> None:
     assert f["decoded"].all()
     ev = t72.events.loc[f.index]
     pattern = re.compile(r"taken mutex (0x[0-9a-f]+) \((.*):(\d+)\)")
-    for (row, fields), text in zip(f.head(500).iterrows(), ev["args"].head(500), strict=True):
+    for (_, fields), text in zip(f.head(500).iterrows(), ev["args"].head(500), strict=True):
         m = pattern.fullmatch(text)
         assert m, text
         assert fields["mutex"] == int(m.group(1), 16)

@@ -170,7 +170,7 @@ def assemble(segments: list[Segment]) -> Columns:
     args_tables_list, args_idx = _distinct([s.args for s in segments])
     args_tables: list[ArgsTable] = []
     offset = 0
-    encodings = {}
+    encodings: dict[int, str] = {}
     for i, s in enumerate(segments):
         encodings.setdefault(args_idx[i], s.args_encoding)
     for j, t in enumerate(args_tables_list):

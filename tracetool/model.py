@@ -196,7 +196,7 @@ class Trace:
         thread_of = thread_cats.get_indexer(thread_names).astype(np.int32)
         paths = [i.path for i in c.inputs]
         source_cats = pd.Index(paths).unique()
-        source_of = source_cats.get_indexer(paths).astype(np.int16)
+        source_of = source_cats.get_indexer(pd.Index(paths)).astype(np.int16)
         proc_codes = th["process"].cat.codes.to_numpy()
         frame = pd.DataFrame({
             "ts_ns": ts,
@@ -224,7 +224,8 @@ class Trace:
         if len(texts) == 1:
             values = texts[0]
         else:
-            values = pa.concat_arrays([x.cast(pa.large_string()) for x in texts]) if texts else pa.array([], pa.large_string())
+            values = (pa.concat_arrays([x.cast(pa.large_string()) for x in texts]) if texts
+                      else pa.array([], pa.large_string()))
         cats = pd.Index(pd.array(values, dtype=pd.ArrowDtype(values.type)))
         if cats.is_unique:
             return pd.Categorical.from_codes(self._c.args, categories=cats, validate=False)
@@ -277,7 +278,10 @@ class Trace:
             per_unique = pd.DataFrame(index=range(0))
             matched_u = np.zeros(0, dtype=bool)
         take = position[codes]
-        out = per_unique.take(take).reset_index(drop=True) if len(per_unique.columns) else pd.DataFrame(index=range(len(rows)))
+        if len(per_unique.columns):
+            out = per_unique.take(take).reset_index(drop=True)
+        else:
+            out = pd.DataFrame(index=range(len(rows)))
         out["decoded"] = matched_u[take] if len(matched_u) else np.zeros(len(rows), dtype=bool)
         out.index = pd.Index(rows, name="row")
         return out
@@ -295,17 +299,16 @@ class Trace:
                 for i in self._c.inputs
             ],
             "processes": [
-                {"label": str(r.label), "side": r.side, "pid": _int_or_none(r.pid),
-                 "load_tid": _int_or_none(r.load_tid)}
-                for r in self.processes.itertuples()
+                {"label": r["label"], "side": r["side"], "pid": _opt_int(r["pid"]),
+                 "load_tid": _opt_int(r["load_tid"])}
+                for r in self.processes.to_dict("records")
             ],
             "threads": [
-                {"process": str(r.process), "tid": _int_or_none(r.tid),
-                 "name": None if pd.isna(r.name) else str(r.name),
-                 "name_source": None if pd.isna(r.name_source) else str(r.name_source),
-                 "role": str(r.role), "carries_load": bool(r.carries_load), "events": int(r.events),
-                 "first_ns": _int_or_none(r.first_ns), "last_ns": _int_or_none(r.last_ns)}
-                for r in th.itertuples()
+                {"process": str(r["process"]), "tid": _opt_int(r["tid"]), "name": _opt_str(r["name"]),
+                 "name_source": _opt_str(r["name_source"]), "role": str(r["role"]),
+                 "carries_load": bool(r["carries_load"]), "events": int(r["events"]),
+                 "first_ns": _opt_int(r["first_ns"]), "last_ns": _opt_int(r["last_ns"])}
+                for r in th.to_dict("records")
             ],
             "event_counts": self.event_counts(),
             "clock": self.clock,
@@ -332,8 +335,12 @@ def _nullable_int32(a: np.ndarray) -> pd.arrays.IntegerArray:
     return pd.arrays.IntegerArray(a.astype(np.int32, copy=False), a < 0)
 
 
-def _int_or_none(v: object) -> int | None:
-    return None if v is None or pd.isna(v) else int(v)  # type: ignore[call-overload]
+def _opt_int(v: Any) -> int | None:
+    return None if v is None or v is pd.NA else int(v)
+
+
+def _opt_str(v: Any) -> str | None:
+    return None if v is None or v is pd.NA else str(v)
 
 
 def _as_text(values: pa.Array, encoding: str, trace: Trace, offset: int) -> pa.Array:

@@ -110,7 +110,7 @@ def _process_keys(c: Columns) -> tuple[np.ndarray, list[tuple[str, int]]]:
     group_names = {v: k for k, v in groups.items()}
     gsrc = np.asarray(group_of_source, dtype=np.int64)
     if not (c.pid >= 0).any():
-        used = np.unique(c.source) if len(c.source) else np.zeros(0, np.int64)
+        used = np.flatnonzero(np.bincount(c.source, minlength=len(gsrc)))
         used_groups = sorted({int(gsrc[s]) for s in used.tolist()})
         index = {g: i for i, g in enumerate(used_groups)}
         lut = np.array([index.get(int(g), 0) for g in gsrc], dtype=np.int32)
@@ -132,19 +132,41 @@ def _match_sidecar(tids: set[int], pid: int, maps: list[ThreadMap]) -> ThreadMap
     return best
 
 
-def build_thread_table(c: Columns, maps: list[ThreadMap]) -> ThreadTable:
-    """Works out processes, threads, names and roles from the merged columns."""
-    rules = role_rules()
-    proc, procs = _process_keys(c)
-    tid_span = int(c.tid.max()) + 2 if len(c.tid) else 1
-    tkey = proc.astype(np.int64) * tid_span + (c.tid.astype(np.int64) + 1)
-    row_thread, tu = _dense_codes(tkey)
-    nthreads = len(tu)
-    t_proc = (tu // tid_span).astype(np.int32)
-    t_tid = tu % tid_span - 1
-    counts = np.bincount(row_thread, minlength=nthreads)
+@dataclass
+class _Proc:
+    group: str
+    pid: int | None
+    side: str | None
+    sidecar: ThreadMap | None
+    members: list[int]  # thread indices
+    label: str = ""
+    load_tid: int | None = None
 
-    # Rows are in time order, so a thread's first and last timed rows give its time span.
+
+class _Evidence:
+    """Which event names each thread emitted (a threads x names presence matrix)."""
+
+    def __init__(self, c: Columns, row_thread: np.ndarray, nthreads: int) -> None:
+        nn = max(len(c.names), 1)
+        if nthreads * nn <= 50_000_000:
+            flat = np.bincount(row_thread.astype(np.int64) * nn + c.name, minlength=nthreads * nn)
+            self.present = flat.reshape(nthreads, nn) > 0
+        else:
+            self.present = np.zeros((nthreads, nn), dtype=bool)
+        self.index = {n: i for i, n in enumerate(c.names)}
+
+    def count(self, t: int, events: frozenset[str]) -> int:
+        """How many of ``events`` thread ``t`` emitted."""
+        return sum(int(self.present[t, self.index[e]]) for e in events if e in self.index)
+
+    def prefixed(self, t: int, prefixes: tuple[str, ...]) -> int:
+        """How many event names starting with one of ``prefixes`` thread ``t`` emitted."""
+        ids = [i for n, i in self.index.items() if n.startswith(prefixes)]
+        return int(self.present[t, ids].sum()) if ids else 0
+
+
+def _time_spans(c: Columns, row_thread: np.ndarray, nthreads: int) -> tuple[np.ndarray, np.ndarray]:
+    """First and last timestamp of each thread (rows are in time order)."""
     timed = c.ts != NO_TIME
     first = np.full(nthreads, NO_TIME, dtype=np.int64)
     last = np.full(nthreads, NO_TIME, dtype=np.int64)
@@ -157,153 +179,152 @@ def build_thread_table(c: Columns, maps: list[ThreadMap]) -> ThreadTable:
         seen = hi >= 0
         first[seen] = c.ts[lo[seen]]
         last[seen] = c.ts[hi[seen]]
+    return first, last
 
-    # Which event names each thread emitted (for role inference and the side of a process).
-    nn = max(len(c.names), 1)
-    present = np.zeros((nthreads, nn), dtype=bool)
-    if nthreads * nn <= 50_000_000:
-        flat = np.bincount(row_thread.astype(np.int64) * nn + c.name, minlength=nthreads * nn)
-        present = flat.reshape(nthreads, nn) > 0
-    name_index = {n: i for i, n in enumerate(c.names)}
 
-    def emitted(t: int, events: frozenset[str]) -> bool:
-        return any(present[t, name_index[e]] for e in events if e in name_index)
-
-    def emitted_count(t: int, events: frozenset[str]) -> int:
-        return sum(int(present[t, name_index[e]]) for e in events if e in name_index)
-
-    main_prefix_ids = [i for n, i in name_index.items() if n.startswith(rules.main_prefixes)]
-
-    # Names given on the lines themselves: the most recent one per thread.
-    line_name: list[str | None] = [None] * nthreads
+def _line_names(c: Columns, row_thread: np.ndarray, nthreads: int) -> list[str | None]:
+    """The most recent thread name each thread's own lines gave (ftrace comm, procname...)."""
+    out: list[str | None] = [None] * nthreads
     named = c.line_thread >= 0
     if named.any():
         last_idx = pd.Series(np.flatnonzero(named)).groupby(row_thread[named]).max()
         for t, i in zip(last_idx.index.tolist(), last_idx.to_numpy().tolist(), strict=True):
             nm = c.line_thread_names[int(c.line_thread[i])]
-            line_name[t] = None if nm == "<...>" else nm
+            out[t] = None if nm == "<...>" else nm
+    return out
 
-    # Processes: pid, sidecar, side.
-    proc_rows = []
-    proc_map: list[ThreadMap | None] = []
+
+def _processes(procs: list[tuple[str, int]], t_proc: np.ndarray, t_tid: np.ndarray,
+               maps: list[ThreadMap], ev: _Evidence) -> list[_Proc]:
+    rules = role_rules()
+    out = []
     for p, (group, pid) in enumerate(procs):
-        tids = {int(x) for x in t_tid[t_proc == p] if x >= 0}
+        members = [int(t) for t in np.flatnonzero(t_proc == p)]
+        tids = {int(t_tid[t]) for t in members if t_tid[t] >= 0}
         m = _match_sidecar(tids, pid, maps)
-        proc_map.append(m)
-        members = np.flatnonzero(t_proc == p)
-        dst = sum(emitted_count(int(t), rules.side_events["dst"]) for t in members)
-        src = sum(emitted_count(int(t), rules.side_events["src"]) for t in members)
+        dst = sum(ev.count(t, rules.side_events["dst"]) for t in members)
+        src = sum(ev.count(t, rules.side_events["src"]) for t in members)
         side = m.side if m and m.side else ("dst" if dst > src else "src" if src > dst else None)
-        proc_rows.append({
-            "process": p, "group": group, "pid": pid if pid >= 0 else (m.pid if m else None),
-            "side": side,
-        })
-    labels: dict[str, int] = {}
-    for row in proc_rows:
-        base = row["side"] or _short_group(row["group"])
-        labels[base] = labels.get(base, 0) + 1
-        row["label"] = base if labels[base] == 1 else f"{base}#{labels[base]}"
+        out.append(_Proc(group, pid if pid >= 0 else (m.pid if m else None), side, m, members))
+    seen: dict[str, int] = {}
+    for proc in out:
+        base = proc.side or _short_group(proc.group)
+        seen[base] = seen.get(base, 0) + 1
+        proc.label = base if seen[base] == 1 else f"{base}#{seen[base]}"
+    return out
+
+
+def _pick_main(proc: _Proc, real: list[int], t_tid: np.ndarray, names: list[str | None],
+               roles: list[str], ev: _Evidence) -> int | None:
+    """The main thread: TID == pid, the sidecar's word, main-loop events, or the lowest TID
+    among threads that carry only the process name."""
+    rules = role_rules()
+    for want in (proc.pid, proc.sidecar.main_tid if proc.sidecar else None):
+        if want is not None:
+            hit = next((t for t in real if t_tid[t] == want), None)
+            if hit is not None:
+                return hit
+    scored = [
+        (ev.count(t, rules.main_events) + ev.prefixed(t, rules.main_prefixes), -int(t_tid[t]), t)
+        for t in real if roles[t] in ("", "main")
+    ]
+    scored = [x for x in scored if x[0] > 0]
+    if scored:
+        return max(scored)[2]
+    generic = [t for t in real if is_generic_name(names[t]) and not roles[t]]
+    return min(generic, key=lambda t: int(t_tid[t])) if generic else None
+
+
+def _assign_roles(proc: _Proc, t_tid: np.ndarray, counts: np.ndarray, names: list[str | None],
+                  sources: list[str | None], roles: list[str], ev: _Evidence) -> None:
+    """Fills roles (and inferred names) of one process's threads; sets its load thread."""
+    rules = role_rules()
+    real = [t for t in proc.members if t_tid[t] >= 0]
+    if not real:
+        for t in proc.members:
+            roles[t] = "unknown"
+        return
+    main = _pick_main(proc, real, t_tid, names, roles, ev)
+    if main is not None and roles[main] in ("", "main"):
+        roles[main] = "main"
+        if names[main] is None:
+            names[main], sources[main] = "main", "inferred"
+    for t in real:
+        if not roles[t]:
+            roles[t] = next((role for events, role, _ in rules.by_event if ev.count(t, events)), "")
+    candidates = [t for t in real if ev.count(t, rules.load_events) and roles[t] in ("", "main", "load")]
+    if candidates:
+        load = max(candidates,
+                   key=lambda t: (roles[t] == "load", ev.count(t, rules.load_events), int(counts[t])))
+        if not roles[load]:
+            roles[load] = "load"
+        proc.load_tid = int(t_tid[load])
+    for t in real:
+        roles[t] = roles[t] or "other"
+        if names[t] is None and roles[t] != "other":
+            names[t], sources[t] = f"<{roles[t]}>", "inferred"
+
+
+def build_thread_table(c: Columns, maps: list[ThreadMap]) -> ThreadTable:
+    """Works out processes, threads, names and roles from the merged columns."""
+    proc, procs = _process_keys(c)
+    tid_span = int(c.tid.max()) + 2 if len(c.tid) else 1
+    row_thread, tu = _dense_codes(proc.astype(np.int64) * tid_span + (c.tid.astype(np.int64) + 1))
+    nthreads = len(tu)
+    t_proc = (tu // tid_span).astype(np.int32)
+    t_tid = tu % tid_span - 1
+    counts = np.bincount(row_thread, minlength=nthreads)
+    first, last = _time_spans(c, row_thread, nthreads)
+    ev = _Evidence(c, row_thread, nthreads)
+    line_name = _line_names(c, row_thread, nthreads)
+    processes = _processes(procs, t_proc, t_tid, maps, ev)
 
     names: list[str | None] = []
     sources: list[str | None] = []
     roles: list[str] = []
     for t in range(nthreads):
-        p = int(t_proc[t])
-        m = proc_map[p]
+        sidecar = processes[int(t_proc[t])].sidecar
         tid = int(t_tid[t])
-        nm, src = line_name[t], "line" if line_name[t] else None
-        side_name = m.names.get(tid) if (m and tid >= 0) else None
+        nm, src = line_name[t], ("line" if line_name[t] else None)
+        side_name = sidecar.names.get(tid) if (sidecar and tid >= 0) else None
         if (nm is None or is_generic_name(nm)) and side_name:
             nm, src = side_name, "sidecar"
         names.append(nm)
         sources.append(src)
         roles.append(role_from_name(nm) or "")
-
-    # Main thread of each process: tid == pid, the sidecar's word, QMP/main-loop events, or the
-    # lowest TID among threads carrying the generic process name.
-    for p, row in enumerate(proc_rows):
-        members = [int(t) for t in np.flatnonzero(t_proc == p)]
-        real = [t for t in members if t_tid[t] >= 0]
-        if not real:
-            for t in members:
-                roles[t] = "unknown"
-            continue
-        pid = row["pid"]
-        m = proc_map[p]
-        main = next((t for t in real if pid is not None and t_tid[t] == pid), None)
-        if main is None and m and m.main_tid is not None:
-            main = next((t for t in real if t_tid[t] == m.main_tid), None)
-        if main is None:
-            scored = [
-                (emitted_count(t, rules.main_events)
-                 + (int(present[t, main_prefix_ids].sum()) if main_prefix_ids else 0), -t_tid[t], t)
-                for t in real if not roles[t] or roles[t] == "main"
-            ]
-            scored = [s for s in scored if s[0] > 0]
-            if scored:
-                main = max(scored)[2]
-        if main is None:
-            generic = [t for t in real if is_generic_name(names[t]) and not roles[t]]
-            if generic:
-                main = min(generic, key=lambda t: t_tid[t])
-        if main is not None and (not roles[main] or roles[main] == "main"):
-            roles[main] = "main"
-            if names[main] is None:
-                names[main], sources[main] = "main", "inferred"
-        for t in real:
-            if roles[t]:
-                continue
-            for events, role, _ in rules.by_event:
-                if emitted(t, events):
-                    roles[t] = role
-                    break
-        load_candidates = [t for t in real if emitted(t, rules.load_events)
-                           and roles[t] in ("", "main", "load")]
-        if load_candidates:
-            load = max(load_candidates, key=lambda t: (roles[t] == "load", emitted_count(t, rules.load_events), counts[t]))
-            if not roles[load]:
-                roles[load] = "load"
-                if names[load] is None:
-                    names[load], sources[load] = "<load>", "inferred"
-            row["load_tid"] = int(t_tid[load])
-        for t in real:
-            if not roles[t]:
-                roles[t] = "other"
-            if names[t] is None and roles[t] not in ("other",):
-                names[t], sources[t] = f"<{roles[t]}>", "inferred"
+    for p in processes:
+        _assign_roles(p, t_tid, counts, names, sources, roles, ev)
 
     carries_load = np.zeros(nthreads, dtype=bool)
-    for p, row in enumerate(proc_rows):
-        lt = row.get("load_tid")
-        if lt is not None:
-            carries_load[(t_proc == p) & (t_tid == lt)] = True
-
-    label_of = [r["label"] for r in proc_rows]
+    for i, p in enumerate(processes):
+        if p.load_tid is not None:
+            carries_load[(t_proc == i) & (t_tid == p.load_tid)] = True
+    labels = [p.label for p in processes]
     threads = pd.DataFrame({
-        "process": pd.Categorical([label_of[p] for p in t_proc.tolist()], categories=label_of),
-        "pid": pd.array([proc_rows[p]["pid"] for p in t_proc.tolist()], dtype="Int64"),
-        "tid": pd.array(np.where(t_tid >= 0, t_tid, 0), dtype="Int64"),
+        "process": pd.Categorical([labels[i] for i in t_proc.tolist()], categories=labels),
+        "pid": pd.array([processes[i].pid for i in t_proc.tolist()], dtype="Int64"),
+        "tid": pd.array([int(x) if x >= 0 else None for x in t_tid.tolist()], dtype="Int64"),
         "name": pd.array(names, dtype="string"),
         "name_source": pd.array(sources, dtype="string"),
         "role": pd.Categorical(roles, categories=_role_categories(roles)),
         "carries_load": carries_load,
         "events": counts.astype(np.int64),
-        "first_ns": pd.array(np.where(first != NO_TIME, first, 0), dtype="Int64"),
-        "last_ns": pd.array(np.where(last != NO_TIME, last, 0), dtype="Int64"),
+        "first_ns": pd.array([int(x) if x != NO_TIME else None for x in first.tolist()], dtype="Int64"),
+        "last_ns": pd.array([int(x) if x != NO_TIME else None for x in last.tolist()], dtype="Int64"),
     })
-    threads.loc[t_tid < 0, "tid"] = pd.NA
-    threads.loc[first == NO_TIME, ["first_ns", "last_ns"]] = pd.NA
-    processes = pd.DataFrame(proc_rows).drop(columns=["process"])
-    if "load_tid" not in processes:
-        processes["load_tid"] = None
-    processes["pid"] = pd.array(processes["pid"].tolist(), dtype="Int64")
-    processes["load_tid"] = pd.array(processes["load_tid"].tolist(), dtype="Int64")
-    return ThreadTable(row_thread=row_thread, threads=threads, processes=processes)
+    proc_frame = pd.DataFrame({
+        "label": labels,
+        "group": [p.group for p in processes],
+        "pid": pd.array([p.pid for p in processes], dtype="Int64"),
+        "side": [p.side for p in processes],
+        "load_tid": pd.array([p.load_tid for p in processes], dtype="Int64"),
+    })
+    return ThreadTable(row_thread=row_thread, threads=threads, processes=proc_frame)
 
 
 def _role_categories(roles: list[str]) -> list[str]:
     extra = sorted({r for r in roles if r not in ROLES})
-    return [r for r in ROLES if r != "recv_N" and r != "send_N"] + extra
+    return [r for r in ROLES if r not in ("recv_N", "send_N")] + extra
 
 
 def _short_group(group: str) -> str:

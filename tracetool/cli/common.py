@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -26,7 +26,7 @@ app = typer.Typer(
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     """Output formats every analysis command offers."""
 
     text = "text"
@@ -93,7 +93,7 @@ def run(entry: Callable[..., Any]) -> None:
         raise SystemExit(EXIT_OK) from None
     except MemoryError:
         fail("out of memory while reading the trace", EXIT_INTERNAL)
-    except Exception as exc:  # noqa: BLE001 - a bug must still not print a traceback by default
+    except Exception as exc:  # a bug must still not print a traceback by default
         if os.environ.get("MIGTRACE_DEBUG"):
             raise
         fail(f"internal error: {type(exc).__name__}: {exc} (set MIGTRACE_DEBUG=1 for details)",
