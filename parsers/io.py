@@ -34,6 +34,14 @@ class Opened:
     stream: BinaryIO
     compression: str  # "none", "gzip", "xz", "zstd", "bz2"
     size: int | None  # size of the file on disk, when known
+    raw: BinaryIO | None = None  # the file itself (its position measures progress)
+
+    def consumed(self) -> int:
+        """Bytes of the file (compressed, when it is) read so far."""
+        try:
+            return (self.raw or self.stream).tell()
+        except (OSError, ValueError):
+            return 0
 
 
 def _detect_compression(head: bytes) -> str:
@@ -141,7 +149,7 @@ def open_input(path: str) -> Opened:
         size = os.fstat(raw.fileno()).st_size
     head = raw.peek(8)[:8] if hasattr(raw, "peek") else b""
     compression = _detect_compression(head)
-    return Opened(_wrap(raw, compression), compression, size)
+    return Opened(_wrap(raw, compression), compression, size, raw)
 
 
 def peek_decompressed(path: str, nbytes: int = 65536) -> bytes:

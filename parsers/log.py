@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from parsers.inputs import InputFile
-from parsers.registry import Backend, ReadContext
+from parsers.registry import Backend, Progress, ReadContext
 from parsers.scanpool import ScannedFile, default_lanes, scan_files
 from parsers.segment import (
     ARGS_TEXT,
@@ -79,6 +79,7 @@ def read_log_inputs(
     known_names: Container[str] = frozenset(),
     engine: str | None = None,
     lanes: int | None = None,
+    progress: Progress | None = None,
 ) -> list[Segment]:
     """Reads text trace files (on several cores when the compiled scanner is available).
 
@@ -86,7 +87,8 @@ def read_log_inputs(
     """
     use_python = engine == "python" or (engine is None and _compiled is None)
     n = 1 if use_python else (lanes or default_lanes())
-    result = scan_files([(i.path, i.default_tid) for i in items], lambda: new_scanner(engine), n)
+    result = scan_files([(i.path, i.default_tid) for i in items], lambda: new_scanner(engine), n,
+                        progress)
     names, args, threads = (result.tables[k] for k in ("names", "args", "threads"))
     others = result.tables["others"].to_list()
     name_list = names.to_list()
@@ -258,7 +260,8 @@ def sniff(head: bytes) -> int:
 def read(items: Sequence[InputFile], ctx: ReadContext) -> list[Segment]:
     """Reads log-backend files (the registry's entry point)."""
     logs = [LogInput(i.path, i.default_tid, i.process_hint) for i in items]
-    return read_log_inputs(logs, known_names=_KnownNames(ctx), engine=ctx.engine)
+    return read_log_inputs(logs, known_names=_KnownNames(ctx), engine=ctx.engine,
+                           progress=ctx.progress)
 
 
 class _KnownNames:

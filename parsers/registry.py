@@ -9,12 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from parsers.inputs import InputFile
 from parsers.io import InputError, peek_decompressed
 from parsers.segment import Segment
 
 SNIFF_BYTES = 65536
+
+
+class Progress(Protocol):
+    """Receives reading progress: call ``start`` per file, then ``advance`` as it is read."""
+
+    def start(self, path: str, total_bytes: int | None) -> None: ...
+
+    def advance(self, done_bytes: int, lines: int) -> None: ...
 
 
 @dataclass
@@ -27,6 +36,7 @@ class ReadContext:
     # For headerless binary formats: event names in trace-events order (id = position).
     event_order: Sequence[str] = ()
     engine: str | None = None  # "compiled" or "python" for the text scanner; None = best
+    progress: Progress | None = None  # told how far reading got (for a progress bar)
     options: dict[str, object] = field(default_factory=dict)
 
 

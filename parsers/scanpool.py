@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from parsers.io import CHUNK_BYTES, InputError, open_input
+from parsers.registry import Progress
 from parsers.segment import StringTable
 
 KIND_OTHER = 1
@@ -80,7 +81,8 @@ class _Lane:
 
 
 def _read_blocks(path: str, ring: list[bytearray], pending: list[Future[object] | None],
-                 on_block: Callable[[int, memoryview, bool], Future[object]]) -> str | None:
+                 on_block: Callable[[int, memoryview, bool], Future[object]],
+                 progress: Progress | None = None) -> str | None:
     """Reads ``path`` into the ring of buffers, handing each block of whole lines to ``on_block``.
 
     A buffer is reused only after the scan of its previous block finished. Returns a read error
@@ -88,6 +90,9 @@ def _read_blocks(path: str, ring: list[bytearray], pending: list[Future[object] 
     """
     opened = open_input(path)
     stream = opened.stream
+    if progress is not None:
+        progress.start(path, opened.size)
+    lines = 0
     slot = 0
     carry = b""
     error = None
@@ -122,6 +127,9 @@ def _read_blocks(path: str, ring: list[bytearray], pending: list[Future[object] 
                 carry = bytes(buf[:end])
                 continue
             carry = bytes(buf[cut + 1 : end])
+            if progress is not None:
+                lines += buf.count(b"\n", 0, cut + 1)
+                progress.advance(opened.consumed(), lines)
             pending[slot] = on_block(slot, memoryview(buf)[: cut + 1], False)
             slot = (slot + 1) % len(ring)
     finally:
@@ -129,7 +137,7 @@ def _read_blocks(path: str, ring: list[bytearray], pending: list[Future[object] 
 
 
 def scan_files(paths: Sequence[tuple[str, int]], make_scanner: Callable[[], object],
-               lanes: int) -> ScanResult:
+               lanes: int, progress: Progress | None = None) -> ScanResult:
     """Scans ``(path, default_tid)`` inputs with ``lanes`` scanners; one ScannedFile per path."""
     workers = [_Lane(make_scanner) for _ in range(max(1, lanes))]
     ring = [bytearray() for _ in range(2 * len(workers) + 1)]
@@ -146,7 +154,7 @@ def scan_files(paths: Sequence[tuple[str, int]], make_scanner: Callable[[], obje
                 _parts.append((lane, fut))
                 return fut  # type: ignore[return-value]
 
-            error = _read_blocks(path, ring, pending, on_block)
+            error = _read_blocks(path, ring, pending, on_block, progress)
             chunks = [(lane, fut.result()) for lane, fut in parts]
             files.append(ScannedFile(_join(chunks), error))
         tables_per_lane = [{w: _table(lane.scanner, w) for w in TABLES} for lane in workers]

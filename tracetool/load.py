@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import parsers
 from parsers import registry
 from parsers.inputs import InputFile, expand_paths
-from parsers.registry import ReadContext, UnknownFormat
+from parsers.registry import Progress, ReadContext, UnknownFormat
 from parsers.segment import Segment
 from tracetool.assemble import assemble
 from tracetool.catalog import Catalog
@@ -39,12 +39,12 @@ def _stdin_spooled(paths: Sequence[str]) -> Iterator[tuple[list[str], str | None
         os.unlink(tmp)
 
 
-def _context(catalog: Catalog, engine: str | None) -> ReadContext:
+def _context(catalog: Catalog, engine: str | None, progress: Progress | None) -> ReadContext:
     def arg_types(name: str) -> list[list[str]]:
         return [[a.ctype for a in ev.args] for ev in catalog.variants(name)]
 
     return ReadContext(is_known_event=catalog.is_known, arg_types=arg_types, engine=engine,
-                       options={"catalog": catalog})
+                       progress=progress, options={"catalog": catalog})
 
 
 def read_segments(
@@ -53,6 +53,7 @@ def read_segments(
     catalog: Catalog,
     input_format: str | None = None,
     engine: str | None = None,
+    progress: Progress | None = None,
 ) -> list[Segment]:
     """Reads every input with its backend; one Segment per file, in the order given."""
     if not paths:
@@ -71,7 +72,7 @@ def read_segments(
             by_backend.setdefault(backend.name, []).append((i, f))
         if not by_backend:
             raise InputError(f"no trace files among: {', '.join(paths)}")
-        ctx = _context(catalog, engine)
+        ctx = _context(catalog, engine, progress)
         slots: list[Segment | None] = [None] * len(files)
         for name, items in by_backend.items():
             segs = registry.get(name).read([f for _, f in items], ctx)
@@ -90,6 +91,7 @@ def load(
     input_format: str | None = None,
     engine: str | None = None,
     catalog: Catalog | None = None,
+    progress: Progress | None = None,
 ) -> Trace:
     """Loads QEMU trace files into a :class:`Trace`.
 
@@ -97,6 +99,7 @@ def load(
     ``threads``: thread-name sidecar JSON files (or ThreadMap objects).
     ``events``: trace-events / trace-events-all files overriding the built-in catalog.
     ``input_format``: force a backend instead of detecting it per file.
+    ``progress``: receives reading progress (``parsers.registry.Progress``).
     Raises InputError (unreadable input, unknown format, no events) or UsageError.
     """
     if isinstance(paths, str):
@@ -105,7 +108,8 @@ def load(
     if events:
         cat = cat.with_files(list(events))
     maps = [t if isinstance(t, ThreadMap) else load_thread_map(t) for t in threads]
-    segments = read_segments(paths, catalog=cat, input_format=input_format, engine=engine)
+    segments = read_segments(paths, catalog=cat, input_format=input_format, engine=engine,
+                             progress=progress)
     if not any(s.events for s in segments):
         detail = "; ".join(f"{s.path}: {s.lines} lines, {s.other_lines} not trace lines" for s in segments)
         raise EmptyTrace(f"no trace events in the input ({detail})")

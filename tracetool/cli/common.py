@@ -49,10 +49,17 @@ FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output 
 def load_trace(paths: Sequence[str], threads: Sequence[str] | None, events: Sequence[str] | None,
                input_format: str | None) -> Any:
     """Loads the inputs, mapping problems to clean CLI errors."""
+    from reports.progress import ReadProgress, wants_progress
     from tracetool.load import load
 
-    return load(list(paths), threads=list(threads or ()), events=list(events or ()),
-                input_format=input_format)
+    def go(progress: ReadProgress | None) -> Any:
+        return load(list(paths), threads=list(threads or ()), events=list(events or ()),
+                    input_format=input_format, progress=progress)
+
+    if wants_progress(paths):
+        with ReadProgress() as bar:
+            return go(bar)
+    return go(None)
 
 
 def emit_json(data: Any) -> None:

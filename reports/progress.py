@@ -1,0 +1,70 @@
+"""A reading progress bar for big traces: bytes and lines per second, on a terminal only."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Sequence
+from types import TracebackType
+from typing import IO
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+PROGRESS_MIN_BYTES = 50 << 20
+"""Inputs smaller than this (together) load fast enough to need no bar."""
+
+
+class ReadProgress:
+    """Shows one bar per input file on stderr; implements ``parsers.registry.Progress``."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self._console = Console(file=stream or sys.stderr)
+        self._bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+            console=self._console, transient=True,
+        )
+        self._task: int | None = None
+        self._t0 = 0.0
+
+    def __enter__(self) -> ReadProgress:
+        self._bar.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._bar.stop()
+
+    def start(self, path: str, total_bytes: int | None) -> None:
+        """A new file begins."""
+        if self._task is not None:
+            self._bar.update(self._task, visible=False)
+        name = os.path.basename(path) if path != "-" else "<stdin>"
+        self._task = self._bar.add_task(f"reading {name}", total=total_bytes, rate="")
+        self._t0 = time.monotonic()
+
+    def advance(self, done_bytes: int, lines: int) -> None:
+        """How far the current file has been read."""
+        if self._task is None:
+            return
+        elapsed = max(time.monotonic() - self._t0, 1e-6)
+        self._bar.update(self._task, completed=done_bytes, rate=f"{lines / elapsed / 1e6:.2f} M lines/s")
+
+
+def wants_progress(paths: Sequence[str], stream: IO[str] | None = None) -> bool:
+    """True on a terminal (not in CI or a pipe) when the inputs are big enough to wait for."""
+    out = stream or sys.stderr
+    if not (hasattr(out, "isatty") and out.isatty()) or os.environ.get("CI"):
+        return False
+    total = 0
+    for p in paths:
+        try:
+            if os.path.isdir(p):
+                total += sum(e.stat().st_size for e in os.scandir(p) if e.is_file())
+            elif os.path.exists(p):
+                total += os.path.getsize(p)
+        except OSError:
+            continue
+    return total >= PROGRESS_MIN_BYTES
