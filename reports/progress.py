@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import IO
 
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 PROGRESS_MIN_BYTES = 50 << 20
 """Inputs smaller than this (together) load fast enough to need no bar."""
@@ -26,7 +26,7 @@ class ReadProgress:
             TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
             console=self._console, transient=True,
         )
-        self._task: int | None = None
+        self._task: TaskID | None = None
         self._t0 = 0.0
 
     def __enter__(self) -> ReadProgress:
