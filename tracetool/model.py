@@ -256,10 +256,14 @@ class Trace:
     def _decode_rows(self, event: str, rows: np.ndarray) -> pd.DataFrame:
         codes = self._c.args[rows]
         ntotal = sum(len(t.table) for t in self._c.args_tables)
-        present = np.zeros(ntotal, dtype=bool)
-        present[codes] = True
-        uniq = np.flatnonzero(present)
-        position = np.cumsum(present) - 1
+        if len(codes) * 8 < ntotal:
+            # Few rows against a big table: sorting the codes beats a pass over the table.
+            uniq, take = np.unique(codes, return_inverse=True)
+        else:
+            present = np.zeros(ntotal, dtype=bool)
+            present[codes] = True
+            uniq = np.flatnonzero(present)
+            take = (np.cumsum(present) - 1)[codes]
         parts: list[pd.DataFrame] = []
         matched_parts: list[np.ndarray] = []
         for t in self._c.args_tables:
@@ -277,7 +281,6 @@ class Trace:
         else:
             per_unique = pd.DataFrame(index=range(0))
             matched_u = np.zeros(0, dtype=bool)
-        take = position[codes]
         if len(per_unique.columns):
             out = per_unique.take(take).reset_index(drop=True)
         else:
@@ -299,7 +302,7 @@ class Trace:
                 for i in self._c.inputs
             ],
             "processes": [
-                {"label": r["label"], "side": r["side"], "pid": _opt_int(r["pid"]),
+                {"label": r["label"], "side": _opt_str(r["side"]), "pid": _opt_int(r["pid"]),
                  "load_tid": _opt_int(r["load_tid"])}
                 for r in self.processes.to_dict("records")
             ],
@@ -340,7 +343,7 @@ def _opt_int(v: Any) -> int | None:
 
 
 def _opt_str(v: Any) -> str | None:
-    return None if v is None or v is pd.NA else str(v)
+    return None if v is None or pd.isna(v) else str(v)
 
 
 def _as_text(values: pa.Array, encoding: str, trace: Trace, offset: int) -> pa.Array:
