@@ -9,6 +9,12 @@ setup(
             sources=["parsers/_scan.c"],
             optional=True,
             extra_compile_args=["-O2"],
-        )
+        ),
+        Extension(
+            "parsers._simple",
+            sources=["parsers/_simple.c"],
+            optional=True,
+            extra_compile_args=["-O2"],
+        ),
     ]
 )
