@@ -403,6 +403,10 @@ typedef struct {
     Column scratch;
     size_t rows;
     size_t room; /* rows every column can still take without growing */
+    /* Filled by scan_ftrace / scan_lttng only (see below); the log scan leaves them empty. */
+    Column pid;     /* int32 process id (ftrace TGID, LTTng vpid), -1 = none */
+    Column cpu;     /* int32 CPU number, -1 = none */
+    Column compose; /* a body assembled from two pieces of a line */
 } ScannerObject;
 
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
@@ -697,6 +701,461 @@ static PyObject *Scanner_scan(ScannerObject *self, PyObject *args, PyObject *kw)
     return PyLong_FromSize_t(self->rows - before);
 }
 
+/* ------------------------------------------------------------------ ftrace and LTTng text */
+
+/*
+ * Two more line grammars share the scanner's interners and columns (scan_ftrace, scan_lttng).
+ * Their rows also fill the pid and cpu columns, which the log scan leaves empty.
+ *
+ *   ftrace (tracefs `trace` / `trace_pipe`, and `trace-cmd report`):
+ *     COMM-TID [(TGID)] [CPU] [FLAGS] SEC.FRAC: EVENT: REST
+ *     COMM may hold blanks and dashes: the TID is the number after the dash that is followed by
+ *     blanks and "(" or "[". REST of tracing_mark_write (and of trace-cmd's "print: IP: ") is a
+ *     QEMU body "name args"; any other EVENT is a kernel event, kept as the body "EVENT REST".
+ *     Lines starting with '#' are header lines.
+ *   LTTng as printed by babeltrace / babeltrace2 (text.pretty sink):
+ *     [TIME] [(+DELTA)] [HOST...] PROVIDER:EVENT: [{ CONTEXT }, ...] { PAYLOAD }
+ *     TIME is HH:MM:SS.NS, YYYY-MM-DD HH:MM:SS.NS, SEC.NS, 20-digit cycles or ??:??:??.?????????.
+ *     The payload is the last block; vtid/tid, vpid/pid, procname and cpu_id are read from the
+ *     blocks before it. The body interned is "PROVIDER:EVENT PAYLOAD".
+ */
+enum { KIND_KERNEL = 3, KIND_HEADER = 4 };
+enum {
+    ERA_FTRACE = 5,
+    ERA_FTRACE_TGID = 6,
+    ERA_FTRACE_NOFLAGS = 7,
+    ERA_FTRACE_NOFLAGS_TGID = 8,
+    ERA_LTTNG_TIME_OF_DAY = 9,
+    ERA_LTTNG_DATE = 10,
+    ERA_LTTNG_SECONDS = 11,
+    ERA_LTTNG_CYCLES = 12,
+    ERA_LTTNG_NO_CLOCK = 13,
+};
+
+#define FTRACE_TASK_MAX 64 /* the task column is 16 wide; allow some slack, bound the search */
+#define MARKER_EVENT "tracing_mark_write"
+
+static int push_ext(ScannerObject *s, const Row *r, int32_t pid, int32_t cpu) {
+    if (col_reserve(&s->pid, 4) || col_reserve(&s->cpu, 4)) return -1;
+    memcpy(s->pid.data + s->pid.len, &pid, 4);
+    s->pid.len += 4;
+    memcpy(s->cpu.data + s->cpu.len, &cpu, 4);
+    s->cpu.len += 4;
+    return push_row(s, r);
+}
+
+/* Interns b[0:n] (its first nlen bytes are the event name) as a body; sets r->args and r->name. */
+static int intern_body(ScannerObject *s, const char *b, size_t n, size_t nlen, Row *r) {
+    size_t before = s->bodies.count;
+    r->args = intern_clean(s, &s->bodies, b, n, &r->flags);
+    if (r->args < 0) return -1;
+    if (s->bodies.count != before) {
+        uint32_t nl = (uint32_t)nlen;
+        int32_t nid = intern(&s->names, b, nlen);
+        if (nid < 0 || col_reserve(&s->body_name, 4) || col_reserve(&s->body_nlen, 4)) return -1;
+        memcpy(s->body_name.data + s->body_name.len, &nid, 4);
+        s->body_name.len += 4;
+        memcpy(s->body_nlen.data + s->body_nlen.len, &nl, 4);
+        s->body_nlen.len += 4;
+    }
+    memcpy(&r->name, s->body_name.data + 4 * (size_t)r->args, 4);
+    return 0;
+}
+
+/* Interns NAME + ' ' + REST, two pieces that are not adjacent in the line. */
+static int intern_composed(ScannerObject *s, const char *name, size_t nlen, const char *rest,
+                           size_t rlen, Row *r) {
+    s->compose.len = 0;
+    if (col_reserve(&s->compose, nlen + 1 + rlen)) return -1;
+    memcpy(s->compose.data, name, nlen);
+    s->compose.data[nlen] = ' ';
+    memcpy(s->compose.data + nlen + 1, rest, rlen);
+    return intern_body(s, s->compose.data, nlen + 1 + rlen, nlen, r);
+}
+
+/* Keeps the whole line (cut to OTHER_TEXT_MAX bytes) as an "other" line. */
+static int push_other(ScannerObject *s, const char *p, const char *end, uint8_t flags) {
+    Row r = {KIND_OTHER, ERA_NONE, flags, INT64_MIN, -1, -1, -1, -1};
+    size_t n = (size_t)(end - p);
+    if (n > OTHER_TEXT_MAX) {
+        n = OTHER_TEXT_MAX;
+        r.flags |= FLAG_TEXT_CUT;
+    }
+    r.args = intern_clean(s, &s->others, p, n, &r.flags);
+    if (r.args < 0) return -1;
+    return push_ext(s, &r, -1, -1);
+}
+
+static const char *skip_blanks(const char *p, const char *end) {
+    while (p < end && *p == ' ') p++;
+    return p;
+}
+
+/* SEC.FRAC: (1..9 fraction digits) at p; returns the pointer after the colon. */
+static const char *parse_sec_frac_colon(const char *p, const char *end, int64_t *ts) {
+    uint64_t sec, frac;
+    int nd;
+    const char *q = parse_uint(p, end, &sec, NULL);
+    if (!q || q >= end || *q != '.' || sec > 9000000000ull) return NULL;
+    q = parse_uint(q + 1, end, &frac, &nd);
+    if (!q || nd > 9 || q >= end || *q != ':') return NULL;
+    *ts = (int64_t)sec * 1000000000LL + frac_to_ns(frac, nd);
+    return q + 1;
+}
+
+static int ftrace_line(ScannerObject *s, const char *p, const char *end, uint8_t extra_flags) {
+    if (end > p && end[-1] == '\r') end--;
+    if (p < end && *p == '#') {
+        Row h = {KIND_HEADER, ERA_NONE, extra_flags, INT64_MIN, -1, -1, -1, -1};
+        return push_ext(s, &h, -1, -1);
+    }
+    Row r = {KIND_EVENT, ERA_FTRACE, extra_flags, INT64_MIN, -1, -1, -1, -1};
+    int32_t pid = -1, cpu = -1;
+    const char *task = skip_blanks(p, end);
+    const char *dash = NULL, *q = NULL;
+    uint64_t v;
+    for (const char *d = task; d < end && d - task <= FTRACE_TASK_MAX; d++) {
+        if (*d != '-') continue;
+        const char *t = parse_uint(d + 1, end, &v, NULL);
+        if (!t || t >= end || *t != ' ' || v > 0x7FFFFFFF) continue;
+        t = skip_blanks(t, end);
+        if (t < end && (*t == '(' || *t == '[')) {
+            dash = d;
+            q = t;
+            break;
+        }
+    }
+    if (!dash) return push_other(s, p, end, extra_flags);
+    r.tid = (int32_t)v;
+    int has_tgid = 0;
+    if (*q == '(') {
+        q = skip_blanks(q + 1, end);
+        const char *t = parse_uint(q, end, &v, NULL);
+        if (t && v <= 0x7FFFFFFF) {
+            pid = (int32_t)v;
+        } else {
+            t = q;
+            while (t < end && *t == '-') t++;
+            if (t == q) return push_other(s, p, end, extra_flags);
+        }
+        if (t >= end || *t != ')') return push_other(s, p, end, extra_flags);
+        q = skip_blanks(t + 1, end);
+        has_tgid = 1;
+    }
+    if (q >= end || *q != '[') return push_other(s, p, end, extra_flags);
+    const char *t = parse_uint(q + 1, end, &v, NULL);
+    if (!t || t >= end || *t != ']' || v > 0x7FFFFFFF) return push_other(s, p, end, extra_flags);
+    cpu = (int32_t)v;
+    q = skip_blanks(t + 1, end);
+    int has_flags = 0;
+    const char *after = parse_sec_frac_colon(q, end, &r.ts);
+    if (!after) {
+        const char *f = q;
+        while (f < end && *f != ' ') f++;
+        if (f - q < 1 || f - q > 8) return push_other(s, p, end, extra_flags);
+        after = parse_sec_frac_colon(skip_blanks(f, end), end, &r.ts);
+        if (!after) return push_other(s, p, end, extra_flags);
+        has_flags = 1;
+    }
+    r.era = has_flags ? (has_tgid ? ERA_FTRACE_TGID : ERA_FTRACE)
+                      : (has_tgid ? ERA_FTRACE_NOFLAGS_TGID : ERA_FTRACE_NOFLAGS);
+    const char *ev = skip_blanks(after, end);
+    if (ev == after) return push_other(s, p, end, extra_flags);
+    const char *ev_end = ev;
+    while (ev_end < end && is_name_char(*ev_end)) ev_end++;
+    if (ev_end == ev || ev_end >= end || *ev_end != ':') return push_other(s, p, end, extra_flags);
+    size_t ev_len = (size_t)(ev_end - ev);
+    const char *rest = ev_end + 1;
+    int marker = 0;
+    if (ev_len == sizeof(MARKER_EVENT) - 1 && memcmp(ev, MARKER_EVENT, ev_len) == 0) {
+        marker = 1;
+        if (rest < end && *rest == ' ') rest++;
+    } else if (ev_len == 5 && memcmp(ev, "print", 5) == 0) {
+        /* trace-cmd: "print:" padded, then the writer's symbol ("tracing_mark_write: ") */
+        rest = skip_blanks(rest, end);
+        const char *sym = rest;
+        while (sym < end && (is_name_char(*sym) || *sym == '.')) sym++;
+        if (sym > rest && sym + 1 < end && sym[0] == ':' && sym[1] == ' ') rest = sym + 2;
+        marker = 1;
+    }
+    /* The task name: intern it before the body so both share one pass over the line. */
+    r.tname = intern_clean(s, &s->threads, task, (size_t)(dash - task), &r.flags);
+    if (r.tname < 0) return -1;
+    if (marker) {
+        const char *n = rest;
+        if (n < end && is_name_start(*n)) {
+            while (n < end && is_name_char(*n)) n++;
+            if (n == end || *n == ' ') {
+                if (intern_body(s, rest, (size_t)(end - rest), (size_t)(n - rest), &r)) return -1;
+                return push_ext(s, &r, pid, cpu);
+            }
+        }
+        r.kind = KIND_KERNEL;
+        if (intern_composed(s, MARKER_EVENT, sizeof(MARKER_EVENT) - 1, rest,
+                            (size_t)(end - rest), &r))
+            return -1;
+        return push_ext(s, &r, pid, cpu);
+    }
+    r.kind = KIND_KERNEL;
+    rest = skip_blanks(rest, end);
+    if (intern_composed(s, ev, ev_len, rest, (size_t)(end - rest), &r)) return -1;
+    return push_ext(s, &r, pid, cpu);
+}
+
+/* True when the bytes at p close a quoted value: end of line, " }", " ]" or ", NAME = ". */
+static int closes_string(const char *p, const char *end) {
+    if (p == end) return 1;
+    if (end - p >= 2 && p[0] == ' ' && (p[1] == '}' || p[1] == ']')) return 1;
+    if (end - p < 2 || p[0] != ',' || p[1] != ' ') return 0;
+    const char *q = p + 2;
+    if (q >= end || !is_name_start(*q)) return 0;
+    while (q < end && is_name_char(*q)) q++;
+    return end - q >= 3 && q[0] == ' ' && q[1] == '=' && q[2] == ' ';
+}
+
+/*
+ * The end of the quoted value starting at p (just past its closing quote), or NULL.
+ * babeltrace2 escapes quotes inside strings; babeltrace 1 prints them raw, so a quote only
+ * closes the value when what follows it can follow a value.
+ */
+static const char *string_end(const char *p, const char *end) {
+    for (const char *q = p + 1; q < end; q++) {
+        if (*q == '\\') {
+            q++;
+            continue;
+        }
+        if (*q == '"' && closes_string(q + 1, end)) return q + 1;
+    }
+    return NULL;
+}
+
+/* The end of the { ... } block starting at p (just past its closing brace), or NULL. */
+static const char *block_end(const char *p, const char *end) {
+    int depth = 0;
+    for (const char *q = p; q < end; q++) {
+        if (*q == '"') {
+            const char *e = string_end(q, end);
+            if (!e) return NULL;
+            q = e - 1;
+        } else if (*q == '{') {
+            depth++;
+        } else if (*q == '}') {
+            if (--depth == 0) return q + 1;
+        }
+    }
+    return NULL;
+}
+
+typedef struct {
+    int32_t tid, pid, cpu;
+    const char *procname;
+    size_t procname_len;
+} LttngContext;
+
+/* Reads the identity fields of one context block [p, e): "{ name = value, ... }". */
+static void lttng_context(const char *p, const char *e, LttngContext *ctx) {
+    const char *q = p + 1;
+    while (q < e) {
+        q = skip_blanks(q, e);
+        const char *name = q;
+        while (q < e && is_name_char(*q)) q++;
+        size_t nlen = (size_t)(q - name);
+        if (!nlen || e - q < 3 || q[0] != ' ' || q[1] != '=' || q[2] != ' ') return;
+        q += 3;
+        const char *val = q, *val_end;
+        if (q < e && *q == '"') {
+            val_end = string_end(q, e);
+            if (!val_end) return;
+            q = val_end;
+        } else {
+            while (q < e && *q != ',' && *q != ' ') q++;
+            val_end = q;
+        }
+        uint64_t v;
+        const char *num_end = parse_uint(val, val_end, &v, NULL);
+        int is_num = num_end == val_end && v <= 0x7FFFFFFF;
+#define NAME_IS(lit) (nlen == sizeof(lit) - 1 && memcmp(name, lit, nlen) == 0)
+        if ((NAME_IS("vtid") || NAME_IS("tid")) && is_num) {
+            ctx->tid = (int32_t)v;
+        } else if ((NAME_IS("vpid") || NAME_IS("pid")) && is_num) {
+            ctx->pid = (int32_t)v;
+        } else if (NAME_IS("cpu_id") && is_num) {
+            ctx->cpu = (int32_t)v;
+        } else if (NAME_IS("procname") && val_end - val >= 2 && *val == '"') {
+            ctx->procname = val + 1;
+            ctx->procname_len = (size_t)(val_end - val - 2);
+        }
+#undef NAME_IS
+        if (q < e && *q == ',') q++;
+        else return;
+    }
+}
+
+/* The [TIME] of a babeltrace line: sets the era and the time (ns), returns 0 when unknown. */
+static int lttng_time(const char *p, const char *e, uint8_t *era, int64_t *ts) {
+    size_t n = (size_t)(e - p);
+    int h, mi, sec;
+    uint64_t frac, whole;
+    int nd;
+    if (n == 18 && memcmp(p, "??:??:??.?????????", 18) == 0) {
+        *era = ERA_LTTNG_NO_CLOCK;
+        *ts = INT64_MIN;
+        return 1;
+    }
+    const char *t = p;
+    int64_t day_ns = 0;
+    uint8_t which = ERA_LTTNG_TIME_OF_DAY;
+    if (n == 29 && p[4] == '-' && p[7] == '-' && p[10] == ' ') {
+        int y1, y2, mo, d;
+        if (!two_digits(p, &y1) || !two_digits(p + 2, &y2) || !two_digits(p + 5, &mo) ||
+            !two_digits(p + 8, &d) || mo < 1 || mo > 12 || d < 1 || d > 31 || y1 + y2 == 0)
+            return 0;
+        day_ns = days_from_civil(y1 * 100 + y2, mo, d) * 86400LL * 1000000000LL;
+        which = ERA_LTTNG_DATE;
+        t = p + 11;
+        n -= 11;
+    }
+    if (n == 18 && t[2] == ':' && t[5] == ':' && t[8] == '.') {
+        if (!two_digits(t, &h) || !two_digits(t + 3, &mi) || !two_digits(t + 6, &sec) || h > 23 ||
+            mi > 59 || sec > 60)
+            return 0;
+        const char *f = parse_uint(t + 9, e, &frac, &nd);
+        if (f != e || nd != 9) return 0;
+        *era = which;
+        *ts = day_ns + ((int64_t)h * 3600 + mi * 60 + sec) * 1000000000LL + (int64_t)frac;
+        return 1;
+    }
+    if (which == ERA_LTTNG_DATE) return 0;
+    int negative = n > 0 && *p == '-';
+    const char *q = parse_uint(p + negative, e, &whole, &nd);
+    if (!q) return 0;
+    if (q < e && *q == '.') {
+        const char *f = parse_uint(q + 1, e, &frac, &nd);
+        if (f != e || nd != 9 || whole > 9000000000ull) return 0;
+        int64_t v = (int64_t)whole * 1000000000LL + (int64_t)frac;
+        *era = ERA_LTTNG_SECONDS;
+        *ts = negative ? -v : v;
+        return 1;
+    }
+    return 0;
+}
+
+/* --clock-cycles: exactly 20 digits (zero-padded); the value must fit in int64. */
+static int lttng_cycles(const char *p, const char *e, int64_t *ts) {
+    if (e - p != 20) return 0;
+    uint64_t v = 0;
+    for (const char *q = p; q < e; q++) {
+        if (!is_digit(*q)) return 0;
+        if (v > (uint64_t)INT64_MAX / 10) return 0;
+        v = v * 10 + (uint64_t)(*q - '0');
+    }
+    if (v > (uint64_t)INT64_MAX) return 0;
+    *ts = (int64_t)v;
+    return 1;
+}
+
+static int lttng_line(ScannerObject *s, const char *p, const char *end, uint8_t extra_flags) {
+    if (end > p && end[-1] == '\r') end--;
+    Row r = {KIND_EVENT, ERA_NONE, extra_flags, INT64_MIN, -1, -1, -1, -1};
+    if (p >= end || *p != '[') return push_other(s, p, end, extra_flags);
+    const char *close = memchr(p, ']', (size_t)(end - p) < 40 ? (size_t)(end - p) : 40);
+    if (!close) return push_other(s, p, end, extra_flags);
+    if (lttng_cycles(p + 1, close, &r.ts)) {
+        r.era = ERA_LTTNG_CYCLES;
+    } else if (!lttng_time(p + 1, close, &r.era, &r.ts)) {
+        return push_other(s, p, end, extra_flags);
+    }
+    const char *q = close + 1;
+    if (q >= end || *q != ' ') return push_other(s, p, end, extra_flags);
+    q++;
+    if (q < end && *q == '(') {
+        const char *c = memchr(q, ')', (size_t)(end - q));
+        if (!c || c + 1 >= end || c[1] != ' ') return push_other(s, p, end, extra_flags);
+        q = c + 2;
+    }
+    /* Header fields (hostname, domain, log level...) up to the first word ending in ':'. */
+    const char *ev = NULL, *ev_end = NULL;
+    for (int k = 0; k < 8 && q < end; k++) {
+        const char *w = q;
+        while (q < end && *q != ' ') q++;
+        if (q - w >= 2 && q[-1] == ':') {
+            ev = w;
+            ev_end = q - 1;
+            break;
+        }
+        if (q < end) q++;
+    }
+    if (!ev) return push_other(s, p, end, extra_flags);
+    LttngContext ctx = {-1, -1, -1, NULL, 0};
+    const char *payload = q, *payload_end = q;
+    if (q < end) {
+        q++; /* the blank after "EVENT:" */
+        for (;;) {
+            if (q >= end || *q != '{') return push_other(s, p, end, extra_flags);
+            const char *b = block_end(q, end);
+            if (!b) return push_other(s, p, end, extra_flags);
+            if (b == end) {
+                payload = q;
+                payload_end = b;
+                break;
+            }
+            if (end - b < 3 || b[0] != ',' || b[1] != ' ' || b[2] != '{')
+                return push_other(s, p, end, extra_flags);
+            lttng_context(q, b, &ctx);
+            q = b + 2;
+        }
+    }
+    r.tid = ctx.tid;
+    if (ctx.procname) {
+        r.tname = intern_clean(s, &s->threads, ctx.procname, ctx.procname_len, &r.flags);
+        if (r.tname < 0) return -1;
+    }
+    if (intern_composed(s, ev, (size_t)(ev_end - ev), payload, (size_t)(payload_end - payload), &r))
+        return -1;
+    return push_ext(s, &r, ctx.pid, ctx.cpu);
+}
+
+typedef int (*LineFn)(ScannerObject *, const char *, const char *, uint8_t);
+
+static PyObject *scan_with(ScannerObject *self, PyObject *args, PyObject *kw, LineFn line_fn) {
+    static char *kwlist[] = {"data", "final", NULL};
+    Py_buffer buf;
+    int final = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*|p", kwlist, &buf, &final)) return NULL;
+    const char *p = buf.buf, *end = p + buf.len;
+    size_t before = self->rows;
+    int failed = 0;
+    Py_BEGIN_ALLOW_THREADS;
+    while (p < end) {
+        if (self->room == 0 && reserve_rows(self, 65536)) {
+            failed = 1;
+            break;
+        }
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl) {
+            if (line_fn(self, p, end, final ? FLAG_NO_NEWLINE : 0)) failed = 1;
+            break;
+        }
+        if (line_fn(self, p, nl, 0)) {
+            failed = 1;
+            break;
+        }
+        p = nl + 1;
+    }
+    Py_END_ALLOW_THREADS;
+    PyBuffer_Release(&buf);
+    if (failed) return PyErr_NoMemory();
+    return PyLong_FromSize_t(self->rows - before);
+}
+
+static PyObject *Scanner_scan_ftrace(ScannerObject *self, PyObject *args, PyObject *kw) {
+    return scan_with(self, args, kw, ftrace_line);
+}
+
+static PyObject *Scanner_scan_lttng(ScannerObject *self, PyObject *args, PyObject *kw) {
+    return scan_with(self, args, kw, lttng_line);
+}
+
 static PyObject *Scanner_take_rows(ScannerObject *self, PyObject *unused) {
     (void)unused;
     PyObject *d = PyDict_New();
@@ -711,6 +1170,7 @@ static PyObject *Scanner_take_rows(ScannerObject *self, PyObject *unused) {
         {"flags", &self->flags, 1, "B"}, {"ts", &self->ts, 8, "q"},
         {"tid", &self->tid, 4, "i"},     {"tname", &self->tname, 4, "i"},
         {"name", &self->name, 4, "i"},   {"args", &self->args, 4, "i"},
+        {"pid", &self->pid, 4, "i"},     {"cpu", &self->cpu, 4, "i"},
     };
     for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
         PyObject *b = col_export(cols[i].col, cols[i].size, cols[i].fmt);
@@ -793,7 +1253,8 @@ static int Scanner_init(ScannerObject *self, PyObject *args, PyObject *kw) {
 static void Scanner_dealloc(ScannerObject *self) {
     Column *cols[] = {&self->kind,  &self->era,  &self->flags,   &self->ts,
                       &self->tid,   &self->tname, &self->name,   &self->args,
-                      &self->scratch, &self->body_name, &self->body_nlen};
+                      &self->scratch, &self->body_name, &self->body_nlen,
+                      &self->pid, &self->cpu, &self->compose};
     for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) free(cols[i]->data);
     interner_free(&self->names);
     interner_free(&self->bodies);
@@ -805,6 +1266,10 @@ static void Scanner_dealloc(ScannerObject *self) {
 static PyMethodDef Scanner_methods[] = {
     {"scan", (PyCFunction)(void (*)(void))Scanner_scan, METH_VARARGS | METH_KEYWORDS,
      "scan(data, default_tid=-1, final=False) -> rows added. data holds complete lines."},
+    {"scan_ftrace", (PyCFunction)(void (*)(void))Scanner_scan_ftrace, METH_VARARGS | METH_KEYWORDS,
+     "scan_ftrace(data, final=False) -> rows added: ftrace / trace-cmd report text lines."},
+    {"scan_lttng", (PyCFunction)(void (*)(void))Scanner_scan_lttng, METH_VARARGS | METH_KEYWORDS,
+     "scan_lttng(data, final=False) -> rows added: babeltrace text lines of LTTng events."},
     {"take_rows", (PyCFunction)Scanner_take_rows, METH_NOARGS,
      "Hands over the row columns scanned so far as read-only buffers and starts new ones."},
     {"table", (PyCFunction)Scanner_table, METH_O,
@@ -846,5 +1311,7 @@ PyMODINIT_FUNC PyInit__scan(void) {
     PyModule_AddIntConstant(m, "FLAG_BAD_UTF8", FLAG_BAD_UTF8);
     PyModule_AddIntConstant(m, "FLAG_TEXT_CUT", FLAG_TEXT_CUT);
     PyModule_AddIntConstant(m, "FLAG_NO_NEWLINE", FLAG_NO_NEWLINE);
+    PyModule_AddIntConstant(m, "KIND_KERNEL", KIND_KERNEL);
+    PyModule_AddIntConstant(m, "KIND_HEADER", KIND_HEADER);
     return m;
 }

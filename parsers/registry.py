@@ -90,7 +90,7 @@ def sniff_head(head: bytes, path: str, min_score: int = 1) -> Backend:
     if best is None:
         raise UnknownFormat(
             f"{path}: not a QEMU trace in any supported format "
-            f"({', '.join(b.name + ': ' + b.description for b in _BACKENDS.values())}); "
+            f"(supported: {'; '.join(b.name + ' = ' + b.description for b in _BACKENDS.values())}); "
             "force one with --input-format"
         )
     return best[1]

@@ -64,6 +64,9 @@ for _i, _ch in enumerate("0123456789abcdef"):
 _INT64_MAX = (1 << 63) - 1
 _UINT64_MAX = (1 << 64) - 1
 
+NULL_STRINGS = ("(null)", "<null>")
+"""How a NULL ``%s`` prints: glibc's printf, SystemTap's printf."""
+
 
 @dataclass(frozen=True)
 class Conversion:
@@ -321,7 +324,8 @@ def _convert(col: pa.Array, f: _Field) -> tuple[pa.Array, np.ndarray | None]:
         if c.width is not None and k == "str":
             col = pc.utf8_rtrim(col, " ") if "-" in c.flags else pc.utf8_ltrim(col, " ")
         if k == "str":
-            col = pc.if_else(pc.equal(col, "(null)"), pa.scalar(None, pa.large_string()), col)
+            is_null = pc.is_in(col, value_set=pa.array(NULL_STRINGS, pa.large_string()))
+            col = pc.if_else(is_null, pa.scalar(None, pa.large_string()), col)
         return col, None
     if k == "int":
         out = _decimal(col, True, c.flags)
@@ -454,7 +458,7 @@ def _python_value(f: _Field, s: str) -> object:
     if k in ("str", "char"):
         if k == "str" and f.conv.width is not None:
             s = s.rstrip(" ") if "-" in f.conv.flags else s.lstrip(" ")
-        return None if (k == "str" and s == "(null)") else s
+        return None if (k == "str" and s in NULL_STRINGS) else s
     if k == "float":
         return float.fromhex(s.strip()) if f.conv.conv in "aA" else float(s)
     if k == "ptr" and s == "(nil)":

@@ -78,7 +78,10 @@ def run(entry: Callable[..., Any]) -> None:
     from tracetool.eventdefs import TraceEventsError
 
     try:
-        entry(standalone_mode=False)
+        code = entry(standalone_mode=False)
+        # Without standalone mode a command's typer.Exit(code) comes back as the return value.
+        if isinstance(code, int) and code:
+            raise SystemExit(code)
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except (InputError, UsageError, TraceEventsError) as exc:

@@ -1,0 +1,128 @@
+"""Format detection: each input's first 64 KiB (after decompression) decide its reader;
+--input-format forces one; an unknown input gets an error that lists every format."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import json
+import lzma
+from pathlib import Path
+
+import pytest
+import zstandard
+
+import tracetool
+from parsers import registry
+from parsers.ftrace import sniff as sniff_ftrace
+from parsers.io import peek_decompressed
+from parsers.log import sniff as sniff_log
+from parsers.lttng import sniff as sniff_lttng
+from tests.conftest import read_lines, run_cli, sample
+
+CAPTURES = {
+    "ftrace": sample("qemu-threadify-ftrace", "a-precopy-mutex", "ftrace.txt.xz"),
+    "ftrace-markers": sample("qemu-threadify-ftrace", "e-precopy-markers-only", "ftrace.txt.xz"),
+    "trace-cmd": sample("qemu-threadify-ftrace", "d-precopy-mutex-trace-cmd",
+                        "trace-cmd-report.txt.xz"),
+    "lttng": sample("qemu-threadify-lttng", "a-precopy-mutex", "lttng-babeltrace2.txt.xz"),
+    "log-iso": sample("qemu-threadify-lttng", "a-precopy-mutex", "dst.trace.xz"),
+    "log-tid": sample("qemu-7.2", "a-precopy-plain", "dst.trace.xz"),
+}
+# (backend chosen by detection, Segment.format, Segment.variant)
+EXPECTED = {
+    "ftrace": ("ftrace", "ftrace", "tracefs+tgid"),
+    "ftrace-markers": ("ftrace", "ftrace", "tracefs"),
+    "trace-cmd": ("ftrace", "trace-cmd", "no-flags"),
+    "lttng": ("lttng", "lttng", "time-of-day"),
+    "log-iso": ("log", "log", "iso8601"),
+    "log-tid": ("log", "log", "tid@sec.usec"),
+}
+SNIFFERS = {"ftrace": sniff_ftrace, "lttng": sniff_lttng, "log": sniff_log}
+
+
+def _head(name: str, lines: int = 3000) -> bytes:
+    out = []
+    for raw in read_lines(CAPTURES[name]):
+        out.append(raw)
+        if len(out) == lines:
+            break
+    return b"\n".join(out) + b"\n"
+
+
+@pytest.mark.parametrize("name", sorted(CAPTURES))
+def test_each_real_capture_is_detected(name: str) -> None:
+    assert registry.detect(CAPTURES[name]).name == EXPECTED[name][0]
+
+
+@pytest.mark.parametrize("name", sorted(CAPTURES))
+def test_sniffers_do_not_claim_each_others_captures(name: str) -> None:
+    head = peek_decompressed(CAPTURES[name], registry.SNIFF_BYTES)
+    owner = EXPECTED[name][0]
+    scores = {backend: fn(head) for backend, fn in SNIFFERS.items()}
+    assert scores[owner] >= 50, scores
+    assert all(score == 0 for backend, score in scores.items() if backend != owner), scores
+
+
+@pytest.mark.parametrize("kind", ["plain", "gzip", "xz", "zstd", "bz2"])
+@pytest.mark.parametrize("name", ["ftrace", "trace-cmd", "lttng"])
+def test_every_compression_is_detected_and_read_alike(tmp_path: Path, kind: str, name: str) -> None:
+    raw = _head(name)
+    packed = {
+        "plain": lambda b: b, "gzip": gzip.compress, "xz": lzma.compress,
+        "zstd": lambda b: zstandard.ZstdCompressor().compress(b), "bz2": bz2.compress,
+    }[kind](raw)
+    path = tmp_path / "capture.bin"  # the name says nothing: the bytes decide
+    path.write_bytes(packed)
+    assert registry.detect(str(path)).name == EXPECTED[name][0]
+    [inp] = tracetool.load(str(path)).summary()["inputs"]
+    assert (inp["format"], inp["variant"]) == EXPECTED[name][1:]
+    assert inp["lines"] == raw.count(b"\n") and inp["other_lines"] == 0
+
+
+def test_summary_shows_the_format_of_each_input(tmp_path: Path) -> None:
+    paths = []
+    for name in ("ftrace", "trace-cmd", "lttng", "log-iso", "log-tid"):
+        p = tmp_path / f"{name}.head"
+        p.write_bytes(_head(name, 500))
+        paths.append(str(p))
+    out = run_cli("summary", "--format", "json", *paths)
+    assert out.returncode == 0, out.stderr
+    got = [(Path(i["path"]).stem, i["format"], i["variant"])
+           for i in json.loads(out.stdout)["inputs"]]
+    assert got == [(n, *EXPECTED[n][1:]) for n in ("ftrace", "trace-cmd", "lttng", "log-iso",
+                                                   "log-tid")]
+
+
+def test_input_format_forces_the_reader(tmp_path: Path) -> None:
+    p = tmp_path / "report.txt"
+    p.write_bytes(_head("trace-cmd", 500))
+    out = run_cli("summary", "--format", "json", "--input-format", "trace-cmd", str(p))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["inputs"][0]["format"] == "trace-cmd"
+    # The wrong reader finds no event: one clear line, exit code 2, no traceback.
+    out = run_cli("summary", "--input-format", "lttng", str(p))
+    assert out.returncode == 2
+    assert "no trace events" in out.stderr and "500 not trace lines" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_unknown_input_names_every_supported_format(tmp_path: Path) -> None:
+    p = tmp_path / "notes.txt"
+    p.write_text("Meeting notes\nNothing to trace here.\n")
+    out = run_cli("summary", str(p))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert str(p) in out.stderr and "--input-format" in out.stderr
+    for backend in registry.backends():
+        assert backend.name in out.stderr
+    out = run_cli("summary", "--input-format", "babeltrace", str(p))
+    assert out.returncode == 2
+    assert all(b.name in out.stderr for b in registry.backends())
+
+
+def test_a_capture_folder_reads_only_its_traces() -> None:
+    folder = str(Path(CAPTURES["ftrace"]).parent)
+    out = run_cli("summary", "--format", "json", folder)
+    assert out.returncode == 0, out.stderr
+    got = sorted((Path(i["path"]).name, i["format"]) for i in json.loads(out.stdout)["inputs"])
+    assert got == [("dst.trace.xz", "log"), ("ftrace.txt.xz", "ftrace")]
