@@ -10,6 +10,9 @@ from rich.console import Console
 from reports.console import table
 
 
+PID_ONLY_FORMATS = ("simple", "simpletrace-stap", "stap")
+
+
 def _time(ns: int | None, clock: str) -> str:
     if ns is None:
         return "-"
@@ -40,8 +43,12 @@ def render_summary_text(summary: dict[str, Any], out: Console, top_events: int =
         right=["tid", "events"],
     ))
     if not any(t["tid"] is not None for t in summary["threads"]):
-        out.print("No thread ids in this trace (QEMU >= 10.1 log lines carry none): "
-                  "record with -d tid -D trace.%d for one file per thread, or use ftrace/LTTng.")
+        if all(i["format"] in PID_ONLY_FORMATS for i in inputs):
+            out.print("No thread ids: the simple backend and SystemTap record only the process id. "
+                      "Borrow them from a log file of the same run with --borrow-from.")
+        else:
+            out.print("No thread ids in this trace (QEMU >= 10.1 log lines carry none): record "
+                      "with -d tid -D trace.%d for one file per thread, or use ftrace/LTTng.")
     counts = list(summary["event_counts"].items())
     shown = counts[:top_events]
     out.print(table(

@@ -123,3 +123,19 @@ def test_help_lists_summary() -> None:
 
 def test_samples_exist() -> None:
     assert (SAMPLES / "README.md").exists()
+
+
+def test_borrow_from_gives_a_simple_trace_the_wall_clock() -> None:
+    run = ("qemu-threadify", "e-precopy-mutex")
+    plain = json.loads(run_cli("summary", sample(*run, "dst.simple.xz"), "-f", "json").stdout)
+    r = run_cli("summary", sample(*run, "dst.simple.xz"), "--borrow-from",
+                sample(*run, "dst.trace.xz"), "-f", "json")
+    assert r.returncode == 0, r.stderr
+    borrowed = json.loads(r.stdout)
+    assert plain["clock"] == "monotonic" and borrowed["clock"] == "wall"
+    log = json.loads(run_cli("summary", sample(*run, "dst.trace.xz"), "-f", "json").stdout)
+    # Same run, so the borrowed wall-clock span sits inside the log's own span (±20 ms).
+    (t,) = borrowed["threads"]
+    (u,) = log["threads"]
+    assert abs(t["first_ns"] - u["first_ns"]) < 20_000_000
+    assert abs(t["last_ns"] - u["last_ns"]) < 20_000_000

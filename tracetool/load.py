@@ -92,6 +92,7 @@ def load(
     engine: str | None = None,
     catalog: Catalog | None = None,
     progress: Progress | None = None,
+    borrow_from: Sequence[str] = (),
 ) -> Trace:
     """Loads QEMU trace files into a :class:`Trace`.
 
@@ -100,6 +101,8 @@ def load(
     ``events``: trace-events / trace-events-all files overriding the built-in catalog.
     ``input_format``: force a backend instead of detecting it per file.
     ``progress``: receives reading progress (``parsers.registry.Progress``).
+    ``borrow_from``: log-backend files of the same run (QEMU built with ``log,simple``); thread ids
+    and the wall clock are borrowed from them by matching the event sequence (``tracetool.borrow``).
     Raises InputError (unreadable input, unknown format, no events) or UsageError.
     """
     if isinstance(paths, str):
@@ -115,4 +118,10 @@ def load(
         raise EmptyTrace(f"no trace events in the input ({detail})")
     columns = assemble(segments)
     table = build_thread_table(columns, maps)
-    return Trace(columns, table, cat)
+    trace = Trace(columns, table, cat)
+    if borrow_from:
+        from tracetool.borrow import borrow
+
+        twin = load(list(borrow_from), threads=maps, catalog=cat, input_format=None)
+        trace = borrow(trace, twin).trace
+    return trace

@@ -44,17 +44,21 @@ EventsOpt = Annotated[list[str] | None, typer.Option(
 InputFormatOpt = Annotated[str | None, typer.Option(
     "--input-format", help="Force the input format instead of detecting it (see 'migtrace formats').")]
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
+BorrowOpt = Annotated[list[str] | None, typer.Option(
+    "--borrow-from", help="Log-backend file(s) of the same run: borrow thread ids and the wall "
+    "clock for a simple-backend trace by matching the event sequence.")]
 
 
 def load_trace(paths: Sequence[str], threads: Sequence[str] | None, events: Sequence[str] | None,
-               input_format: str | None) -> Any:
+               input_format: str | None, borrow_from: Sequence[str] | None = None) -> Any:
     """Loads the inputs, mapping problems to clean CLI errors."""
     from reports.progress import ReadProgress, wants_progress
     from tracetool.load import load
 
     def go(progress: ReadProgress | None) -> Any:
         return load(list(paths), threads=list(threads or ()), events=list(events or ()),
-                    input_format=input_format, progress=progress)
+                    input_format=input_format, progress=progress,
+                    borrow_from=list(borrow_from or ()))
 
     if wants_progress(paths):
         with ReadProgress() as bar:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tracetool.cli.common import (
+    BorrowOpt,
     EventsOpt,
     FormatOpt,
     InputFormatOpt,
@@ -21,10 +22,11 @@ def summary(
     threads: ThreadsOpt = None,
     events: EventsOpt = None,
     input_format: InputFormatOpt = None,
+    borrow_from: BorrowOpt = None,
     format: FormatOpt = OutputFormat.text,
 ) -> None:
     """What is in a trace: inputs and their format, threads with names and roles, event counts."""
-    trace = load_trace(paths, threads, events, input_format)
+    trace = load_trace(paths, threads, events, input_format, borrow_from)
     data = trace.summary()
     if format is OutputFormat.json:
         emit_json(data)
