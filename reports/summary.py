@@ -9,7 +9,6 @@ from rich.console import Console
 
 from reports.console import table
 
-
 PID_ONLY_FORMATS = ("simple", "simpletrace-stap", "stap")
 
 
