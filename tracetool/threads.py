@@ -240,9 +240,10 @@ def _assign_roles(proc: _Proc, t_tid: np.ndarray, counts: np.ndarray, names: lis
     """Fills roles (and inferred names) of one process's threads; sets its load thread."""
     rules = role_rules()
     real = [t for t in proc.members if t_tid[t] >= 0]
-    if not real:
-        for t in proc.members:
+    for t in proc.members:
+        if t_tid[t] < 0:  # events that carried no thread id (e.g. the tracer's own markers)
             roles[t] = "unknown"
+    if not real:
         return
     main = _pick_main(proc, real, t_tid, names, roles, ev)
     if main is not None and roles[main] in ("", "main"):
