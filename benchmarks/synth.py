@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 BQL = 0x55F0C0A48500
-OTHER_MUTEXES = [0x55F0C0A48000 + 0x40 * i for i in range(1, 60)]
+OTHER_MUTEXES = [a for a in (0x55F0C0A48000 + 0x40 * i for i in range(1, 60)) if a != BQL]
 SEMAPHORES = [0x55F0F2E90000 + 0x100 * i for i in range(1, 20)]
 BQL_LOCK_SITES = [
     "../src/util/main-loop.c:311",
@@ -55,10 +55,11 @@ class Writer:
         self.lines = 0
         self.buf: list[str] = []
 
-    def emit(self, tid: int, body: str) -> None:
+    def emit(self, tid: int, body: str, in_order: bool = False) -> None:
+        """Writes one line; ``in_order`` lines never step back (BQL hand-overs are ordered)."""
         self.now += self.rng.randint(1_000, 6_000)
         ts = self.now
-        if self.rng.random() < 0.0005:
+        if self.rng.random() < 0.0005 and not in_order:
             # Timestamp taken, then the thread was descheduled before writing: a back-step
             # across threads, never within one. Rate and size follow the real sample traces
             # (0.01-0.09% of lines, median ~10 us late, a few ms at most).
@@ -85,9 +86,12 @@ class Writer:
 
 
 def mutex_triple(w: Writer, tid: int, addr: int, lock_site: str, unlock_site: str) -> None:
-    w.emit(tid, f"qemu_mutex_lock waiting on mutex {addr:#x} ({lock_site})")
-    w.emit(tid, f"qemu_mutex_locked taken mutex {addr:#x} ({lock_site})")
-    w.emit(tid, f"qemu_mutex_unlock released mutex {addr:#x} ({unlock_site})")
+    """lock, locked, unlock of one thread. BQL triples are written whole and in time order, so
+    the BQL has one holder at a time, as in a real trace."""
+    bql = addr == BQL
+    w.emit(tid, f"qemu_mutex_lock waiting on mutex {addr:#x} ({lock_site})", bql)
+    w.emit(tid, f"qemu_mutex_locked taken mutex {addr:#x} ({lock_site})", bql)
+    w.emit(tid, f"qemu_mutex_unlock released mutex {addr:#x} ({unlock_site})", bql)
 
 
 def generate(path: str, lines: int, era: str = "tid", seed: int = 1) -> int:

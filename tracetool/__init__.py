@@ -5,8 +5,12 @@
     >>> trace.events.head()
 """
 
+from tracetool.bql import BqlReport, analyze_bql
+from tracetool.check import check as check
 from tracetool.errors import EmptyTrace, InputError, UsageError
 from tracetool.load import load
 from tracetool.model import Trace
+from tracetool.replay import EventContext, replay
 
-__all__ = ["EmptyTrace", "InputError", "Trace", "UsageError", "load"]
+__all__ = ["BqlReport", "EmptyTrace", "EventContext", "InputError", "Trace", "UsageError",
+           "analyze_bql", "load", "replay"]
