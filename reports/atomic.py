@@ -1,0 +1,55 @@
+"""Writing output files atomically: a reader sees the old file or the whole new one, never a part.
+
+The content goes to a temporary file in the target's directory (same filesystem), is flushed to
+disk, and replaces the target with ``os.replace``. Any error or interruption before that
+removes the temporary file and leaves an existing target untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from typing import IO
+
+
+def _new_file_mode(path: str) -> int:
+    """The mode a plain ``open(path, "w")`` would give: the existing file's, else 0666 & ~umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
+@contextmanager
+def atomic_writer(path: str, encoding: str = "utf-8") -> Iterator[IO[str]]:
+    """Yields a text file to write; on a clean exit it replaces ``path``, on any exception it
+    is removed and ``path`` stays as it was."""
+    target = os.path.abspath(path)
+    directory, name = os.path.split(target)
+    mode = _new_file_mode(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding=encoding, newline="") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text(path: str, text: str | Callable[[], str], encoding: str = "utf-8") -> int:
+    """Writes text atomically; ``text`` may be a function producing it (called inside the
+    write, so a failure while producing it leaves no file either). Returns the bytes written."""
+    with atomic_writer(path, encoding=encoding) as f:
+        content = text() if callable(text) else text
+        f.write(content)
+    return len(content.encode(encoding))

@@ -1,0 +1,131 @@
+"""``migtrace report``: every analysis of one trace in one report (text, Markdown, HTML, JSON)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from tracetool.cli.common import EventsOpt, InputFormatOpt, Paths, ThreadsOpt, app, load_trace
+from tracetool.cli.phases import QueryMigrateOpt
+from tracetool.errors import UsageError
+
+if TYPE_CHECKING:
+    from tracetool.reportdata import ReportData
+
+
+class ReportFormat(StrEnum):
+    """Output formats of ``report`` and ``compare``."""
+
+    text = "text"
+    md = "md"
+    html = "html"
+    json = "json"
+
+
+SUFFIXES = {".html": ReportFormat.html, ".htm": ReportFormat.html, ".md": ReportFormat.md,
+            ".markdown": ReportFormat.md, ".json": ReportFormat.json, ".txt": ReportFormat.text}
+
+OutputOpt = Annotated[str | None, typer.Option(
+    "--output", "-o", help="Write the report to this file (format from its suffix: .html, .md, "
+    ".json, .txt) instead of standard output. Written atomically.")]
+ReportFormatOpt = Annotated[ReportFormat | None, typer.Option(
+    "--format", "-f", help="Output format; default: from the --output suffix, else text.")]
+
+
+def pick_format(fmt: ReportFormat | None, output: str | None) -> ReportFormat:
+    """--format when given, else the output file's suffix, else text."""
+    if fmt is not None:
+        return fmt
+    if output is None or output == "-":
+        return ReportFormat.text
+    suffix = os.path.splitext(output)[1].lower()
+    if suffix not in SUFFIXES:
+        raise UsageError(f"{output}: cannot tell the format from the suffix {suffix or '(none)'!r}; "
+                         "use .html, .md, .json or .txt, or give --format")
+    return SUFFIXES[suffix]
+
+
+def check_output(output: str | None) -> None:
+    """Fails early, before any trace is read, when the output file cannot be created."""
+    if output is None or output == "-":
+        return
+    directory = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(directory):
+        raise UsageError(f"{output}: cannot write: no such directory {directory}")
+    if os.path.isdir(output):
+        raise UsageError(f"{output}: cannot write: it is a directory")
+
+
+def emit(render: Callable[[], str], output: str | None) -> None:
+    """Writes the rendered report to ``output`` atomically (stdout when None or "-")."""
+    from reports.atomic import write_text
+
+    if output is None or output == "-":
+        sys.stdout.write(render())
+        return
+    try:
+        size = write_text(output, render)
+    except OSError as exc:
+        raise UsageError(f"{output}: cannot write: {exc.strerror or exc}") from None
+    sys.stderr.write(f"migtrace: wrote {output} ({size / 1024:.0f} KiB)\n")
+
+
+def plain_text(print_to: Callable[..., None]) -> str:
+    """What a terminal renderer prints, as plain text (no colour) for a file."""
+    import io
+
+    from reports.console import console
+
+    buf = io.StringIO()
+    print_to(console(buf))
+    return buf.getvalue()
+
+
+@app.command()
+def report(
+    paths: Paths,
+    output: OutputOpt = None,
+    format: ReportFormatOpt = None,
+    threads: ThreadsOpt = None,
+    events: EventsOpt = None,
+    input_format: InputFormatOpt = None,
+    query_migrate: QueryMigrateOpt = None,
+) -> None:
+    """All analyses of one trace in one report: summary, incoming phases, downtime, BQL and
+    postcopy preempt. Sections the trace has no events for say which events to enable."""
+    from tracetool.querymigrate import load_query_migrate
+    from tracetool.reportdata import collect
+
+    fmt = pick_format(format, output)
+    check_output(output)
+    query = load_query_migrate(query_migrate) if query_migrate else None
+    trace = load_trace(paths, threads, events, input_format)
+    data = collect(trace, query, inputs=paths)
+    if fmt is ReportFormat.text and (output is None or output == "-"):
+        from reports.console import console
+        from reports.report_text import report_text
+
+        report_text(data, console())
+        return
+    emit(lambda: render_report(data, fmt), output)
+
+
+def render_report(data: ReportData, fmt: ReportFormat) -> str:
+    """The report of ``data`` as text in ``fmt``."""
+    from reports.html import report_html
+    from reports.markdown import report_markdown
+    from reports.report_json import report_document, to_json_text
+    from reports.report_text import report_text
+
+    if fmt is ReportFormat.json:
+        return to_json_text(report_document(data))
+    if fmt is ReportFormat.md:
+        return report_markdown(data)
+    if fmt is ReportFormat.html:
+        return report_html(data)
+    return plain_text(lambda out: report_text(data, out))
