@@ -1,9 +1,10 @@
 """Generate large synthetic QEMU log-backend traces with the event mix of a BQL-tracing run.
 
 The mix follows what a real destination QEMU writes with ``-trace 'qemu_mutex_*'`` plus the
-migration events: about 85% ``qemu_mutex_lock/locked/unlock`` triples (the BQL taken by the main
+migration events: about 83% ``qemu_mutex_lock/locked/unlock`` lines (the BQL taken by the main
 loop, the vCPU and the load thread, other mutexes and semaphore noise from qemu-thread-posix.c),
-about 12% ``ram_load_loop`` lines with unique addresses, and section/vmstate events. Threads
+about 17% ``ram_load_loop`` lines, and a few section/vmstate events (one RAM section per
+thousands of pages, as in real traces). Threads
 interleave with small cross-thread timestamp back-steps, as the log backend produces.
 
 This is for scale and speed only; correctness is tested on real traces.
@@ -114,7 +115,9 @@ def generate(path: str, lines: int, era: str = "tid", seed: int = 1) -> int:
             elif r < 0.85:
                 tid = rng.choice([THREADS["main"], THREADS["rcu"], THREADS["load"]])
                 mutex_triple(w, tid, rng.choice(SEMAPHORES), SEM_SITES[0], SEM_SITES[1])
-            elif r < 0.97:
+            elif r < 0.9997:
+                # Real traces load thousands of pages per RAM section (7.2: ~6500 per PART
+                # section), so section events are rare next to the page events.
                 for _ in range(rng.randint(1, 6)):
                     page += 1
                     addr = (page * 4096) % (512 << 20)

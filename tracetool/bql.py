@@ -233,10 +233,6 @@ class MutexEvents:
         return MutexEvents(row, kind, mutex, site, site_line, unreadable)
 
 
-READ_CHUNK = 1 << 20
-"""Rows decoded at a time: bounds the memory of the per-row argument frames."""
-
-
 def read_mutex_events(trace: Trace, events: Sequence[str] = MUTEX_EVENTS,
                       keep: np.ndarray | None = None,
                       sites: dict[str, int] | None = None) -> MutexEvents:
@@ -253,29 +249,32 @@ def read_mutex_events(trace: Trace, events: Sequence[str] = MUTEX_EVENTS,
 
 def _read_parts(trace: Trace, events: Sequence[str], keep: np.ndarray | None,
                 sites: dict[str, int]) -> list[MutexEvents]:
-    """The events in time-ordered parts (one per event name and chunk)."""
+    """The events in time-ordered parts (one per event name).
+
+    Arguments are decoded once per distinct text; rows only gather integers from those.
+    """
     parts: list[MutexEvents] = []
     for name in events:
         k = MUTEX_EVENTS.index(name)
-        rows = trace.rows(name)
-        for lo in range(0, len(rows), READ_CHUNK):
-            chunk = rows[lo:lo + READ_CHUNK]
-            f = trace.fields(name, rows=chunk)  # with rows given: not cached
-            if not {"mutex", "file", "line"} <= set(f.columns):
-                parts.append(_unreadable(chunk))
-                continue
-            readable = f["decoded"].to_numpy(dtype=bool) & f["file"].notna().to_numpy(dtype=bool)
-            mutex = f["mutex"].to_numpy(dtype=np.uint64, na_value=0)
-            ok = readable if keep is None else readable & np.isin(mutex, keep)
-            # Sites of the kept rows only: hashing the file strings is the costly part.
-            codes, uniques = pd.factorize(f["file"][ok], use_na_sentinel=True)
-            remap = np.array([sites.setdefault(str(u), len(sites)) for u in uniques] + [-1],
-                             dtype=np.int32)
-            parts.append(MutexEvents(
-                chunk[ok], np.full(int(ok.sum()), k, dtype=np.int8), mutex[ok], remap[codes],
-                f["line"].to_numpy(dtype=np.int64, na_value=-1)[ok].astype(np.int32),
-                chunk[~readable]))
-            del f
+        rows, text, f = trace.fields_by_text(name)
+        if not len(rows):
+            continue
+        if not {"mutex", "file", "line"} <= set(f.columns):
+            parts.append(_unreadable(rows))
+            continue
+        u_readable = f["decoded"].to_numpy(dtype=bool) & f["file"].notna().to_numpy(dtype=bool)
+        u_mutex = f["mutex"].to_numpy(dtype=np.uint64, na_value=0)
+        u_ok = u_readable if keep is None else u_readable & np.isin(u_mutex, keep)
+        u_codes, uniques = pd.factorize(f["file"], use_na_sentinel=True)
+        remap = np.array([sites.setdefault(str(u), len(sites)) for u in uniques] + [-1],
+                         dtype=np.int32)
+        u_site = remap[u_codes]
+        u_line = f["line"].to_numpy(dtype=np.int64, na_value=-1).astype(np.int32)
+        ok = u_ok[text]
+        kept = text[ok]
+        parts.append(MutexEvents(
+            rows[ok], np.full(len(kept), k, dtype=np.int8), u_mutex[kept], u_site[kept],
+            u_line[kept], rows[~u_readable[text]]))
     return parts
 
 

@@ -270,7 +270,7 @@ class _Builder:
         self.threads_known = trace.has_tids
         self.has_time = trace.has_time
         self.paths = trace.inputs["path"].astype(str).tolist() if len(trace.inputs) else []
-        self._scope_sorted: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._scope_rows: dict[tuple[str, int], np.ndarray] = {}
         self.issues: list[tuple[str, str, int, str]] = []
         self.notes: list[str] = []
 
@@ -278,22 +278,25 @@ class _Builder:
     def scope_codes(self, scope: str, rows: np.ndarray) -> np.ndarray:
         return self.row_thread[rows] if scope == "thread" else self.row_process[rows]
 
-    def _sorted_scope(self, scope: str) -> tuple[np.ndarray, np.ndarray]:
-        """Rows grouped by thread (or process), in row order within each: (keys, rows)."""
-        got = self._scope_sorted.get(scope)
+    def _rows_of(self, scope: str, code: int) -> np.ndarray:
+        """Row numbers of one thread (or process), ascending."""
+        got = self._scope_rows.get((scope, code))
         if got is None:
             codes = self.row_thread if scope == "thread" else self.row_process
-            perm = np.argsort(codes, kind="stable")
-            keys = codes[perm] * (self.n + 1) + perm
-            got = (keys, perm)
-            self._scope_sorted[scope] = got
+            got = np.flatnonzero(codes == code)
+            self._scope_rows[(scope, code)] = got
         return got
 
     def last_row_before(self, scope: str, codes: np.ndarray, limit: np.ndarray) -> np.ndarray:
         """Per query, the last row of that thread/process with a row number below ``limit``."""
-        keys, perm = self._sorted_scope(scope)
-        idx = np.searchsorted(keys, codes * (self.n + 1) + limit) - 1
-        return perm[np.maximum(idx, 0)]
+        out = np.zeros(len(codes), dtype=np.int64)
+        # Queries concern a few threads; one pass per thread beats sorting every row.
+        for code in np.unique(codes).tolist():
+            sel = codes == code
+            rows = self._rows_of(scope, int(code))
+            idx = np.searchsorted(rows, limit[sel]) - 1
+            out[sel] = rows[np.maximum(idx, 0)] if len(rows) else 0
+        return out
 
     def where_mask(self, rows: np.ndarray, where: Mapping[str, tuple[str, ...]]) -> np.ndarray:
         keep = np.ones(len(rows), dtype=bool)
@@ -642,19 +645,36 @@ class _Builder:
                     "to the one unknown thread, with the role their events imply; record with "
                     "-d tid -D trace.%d for one file per thread, or use ftrace/LTTng")
             return
+        # Within one thread of one input, time order must keep the file's line order; rows the
+        # stable time sort moved ahead of an earlier line of their own thread stepped back.
         src = self.trace.source.astype(np.int64)
-        key = self.row_thread * 4096 + src
-        order = np.argsort(key, kind="stable")
-        k = key[order]
-        lines = self.trace.line[order]
-        back = np.flatnonzero((k[1:] == k[:-1]) & (lines[1:] < lines[:-1]))
-        if len(back):
+        key = self.row_thread.astype(np.int64) * 4096 + src
+        groups = np.flatnonzero(np.bincount(key)) if self.n else key[:0]
+        lines = self.trace.line
+        back_rows: list[np.ndarray] = []
+        above: list[np.ndarray] = []
+        if len(groups) <= 64:
+            for g in groups.tolist():
+                rows = np.flatnonzero(key == g)
+                ln = lines[rows]
+                b = np.flatnonzero(ln[1:] < ln[:-1])
+                back_rows.append(rows[b])
+                above.append(ln[b + 1])
+        else:
+            order = np.argsort(key, kind="stable")
+            k = key[order]
+            ln = lines[order]
+            b = np.flatnonzero((k[1:] == k[:-1]) & (ln[1:] < ln[:-1]))
+            back_rows.append(order[b])
+            above.append(ln[b + 1])
+        rows_all = np.concatenate(back_rows) if back_rows else np.zeros(0, np.int64)
+        if len(rows_all):
             # in time order, row ``back`` comes from a later line than the row after it
-            rows = order[back]
-            above = lines[back + 1]
-            self.add_issues("out-of-order", rows,
+            above_all = np.concatenate(above)
+            order_all = np.argsort(rows_all, kind="stable")
+            self.add_issues("out-of-order", rows_all[order_all],
                             [f"timestamp earlier than line {int(a)} above it (same thread)"
-                             for a in above.tolist()])
+                             for a in above_all[order_all].tolist()])
 
     # -- all ---------------------------------------------------------------------------------
     def build(self) -> Timeline:

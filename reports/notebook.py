@@ -1,0 +1,144 @@
+"""Rich display of migtrace results in Jupyter.
+
+``install_reprs()`` registers HTML formatters with IPython for :class:`~tracetool.bql.BqlReport`,
+:class:`~tracetool.phases.PhaseReport` and :class:`~tracetool.preempt.PreemptReport`, so that a
+result as the last expression of a cell shows as a short summary with tables, and a PNG
+formatter for matplotlib figures, so that the figures of :mod:`reports.plots` (built without
+pyplot) show inline. Outside IPython it does nothing. The renderers (``bql_html``,
+``phases_html``, ``preempt_html``) are plain functions returning HTML text.
+
+    >>> from reports.notebook import install_reprs
+    >>> install_reprs()
+    >>> analyze_bql(trace)          # shows per-process tables
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from reports.console import fmt_us
+
+MAX_ROWS = 10
+BQL_THREAD_COLUMNS = ("tid", "name", "role", "holds", "hold_total_us", "hold_max_us", "hold_p50_us",
+                      "hold_p99_us", "waits", "wait_total_us", "wait_p99_us")
+HOLD_COLUMNS = ("thread", "role", "duration_us", "lock_site", "phase", "section", "device")
+PHASE_COLUMNS = ("name", "thread", "role", "duration_us", "closed")
+DEVICE_COLUMNS = ("idstr", "instance_id", "section_type", "thread", "duration_us")
+
+
+def _table(frame: pd.DataFrame, columns: tuple[str, ...], rows: int = MAX_ROWS) -> str:
+    cols = [c for c in columns if c in frame.columns]
+    more = len(frame) - rows
+    out = frame[cols].head(rows).to_html(index=False, escape=True, na_rep="–",
+                                         float_format=lambda v: f"{v:,.1f}")
+    if more > 0:
+        out += f"<p><i>{more} more rows</i></p>"
+    return out
+
+
+def _notes(notes: list[str]) -> str:
+    if not notes:
+        return ""
+    items = "".join(f"<li>{html.escape(str(n))}</li>" for n in notes)
+    return f"<details><summary>{len(notes)} notes</summary><ul>{items}</ul></details>"
+
+
+def bql_html(report: Any) -> str:
+    """A BqlReport: per process the BQL, its threads' statistics and the longest holds."""
+    parts = ["<div><h4>BQL analysis</h4>"]
+    if report.note:
+        parts.append(f"<p>{html.escape(report.note)}</p>")
+    for p in report.processes.values():
+        if p.mutex is None:
+            parts.append(f"<p><b>{html.escape(p.process)}</b>: no BQL found</p>{_notes(p.notes)}")
+            continue
+        holds = p.holds
+        done = int(holds["complete"].sum()) if len(holds) else 0
+        parts.append(
+            f"<p><b>{html.escape(p.process)}</b>: BQL {p.mutex:#x} "
+            f"({html.escape(p.identified_by or '')}); {done} complete holds, {len(p.waits)} "
+            f"waits; attributed by {html.escape(p.attribution or '-')}; "
+            f"{len(p.inconsistencies)} inconsistencies</p>")
+        parts.append(_table(p.threads, BQL_THREAD_COLUMNS))
+        parts.append("<p>Longest holds:</p>" + _table(p.longest_holds(5), HOLD_COLUMNS, 5))
+        parts.append(_notes(p.notes))
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def phases_html(report: Any) -> str:
+    """A PhaseReport: outcome, load thread, phases and the slowest device loads."""
+    lt = report.load_thread or {}
+    load = lt.get("name") or lt.get("role") or "unknown"
+    parts = [
+        "<div><h4>Incoming phases</h4>",
+        f"<p>process <b>{html.escape(str(report.process))}</b>, outcome "
+        f"<b>{html.escape(report.outcome)}</b>, load thread {html.escape(str(load))}"
+        + (f" ({lt['tid']})" if lt.get("tid") is not None else "") + "</p>",
+        _table(report.phases, PHASE_COLUMNS, 30),
+    ]
+    dev = report.devices
+    if len(dev):
+        slow = dev.sort_values("duration_us", ascending=False, kind="stable")
+        parts.append(f"<p>Slowest device loads ({len(dev)} in all):</p>"
+                     + _table(slow, DEVICE_COLUMNS))
+    parts.append(_notes(report.notes))
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def preempt_html(report: Any) -> str:
+    """A PreemptReport: the waits, page-request latency and pages per channel."""
+    pr = report.page_requests or {}
+    rows = [
+        ("postcopy", report.postcopy), ("preempt enabled", report.enabled),
+        ("preempt thread wait", fmt_us(report.thread_wait_us)),
+        ("packaged-load wait", fmt_us(report.packaged_wait_us)),
+        ("page requests", pr.get("count")), ("page request p50", fmt_us(pr.get("p50_us"))),
+        ("page request p99", fmt_us(pr.get("p99_us"))), ("page request max", fmt_us(pr.get("max_us"))),
+        ("unresolved page requests", pr.get("unmatched")),
+    ]
+    rows += [(f"pages on channel {k}", v) for k, v in (report.pages_by_channel or {}).items()]
+    body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+                   f"<td>{html.escape('–' if v is None else str(v))}</td></tr>" for k, v in rows)
+    return (f"<div><h4>Postcopy preempt</h4><table>{body}</table>{_notes(report.notes)}</div>")
+
+
+def formatters() -> dict[type, Callable[[Any], str]]:
+    """Result type -> HTML renderer."""
+    from tracetool.bql import BqlReport
+    from tracetool.phases import PhaseReport
+    from tracetool.preempt import PreemptReport
+
+    return {BqlReport: bql_html, PhaseReport: phases_html, PreemptReport: preempt_html}
+
+
+def figure_png(fig: Any) -> bytes:
+    """A matplotlib Figure as PNG bytes, at notebook resolution."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    return buf.getvalue()
+
+
+def install_reprs() -> bool:
+    """Registers the HTML renderers (and the figure formatter) with the running IPython;
+    False when there is none."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    ip = get_ipython()
+    if ip is None:
+        return False
+    html_formatter = ip.display_formatter.formatters["text/html"]
+    for cls, render in formatters().items():
+        html_formatter.for_type(cls, render)
+    from matplotlib.figure import Figure
+
+    ip.display_formatter.formatters["image/png"].for_type(Figure, figure_png)
+    return True

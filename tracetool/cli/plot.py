@@ -1,0 +1,94 @@
+"""``migtrace plot``: a figure of one trace as PNG, SVG or PDF."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+
+from tracetool.cli.common import EventsOpt, InputFormatOpt, Paths, ThreadsOpt, app, load_trace
+from tracetool.errors import UsageError
+
+
+class PlotKind(StrEnum):
+    """The figures ``migtrace plot`` draws."""
+
+    gantt = "gantt"
+    bql = "bql"
+    phases = "phases"
+    page_latency = "page-latency"
+
+
+KindArg = Annotated[PlotKind, typer.Argument(
+    help="gantt: per-thread timeline (phases, sections, device loads, BQL holds, instants); "
+    "bql: BQL hold/wait CDFs per thread; phases: incoming phase waterfall and slowest device "
+    "loads; page-latency: postcopy page-request latency per channel.", show_default=False)]
+OutputOpt = Annotated[str, typer.Option(
+    "--output", "-o", help="Output file; .png, .svg or .pdf.", show_default=False)]
+FromOpt = Annotated[str | None, typer.Option(
+    "--from", help="gantt: window start. Time since the trace start in seconds (1.5) or with a "
+    "unit (1500ms, 40us, 800ns), or an absolute trace time in ns after '@' (@1795694364092905000, "
+    "as in the start_ns columns).")]
+ToOpt = Annotated[str | None, typer.Option("--to", help="gantt: window end, as --from.")]
+TopOpt = Annotated[int, typer.Option("--top", min=1, help="phases: how many device loads to show.")]
+
+_TIME = re.compile(r"^\s*(?P<value>[0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?)\s*(?P<unit>s|ms|us|µs|ns)?\s*$",
+                   re.IGNORECASE)
+_SCALE = {"s": 1e9, "ms": 1e6, "us": 1e3, "µs": 1e3, "ns": 1.0}
+
+
+def parse_time(text: str, trace_start_ns: int) -> int:
+    """An absolute trace time (ns) from ``--from``/``--to`` (see the option help)."""
+    t = text.strip()
+    if t.startswith("@"):
+        try:
+            return int(t[1:])
+        except ValueError:
+            raise UsageError(f"{text!r}: after '@' give an absolute time in ns") from None
+    m = _TIME.match(t)
+    if not m:
+        raise UsageError(f"{text!r}: not a time (e.g. 1.5, 250ms, 40us, @1795694364092905000)")
+    unit = (m.group("unit") or "s").lower()
+    return trace_start_ns + round(float(m.group("value")) * _SCALE[unit])
+
+
+@app.command()
+def plot(
+    kind: KindArg,
+    paths: Paths,
+    output: OutputOpt,
+    threads: ThreadsOpt = None,
+    events: EventsOpt = None,
+    input_format: InputFormatOpt = None,
+    start: FromOpt = None,
+    end: ToOpt = None,
+    top: TopOpt = 15,
+) -> None:
+    """Draws a figure of the trace into a PNG, SVG or PDF file (written atomically). A trace
+    without the events a figure needs gives one line naming the events to enable (exit 2)."""
+    from reports import plots
+
+    if not output.lower().endswith(tuple(f".{x}" for x in plots.SAVE_FORMATS)):
+        raise UsageError(f"--output {output}: give a .png, .svg or .pdf file name")
+    if kind is not PlotKind.gantt and (start or end):
+        raise UsageError("--from/--to apply to 'gantt' only")
+    trace = load_trace(paths, threads, events, input_format)
+    fig: Any
+    if kind is PlotKind.gantt:
+        t0 = plots.trace_start_ns(trace)
+        fig = plots.gantt(trace, start_ns=parse_time(start, t0) if start else None,
+                          end_ns=parse_time(end, t0) if end else None)
+    elif kind is PlotKind.bql:
+        from tracetool.bql import analyze_bql
+
+        fig = plots.bql_distribution(analyze_bql(trace))
+    elif kind is PlotKind.phases:
+        from tracetool.phases import incoming_phases
+
+        fig = plots.phase_waterfall(incoming_phases(trace), top=top)
+    else:
+        fig = plots.page_latency(trace)
+    plots.save_figure(fig, output)
+    typer.echo(f"wrote {output}")
