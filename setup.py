@@ -8,7 +8,7 @@ setup(
             "parsers._scan",
             sources=["parsers/_scan.c"],
             optional=True,
-            extra_compile_args=["-O2"],
+            extra_compile_args=["-O3"],
         ),
         Extension(
             "parsers._simple",

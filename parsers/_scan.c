@@ -409,11 +409,11 @@ typedef struct {
     Column compose; /* a body assembled from two pieces of a line */
 } ScannerObject;
 
-static int is_digit(char c) { return c >= '0' && c <= '9'; }
-static int is_name_start(char c) {
+static inline int is_digit(char c) { return c >= '0' && c <= '9'; }
+static inline int is_name_start(char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
 }
-static int is_name_char(char c) { return is_name_start(c) || is_digit(c); }
+static inline int is_name_char(char c) { return is_name_start(c) || is_digit(c); }
 
 /* Parses up to 19 digits; returns the pointer after them, or NULL when there are none. */
 static const char *parse_uint(const char *p, const char *end, uint64_t *v, int *ndigits) {
@@ -573,15 +573,32 @@ static int32_t intern_clean(ScannerObject *s, Interner *t, const char *p, size_t
     return intern(t, c, m);
 }
 
-/* One physical line (without its newline). Returns 0, or -1 on memory exhaustion. */
-static int scan_line(ScannerObject *s, const char *p, const char *end, int32_t default_tid,
-                     uint8_t extra_flags) {
+/*
+ * A log line, parsed but not yet interned. Lines are parsed in small batches first and the hash
+ * slot of each body is prefetched, so the interning pass that follows rarely waits on memory:
+ * a trace has ~10^5 distinct bodies, whose table does not fit in the CPU caches.
+ */
+typedef struct {
+    Row r;
+    const char *p, *end; /* the line, without its newline and '\r' */
+    const char *body;    /* after the prefix, or NULL when there was none */
+    const char *name_end;
+    const char *tn;      /* thread name from the thread-info prefix */
+    size_t tnlen;
+    int32_t tid;
+    int event_shaped;    /* "name" or "name args" after the prefix */
+    uint64_t h;          /* hash of the body (event-shaped lines) */
+    int odd;             /* the body has bytes that may need UTF-8 repair */
+} LinePrep;
+
+static void prep_line(const char *p, const char *end, int32_t default_tid, uint8_t extra_flags,
+                      LinePrep *L) {
     if (end > p && end[-1] == '\r') end--;
     Row r = {KIND_OTHER, ERA_NONE, extra_flags, INT64_MIN, default_tid, -1, -1, -1};
     const char *body = NULL;
-    const char *tn = NULL;
-    size_t tnlen = 0;
-    int32_t tid = -1;
+    L->tn = NULL;
+    L->tnlen = 0;
+    L->tid = -1;
 
     if (p < end && is_digit(*p)) {
         uint64_t a, b, c;
@@ -610,7 +627,7 @@ static int scan_line(ScannerObject *s, const char *p, const char *end, int32_t d
                 r.era = ERA_ISO;
                 r.ts = ts;
                 body = q4;
-                const char *q5 = parse_thread_info(body, end, &tid, &tn, &tnlen);
+                const char *q5 = parse_thread_info(body, end, &L->tid, &L->tn, &L->tnlen);
                 if (q5) {
                     r.era = ERA_THREAD_INFO;
                     body = q5;
@@ -619,53 +636,76 @@ static int scan_line(ScannerObject *s, const char *p, const char *end, int32_t d
         }
     }
     if (!body) {
-        const char *q5 = parse_thread_info(p, end, &tid, &tn, &tnlen);
+        const char *q5 = parse_thread_info(p, end, &L->tid, &L->tn, &L->tnlen);
         if (q5) {
             r.era = ERA_THREAD_INFO;
             body = q5;
         }
     }
-    if (tn) {
-        r.tid = tid;
-        r.tname = intern_clean(s, &s->threads, tn, tnlen, &r.flags);
-        if (r.tname < 0) return -1;
-    }
+    L->p = p;
+    L->end = end;
+    L->body = body;
+    L->event_shaped = 0;
     const char *b = body ? body : p;
     const char *q = b;
     if (q < end && is_name_start(*q)) {
         while (q < end && is_name_char(*q)) q++;
         if (q == end || *q == ' ') {
-            r.kind = body ? KIND_EVENT : KIND_BARE;
-            /* One lookup per line: the whole body is interned; its name only when it is new. */
-            size_t before = s->bodies.count;
-            r.args = intern_clean(s, &s->bodies, b, (size_t)(end - b), &r.flags);
-            if (r.args < 0) return -1;
-            if (s->bodies.count != before) {
-                uint32_t nlen = (uint32_t)(q - b);
-                int32_t nid = intern(&s->names, b, nlen);
-                if (nid < 0 || col_reserve(&s->body_name, 4) || col_reserve(&s->body_nlen, 4))
-                    return -1;
-                memcpy(s->body_name.data + s->body_name.len, &nid, 4);
-                s->body_name.len += 4;
-                memcpy(s->body_nlen.data + s->body_nlen.len, &nlen, 4);
-                s->body_nlen.len += 4;
-            }
-            memcpy(&r.name, s->body_name.data + 4 * (size_t)r.args, 4);
-            return push_row(s, &r);
+            L->event_shaped = 1;
+            L->name_end = q;
+            L->h = hash_bytes(b, (size_t)(end - b), &L->odd);
         }
     }
+    L->r = r;
+}
+
+/* Interns a prepared line and appends its row. Returns 0, or -1 on memory exhaustion. */
+static int finish_line(ScannerObject *s, LinePrep *L) {
+    Row *r = &L->r;
+    if (L->tn) {
+        r->tid = L->tid;
+        r->tname = intern_clean(s, &s->threads, L->tn, L->tnlen, &r->flags);
+        if (r->tname < 0) return -1;
+    }
+    if (L->event_shaped) {
+        const char *b = L->body ? L->body : L->p;
+        size_t n = (size_t)(L->end - b);
+        r->kind = L->body ? KIND_EVENT : KIND_BARE;
+        /* One lookup per line: the whole body is interned; its name only when it is new. */
+        size_t before = s->bodies.count;
+        if (L->odd) {
+            r->args = intern_clean(s, &s->bodies, b, n, &r->flags);
+        } else {
+            r->args = intern_hashed(&s->bodies, b, n, L->h);
+        }
+        if (r->args < 0) return -1;
+        if (s->bodies.count != before) {
+            uint32_t nlen = (uint32_t)(L->name_end - b);
+            int32_t nid = intern(&s->names, b, nlen);
+            if (nid < 0 || col_reserve(&s->body_name, 4) || col_reserve(&s->body_nlen, 4))
+                return -1;
+            memcpy(s->body_name.data + s->body_name.len, &nid, 4);
+            s->body_name.len += 4;
+            memcpy(s->body_nlen.data + s->body_nlen.len, &nlen, 4);
+            s->body_nlen.len += 4;
+        }
+        memcpy(&r->name, s->body_name.data + 4 * (size_t)r->args, 4);
+        return push_row(s, r);
+    }
     /* Not an event: keep the whole line (cut to OTHER_TEXT_MAX bytes) as an "other" line. */
-    r.kind = KIND_OTHER;
-    r.name = -1;
-    size_t n = (size_t)(end - p);
+    r->kind = KIND_OTHER;
+    r->name = -1;
+    size_t n = (size_t)(L->end - L->p);
     if (n > OTHER_TEXT_MAX) {
         n = OTHER_TEXT_MAX;
-        r.flags |= FLAG_TEXT_CUT;
+        r->flags |= FLAG_TEXT_CUT;
     }
-    r.args = intern_clean(s, &s->others, p, n, &r.flags);
-    if (r.args < 0) return -1;
-    return push_row(s, &r);
+    r->args = intern_clean(s, &s->others, L->p, n, &r->flags);
+    if (r->args < 0) return -1;
+    return push_row(s, r);
 }
+
+#define PREP_BATCH 16
 
 static PyObject *Scanner_scan(ScannerObject *self, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"data", "default_tid", "final", NULL};
@@ -677,23 +717,32 @@ static PyObject *Scanner_scan(ScannerObject *self, PyObject *args, PyObject *kw)
     const char *p = buf.buf, *end = p + buf.len;
     size_t before = self->rows;
     int failed = 0;
+    LinePrep batch[PREP_BATCH];
     Py_BEGIN_ALLOW_THREADS;
-    while (p < end) {
-        if (self->room == 0 && reserve_rows(self, 65536)) {
-            failed = 1;
-            break;
-        }
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        if (!nl) {
+    while (p < end && !failed) {
+        int n = 0;
+        while (n < PREP_BATCH && p < end) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
             /* The caller hands complete lines; a tail without newline is the file's last line. */
-            if (scan_line(self, p, end, default_tid, final ? FLAG_NO_NEWLINE : 0)) failed = 1;
-            break;
+            const char *line_end = nl ? nl : end;
+            prep_line(p, line_end, default_tid, (!nl && final) ? FLAG_NO_NEWLINE : 0, &batch[n]);
+            if (batch[n].event_shaped) {
+                const Interner *t = &self->bodies;
+                __builtin_prefetch(&t->slots[(size_t)batch[n].h & (t->nslots - 1)]);
+            }
+            n++;
+            p = nl ? nl + 1 : end;
         }
-        if (scan_line(self, p, nl, default_tid, 0)) {
+        if (self->room < (size_t)n && reserve_rows(self, 65536)) {
             failed = 1;
             break;
         }
-        p = nl + 1;
+        for (int i = 0; i < n; i++) {
+            if (finish_line(self, &batch[i])) {
+                failed = 1;
+                break;
+            }
+        }
     }
     Py_END_ALLOW_THREADS;
     PyBuffer_Release(&buf);

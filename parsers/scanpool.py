@@ -8,6 +8,8 @@ and their codes remapped, so the result is the same as one scanner reading the w
 
 from __future__ import annotations
 
+import io
+import mmap
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -92,6 +94,15 @@ def _read_blocks(path: str, ring: list[bytearray], pending: list[Future[object] 
     stream = opened.stream
     if progress is not None:
         progress.start(path, opened.size)
+    if opened.compression == "none" and opened.size and path != "-":
+        try:
+            mapped = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError, io.UnsupportedOperation):
+            mapped = None
+        if mapped is not None:
+            stream.close()
+            _map_blocks(mapped, on_block, progress, len(pending))
+            return None
     lines = 0
     slot = 0
     carry = b""
@@ -136,12 +147,62 @@ def _read_blocks(path: str, ring: list[bytearray], pending: list[Future[object] 
         stream.close()
 
 
+def _map_blocks(mapped: mmap.mmap, on_block: Callable[[int, memoryview, bool], Future[object]],
+                progress: Progress | None, in_flight: int) -> None:
+    """Hands a plain file's blocks to the scanners straight from the page cache (no copy).
+
+    At most ``in_flight`` blocks are scanned at once; the pages of a scanned block are dropped
+    from this process right away, so resident memory stays near the size of the result.
+    """
+    if hasattr(mapped, "madvise"):
+        mapped.madvise(mmap.MADV_SEQUENTIAL)
+    size = len(mapped)
+    whole = memoryview(mapped)
+    queue: list[tuple[Future[object], memoryview, int, int]] = []
+
+    def retire() -> None:
+        fut, view, lo, hi = queue.pop(0)
+        try:
+            fut.result()
+        finally:
+            view.release()
+            page_lo = lo - lo % mmap.PAGESIZE
+            if hasattr(mapped, "madvise") and hi > page_lo:
+                mapped.madvise(mmap.MADV_DONTNEED, page_lo, hi - page_lo)
+
+    try:
+        pos = 0
+        while pos < size:
+            stop = min(pos + CHUNK_BYTES, size)
+            if stop < size:
+                cut = mapped.rfind(b"\n", pos, stop)
+                if cut < 0:  # a line longer than a block: take it whole
+                    cut = mapped.find(b"\n", stop)
+                stop = size if cut < 0 else cut + 1
+            if len(queue) >= in_flight:
+                retire()
+            view = whole[pos:stop]
+            final = stop == size and mapped[size - 1] != 0x0A
+            queue.append((on_block(0, view, final), view, pos, stop))
+            if progress is not None:
+                progress.advance(stop, 0)
+            pos = stop
+        while queue:
+            retire()
+    finally:
+        for fut, view, _, _ in queue:
+            fut.exception()  # wait: a view must not be released while a scan reads it
+            view.release()
+        whole.release()
+        mapped.close()
+
+
 def scan_files(paths: Sequence[tuple[str, int]], make_scanner: Callable[[], object],
                lanes: int, progress: Progress | None = None) -> ScanResult:
     """Scans ``(path, default_tid)`` inputs with ``lanes`` scanners; one ScannedFile per path."""
     workers = [_Lane(make_scanner) for _ in range(max(1, lanes))]
     ring = [bytearray() for _ in range(2 * len(workers) + 1)]
-    files: list[ScannedFile] = []
+    per_file: list[tuple[list[tuple[int, dict[str, np.ndarray]]], str | None]] = []
     try:
         for path, default_tid in paths:
             parts: list[tuple[int, Future[dict[str, np.ndarray]]]] = []
@@ -155,31 +216,48 @@ def scan_files(paths: Sequence[tuple[str, int]], make_scanner: Callable[[], obje
                 return fut  # type: ignore[return-value]
 
             error = _read_blocks(path, ring, pending, on_block, progress)
-            chunks = [(lane, fut.result()) for lane, fut in parts]
-            files.append(ScannedFile(_join(chunks), error))
+            per_file.append(([(lane, fut.result()) for lane, fut in parts], error))
         tables_per_lane = [{w: _table(lane.scanner, w) for w in TABLES} for lane in workers]
     finally:
         for lane in workers:
             lane.pool.shutdown(wait=True)
     tables, remaps = _merge_tables(tables_per_lane)
-    for f in files:
-        _apply_remaps(f.cols, remaps)
+    files = []
+    while per_file:
+        chunks, error = per_file.pop(0)
+        files.append(ScannedFile(_join(chunks, remaps), error))
     return ScanResult(files, tables)
 
 
-def _join(chunks: list[tuple[int, dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:
-    """One file's columns from its blocks; the lane of each row is kept in ``_lane``."""
-    if not chunks:
-        return {k: np.zeros(0, dtype=dt) for k, dt in ROW_DTYPES.items()} | {"_lane": np.zeros(0, np.uint8)}
-    cols = {k: np.concatenate([c[k] for _, c in chunks]) if len(chunks) > 1 else chunks[0][1][k]
-            for k in ROW_DTYPES}
-    lanes = {lane for lane, _ in chunks}
-    if lanes == {0}:
-        cols["_lane"] = np.zeros(0, np.uint8)  # all rows from lane 0: nothing to remap
-    else:
-        cols["_lane"] = np.concatenate(
-            [np.full(len(c["kind"]), lane, dtype=np.uint8) for lane, c in chunks])
-    return cols
+def _join(chunks: list[tuple[int, dict[str, np.ndarray]]], remaps: list[_Remap]) -> dict[str, np.ndarray]:
+    """One file's columns from its blocks, lane-local codes mapped to the merged tables.
+
+    Each block is copied once, straight into its place (lane 0 needs no mapping).
+    """
+    sizes = [len(c["kind"]) for _, c in chunks]
+    total = sum(sizes)
+    out = {k: np.empty(total, dtype=dt) for k, dt in ROW_DTYPES.items()}
+    pos = 0
+    for (lane, c), n in zip(chunks, sizes, strict=True):
+        sl = slice(pos, pos + n)
+        for k in ROW_DTYPES:
+            out[k][sl] = c[k]
+        if lane and remaps:
+            _remap_block(out, sl, remaps[lane])
+        pos += n
+        c.clear()  # free the block's rows as soon as they are copied
+    return out
+
+
+def _remap_block(cols: dict[str, np.ndarray], sl: slice, r: _Remap) -> None:
+    name, tname, args = cols["name"][sl], cols["tname"][sl], cols["args"][sl]
+    other = cols["kind"][sl] == KIND_OTHER
+    has = name >= 0
+    name[has] = r.names[name[has]]
+    has = tname >= 0
+    tname[has] = r.threads[tname[has]]
+    args[other] = r.others[args[other]]
+    args[~other] += r.args_offset
 
 
 @dataclass
@@ -216,24 +294,3 @@ def _merge_tables(per_lane: list[dict[str, StringTable]]) -> tuple[dict[str, Str
     remaps = [_Remap(remap_lists["names"][i], remap_lists["threads"][i], remap_lists["others"][i],
                      offsets[i]) for i in range(len(per_lane))]
     return out, remaps
-
-
-def _apply_remaps(cols: dict[str, np.ndarray], remaps: list[_Remap]) -> None:
-    lane = cols.pop("_lane")
-    if not remaps or not len(lane):
-        return
-    name = cols["name"].copy()
-    tname = cols["tname"].copy()
-    args = cols["args"].copy()
-    other = cols["kind"] == KIND_OTHER
-    for i, r in enumerate(remaps):
-        sel = lane == i
-        ev = sel & ~other
-        ot = sel & other
-        has_name = ev & (name >= 0)
-        name[has_name] = r.names[name[has_name]]
-        has_t = sel & (tname >= 0)
-        tname[has_t] = r.threads[tname[has_t]]
-        args[ev] += r.args_offset
-        args[ot] = r.others[args[ot]]
-    cols["name"], cols["tname"], cols["args"] = name, tname, args

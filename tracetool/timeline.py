@@ -259,11 +259,11 @@ class _Builder:
         self.rules = r
         self.n = len(trace)
         self.ts = trace.ts
-        self.row_thread = trace.row_thread.astype(np.int64)
+        self.row_thread = trace.row_thread
         th = trace.threads
-        self.t_proc = th["process"].cat.codes.to_numpy().astype(np.int64)
+        self.t_proc = th["process"].cat.codes.to_numpy().astype(np.int32)
         self.proc_labels = [str(x) for x in th["process"].cat.categories]
-        self.row_process = self.t_proc[self.row_thread] if self.n else np.zeros(0, np.int64)
+        self._row_process: np.ndarray | None = None
         self.t_tid = th["tid"]
         self.t_name = th["name"].fillna("?").astype(str).to_numpy()
         self.t_role = th["role"].astype(str).to_numpy()
@@ -273,6 +273,16 @@ class _Builder:
         self._scope_rows: dict[tuple[str, int], np.ndarray] = {}
         self.issues: list[tuple[str, str, int, str]] = []
         self.notes: list[str] = []
+
+    @property
+    def row_process(self) -> np.ndarray:
+        """Process index per row (built on first use: one gather over every row)."""
+        if self._row_process is None:
+            if len(self.proc_labels) <= 1:
+                self._row_process = np.zeros(self.n, dtype=np.int32)
+            else:
+                self._row_process = self.t_proc[self.row_thread]
+        return self._row_process
 
     # -- helpers -----------------------------------------------------------------------------
     def scope_codes(self, scope: str, rows: np.ndarray) -> np.ndarray:
@@ -647,8 +657,10 @@ class _Builder:
             return
         # Within one thread of one input, time order must keep the file's line order; rows the
         # stable time sort moved ahead of an earlier line of their own thread stepped back.
-        src = self.trace.source.astype(np.int64)
-        key = self.row_thread.astype(np.int64) * 4096 + src
+        if len(self.paths) <= 1:
+            key = self.row_thread
+        else:
+            key = self.row_thread.astype(np.int64) * 4096 + self.trace.source
         groups = np.flatnonzero(np.bincount(key)) if self.n else key[:0]
         lines = self.trace.line
         back_rows: list[np.ndarray] = []
