@@ -236,7 +236,7 @@ def _join(chunks: list[tuple[int, dict[str, np.ndarray]]], remaps: list[_Remap])
     """
     sizes = [len(c["kind"]) for _, c in chunks]
     total = sum(sizes)
-    out = {k: np.empty(total, dtype=dt) for k, dt in ROW_DTYPES.items()}
+    out: dict[str, np.ndarray] = {k: np.empty(total, dtype=dt) for k, dt in ROW_DTYPES.items()}
     pos = 0
     for (lane, c), n in zip(chunks, sizes, strict=True):
         sl = slice(pos, pos + n)
