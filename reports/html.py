@@ -263,7 +263,7 @@ def compare_figures(cmp: Comparison, before: ReportData, after: ReportData
     out: dict[str, list[FigureItem]] = {}
     labels = (cmp.before.label, cmp.after.label)
     _draw(out, "summary", f"Phase durations and BQL hold time per role: {labels[0]} vs {labels[1]}",
-          lambda: plots.compare_plot(before, after, labels))
+          lambda: plots.compare_plot(cmp))
     return out, []
 
 

@@ -155,3 +155,14 @@ def test_bad_sidecar_is_a_usage_error(tmp_path: Path) -> None:
 def test_directory_side_files_are_skipped() -> None:
     t = tracetool.load(sample(*TFY, "per-thread"))
     assert all(".trace" in p for p in t.inputs["path"])
+
+
+def test_results_show_as_html_in_notebooks(tfy_per_thread: tracetool.Trace) -> None:
+    from tracetool.phases import incoming_phases
+
+    bql = tracetool.analyze_bql(tfy_per_thread)._repr_html_()
+    phases = incoming_phases(tfy_per_thread)._repr_html_()
+    assert "<table" in bql and "mig/dst/main" in bql
+    assert "<table" in phases and "switchover" in phases
+    assert "<script" not in bql + phases
+    assert "<table" in tfy_per_thread._repr_html_()

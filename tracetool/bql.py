@@ -200,6 +200,12 @@ class BqlReport:
         """True when any process has inconsistencies (``--strict`` fails on this)."""
         return any(p.inconsistencies for p in self.processes.values())
 
+    def _repr_html_(self) -> str:
+        """Tables for Jupyter (strings from the trace are escaped)."""
+        from reports.notebook import bql_html
+
+        return bql_html(self)
+
 
 # ---------------------------------------------------------------------------------- reading
 @dataclass

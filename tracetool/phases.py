@@ -65,6 +65,12 @@ class PhaseReport:
             "issues": _records(self.issues.head(MAX_ISSUES_IN_JSON), ("kind", "path", "line", "message")),
         }
 
+    def _repr_html_(self) -> str:
+        """Tables for Jupyter (strings from the trace are escaped)."""
+        from reports.notebook import phases_html
+
+        return phases_html(self)
+
 
 def _plain(v: Any) -> Any:
     if v is None or v is pd.NA or v == NO_TIME:

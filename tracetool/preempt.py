@@ -64,6 +64,12 @@ class PreemptReport:
             "notes": list(self.notes),
         }}
 
+    def _repr_html_(self) -> str:
+        """Tables for Jupyter (strings from the trace are escaped)."""
+        from reports.notebook import preempt_html
+
+        return preempt_html(self)
+
 
 def _first_ts(trace: Trace, event: str, mask: np.ndarray) -> tuple[int | None, int | None]:
     rows = trace.rows(event)
