@@ -28,22 +28,27 @@ from pathlib import Path
 # ---------------------------------------------------------------------------------------
 # What `demo` runs, in order (run from the repository root with .venv/bin first on PATH).
 # ---------------------------------------------------------------------------------------
+_TFY = "sample_traces/qemu-threadify/e-precopy-mutex/per-thread"
+_Q72 = "sample_traces/qemu-7.2/e-precopy-mutex"
 DEMO_COMMANDS: list[list[str]] = [
-    [
-        "migtrace",
-        "summary",
-        "sample_traces/qemu-threadify/e-precopy-mutex/dst.trace.xz",
-        "--threads",
-        "sample_traces/qemu-threadify/e-precopy-mutex/dst-threads.json",
-    ],
-    [
-        "migtrace",
-        "summary",
-        "sample_traces/qemu-7.2/e-precopy-mutex/dst.trace.xz",
-        "--threads",
-        "sample_traces/qemu-7.2/e-precopy-mutex/dst-threads.json",
-    ],
+    # What is in a threaded-load trace (one file per thread) and a QEMU 7.2 trace.
+    ["migtrace", "summary", _TFY, "--threads", f"{_TFY}/dst-threads.json",
+     "--threads", f"{_TFY}/src-threads.json"],
+    ["migtrace", "summary", f"{_Q72}/dst.trace.xz", "--threads", f"{_Q72}/dst-threads.json"],
+    # The incoming phases and per-device loads, and who held the BQL.
+    ["migtrace", "phases", f"{_TFY}/dst.*.trace.xz", "--threads", f"{_TFY}/dst-threads.json",
+     "--query-migrate", f"{_TFY}/query-migrate.json"],
+    ["migtrace", "bql", f"{_TFY}/dst.*.trace.xz", "--threads", f"{_TFY}/dst-threads.json",
+     "--top", "5"],
+    # The coroutine load on QEMU 7.2 against the threaded load.
+    ["migtrace", "compare", f"{_Q72}/dst.trace.xz", "--before-threads", f"{_Q72}/dst-threads.json",
+     "--before-label", "QEMU 7.2", "--", f"{_TFY}/dst.*.trace.xz",
+     "--after-threads", f"{_TFY}/dst-threads.json", "--after-label", "threadify"],
+    # Everything in one self-contained HTML page.
+    ["migtrace", "report", f"{_TFY}/dst.*.trace.xz", "--threads", f"{_TFY}/dst-threads.json",
+     "-o", "migtrace-demo-report.html"],
 ]
+
 
 # What `test` runs, in order; extra command-line arguments go to pytest.
 CHECK_COMMANDS: list[list[str]] = [
