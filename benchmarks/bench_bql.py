@@ -20,15 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+
+from common import run_child, time_wc, trace_file  # noqa: E402
 
 TARGET_RATIO = 25.0
 TARGET_RSS = 1.5
@@ -52,24 +50,6 @@ print(json.dumps({"load_s": t1 - t0, "timeline_s": t2 - t1, "bql_s": t3 - t2,
 """
 
 
-def time_wc(path: str, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        subprocess.run(["wc", "-l", path], check=True, capture_output=True)
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
-def run_child(path: str) -> tuple[dict[str, float], int]:
-    """One fresh interpreter: its timings, and the peak RSS of the children so far (bytes)."""
-    out = subprocess.run([sys.executable, "-c", _CHILD, path], check=True, capture_output=True,
-                         text=True)
-    # ru_maxrss of children is the largest child waited for; this child is by far the largest.
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-    return json.loads(out.stdout), rss
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -79,64 +59,54 @@ def main() -> int:
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     a = ap.parse_args()
 
-    tmpdir = None
-    path = a.file
-    if path is None:
-        tmpdir = tempfile.mkdtemp(prefix="migtrace-bench-")
-        path = os.path.join(tmpdir, f"synth-bql-{a.lines}.trace")
-        from synth import generate
+    with trace_file(a.file, a.lines, "synth-bql") as path:
+        return _measure(path, a.repeat, a.json)
 
-        t = time.perf_counter()
-        generate(path, a.lines)
-        print(f"generated {path} in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+
+def _measure(path: str, repeat: int, as_json: bool) -> int:
     size = os.path.getsize(path)
-    try:
-        wc = time_wc(path, a.repeat)
-        best: dict[str, float] | None = None
-        rss = 0
-        for _ in range(a.repeat):
-            res, rss = run_child(path)
-            total = res["load_s"] + res["timeline_s"] + res["bql_s"]
-            if best is None or total < best["total_s"]:
-                best = {**res, "total_s": total}
-        assert best is not None
-        wc = min(wc, time_wc(path, a.repeat))
-        result: dict[str, object] = {
-            "file_bytes": size, "lines": best["lines"],
-            "holds": best["holds"], "waits": best["waits"], "threads": best["threads"],
-            "inconsistencies": best["inconsistencies"],
-            "wc_l_s": round(wc, 4),
-            "load_s": round(best["load_s"], 3),
-            "timeline_s": round(best["timeline_s"], 3),
-            "bql_s": round(best["bql_s"], 3),
-            "total_s": round(best["total_s"], 3),
-            "ratio_vs_wc_l": round(best["total_s"] / wc, 2),
-            "ratio_load": round(best["load_s"] / wc, 2),
-            "ratio_timeline": round(best["timeline_s"] / wc, 2),
-            "ratio_bql": round(best["bql_s"] / wc, 2),
-            "peak_rss_bytes": rss,
-            "rss_over_file": round(rss / size, 3),
-            "targets": {"ratio_vs_wc_l": TARGET_RATIO, "rss_over_file": TARGET_RSS},
-        }
-        if a.json:
-            print(json.dumps(result, indent=2))
-        else:
-            print(f"file              {size / 1e6:.0f} MB, {result['lines']:,} lines, "
-                  f"{result['holds']:,} BQL holds, {result['waits']:,} waits")
-            print(f"wc -l             {wc:.3f} s")
-            print(f"load              {best['load_s']:.3f} s  ({result['ratio_load']}x)")
-            print(f"timeline          {best['timeline_s']:.3f} s  ({result['ratio_timeline']}x)")
-            print(f"bql analysis      {best['bql_s']:.3f} s  ({result['ratio_bql']}x)")
-            print(f"ratio             {result['ratio_vs_wc_l']}x wc -l   "
-                  f"(target <= {TARGET_RATIO:g}x)")
-            print(f"peak RSS          {rss / 1e6:.0f} MB = {result['rss_over_file']}x file "
-                  f"(target <= {TARGET_RSS}x)")
-        ok = best["total_s"] / wc <= TARGET_RATIO and rss / size <= TARGET_RSS
-        return 0 if ok else 1
-    finally:
-        if tmpdir:
-            Path(path).unlink(missing_ok=True)
-            os.rmdir(tmpdir)
+    wc = time_wc(path, repeat)
+    best: dict[str, float] | None = None
+    rss = 0
+    for _ in range(repeat):
+        res, rss = run_child(_CHILD, path)
+        total = res["load_s"] + res["timeline_s"] + res["bql_s"]
+        if best is None or total < best["total_s"]:
+            best = {**res, "total_s": total}
+    assert best is not None
+    wc = min(wc, time_wc(path, repeat))
+    result: dict[str, object] = {
+        "file_bytes": size, "lines": best["lines"],
+        "holds": best["holds"], "waits": best["waits"], "threads": best["threads"],
+        "inconsistencies": best["inconsistencies"],
+        "wc_l_s": round(wc, 4),
+        "load_s": round(best["load_s"], 3),
+        "timeline_s": round(best["timeline_s"], 3),
+        "bql_s": round(best["bql_s"], 3),
+        "total_s": round(best["total_s"], 3),
+        "ratio_vs_wc_l": round(best["total_s"] / wc, 2),
+        "ratio_load": round(best["load_s"] / wc, 2),
+        "ratio_timeline": round(best["timeline_s"] / wc, 2),
+        "ratio_bql": round(best["bql_s"] / wc, 2),
+        "peak_rss_bytes": rss,
+        "rss_over_file": round(rss / size, 3),
+        "targets": {"ratio_vs_wc_l": TARGET_RATIO, "rss_over_file": TARGET_RSS},
+    }
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"file              {size / 1e6:.0f} MB, {result['lines']:,} lines, "
+              f"{result['holds']:,} BQL holds, {result['waits']:,} waits")
+        print(f"wc -l             {wc:.3f} s")
+        print(f"load              {best['load_s']:.3f} s  ({result['ratio_load']}x)")
+        print(f"timeline          {best['timeline_s']:.3f} s  ({result['ratio_timeline']}x)")
+        print(f"bql analysis      {best['bql_s']:.3f} s  ({result['ratio_bql']}x)")
+        print(f"ratio             {result['ratio_vs_wc_l']}x wc -l   "
+              f"(target <= {TARGET_RATIO:g}x)")
+        print(f"peak RSS          {rss / 1e6:.0f} MB = {result['rss_over_file']}x file "
+              f"(target <= {TARGET_RSS}x)")
+    ok = best["total_s"] / wc <= TARGET_RATIO and rss / size <= TARGET_RSS
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

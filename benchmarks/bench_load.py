@@ -15,15 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+
+from common import run_child, time_wc, trace_file  # noqa: E402
 
 _CHILD = r"""
 import json, sys, time
@@ -38,24 +36,9 @@ print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "events": len(events),
 """
 
 
-def time_wc(path: str, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        subprocess.run(["wc", "-l", path], check=True, capture_output=True)
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
-def run_child(path: str, engine: str | None) -> tuple[dict[str, float], int]:
+def run_load(path: str, engine: str | None) -> tuple[dict[str, float], int]:
     """Loads in a fresh interpreter; returns its timings and its peak RSS in bytes."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    args = [sys.executable, "-c", _CHILD, path] + ([engine] if engine else [])
-    out = subprocess.run(args, check=True, capture_output=True, text=True)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss of children is the max over all waited-for children: run the biggest last or
-    # trust it only when it grew; the load child is always the largest process here.
-    return json.loads(out.stdout), max(after, before) * 1024
+    return run_child(_CHILD, path, *([engine] if engine else []))
 
 
 def main() -> int:
@@ -67,55 +50,44 @@ def main() -> int:
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     a = ap.parse_args()
 
-    tmpdir = None
-    path = a.file
-    if path is None:
-        tmpdir = tempfile.mkdtemp(prefix="migtrace-bench-")
-        path = os.path.join(tmpdir, f"synth-{a.lines}.trace")
-        from synth import generate
+    with trace_file(a.file, a.lines, "synth") as path:
+        return _measure(path, a.repeat, a.engine, a.json)
 
-        t = time.perf_counter()
-        generate(path, a.lines)
-        print(f"generated {path} in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+
+def _measure(path: str, repeat: int, engine: str | None, as_json: bool) -> int:
     size = os.path.getsize(path)
-    try:
-        wc = time_wc(path, a.repeat)
-        best: dict[str, float] | None = None
-        rss = 0
-        for _ in range(a.repeat):
-            res, rss = run_child(path, a.engine)
-            if best is None or res["load_s"] < best["load_s"]:
-                best = res
-        assert best is not None
-        wc_again = time_wc(path, a.repeat)  # the machine is shared: take the baseline twice
-        wc = min(wc, wc_again)
-        result = {
-            "file_bytes": size,
-            "lines": best["lines"],
-            "events": best["events"],
-            "wc_l_s": round(wc, 4),
-            "load_s": round(best["load_s"], 3),
-            "import_s": round(best["import_s"], 3),
-            "ratio_vs_wc_l": round(best["load_s"] / wc, 2),
-            "lines_per_s": round(best["lines"] / best["load_s"]),
-            "peak_rss_bytes": rss,
-            "rss_over_file": round(rss / size, 3),
-            "targets": {"ratio_vs_wc_l": 17, "rss_over_file": 1.5},
-        }
-        if a.json:
-            print(json.dumps(result, indent=2))
-        else:
-            print(f"file            {size / 1e6:.0f} MB, {result['lines']:,} lines")
-            print(f"wc -l           {wc:.3f} s")
-            print(f"load + events   {best['load_s']:.3f} s  ({result['lines_per_s']:,} lines/s)")
-            print(f"ratio           {result['ratio_vs_wc_l']}x wc -l   (target <= 17x)")
-            print(f"peak RSS        {rss / 1e6:.0f} MB = {result['rss_over_file']}x file (target <= 1.5x)")
-        ok = result["ratio_vs_wc_l"] <= 17 and result["rss_over_file"] <= 1.5
-        return 0 if ok else 1
-    finally:
-        if tmpdir:
-            Path(path).unlink(missing_ok=True)
-            os.rmdir(tmpdir)
+    wc = time_wc(path, repeat)
+    best: dict[str, float] | None = None
+    rss = 0
+    for _ in range(repeat):
+        res, rss = run_load(path, engine)
+        if best is None or res["load_s"] < best["load_s"]:
+            best = res
+    assert best is not None
+    wc = min(wc, time_wc(path, repeat))  # the machine is shared: take the baseline twice
+    result = {
+        "file_bytes": size,
+        "lines": best["lines"],
+        "events": best["events"],
+        "wc_l_s": round(wc, 4),
+        "load_s": round(best["load_s"], 3),
+        "import_s": round(best["import_s"], 3),
+        "ratio_vs_wc_l": round(best["load_s"] / wc, 2),
+        "lines_per_s": round(best["lines"] / best["load_s"]),
+        "peak_rss_bytes": rss,
+        "rss_over_file": round(rss / size, 3),
+        "targets": {"ratio_vs_wc_l": 17, "rss_over_file": 1.5},
+    }
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"file            {size / 1e6:.0f} MB, {result['lines']:,} lines")
+        print(f"wc -l           {wc:.3f} s")
+        print(f"load + events   {best['load_s']:.3f} s  ({result['lines_per_s']:,} lines/s)")
+        print(f"ratio           {result['ratio_vs_wc_l']}x wc -l   (target <= 17x)")
+        print(f"peak RSS        {rss / 1e6:.0f} MB = {result['rss_over_file']}x file (target <= 1.5x)")
+    ok = result["ratio_vs_wc_l"] <= 17 and result["rss_over_file"] <= 1.5
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -29,9 +29,16 @@ import pyarrow.compute as pc
 from parsers.lttng import unescape_babeltrace
 from parsers.segment import ARGS_LTTNG
 from tracetool import argdecode, argrender
-from tracetool.catalog import MAX_VARIANTS, Catalog, DecodedText, _union_type
-from tracetool.decode import KIND_ARROW, to_pandas
-from tracetool.decode_simple import Layout, Parsed, Printed, layout_for, printed_value, render_parsed
+from tracetool.catalog import MAX_VARIANTS, Catalog, DecodedText
+from tracetool.decode_simple import (
+    Layout,
+    Parsed,
+    Printed,
+    decode_variants,
+    layout_for,
+    printed_value,
+    render_parsed,
+)
 from tracetool.eventdefs import EventDef
 
 if TYPE_CHECKING:
@@ -173,34 +180,10 @@ def parse(layout: Layout, payloads: pa.Array) -> Parsed:
 
 def decode_payloads(catalog: Catalog, event: str, payloads: pa.Array) -> DecodedText:
     """Typed fields of ``event`` for each payload block, with the text decoder's columns."""
-    n = len(payloads)
-    variants = catalog.variants(event)[:MAX_VARIANTS]
-    variant = np.full(n, -1, dtype=np.int8)
-    order: list[str] = []
-    types: dict[str, list[pa.DataType]] = {}
-    for ev in variants:
-        for name, kind in layout_for(ev).fields:
-            if name not in types:
-                order.append(name)
-                types[name] = []
-            types[name].append(KIND_ARROW[kind])
-    pieces: dict[str, list[tuple[np.ndarray, pa.Array]]] = {k: [] for k in order}
-    remaining = np.arange(n)
-    for i, ev in enumerate(variants):
-        if not len(remaining):
-            break
-        layout = layout_for(ev)
-        parsed = parse(layout, payloads.take(pa.array(remaining)))
-        if not parsed.ok.any():
-            continue
-        rows = remaining[parsed.ok]
-        variant[rows] = i
-        for p in layout.parts:
-            if isinstance(p, Printed):
-                pieces[p.name].append((rows, _as_decoded(p, printed_value(p, layout, parsed))))
-        remaining = remaining[~parsed.ok]
-    columns = {k: Catalog._assemble(pieces[k], _union_type(types[k]), n) for k in order}
-    return DecodedText(to_pandas(columns, n), variant >= 0, variant)
+    return decode_variants(
+        catalog, event, len(payloads),
+        lambda layout, rows: parse(layout, payloads.take(pa.array(rows))),
+        lambda p, layout, parsed: _as_decoded(p, printed_value(p, layout, parsed)))
 
 
 def _as_decoded(p: Printed, value: pa.Array) -> pa.Array:

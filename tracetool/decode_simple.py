@@ -287,9 +287,18 @@ def printed_value(p: Printed, layout: Layout, parsed: Parsed) -> pa.Array:
 
 # ------------------------------------------------------------------------------ typed decoding
 
-def decode_payloads(catalog: Catalog, event: str, payloads: Payloads) -> DecodedText:
-    """Typed fields of ``event`` for each payload, trying its variants in catalog order."""
-    n = len(payloads)
+PrintedValue = Callable[[Printed, Layout, Parsed], pa.Array]
+
+
+def decode_variants(catalog: Catalog, event: str, n: int,
+                    parse_rows: Callable[[Layout, np.ndarray], Parsed],
+                    value: PrintedValue = printed_value) -> DecodedText:
+    """Typed fields of ``n`` argument records of ``event``, trying its variants in catalog order.
+
+    ``parse_rows(layout, rows)`` parses the given records with one variant's layout; ``value``
+    turns a parsed argument into the value the text decoder would give. Shared by every
+    backend whose arguments are not printed text (simple-backend bytes, LTTng fields).
+    """
     variants = catalog.variants(event)[:MAX_VARIANTS]
     variant = np.full(n, -1, dtype=np.int8)
     order: list[str] = []
@@ -306,17 +315,23 @@ def decode_payloads(catalog: Catalog, event: str, payloads: Payloads) -> Decoded
         if not len(remaining):
             break
         layout = layout_for(ev)
-        parsed = parse(layout, payloads.take(remaining))
+        parsed = parse_rows(layout, remaining)
         if not parsed.ok.any():
             continue
         rows = remaining[parsed.ok]
         variant[rows] = i
         for p in layout.parts:
             if isinstance(p, Printed):
-                pieces[p.name].append((rows, printed_value(p, layout, parsed)))
+                pieces[p.name].append((rows, value(p, layout, parsed)))
         remaining = remaining[~parsed.ok]
     columns = {k: Catalog._assemble(pieces[k], _union_type(types[k]), n) for k in order}
     return DecodedText(to_pandas(columns, n), variant >= 0, variant)
+
+
+def decode_payloads(catalog: Catalog, event: str, payloads: Payloads) -> DecodedText:
+    """Typed fields of ``event`` for each payload, trying its variants in catalog order."""
+    return decode_variants(catalog, event, len(payloads),
+                           lambda layout, rows: parse(layout, payloads.take(rows)))
 
 
 def _decoder(big_endian: bool) -> Callable[[Catalog, str, pa.Array], DecodedText]:

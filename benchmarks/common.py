@@ -1,0 +1,57 @@
+"""What every benchmark shares: the baseline, a fresh interpreter per run, a synthetic input."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def time_wc(path: str, repeat: int) -> float:
+    """Best of ``repeat`` runs of ``wc -l`` on ``path`` (the baseline every ratio divides by)."""
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        subprocess.run(["wc", "-l", path], check=True, capture_output=True)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def run_child(code: str, *args: str) -> tuple[dict[str, float], int]:
+    """Runs ``code`` in a fresh interpreter; returns the JSON it prints and the peak RSS (bytes).
+
+    ``ru_maxrss`` of children is the largest child waited for so far; the measured child is by
+    far the largest process a benchmark starts.
+    """
+    out = subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True,
+                         text=True)
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    return json.loads(out.stdout), rss
+
+
+@contextmanager
+def trace_file(path: str | None, lines: int, name: str) -> Iterator[str]:
+    """``path`` itself, or a synthetic log trace of ``lines`` lines removed afterwards."""
+    if path is not None:
+        yield path
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from synth import generate
+
+    tmpdir = tempfile.mkdtemp(prefix="migtrace-bench-")
+    out = os.path.join(tmpdir, f"{name}-{lines}.trace")
+    try:
+        t = time.perf_counter()
+        generate(out, lines)
+        print(f"generated {out} in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+        yield out
+    finally:
+        Path(out).unlink(missing_ok=True)
+        os.rmdir(tmpdir)
