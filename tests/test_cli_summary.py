@@ -139,3 +139,10 @@ def test_borrow_from_gives_a_simple_trace_the_wall_clock() -> None:
     (u,) = log["threads"]
     assert abs(t["first_ns"] - u["first_ns"]) < 20_000_000
     assert abs(t["last_ns"] - u["last_ns"]) < 20_000_000
+
+
+def test_readme_documents_every_metric() -> None:
+    from tracetool.check.metrics import metric_table_markdown
+
+    readme = (SAMPLES.parent / "README.md").read_text()
+    assert metric_table_markdown().strip() in readme
