@@ -394,3 +394,13 @@ def test_report_json_and_explain(mutex72: Trace) -> None:
     assert failed["status"] == "fail" and failed["unit"] == "us" and failed["expected"] == "< 1 ms"
     text = report.failed[0].explain()
     assert "observed:" in text and "expected: < 1 ms" in text and "bql.threads[].hold_max_us" in text
+
+
+def test_device_load_count_is_the_number_of_device_sections() -> None:
+    import tracetool
+
+    path = sample("qemu-7.2", "e-precopy-mutex", "dst.trace.xz")
+    plain = sum(1 for line in read_lines(path) if b":qemu_loadvm_state_section_startfull " in line)
+    report = tracetool.check(path, [f"phases.device_load.count == {plain}",
+                                    f"devices.count == {plain}", "phases.device_load.count >= 20"])
+    assert report.ok, [r.summary() for r in report.failed]
