@@ -166,3 +166,17 @@ def test_results_show_as_html_in_notebooks(tfy_per_thread: tracetool.Trace) -> N
     assert "<table" in phases and "switchover" in phases
     assert "<script" not in bql + phases
     assert "<table" in tfy_per_thread._repr_html_()
+
+
+def test_unnamed_multifd_threads_take_their_channel_number(tmp_path: Path) -> None:
+    lines = [
+        "100@1795694361.000001:qmp_enter_migrate_incoming {}",
+        "100@1795694361.000002:loadvm_state_setup ",
+        "107@1795694361.000003:multifd_recv_thread_start 0",
+        "108@1795694361.000004:multifd_recv_thread_start 1",
+        "108@1795694361.000005:multifd_recv_thread_end 1 3 12",
+    ]
+    p = tmp_path / "dst.trace"
+    p.write_text("\n".join(lines) + "\n")
+    roles = tracetool.load(str(p)).threads.set_index("tid")["role"].astype(str).to_dict()
+    assert roles == {100: "main", 107: "recv_0", 108: "recv_1"}

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from parsers.inputs import strip_compression
-from parsers.segment import NO_TIME
+from parsers.segment import ARGS_TEXT, NO_TIME
 from tracetool.assemble import Columns
 from tracetool.sidecar import ThreadMap
 
@@ -147,6 +147,8 @@ class _Evidence:
     """Which event names each thread emitted (a threads x names presence matrix)."""
 
     def __init__(self, c: Columns, row_thread: np.ndarray, nthreads: int) -> None:
+        self.c = c
+        self.row_thread = row_thread
         nn = max(len(c.names), 1)
         if nthreads * nn <= 50_000_000:
             flat = np.bincount(row_thread.astype(np.int64) * nn + c.name, minlength=nthreads * nn)
@@ -159,10 +161,33 @@ class _Evidence:
         """How many of ``events`` thread ``t`` emitted."""
         return sum(int(self.present[t, self.index[e]]) for e in events if e in self.index)
 
+    def first_text(self, t: int, events: frozenset[str]) -> str | None:
+        """The argument text of the first of ``events`` thread ``t`` emitted (text formats)."""
+        codes = [self.index[e] for e in events if e in self.index]
+        if not codes:
+            return None
+        rows = np.flatnonzero(np.isin(self.c.name, codes) & (self.row_thread == t))
+        if not len(rows):
+            return None
+        code = int(self.c.args[rows[0]])
+        for table in self.c.args_tables:
+            if table.offset <= code < table.offset + len(table.table) and table.encoding == ARGS_TEXT:
+                return str(table.table.values[code - table.offset].as_py())
+        return None
+
     def prefixed(self, t: int, prefixes: tuple[str, ...]) -> int:
         """How many event names starting with one of ``prefixes`` thread ``t`` emitted."""
         ids = [i for n, i in self.index.items() if n.startswith(prefixes)]
         return int(self.present[t, ids].sum()) if ids else 0
+
+
+def _numbered(role: str, id_arg: str | None, t: int, events: frozenset[str], ev: _Evidence) -> str:
+    """``recv_N`` becomes ``recv_3`` when the event that names the role prints the channel id."""
+    if not role.endswith("_N") or id_arg is None:
+        return role
+    text = ev.first_text(t, events)
+    m = re.search(r"\d+", text) if text else None
+    return role[:-1] + m.group(0) if m else role
 
 
 def _time_spans(c: Columns, row_thread: np.ndarray, nthreads: int) -> tuple[np.ndarray, np.ndarray]:
@@ -252,7 +277,8 @@ def _assign_roles(proc: _Proc, t_tid: np.ndarray, counts: np.ndarray, names: lis
             names[main], sources[main] = "main", "inferred"
     for t in real:
         if not roles[t]:
-            roles[t] = next((role for events, role, _ in rules.by_event if ev.count(t, events)), "")
+            roles[t] = next((_numbered(role, id_arg, t, events, ev)
+                             for events, role, id_arg in rules.by_event if ev.count(t, events)), "")
     candidates = [t for t in real if ev.count(t, rules.load_events) and roles[t] in ("", "main", "load")]
     if candidates:
         load = max(candidates,
@@ -324,7 +350,7 @@ def build_thread_table(c: Columns, maps: list[ThreadMap]) -> ThreadTable:
 
 
 def _role_categories(roles: list[str]) -> list[str]:
-    extra = sorted({r for r in roles if r not in ROLES})
+    extra = sorted({r for r in roles if r not in ROLES or r in ("recv_N", "send_N")})
     return [r for r in ROLES if r not in ("recv_N", "send_N")] + extra
 
 
