@@ -93,14 +93,8 @@ class Scanner:
         self.pid, self.cpu = array("i"), array("i")  # filled by scan_ftrace / scan_lttng only
 
     def scan(self, data: bytes, default_tid: int = -1, final: bool = False) -> int:
-        lines = bytes(data).split(b"\n")
-        last_without_newline = lines[-1] != b""
-        if not last_without_newline:
-            lines.pop()
-        for i, line in enumerate(lines):
-            extra = FLAG_NO_NEWLINE if (final and last_without_newline and i == len(lines) - 1) else 0
-            self._line(line, default_tid, extra)
-        return len(lines)
+        """Log-backend lines; returns the rows added."""
+        return self._scan_with(data, final, lambda line, flags: self._line(line, default_tid, flags))
 
     def _line(self, line: bytes, default_tid: int, flags: int) -> None:
         if line.endswith(b"\r"):
@@ -132,15 +126,7 @@ class Scanner:
         n = _NAME.match(line, start)
         if n:
             kind = KIND_EVENT if body is not None else KIND_BARE
-            whole, bad = _clean(line[start:])
-            flags |= FLAG_BAD_UTF8 if bad else 0
-            bodies = self._tables["bodies"]
-            before = len(bodies.items)
-            args_id = bodies.intern(whole)
-            if len(bodies.items) != before:
-                self._body_name.append(self._tables["names"].intern(n.group(0)))
-                self._body_nlen.append(n.end() - start)
-            name_id = self._body_name[args_id]
+            args_id, name_id, flags = self._intern_body(line[start:], n.end() - start, flags)
         else:
             kind, name_id = KIND_OTHER, -1
             text = line
@@ -149,14 +135,8 @@ class Scanner:
             text, bad = _clean(text)
             flags |= FLAG_BAD_UTF8 if bad else 0
             args_id = self._tables["others"].intern(text)
-        self.kind.append(kind)
-        self.era.append(era)
-        self.flags.append(flags)
-        self.ts.append(ts)
-        self.tid.append(tid)
-        self.tname.append(tname)
-        self.name.append(name_id)
-        self.args.append(args_id)
+        # The log scan leaves the pid and cpu columns empty, as the compiled scanner does.
+        self._push(kind, era, flags, ts, tid, tname, name_id, args_id, ext=False)
 
     # ------------------------------------------------------------ ftrace and LTTng text lines
     # Same grammar and the same checks as ftrace_line / lttng_line in _scan.c.
@@ -180,7 +160,7 @@ class Scanner:
         return len(lines)
 
     def _push(self, kind: int, era: int, flags: int, ts: int, tid: int, tname: int, name: int,
-              args: int, pid: int = -1, cpu: int = -1) -> None:
+              args: int, pid: int = -1, cpu: int = -1, ext: bool = True) -> None:
         self.kind.append(kind)
         self.era.append(era)
         self.flags.append(flags)
@@ -189,8 +169,9 @@ class Scanner:
         self.tname.append(tname)
         self.name.append(name)
         self.args.append(args)
-        self.pid.append(pid)
-        self.cpu.append(cpu)
+        if ext:
+            self.pid.append(pid)
+            self.cpu.append(cpu)
 
     def _push_other(self, line: bytes, flags: int) -> None:
         text = line
