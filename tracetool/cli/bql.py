@@ -7,15 +7,16 @@ from typing import Annotated
 import typer
 
 from tracetool.cli.common import (
-    EXIT_FAIL,
     EventsOpt,
     FormatOpt,
     InputFormatOpt,
     OutputFormat,
     Paths,
+    StrictOpt,
     ThreadsOpt,
     app,
     emit_json,
+    fail_if_strict,
     load_trace,
 )
 
@@ -23,11 +24,6 @@ BqlAddrOpt = Annotated[str | None, typer.Option(
     "--bql-addr", help="Address of the BQL mutex (e.g. 0x55fafcce4540) instead of finding it "
     "from its releases in */cpus.c.")]
 TopOpt = Annotated[int, typer.Option("--top", min=1, help="How many of the longest holds to list.")]
-StrictOpt = Annotated[bool, typer.Option(
-    "--strict", help="Exit with 1 when mutex events are inconsistent (unlock without a hold, "
-    "missing unlock, lines out of order...).")]
-
-
 @app.command()
 def bql(
     paths: Paths,
@@ -56,5 +52,4 @@ def bql(
         from reports.console import console
 
         render_bql_text(data, console())
-    if strict and report.inconsistent:
-        raise SystemExit(EXIT_FAIL)  # typer.Exit is swallowed outside standalone mode
+    fail_if_strict(strict, sum(len(p.inconsistencies) for p in report.processes.values()))

@@ -44,6 +44,9 @@ EventsOpt = Annotated[list[str] | None, typer.Option(
 InputFormatOpt = Annotated[str | None, typer.Option(
     "--input-format", help="Force the input format instead of detecting it (see 'migtrace formats').")]
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
+StrictOpt = Annotated[bool, typer.Option(
+    "--strict", help="Exit with code 1 when the input was inconsistent (each inconsistency is "
+    "listed with its file and line).")]
 BorrowOpt = Annotated[list[str] | None, typer.Option(
     "--borrow-from", help="Log-backend file(s) of the same run: borrow thread ids and the wall "
     "clock for a simple-backend trace by matching the event sequence.")]
@@ -64,6 +67,13 @@ def load_trace(paths: Sequence[str], threads: Sequence[str] | None, events: Sequ
         with ReadProgress() as bar:
             return go(bar)
     return go(None)
+
+
+def fail_if_strict(strict: bool, issue_count: int) -> None:
+    """With --strict, inconsistencies in the input turn into exit code 1 (after the output)."""
+    if strict and issue_count:
+        sys.stderr.write(f"migtrace: {issue_count} inconsistencies in the input (--strict)\n")
+        raise SystemExit(EXIT_FAIL)
 
 
 def emit_json(data: Any) -> None:

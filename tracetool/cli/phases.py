@@ -2,39 +2,27 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
 
 from tracetool.cli.common import (
-    EXIT_FAIL,
     EventsOpt,
     FormatOpt,
     InputFormatOpt,
     OutputFormat,
     Paths,
+    StrictOpt,
     ThreadsOpt,
     app,
     emit_json,
+    fail_if_strict,
     load_trace,
 )
 
 QueryMigrateOpt = Annotated[str | None, typer.Option(
     "--query-migrate", help="QEMU's query-migrate result as JSON ({\"src\": ..., \"dst\": ...}, "
     "{\"source\": ..., \"destination\": ...}, or one plain return object) to compare with.")]
-StrictOpt = Annotated[bool, typer.Option(
-    "--strict", help="Exit with code 1 when the input was inconsistent (unclosed spans, lines "
-    "out of order, unreadable lines).")]
-
-
-def fail_if_strict(strict: bool, issue_count: int) -> None:
-    """With --strict, inconsistencies in the input turn into exit code 1 (after the output)."""
-    if strict and issue_count:
-        sys.stderr.write(f"migtrace: {issue_count} inconsistencies in the input (--strict)\n")
-        raise SystemExit(EXIT_FAIL)
-
-
 @app.command()
 def phases(
     paths: Paths,

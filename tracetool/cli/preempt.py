@@ -8,12 +8,13 @@ from tracetool.cli.common import (
     InputFormatOpt,
     OutputFormat,
     Paths,
+    StrictOpt,
     ThreadsOpt,
     app,
     emit_json,
+    fail_if_strict,
     load_trace,
 )
-from tracetool.cli.phases import StrictOpt, fail_if_strict
 
 
 @app.command()

@@ -12,12 +12,13 @@ from tracetool.cli.common import (
     InputFormatOpt,
     OutputFormat,
     Paths,
+    StrictOpt,
     ThreadsOpt,
     app,
     emit_json,
+    fail_if_strict,
     load_trace,
 )
-from tracetool.cli.phases import StrictOpt, fail_if_strict
 
 KindOpt = Annotated[list[str] | None, typer.Option(
     "--kind", "-k", help="Only these kinds (phase, section, device, command, postcopy, wait, "
