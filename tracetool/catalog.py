@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
@@ -166,12 +166,34 @@ class Catalog:
         """
         arr = as_text_array(texts)
         n = len(arr)
+
+        def decode_rows(ev: EventDef, rows: np.ndarray) -> tuple[np.ndarray, dict[str, pa.Array]]:
+            subset = arr if len(rows) == n else arr.take(pa.array(rows))
+            cols, ok = decoder_for(ev).decode_arrow(subset)
+            keep = pa.array(ok)
+            return ok, {k: col.filter(keep) for k, col in cols.items()}
+
+        return self.decode_by_variants(name, n, lambda ev: decoder_for(ev).fields, decode_rows)
+
+    def decode_by_variants(
+        self,
+        name: str,
+        n: int,
+        fields_of: Callable[[EventDef], Sequence[tuple[str, str]]],
+        decode_rows: Callable[[EventDef, np.ndarray], tuple[np.ndarray, dict[str, pa.Array]]],
+    ) -> DecodedText:
+        """Decodes ``n`` argument records of ``name``: each by the first variant that fits.
+
+        ``fields_of(ev)`` lists a variant's ``(field, kind)``; ``decode_rows(ev, rows)`` returns
+        which of ``rows`` the variant fits and, for those, each field's values. The loop is the
+        same for printed text, simple-backend bytes and LTTng fields; only those two differ.
+        """
         variants = self.variants(name)[:MAX_VARIANTS]
         variant = np.full(n, -1, dtype=np.int8)
         order: list[str] = []
         types: dict[str, list[pa.DataType]] = {}
         for ev in variants:
-            for field_name, kind in decoder_for(ev).fields:
+            for field_name, kind in fields_of(ev):
                 if field_name not in types:
                     order.append(field_name)
                     types[field_name] = []
@@ -181,15 +203,13 @@ class Catalog:
         for i, ev in enumerate(variants):
             if len(remaining) == 0:
                 break
-            subset = arr if len(remaining) == n else arr.take(pa.array(remaining))
-            cols, ok = decoder_for(ev).decode_arrow(subset)
+            ok, cols = decode_rows(ev, remaining)
             if not ok.any():
                 continue
             rows = remaining[ok]
             variant[rows] = i
-            keep = pa.array(ok)
             for field_name, col in cols.items():
-                pieces[field_name].append((rows, col.filter(keep)))
+                pieces[field_name].append((rows, col))
             remaining = remaining[~ok]
         columns = {k: self._assemble(pieces[k], _union_type(types[k]), n) for k in order}
         return DecodedText(to_pandas(columns, n), variant >= 0, variant)

@@ -29,8 +29,8 @@ import pyarrow.compute as pc
 
 from parsers.segment import ARGS_SIMPLE_BE, ARGS_SIMPLE_LE
 from tracetool import argdecode, argrender
-from tracetool.catalog import MAX_VARIANTS, Catalog, DecodedText, _union_type
-from tracetool.decode import KIND_ARROW, Conversion, split_format, to_pandas
+from tracetool.catalog import MAX_VARIANTS, Catalog, DecodedText
+from tracetool.decode import KIND_ARROW, Conversion, split_format
 from tracetool.eventdefs import EventDef
 
 if TYPE_CHECKING:
@@ -299,33 +299,15 @@ def decode_variants(catalog: Catalog, event: str, n: int,
     turns a parsed argument into the value the text decoder would give. Shared by every
     backend whose arguments are not printed text (simple-backend bytes, LTTng fields).
     """
-    variants = catalog.variants(event)[:MAX_VARIANTS]
-    variant = np.full(n, -1, dtype=np.int8)
-    order: list[str] = []
-    types: dict[str, list[pa.DataType]] = {}
-    for ev in variants:
-        for name, kind in layout_for(ev).fields:
-            if name not in types:
-                order.append(name)
-                types[name] = []
-            types[name].append(KIND_ARROW[kind])
-    pieces: dict[str, list[tuple[np.ndarray, pa.Array]]] = {k: [] for k in order}
-    remaining = np.arange(n)
-    for i, ev in enumerate(variants):
-        if not len(remaining):
-            break
+    def decode_rows(ev: EventDef, rows: np.ndarray) -> tuple[np.ndarray, dict[str, pa.Array]]:
         layout = layout_for(ev)
-        parsed = parse_rows(layout, remaining)
+        parsed = parse_rows(layout, rows)
         if not parsed.ok.any():
-            continue
-        rows = remaining[parsed.ok]
-        variant[rows] = i
-        for p in layout.parts:
-            if isinstance(p, Printed):
-                pieces[p.name].append((rows, value(p, layout, parsed)))
-        remaining = remaining[~parsed.ok]
-    columns = {k: Catalog._assemble(pieces[k], _union_type(types[k]), n) for k in order}
-    return DecodedText(to_pandas(columns, n), variant >= 0, variant)
+            return parsed.ok, {}
+        return parsed.ok, {p.name: value(p, layout, parsed)
+                           for p in layout.parts if isinstance(p, Printed)}
+
+    return catalog.decode_by_variants(event, n, lambda ev: layout_for(ev).fields, decode_rows)
 
 
 def decode_payloads(catalog: Catalog, event: str, payloads: Payloads) -> DecodedText:
