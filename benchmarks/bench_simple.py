@@ -103,7 +103,7 @@ def bench_python_walk(path: str, limit: int) -> dict[str, float]:
 
 def _context() -> Any:
     from parsers.registry import ReadContext
-    from tracetool.catalog import Catalog
+    from tracetool._events.catalog import Catalog
 
     cat = Catalog.builtin()
     return ReadContext(

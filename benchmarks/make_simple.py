@@ -8,7 +8,7 @@ length 0. Arguments the format does not print cannot be recovered from the text 
 written as 0 / "".
 
 The simple-backend clock is monotonic: timestamps are the log's minus ``--clock-offset`` plus a
-sub-microsecond part, so ``tracetool.borrow`` has an offset to find. Options add what real files
+sub-microsecond part, so ``tracetool._model.borrow`` has an offset to find. Options add what real files
 contain: dropped-events records (``--drop ROW:COUNT``), a re-opened file (``--reopen-at ROW``),
 big-endian byte order, a headerless SystemTap file (``--stap EVENTS``: event id = position in
 that trace-events file), and ``--repeat N`` copies for scale.
@@ -35,9 +35,9 @@ from typing import BinaryIO
 import numpy as np
 import pandas as pd
 
-from tracetool.catalog import Catalog
-from tracetool.eventdefs import EventDef
-from tracetool.model import Trace
+from tracetool._events.catalog import Catalog
+from tracetool._events.eventdefs import EventDef
+from tracetool._model.trace import Trace
 
 HEADER_ID = 0xFFFFFFFFFFFFFFFF
 MAGIC = 0xF2B177CB0AA429B4
@@ -406,7 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     import tracetool
-    from tracetool.eventdefs import load_trace_events
+    from tracetool._events.eventdefs import load_trace_events
 
     trace = tracetool.load(args.log, threads=args.threads, events=args.events)
     rec = records_from_trace(trace, byteorder="big" if args.big_endian else "little",

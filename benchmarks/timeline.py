@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import tracetool
 from benchmarks.synth import generate
-from tracetool.phases import incoming_phases
-from tracetool.preempt import preempt_waits
-from tracetool.timeline import build_timeline
+from tracetool._analyses.phases import incoming_phases
+from tracetool._analyses.preempt import preempt_waits
+from tracetool._timeline.timeline import build_timeline
 
 
 def plain_copy(path: str, tmp: str, index: int) -> str:

@@ -8,7 +8,7 @@ session added those contexts), the last block is the event's payload. ``vtid`` g
 The payload holds typed values (upper-case hex, quoted strings with escapes, the mutex site as
 separate ``file`` and ``line`` fields), not QEMU's printf text. It is stored as
 ``args_encoding="lttng"``: each argument entry is ``EVENT { FIELD = VALUE, ... }`` (UTF-8 bytes),
-which :mod:`tracetool.decode_lttng` decodes into the same typed columns the log backend's text
+which :mod:`tracetool._events.decode_lttng` decodes into the same typed columns the log backend's text
 gives, and renders back into the log backend's text.
 
 Clock: babeltrace prints the LTTng clock (CLOCK_MONOTONIC plus the session's wall-clock offset)

@@ -17,7 +17,7 @@ a file says what it is, so it is read only when asked for (``--input-format simp
 and needs that trace-events file (``--events``).
 
 Neither format records a thread id. Arguments are kept as interned (event, payload bytes) pairs
-(``args_encoding`` ``simple-le``/``simple-be``); ``tracetool.decode_simple`` lays them out with
+(``args_encoding`` ``simple-le``/``simple-be``); ``tracetool._events.decode_simple`` lays them out with
 the event's argument list when an analysis asks.
 """
 

@@ -10,7 +10,7 @@ import pandas as pd
 from rich.console import Console
 
 from reports.console import fmt_us, table
-from tracetool.bql import BqlProcess, BqlReport, Inconsistency
+from tracetool._analyses.bql.bql import BqlProcess, BqlReport, Inconsistency
 
 MAX_LISTED = 1000
 """Inconsistencies and edges listed per process in JSON (all are counted)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.text import Text
 
-from tracetool.check.evaluate import CheckReport, RuleResult, Status
+from tracetool._check.evaluate import CheckReport, RuleResult, Status
 
 _STYLE = {Status.PASS: "green", Status.FAIL: "bold red", Status.SKIP: "yellow"}
 

@@ -17,7 +17,7 @@ from reports.html import FOOTER, EmbeddedFigure, render_html
 from reports.markdown import render_markdown
 from reports.report_json import to_json_text
 from reports.report_text import Section, render_text
-from tracetool.compare import Comparison
+from tracetool._analyses.compare import Comparison
 
 DEVICES_SHOWN = 12
 TITLE = "migtrace compare"

@@ -18,8 +18,8 @@ from typing import Any
 
 from reports.report_json import report_document
 from reports.report_text import Para, Section, Table, report_intro, report_sections, report_title
-from tracetool.compare import Comparison
-from tracetool.reportdata import ReportData
+from tracetool._analyses.compare import Comparison
+from tracetool._analyses.reportdata import ReportData
 
 MAX_SVG_BYTES = 1_500_000
 """Figures whose SVG is larger than this (dense timelines) are embedded as PNG instead."""

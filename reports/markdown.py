@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from reports.report_json import report_document
 from reports.report_text import Para, Section, Table, report_intro, report_sections, report_title
-from tracetool.reportdata import ReportData
+from tracetool._analyses.reportdata import ReportData
 
 # CommonMark backslash escapes: the characters that could start markup inside a line.
 _SPECIAL = re.compile(r"([\\`*|<>\[\]&~#!])")

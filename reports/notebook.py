@@ -1,7 +1,7 @@
 """Rich display of migtrace results in Jupyter.
 
-``install_reprs()`` registers HTML formatters with IPython for :class:`~tracetool.bql.BqlReport`,
-:class:`~tracetool.phases.PhaseReport` and :class:`~tracetool.preempt.PreemptReport`, so that a
+``install_reprs()`` registers HTML formatters with IPython for :class:`~tracetool._analyses.bql.bql.BqlReport`,
+:class:`~tracetool._analyses.phases.PhaseReport` and :class:`~tracetool._analyses.preempt.PreemptReport`, so that a
 result as the last expression of a cell shows as a short summary with tables, and a PNG
 formatter for matplotlib figures, so that the figures of :mod:`reports.plots` (built without
 pyplot) show inline. Outside IPython it does nothing. The renderers (``bql_html``,
@@ -111,9 +111,9 @@ def preempt_html(report: Any) -> str:
 
 def formatters() -> dict[type, Callable[[Any], str]]:
     """Result type -> HTML renderer."""
-    from tracetool.bql import BqlReport
-    from tracetool.phases import PhaseReport
-    from tracetool.preempt import PreemptReport
+    from tracetool._analyses.bql.bql import BqlReport
+    from tracetool._analyses.phases import PhaseReport
+    from tracetool._analyses.preempt import PreemptReport
 
     return {BqlReport: bql_html, PhaseReport: phases_html, PreemptReport: preempt_html}
 

@@ -46,7 +46,7 @@ import pandas as pd
 from parsers.segment import NO_TIME
 from reports.atomic import atomic_writer
 from reports.plots import NotInTrace, records, thread_lanes, trace_end_ns, trace_start_ns
-from tracetool.model import Trace
+from tracetool._model.trace import Trace
 
 PROCESS_TRACK_KINDS = ("phase",)
 PAGE_KINDS = ("page-request",)
@@ -102,11 +102,11 @@ class _Clock:
 def chrome_trace(trace: Trace, timeline: Any = None, bql: Any = None) -> dict[str, Any]:
     """The Trace Event Format document of ``trace`` (see module docstring).
 
-    ``timeline``/``bql`` default to :func:`tracetool.timeline.build_timeline` and, when the
-    trace has ``qemu_mutex_*`` events, :func:`tracetool.bql.analyze_bql`; ``bql=False`` leaves
+    ``timeline``/``bql`` default to :func:`tracetool._timeline.timeline.build_timeline` and, when the
+    trace has ``qemu_mutex_*`` events, :func:`tracetool._analyses.bql.bql.analyze_bql`; ``bql=False`` leaves
     the BQL tracks out. Raises NotInTrace for traces without timestamps.
     """
-    from tracetool.timeline import build_timeline
+    from tracetool._timeline.timeline import build_timeline
 
     start, end = trace_start_ns(trace), trace_end_ns(trace)
     tl = timeline if timeline is not None else build_timeline(trace)
@@ -144,7 +144,7 @@ def write_chrome_trace(trace: Trace, path: str | os.PathLike[str], timeline: Any
 def _analyze_bql(trace: Trace) -> Any:
     if trace.code_of("qemu_mutex_unlock") is None:
         return None
-    from tracetool.bql import analyze_bql
+    from tracetool._analyses.bql.bql import analyze_bql
 
     return analyze_bql(trace)
 

@@ -35,9 +35,9 @@ from matplotlib.patches import Patch
 
 from parsers.segment import NO_TIME
 from reports.console import fmt_us
+from tracetool._analyses.tables import atomic_path
+from tracetool._model.trace import Trace
 from tracetool.errors import UsageError
-from tracetool.export import atomic_path
-from tracetool.model import Trace
 
 ROLE_ORDER = ("main", "load", "listen", "preempt", "fault", "recv_N", "vcpu")
 """Lane order of thread roles; every other role follows, then unknown threads."""
@@ -266,12 +266,12 @@ def gantt(trace: Trace, timeline: Any = None, bql: Any = None, start_ns: int | N
     band, spans (sections, device loads, commands, postcopy steps, QMP commands, waits, page
     requests) as bars, nested spans below their parent; BQL holds as a red hatched strip at the
     bottom of the holder's lane; instants (checkpoints, state changes) as ticks at the top.
-    ``timeline``/``bql`` default to :func:`tracetool.timeline.build_timeline` and, when the
-    trace has ``qemu_mutex_*`` events, :func:`tracetool.bql.analyze_bql`; pass ``bql=False``
+    ``timeline``/``bql`` default to :func:`tracetool._timeline.timeline.build_timeline` and, when the
+    trace has ``qemu_mutex_*`` events, :func:`tracetool._analyses.bql.bql.analyze_bql`; pass ``bql=False``
     to leave the holds out. Traces without thread ids get one lane per process. Collections
     carry gids (``span:KIND:LANE``, ``bql:LANE``, ``instant:KIND``) for inspection.
     """
-    from tracetool.timeline import build_timeline
+    from tracetool._timeline.timeline import build_timeline
 
     t0, t1 = trace_start_ns(trace), trace_end_ns(trace)
     lo = t0 if start_ns is None else int(start_ns)
@@ -479,7 +479,7 @@ def _holds(trace: Trace, bql: Any) -> pd.DataFrame | None:
     if bql is None:
         if trace.code_of("qemu_mutex_unlock") is None:
             return None
-        from tracetool.bql import analyze_bql
+        from tracetool._analyses.bql.bql import analyze_bql
 
         bql = analyze_bql(trace)
     frames = [p.holds for p in bql.processes.values() if p.mutex is not None and len(p.holds)]
@@ -694,7 +694,7 @@ def page_requests(trace: Trace) -> pd.DataFrame:
     requested page says (its offset is found through ``postcopy_ram_fault_thread_request``),
     ``thread`` when only the resolving thread's role does (preempt: 1, listen/load: 0).
     """
-    from tracetool.timeline import build_timeline
+    from tracetool._timeline.timeline import build_timeline
 
     s = build_timeline(trace).spans
     req = s[s["kind"] == "page-request"].reset_index(drop=True)
@@ -838,7 +838,7 @@ def compare_plot(before: Any, after: Any = None, labels: Sequence[str] = ("befor
                  ) -> Figure:
     """Before/after: incoming phase durations (left) and BQL hold time per thread role (right).
 
-    Either pass a :class:`tracetool.compare.Comparison` alone (its phase deltas and its
+    Either pass a :class:`tracetool._analyses.compare.Comparison` alone (its phase deltas and its
     thread pairs, labelled ``role: before thread / after thread``, and its side labels), or
     two sides, each a ``(PhaseReport | None, BqlReport | None)`` pair or an object with
     ``phases`` and ``bql`` attributes (such as ``ReportData``): then BQL hold time is summed

@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from reports.bql import bql_json
-from tracetool.reportdata import SECTIONS, ReportData
+from tracetool._analyses.reportdata import SECTIONS, ReportData
 
 TOP_LONGEST_HOLDS = 10
 

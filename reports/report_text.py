@@ -19,7 +19,7 @@ from rich.text import Text
 from reports.console import fmt_us, table
 from reports.phases import fmt_offset
 from reports.report_json import report_document
-from tracetool.reportdata import ReportData
+from tracetool._analyses.reportdata import ReportData
 
 SECTION_TITLES = {
     "summary": "Trace",

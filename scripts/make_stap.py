@@ -37,12 +37,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tracetool import load
-from tracetool.catalog import Catalog
-from tracetool.decode import Conversion, decoder_for, split_format
+from tracetool._events.catalog import Catalog
+from tracetool._events.decode import Conversion, decoder_for, split_format
+from tracetool._events.eventdefs import ArgDef, EventDef
+from tracetool._model.load import load
+from tracetool._model.sidecar import load_thread_map
 from tracetool.errors import InputError, UsageError
-from tracetool.eventdefs import ArgDef, EventDef
-from tracetool.sidecar import load_thread_map
 
 DEFAULT_STRING_LIMIT = 511
 NULL_STRING = "<null>"

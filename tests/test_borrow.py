@@ -22,7 +22,7 @@ import tracetool
 from benchmarks import make_simple
 from tests.conftest import read_lines, sample
 from tests.test_simple import loaded
-from tracetool.borrow import borrow
+from tracetool._model.borrow import borrow
 
 PAIRS = {
     "d-dst": ("qemu-threadify/d-postcopy-preempt/dst.simple.xz",

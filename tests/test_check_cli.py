@@ -14,8 +14,8 @@ import pytest
 from junitparser import Failure, JUnitXml, Skipped, xunit2
 
 from tests.conftest import read_lines, run_cli, sample
-from tracetool.catalog import Catalog
-from tracetool.check.eventlists import event_data
+from tracetool._check.eventlists import event_data
+from tracetool._events.catalog import Catalog
 
 TRACE = sample("qemu-7.2", "a-precopy-plain", "dst.trace.xz")
 THREADS = sample("qemu-7.2", "a-precopy-plain", "dst-threads.json")
@@ -194,7 +194,7 @@ def test_events_list_is_a_valid_trace_events_file_for_each_generation(
 
 
 def test_events_per_generation_follow_the_catalog_versions() -> None:
-    from tracetool.check.eventlists import events_file
+    from tracetool._check.eventlists import events_file
 
     old = events_file(["phases"], "7.2").splitlines()
     new = events_file(["phases"], "threadify").splitlines()

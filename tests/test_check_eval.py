@@ -15,8 +15,8 @@ import pytest
 
 import tracetool
 from tests.conftest import read_lines, sample
-from tracetool.check import RulesError, Status, check
-from tracetool.model import Trace
+from tracetool._check import RulesError, Status, check
+from tracetool._model.trace import Trace
 
 LOG_LINE = re.compile(rb"^(\d+)@(\d+)\.(\d+):(\w+) ?(.*)$")
 ISO_LINE = re.compile(rb"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?Z (\w+) ?(.*)$")
@@ -153,7 +153,7 @@ def test_thread_glob_and_role_selectors(
 
 def test_bql_hold_time_inside_each_phase(
         mutex72: Trace, mutex72_lines: list[tuple[int, int, str, bytes]]) -> None:
-    from tracetool.phases import incoming_phases
+    from tracetool._analyses.phases import incoming_phases
 
     intervals = plain_bql_intervals(mutex72_lines)
     main_tid = next(t for t, n in plain_names(*MUTEX72).items() if n == "qemu-system-x86")
@@ -247,7 +247,7 @@ def test_devices_match_a_plain_walk_of_the_sections(
 
 
 def test_phase_metrics_read_the_phases_document(mutex72: Trace) -> None:
-    from tracetool.phases import incoming_phases
+    from tracetool._analyses.phases import incoming_phases
 
     doc = incoming_phases(mutex72).to_json()
     by_name: dict[str, list[float]] = defaultdict(list)
@@ -344,7 +344,7 @@ def test_missing_events_fail_with_what_to_enable_unless_optional() -> None:
 
 def test_missing_values_carry_the_analysis_notes_and_what_to_enable(
         mutex72: Trace, mutex72_lines: list[tuple[int, int, str, bytes]]) -> None:
-    from tracetool.preempt import preempt_waits
+    from tracetool._analyses.preempt import preempt_waits
 
     assert not any(ev.startswith("postcopy_preempt_") for _, _, ev, _ in mutex72_lines)
     (r,) = check(mutex72, ["preempt.thread_wait < 1ms"]).results
@@ -401,6 +401,6 @@ def test_device_load_count_is_the_number_of_device_sections() -> None:
 
     path = sample("qemu-7.2", "e-precopy-mutex", "dst.trace.xz")
     plain = sum(1 for line in read_lines(path) if b":qemu_loadvm_state_section_startfull " in line)
-    report = tracetool.check(path, [f"phases.device_load.count == {plain}",
+    report = tracetool.check_trace(path, [f"phases.device_load.count == {plain}",
                                     f"devices.count == {plain}", "phases.device_load.count >= 20"])
     assert report.ok, [r.summary() for r in report.failed]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tracetool.check.grammar import (
+from tracetool._check.grammar import (
     COMPARISONS,
     ExpressionError,
     parse_expression,
@@ -13,7 +13,7 @@ from tracetool.check.grammar import (
     parse_value,
     tokenize,
 )
-from tracetool.check.units import DURATION_UNITS, format_duration, to_microseconds
+from tracetool._check.units import DURATION_UNITS, format_duration, to_microseconds
 
 
 @pytest.mark.parametrize("op", COMPARISONS)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tracetool.check.metrics import METRICS, SELECTORS, Kind, metric_table_markdown
-from tracetool.check.rules import RulesError, load_rules, parse_rules, rules_from_expressions
+from tracetool._check.metrics import METRICS, SELECTORS, Kind, metric_table_markdown
+from tracetool._check.rules import RulesError, load_rules, parse_rules, rules_from_expressions
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "rules"
@@ -126,7 +126,7 @@ def test_unknown_selector_lists_close_matches() -> None:
 
 
 def test_roles_are_a_closed_set() -> None:
-    from tracetool.threads import ROLES
+    from tracetool._model.threads import ROLES
 
     with pytest.raises(RulesError, match="unknown role 'vpcu' \\(did you mean: vcpu"):
         rules_from_expressions(["bql.hold.max{role=vpcu} < 5ms"])

@@ -1,4 +1,4 @@
-"""The Python side: ``tracetool.check`` with every form of rules, and the ``assert_trace``
+"""The Python side: ``tracetool._check`` with every form of rules, and the ``assert_trace``
 helper for pytest (cached loading, readable failures)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 import tracetool
 from tests.conftest import read_lines, sample
 from tracetool import testing
-from tracetool.check import RulesError, Status, load_rules, parse_expression
+from tracetool._check import RulesError, Status, load_rules, parse_expression
 from tracetool.testing import TraceCheckFailed, assert_trace
 
 TRACE = sample("qemu-7.2", "a-precopy-plain", "dst.trace.xz")
@@ -36,12 +36,12 @@ def test_check_is_exported_and_takes_every_form_of_rules(tmp_path: Path,
     forms: list[object] = [expr, [expr], toml, str(f), f, load_rules(f), load_rules(f).rules[0],
                            parse_expression(expr), [expr, load_rules(f).rules[0]]]
     for form in forms:
-        report = tracetool.check(trace, form)  # type: ignore[arg-type]
+        report = tracetool.check_trace(trace, form)  # type: ignore[arg-type]
         assert report.ok and all(r.observed == n for r in report.results), form
 
 
 def test_check_loads_paths_itself(counts: Counter[str]) -> None:
-    report = tracetool.check(TRACE, [f"events.count == {sum(counts.values())}"])
+    report = tracetool.check_trace(TRACE, [f"events.count == {sum(counts.values())}"])
     assert report.ok and report.inputs == (TRACE,)
 
 

@@ -142,7 +142,7 @@ def test_borrow_from_gives_a_simple_trace_the_wall_clock() -> None:
 
 
 def test_readme_documents_every_metric() -> None:
-    from tracetool.check.metrics import metric_table_markdown
+    from tracetool._check.metrics import metric_table_markdown
 
     readme = (SAMPLES.parent / "README.md").read_text()
     assert metric_table_markdown().strip() in readme

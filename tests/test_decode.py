@@ -9,8 +9,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from tracetool.decode import TextDecoder, decoder_for, match_format, split_format
-from tracetool.eventdefs import EventDef, parse_trace_events
+from tracetool._events.decode import TextDecoder, decoder_for, match_format, split_format
+from tracetool._events.eventdefs import EventDef, parse_trace_events
 
 
 def ev(line: str) -> EventDef:

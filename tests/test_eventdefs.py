@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tracetool.eventdefs import (
+from tracetool._events.eventdefs import (
     ArgDef,
     EventDef,
     TraceEventsError,

@@ -26,10 +26,10 @@ import tracetool
 from reports.perfetto import chrome_trace, nest_layers, write_chrome_trace
 from reports.plots import NotInTrace
 from tests.conftest import run_cli, sample
-from tracetool.bql import analyze_bql
-from tracetool.export import export_tables, output_paths
-from tracetool.model import Trace
-from tracetool.timeline import build_timeline
+from tracetool._analyses.bql.bql import analyze_bql
+from tracetool._analyses.tables import export_tables, output_paths
+from tracetool._model.trace import Trace
+from tracetool._timeline.timeline import build_timeline
 
 TFY_MUTEX_RUN = sample("qemu-threadify", "e-precopy-mutex", "per-thread")
 TFY_MUTEX_THREADS = sample("qemu-threadify", "e-precopy-mutex", "per-thread", "dst-threads.json")

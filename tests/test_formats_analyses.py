@@ -10,8 +10,8 @@ import pytest
 import tracetool
 from reports.bql import bql_json
 from tests.conftest import sample
-from tracetool.phases import incoming_phases
-from tracetool.preempt import preempt_waits
+from tracetool._analyses.phases import incoming_phases
+from tracetool._analyses.preempt import preempt_waits
 
 # (trace, whether its format carries thread ids); query-migrate.json of the same run is beside it
 CASES = [

@@ -17,8 +17,7 @@ import pytest
 
 import tracetool
 from tests.conftest import SAMPLES, read_lines, run_cli, sample
-from tracetool.errors import UsageError
-from tracetool.merge import (
+from tracetool._analyses.merge import (
     NO_ALIGNMENT,
     SAME_CLOCK,
     WIRE_EVENTS,
@@ -28,8 +27,9 @@ from tracetool.merge import (
     switchover_downtime,
     total_time,
 )
-from tracetool.phases import incoming_phases
-from tracetool.querymigrate import load_query_migrate, parse_query_migrate
+from tracetool._analyses.phases import incoming_phases
+from tracetool._model.querymigrate import load_query_migrate, parse_query_migrate
+from tracetool.errors import UsageError
 
 LINE_72 = re.compile(rb"^(\d+)@(\d+)\.(\d{6}):(.*)$")
 ISO = re.compile(rb"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?)Z (.*)$")

@@ -14,8 +14,8 @@ import pytest
 import tracetool
 from parsers.segment import NO_TIME
 from tests.conftest import read_lines, sample
+from tracetool._model.sidecar import parse_thread_map
 from tracetool.errors import UsageError
-from tracetool.sidecar import parse_thread_map
 
 E72 = ("qemu-7.2", "e-precopy-mutex")
 TFY = ("qemu-threadify", "e-precopy-mutex")
@@ -158,7 +158,7 @@ def test_directory_side_files_are_skipped() -> None:
 
 
 def test_results_show_as_html_in_notebooks(tfy_per_thread: tracetool.Trace) -> None:
-    from tracetool.phases import incoming_phases
+    from tracetool._analyses.phases import incoming_phases
 
     bql = tracetool.analyze_bql(tfy_per_thread)._repr_html_()
     phases = incoming_phases(tfy_per_thread)._repr_html_()

@@ -17,9 +17,9 @@ from reports.console import console
 from reports.phases import render_phases_text
 from tests.conftest import SAMPLES, read_lines, run_cli, sample
 from tests.test_merge import capture
-from tracetool.multifd import multifd_recv
-from tracetool.phases import PhaseReport, incoming_phases
-from tracetool.querymigrate import QueryMigrate, load_query_migrate
+from tracetool._analyses.multifd import multifd_recv
+from tracetool._analyses.phases import PhaseReport, incoming_phases
+from tracetool._model.querymigrate import QueryMigrate, load_query_migrate
 
 LINE_72 = re.compile(rb"^(\d+)@(\d+)\.(\d{6}):(\w+) ?(.*)$")
 

@@ -18,12 +18,12 @@ from reports import plots
 from reports.console import fmt_us
 from reports.plots import NotInTrace
 from tests.conftest import run_cli, sample
-from tracetool.bql import analyze_bql
+from tracetool._analyses.bql.bql import analyze_bql
+from tracetool._analyses.phases import incoming_phases
+from tracetool._model.trace import Trace
+from tracetool._timeline.timeline import build_timeline
 from tracetool.cli.plot import parse_time
 from tracetool.errors import UsageError
-from tracetool.model import Trace
-from tracetool.phases import incoming_phases
-from tracetool.timeline import build_timeline
 
 Q72_MUTEX = sample("qemu-7.2", "e-precopy-mutex", "dst.trace.xz")
 Q72_MUTEX_THREADS = sample("qemu-7.2", "e-precopy-mutex", "dst-threads.json")
@@ -331,8 +331,8 @@ def test_compare_plot_pairs_phases_and_roles(q72: Loaded, tfy: Loaded) -> None:
 
 
 def test_compare_plot_of_a_comparison(q72: Loaded, tfy: Loaded) -> None:
-    from tracetool.compare import compare
-    from tracetool.reportdata import ReportData
+    from tracetool._analyses.compare import compare
+    from tracetool._analyses.reportdata import ReportData
 
     def data(x: Loaded) -> ReportData:
         return ReportData(inputs=[], trace=x.trace, summary={}, phases=x.phases, bql=x.bql)

@@ -13,7 +13,7 @@ import pytest
 
 import tracetool
 from tests.conftest import read_lines, run_cli, sample
-from tracetool.preempt import PreemptReport, preempt_waits
+from tracetool._analyses.preempt import PreemptReport, preempt_waits
 
 LINE_72 = re.compile(rb"^(\d+)@(\d+)\.(\d{6}):(\w+) ?(.*)$")
 LINE_ISO = re.compile(rb"^\S+ (\w+) ?(.*)$")

@@ -17,7 +17,7 @@ import pytest
 
 import tracetool
 from tests.conftest import sample
-from tracetool.replay import EventContext
+from tracetool._replay import EventContext
 
 E72 = ("qemu-7.2", "e-precopy-mutex")
 TFY_RUN = sample("qemu-threadify", "e-precopy-mutex", "per-thread")
@@ -197,7 +197,7 @@ def test_source_and_destination_replay_as_one_timeline() -> None:
 
 
 def test_documented_example_matches_a_plain_interval_computation() -> None:
-    source = Path(sys.modules["tracetool.replay"].__file__ or "").read_text()
+    source = Path(sys.modules["tracetool._replay"].__file__ or "").read_text()
     example = textwrap.dedent(source.split("::\n\n", 1)[1].split("    # ->", 1)[0])
     example = example.replace('"sample_traces/', f'"{Path(TFY_RUN).parents[2]}/')
     scope: dict[str, Any] = {}

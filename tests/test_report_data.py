@@ -1,4 +1,4 @@
-"""``tracetool.reportdata.collect`` and the ``migtrace report --format json`` document, on the
+"""``tracetool._analyses.reportdata.collect`` and the ``migtrace report --format json`` document, on the
 real sample traces. The loaders here are shared with the other report and compare tests."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import tracetool
 from reports.bql import bql_json
 from reports.report_json import report_document, to_json_text
 from tests.conftest import SAMPLES
-from tracetool.bql import NOT_IN_TRACE
-from tracetool.querymigrate import load_query_migrate
-from tracetool.reportdata import NO_TIMESTAMPS, SECTIONS, ReportData, collect
+from tracetool._analyses.bql.bql import NOT_IN_TRACE
+from tracetool._analyses.reportdata import NO_TIMESTAMPS, SECTIONS, ReportData, collect
+from tracetool._model.querymigrate import load_query_migrate
 
 MUTEX_72 = SAMPLES / "qemu-7.2/e-precopy-mutex"
 MUTEX_THREADIFY = SAMPLES / "qemu-threadify/e-precopy-mutex/per-thread"
@@ -81,7 +81,7 @@ def test_a_failing_analysis_becomes_a_note_and_the_rest_still_reports(
         raise RuntimeError("mutex table exploded")
 
     monkeypatch.delenv("MIGTRACE_DEBUG", raising=False)
-    monkeypatch.setattr("tracetool.reportdata.analyze_bql", broken)
+    monkeypatch.setattr("tracetool._analyses.reportdata.analyze_bql", broken)
     data = collect(mutex_72().trace)
     assert data.bql is None
     assert data.notes["bql"] == ["the BQL analysis failed on this trace: RuntimeError: mutex table exploded"]

@@ -16,8 +16,8 @@ from reports.html import NO_PLOTS, report_html
 from reports.markdown import report_markdown
 from reports.report_text import DEVICES_SHOWN, report_text
 from tests.test_report_data import mutex_72, mutex_threadify, plain_72
-from tracetool.bql import NOT_IN_TRACE
-from tracetool.reportdata import ReportData
+from tracetool._analyses.bql.bql import NOT_IN_TRACE
+from tracetool._analyses.reportdata import ReportData
 
 ALLOWED_TAGS = {"html", "head", "meta", "title", "style", "body", "main", "h1", "h2", "h3", "p",
                 "nav", "a", "section", "div", "table", "thead", "tbody", "tr", "th", "td",

@@ -19,7 +19,7 @@ from reports.report_json import report_document, to_json_text
 from tests.conftest import read_lines
 from tests.test_report_data import MUTEX_THREADIFY
 from tests.test_report_formats import ALLOWED_TAGS, Page, md_tables
-from tracetool.reportdata import ReportData, collect
+from tracetool._analyses.reportdata import ReportData, collect
 
 EVIL_DEVICE = "<script>alert(\"dev\")</script>'|`x`"
 EVIL_SITE = "<script>site</script>\"q'|`y`.c"

@@ -27,11 +27,11 @@ from parsers.registry import ReadContext
 from parsers.segment import Segment
 from parsers.simple import read_simple_file, walker_engine
 from tests.conftest import run_cli, sample
-from tracetool.catalog import Catalog
-from tracetool.decode import decoder_for
-from tracetool.decode_simple import Payloads, layout_for, render_payloads
+from tracetool._events.catalog import Catalog
+from tracetool._events.decode import decoder_for
+from tracetool._events.decode_simple import Payloads, layout_for, render_payloads
+from tracetool._events.eventdefs import parse_trace_events
 from tracetool.errors import InputError
-from tracetool.eventdefs import parse_trace_events
 
 PAIRS = {
     "d-dst": ("qemu-threadify/d-postcopy-preempt/dst.simple.xz",

@@ -16,7 +16,7 @@ import pytest
 
 import tracetool
 from tests.conftest import REPO, read_lines, run_cli, sample
-from tracetool.eventdefs import parse_trace_events
+from tracetool._events.eventdefs import parse_trace_events
 
 POSTCOPY = ("qemu-threadify", "d-postcopy-preempt")  # its src log has (null) and (nil) arguments
 OLD_ERA = ("qemu-7.2", "a-precopy-plain")  # TID@SEC.USEC lines

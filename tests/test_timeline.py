@@ -14,7 +14,7 @@ import pytest
 import tracetool
 from reports.timeline import records
 from tests.conftest import read_lines, run_cli, sample
-from tracetool.timeline import build_timeline, enclosing, pair_rows, parse_rules, rules, select
+from tracetool._timeline.timeline import build_timeline, enclosing, pair_rows, parse_rules, rules, select
 
 LINE_72 = re.compile(rb"^(\d+)@(\d+)\.(\d{6}):(\w+) ?(.*)$")
 

@@ -5,12 +5,12 @@
     >>> trace.events.head()
 """
 
-from tracetool.bql import BqlReport, analyze_bql
-from tracetool.check import check as check
+from tracetool._analyses.bql.bql import BqlReport, analyze_bql
+from tracetool._check.evaluate import check as check_trace
+from tracetool._model.load import load
+from tracetool._model.trace import Trace
+from tracetool._replay import EventContext, replay
 from tracetool.errors import EmptyTrace, InputError, UsageError
-from tracetool.load import load
-from tracetool.model import Trace
-from tracetool.replay import EventContext, replay
 
 __all__ = ["BqlReport", "EmptyTrace", "EventContext", "InputError", "Trace", "UsageError",
-           "analyze_bql", "load", "replay"]
+           "analyze_bql", "check_trace", "load", "replay"]

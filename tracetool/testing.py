@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
-from tracetool.check.evaluate import CheckReport, RulesLike, as_rules, evaluate
-from tracetool.model import Trace
+from tracetool._check.evaluate import CheckReport, RulesLike, as_rules, evaluate
+from tracetool._model.trace import Trace
 
 CACHED_TRACES = 8
 
@@ -44,7 +44,7 @@ def _stamp(path: str) -> tuple[str, int, int]:
 @lru_cache(maxsize=CACHED_TRACES)
 def _load(paths: tuple[tuple[str, int, int], ...], threads: tuple[tuple[str, int, int], ...],
           events: tuple[tuple[str, int, int], ...]) -> Trace:
-    from tracetool.load import load
+    from tracetool._model.load import load
 
     return load([p for p, _, _ in paths], threads=[t for t, _, _ in threads],
                 events=[e for e, _, _ in events])

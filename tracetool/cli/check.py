@@ -48,8 +48,8 @@ def check(
     Exit code 0 when every rule passes (optional rules that cannot be measured are skipped),
     1 when any rule fails, 2 for a bad option, rules file or input.
     """
-    from tracetool.check.evaluate import evaluate
-    from tracetool.check.rules import load_rules, rules_from_expressions
+    from tracetool._check.evaluate import evaluate
+    from tracetool._check.rules import load_rules, rules_from_expressions
 
     bound = [r for path in rules or () for r in load_rules(path)]
     if rule:
@@ -66,7 +66,7 @@ def check(
 
         render_check_text(report, console())
     if junit:
-        from tracetool.check.junit import write_junit
+        from tracetool._check.junit import write_junit
 
         write_junit(report, junit)
     if not report.ok:

@@ -56,7 +56,7 @@ def load_trace(paths: Sequence[str], threads: Sequence[str] | None, events: Sequ
                input_format: str | None, borrow_from: Sequence[str] | None = None) -> Any:
     """Loads the inputs, mapping problems to clean CLI errors."""
     from reports.progress import ReadProgress, wants_progress
-    from tracetool.load import load
+    from tracetool._model.load import load
 
     def go(progress: ReadProgress | None) -> Any:
         return load(list(paths), threads=list(threads or ()), events=list(events or ()),
@@ -89,7 +89,7 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
 
 def run(entry: Callable[..., Any]) -> None:
     """Runs the typer app, turning known errors into one line and an exit code."""
-    from tracetool.eventdefs import TraceEventsError
+    from tracetool._events.eventdefs import TraceEventsError
 
     try:
         code = entry(standalone_mode=False)

@@ -21,8 +21,8 @@ from tracetool.cli.report import (
 from tracetool.errors import UsageError
 
 if TYPE_CHECKING:
-    from tracetool.compare import Comparison
-    from tracetool.reportdata import ReportData
+    from tracetool._analyses.compare import Comparison
+    from tracetool._analyses.reportdata import ReportData
 
 AFTER_OPTION = "--after"
 
@@ -93,9 +93,9 @@ def compare(
 
     Example: migtrace compare old/dst.trace.xz --before-threads old/dst-threads.json --
     'new/per-thread/dst.*' --after-threads new/per-thread/dst-threads.json -o cmp.html"""
-    from tracetool.compare import compare as run_compare
-    from tracetool.querymigrate import load_query_migrate
-    from tracetool.reportdata import collect
+    from tracetool._analyses.compare import compare as run_compare
+    from tracetool._analyses.reportdata import collect
+    from tracetool._model.querymigrate import load_query_migrate
 
     b_paths = [*(before_paths or []), *(before or [])]
     a_paths = list(after or [])

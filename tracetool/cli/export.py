@@ -50,7 +50,7 @@ def export(
         write_chrome_trace(trace, output, bql=False if no_bql else None)
         typer.echo(f"wrote {output}")
         return
-    from tracetool.export import export_tables
+    from tracetool._analyses.tables import export_tables
 
     for path in export_tables(trace, output, to.value, with_bql=False if no_bql else None):
         typer.echo(f"wrote {path}")

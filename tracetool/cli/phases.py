@@ -35,8 +35,8 @@ def phases(
 ) -> None:
     """Incoming migration phases of the destination: which thread ran what, per-device load
     times, RAM iterations, outcome, and the switchover downtime from both ends."""
-    from tracetool.phases import incoming_phases
-    from tracetool.querymigrate import load_query_migrate
+    from tracetool._analyses.phases import incoming_phases
+    from tracetool._model.querymigrate import load_query_migrate
 
     query = load_query_migrate(query_migrate) if query_migrate else None
     trace = load_trace(paths, threads, events, input_format)

@@ -81,11 +81,11 @@ def plot(
         fig = plots.gantt(trace, start_ns=parse_time(start, t0) if start else None,
                           end_ns=parse_time(end, t0) if end else None)
     elif kind is PlotKind.bql:
-        from tracetool.bql import analyze_bql
+        from tracetool._analyses.bql.bql import analyze_bql
 
         fig = plots.bql_distribution(analyze_bql(trace))
     elif kind is PlotKind.phases:
-        from tracetool.phases import incoming_phases
+        from tracetool._analyses.phases import incoming_phases
 
         fig = plots.phase_waterfall(incoming_phases(trace), top=top)
     else:

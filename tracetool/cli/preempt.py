@@ -28,8 +28,8 @@ def preempt(
 ) -> None:
     """Postcopy preempt: the preempt thread's wait for its channel, the packaged-load wait,
     page-request latency, pages per channel, and the source's channel switches."""
-    from tracetool.preempt import preempt_waits
-    from tracetool.timeline import build_timeline
+    from tracetool._analyses.preempt import preempt_waits
+    from tracetool._timeline.timeline import build_timeline
 
     trace = load_trace(paths, threads, events, input_format)
     doc = preempt_waits(trace).to_json()

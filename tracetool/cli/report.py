@@ -15,7 +15,7 @@ from tracetool.cli.phases import QueryMigrateOpt
 from tracetool.errors import UsageError
 
 if TYPE_CHECKING:
-    from tracetool.reportdata import ReportData
+    from tracetool._analyses.reportdata import ReportData
 
 
 class ReportFormat(StrEnum):
@@ -98,8 +98,8 @@ def report(
 ) -> None:
     """All analyses of one trace in one report: summary, incoming phases, downtime, BQL and
     postcopy preempt. Sections the trace has no events for say which events to enable."""
-    from tracetool.querymigrate import load_query_migrate
-    from tracetool.reportdata import collect
+    from tracetool._analyses.reportdata import collect
+    from tracetool._model.querymigrate import load_query_migrate
 
     fmt = pick_format(format, output)
     check_output(output)

@@ -41,8 +41,8 @@ def timeline(
     strict: StrictOpt = False,
 ) -> None:
     """Spans (begin/end pairs: phases, sections, devices, waits...) and instants (checkpoints,
-    state changes) of every thread, from the rules in tracetool/rules/spans.toml."""
-    from tracetool.timeline import build_timeline, select
+    state changes) of every thread, from the rules in tracetool/_timeline/spans.toml."""
+    from tracetool._timeline.timeline import build_timeline, select
 
     trace = load_trace(paths, threads, events, input_format)
     tl = build_timeline(trace)

@@ -1,0 +1,1 @@
+"""_analyses/bql."""

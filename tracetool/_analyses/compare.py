@@ -1,0 +1,375 @@
+"""Before/after comparison of two traces of the same scenario (e.g. QEMU 7.2 vs threadify).
+
+Side by side, with absolute and relative deltas: the destination's phase durations, the
+per-device load times, the BQL hold and wait statistics of each thread (threads matched by
+role, then by name), the postcopy preempt waits, and the downtime and total time. The load
+thread of each side is named explicitly, so a change of which thread carries the incoming load
+("main (coroutine) -> mig/dst/main") is the first thing a comparison says.
+
+    >>> cmp = compare(collect(before_trace), collect(after_trace))
+    >>> cmp.load_move
+    'main (coroutine) → mig/dst/main'
+    >>> cmp.to_json()["bql"]["threads"]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from tracetool._analyses.reportdata import ReportData
+
+BQL_METRICS = ("holds", "hold_total_us", "hold_max_us", "hold_p50_us", "hold_p99_us", "waits",
+               "wait_total_us", "wait_max_us")
+DOWNTIME_ROWS = (("downtime (source)", "switchover", "src_us"),
+                 ("downtime (destination)", "switchover", "dst_us"),
+                 ("downtime (end to end)", "switchover", "end_to_end_us"),
+                 ("total time (source)", "total_time", "src_us"),
+                 ("total time (destination)", "total_time", "dst_us"))
+QEMU_ROWS = (("downtime (QEMU reported)", "switchover"), ("total time (QEMU reported)", "total_time"))
+PREEMPT_ROWS = (("preempt thread wait", "thread_wait_us"), ("packaged-load wait", "packaged_wait_us"))
+PAGE_REQUEST_ROWS = (("page requests", "count"), ("page request p50", "p50_us"),
+                     ("page request p99", "p99_us"), ("page request max", "max_us"))
+LOAD_ROLE = "load"
+
+
+@dataclass(frozen=True)
+class Delta:
+    """One figure on both sides; ``unit`` is "us" for durations or "count"."""
+
+    name: str
+    before: float | None
+    after: float | None
+    unit: str = "us"
+
+    @property
+    def change(self) -> float | None:
+        """after - before (None when a side is unknown)."""
+        if self.before is None or self.after is None:
+            return None
+        return self.after - self.before
+
+    @property
+    def relative(self) -> float | None:
+        """(after - before) / before (None when unknown or before is 0)."""
+        c = self.change
+        return None if c is None or not self.before else c / self.before
+
+    def to_json(self) -> dict[str, Any]:
+        """``name``, ``unit``, ``before``, ``after``, ``delta``, ``relative``."""
+        return {"name": self.name, "unit": self.unit, "before": self.before, "after": self.after,
+                "delta": self.change, "relative": self.relative}
+
+
+@dataclass(frozen=True)
+class ThreadRef:
+    """A thread of one side: tid, name, role, and whether it carries the incoming load."""
+
+    tid: int | None
+    name: str | None
+    role: str
+    carries_load: bool
+
+    def label(self) -> str:
+        """``name (tid)``, the role when the thread is unnamed."""
+        base = self.name or self.role
+        return f"{base} ({self.tid})" if self.tid is not None else base
+
+    def to_json(self) -> dict[str, Any]:
+        """tid, name, role, carries_load."""
+        return {"tid": self.tid, "name": self.name, "role": self.role, "carries_load": self.carries_load}
+
+
+@dataclass
+class ThreadPair:
+    """The BQL figures of one thread on each side (None where that side has no match)."""
+
+    before: ThreadRef | None
+    after: ThreadRef | None
+    metrics: list[Delta]
+    matched_by: str  # "role+name", "role", "load", or "unmatched"
+
+    @property
+    def role(self) -> str:
+        """The role the pair was matched on."""
+        ref = self.before or self.after
+        return ref.role if ref is not None else "?"
+
+    def metric(self, name: str) -> Delta:
+        """One of BQL_METRICS."""
+        return next(m for m in self.metrics if m.name == name)
+
+    def to_json(self) -> dict[str, Any]:
+        """before/after thread, how they were matched, and each metric with its delta."""
+        return {"before": self.before.to_json() if self.before else None,
+                "after": self.after.to_json() if self.after else None,
+                "matched_by": self.matched_by,
+                "metrics": {m.name: m.to_json() for m in self.metrics}}
+
+
+@dataclass
+class PhaseDelta:
+    """A destination phase on both sides, with the thread that ran it on each."""
+
+    delta: Delta
+    before_thread: str | None
+    after_thread: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The delta plus ``before_thread``/``after_thread``."""
+        return {**self.delta.to_json(), "before_thread": self.before_thread,
+                "after_thread": self.after_thread}
+
+
+@dataclass
+class Side:
+    """What one side of the comparison is: its label, inputs and load thread."""
+
+    label: str
+    inputs: list[str]
+    load_thread: dict[str, Any] | None
+
+    @property
+    def load_label(self) -> str:
+        """The load thread in words: ``main (coroutine)`` for the pre-threadify load."""
+        return load_thread_label(self.load_thread)
+
+    def to_json(self) -> dict[str, Any]:
+        """label, inputs, load_thread (with its label)."""
+        return {"label": self.label, "inputs": list(self.inputs),
+                "load_thread": None if self.load_thread is None else
+                {**self.load_thread, "label": self.load_label}}
+
+
+@dataclass
+class Comparison:
+    """Result of :func:`compare`; ``to_json`` is the ``migtrace compare --format json`` document."""
+
+    before: Side
+    after: Side
+    phases: list[PhaseDelta]
+    devices: list[Delta]
+    bql_process: str | None
+    bql_threads: list[ThreadPair]
+    bql_load: ThreadPair | None
+    preempt: list[Delta]
+    downtime: list[Delta]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def load_move(self) -> str:
+        """``before → after`` load thread, e.g. ``main (coroutine) → mig/dst/main``."""
+        b, a = self.before.load_label, self.after.load_label
+        return f"{b} → {a}" if b != a else f"{b} (unchanged)"
+
+    def to_json(self) -> dict[str, Any]:
+        """Stable keys: before, after, load_thread, phases, devices, bql, preempt, downtime, notes."""
+        return {
+            "before": self.before.to_json(),
+            "after": self.after.to_json(),
+            "load_thread": {"before": self.before.load_label, "after": self.after.load_label,
+                            "moved": self.before.load_label != self.after.load_label,
+                            "text": self.load_move},
+            "phases": [p.to_json() for p in self.phases],
+            "devices": [d.to_json() for d in self.devices],
+            "bql": {"process": self.bql_process,
+                    "load": self.bql_load.to_json() if self.bql_load else None,
+                    "threads": [t.to_json() for t in self.bql_threads]},
+            "preempt": [d.to_json() for d in self.preempt],
+            "downtime": [d.to_json() for d in self.downtime],
+            "notes": list(self.notes),
+        }
+
+
+# ---------------------------------------------------------------------------------- labels
+def load_thread_label(lt: dict[str, Any] | None) -> str:
+    """How a load thread is named in a comparison.
+
+    The pre-threadify load runs in a coroutine on the main thread: ``main (coroutine)``.
+    Otherwise the thread's name (``mig/dst/main``), else its role and tid.
+    """
+    if not lt or (lt.get("name") is None and lt.get("role") is None):
+        return "unknown"
+    if lt.get("role") == "main":
+        return "main (coroutine)"
+    name = lt.get("name")
+    if name and not str(name).startswith("<"):
+        return str(name)
+    tid = lt.get("tid")
+    return f"{lt.get('role') or 'load'} thread" + (f" ({tid})" if tid is not None else "")
+
+
+# ---------------------------------------------------------------------------------- compare
+def compare(before: ReportData, after: ReportData, labels: Sequence[str] = ("before", "after")
+            ) -> Comparison:
+    """Compares two traces (see module docstring). Sections one side lacks are left out,
+    with a note saying which side and why."""
+    notes: list[str] = []
+    b_side = Side(labels[0], list(before.inputs), before.load_thread())
+    a_side = Side(labels[1], list(after.inputs), after.load_thread())
+    for side, data in ((labels[0], before), (labels[1], after)):
+        for section in ("phases", "bql", "preempt", "downtime"):
+            if not data.has(section) and (section != "preempt" or _any_postcopy(before, after)):
+                why = "; ".join(data.notes.get(section, [])) or "nothing in this trace"
+                notes.append(f"{side}: no {section}: {why}")
+    process, pairs, load_pair = _bql(before, after)
+    return Comparison(
+        before=b_side, after=a_side, phases=_phases(before, after), devices=_devices(before, after),
+        bql_process=process, bql_threads=pairs, bql_load=load_pair,
+        preempt=_preempt(before, after), downtime=_downtime(before, after), notes=notes,
+    )
+
+
+def _any_postcopy(*data: ReportData) -> bool:
+    return any(d.preempt is not None for d in data)
+
+
+def _num(v: Any) -> float | None:
+    if v is None or v is pd.NA:
+        return None
+    f = float(v)
+    return None if f != f else f  # NaN -> None
+
+
+def _phases(before: ReportData, after: ReportData) -> list[PhaseDelta]:
+    def table(d: ReportData) -> dict[str, tuple[float | None, str]]:
+        out: dict[str, tuple[float | None, str]] = {}
+        if d.phases is None:
+            return out
+        for r in d.phases.phases.to_dict("records"):
+            name = str(r["name"])
+            if name not in out:  # a phase that repeats is compared on its first occurrence
+                ref = ThreadRef(_int(r.get("tid")), _str(r.get("thread")), str(r.get("role")), False)
+                out[name] = (_num(r.get("duration_us")), ref.label())
+        return out
+
+    b, a = table(before), table(after)
+    return [PhaseDelta(Delta(n, b.get(n, (None, ""))[0], a.get(n, (None, ""))[0]),
+                       b[n][1] if n in b else None, a[n][1] if n in a else None)
+            for n in _union(b, a)]
+
+
+def _devices(before: ReportData, after: ReportData) -> list[Delta]:
+    """Total load time per device (idstr and instance), largest on either side first."""
+    def table(d: ReportData) -> dict[str, float]:
+        if d.phases is None or d.phases.devices.empty:
+            return {}
+        dev = d.phases.devices
+        out: dict[str, float] = {}
+        for idstr, inst, dur in zip(dev["idstr"].tolist(), dev["instance_id"].tolist(),
+                                    dev["duration_us"].tolist(), strict=True):
+            if idstr is None or idstr is pd.NA:
+                continue
+            key = f"{idstr}" if _int(inst) in (None, 0) else f"{idstr} #{_int(inst)}"
+            v = _num(dur)
+            if v is not None:
+                out[key] = out.get(key, 0.0) + v
+        return out
+
+    b, a = table(before), table(after)
+    rows = [Delta(k, b.get(k), a.get(k)) for k in _union(b, a)]
+    return sorted(rows, key=lambda d: -max(d.before or 0.0, d.after or 0.0))
+
+
+def _union(first: Iterable[str], second: Iterable[str]) -> list[str]:
+    """Distinct keys of both, in first-seen order."""
+    return list(dict.fromkeys([*first, *second]))
+
+
+def _int(v: Any) -> int | None:
+    return None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else int(v)
+
+
+def _str(v: Any) -> str | None:
+    return None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else str(v)
+
+
+# ---------------------------------------------------------------------------------- BQL
+def _bql_threads(d: ReportData) -> tuple[str | None, list[tuple[ThreadRef, dict[str, Any]]]]:
+    """The BQL's primary process and its per-thread statistics (with load marks)."""
+    if d.bql is None or d.bql.primary is None:
+        return None, []
+    p = d.bql.primary
+    lt = d.load_thread() or {}
+    out: list[tuple[ThreadRef, dict[str, Any]]] = []
+    for r in p.threads.to_dict("records"):
+        tid, role = _int(r["tid"]), str(r["role"])
+        carries = (tid is not None and tid == lt.get("tid")) or (tid is None and role == LOAD_ROLE)
+        out.append((ThreadRef(tid, _str(r["name"]), role, carries), {str(k): v for k, v in r.items()}))
+    return p.process, out
+
+
+def _pair(b: tuple[ThreadRef, dict[str, Any]] | None, a: tuple[ThreadRef, dict[str, Any]] | None,
+          how: str) -> ThreadPair:
+    metrics = [Delta(m, _num(b[1][m]) if b else None, _num(a[1][m]) if a else None,
+                     "count" if m in ("holds", "waits") else "us") for m in BQL_METRICS]
+    return ThreadPair(b[0] if b else None, a[0] if a else None, metrics, how)
+
+
+def match_threads(before: Sequence[tuple[ThreadRef, dict[str, Any]]],
+                  after: Sequence[tuple[ThreadRef, dict[str, Any]]]) -> list[ThreadPair]:
+    """Pairs threads by role; within a role by equal name first, then by order (busiest first)."""
+    pairs: list[ThreadPair] = []
+    roles = _union([t.role for t, _ in before], [t.role for t, _ in after])
+    for role in roles:
+        b = [x for x in before if x[0].role == role]
+        a = [x for x in after if x[0].role == role]
+        used: set[int] = set()
+        rest_b = []
+        for x in b:
+            hit = next((i for i, y in enumerate(a) if i not in used and x[0].name is not None
+                        and y[0].name == x[0].name), None)
+            if hit is None:
+                rest_b.append(x)
+            else:
+                used.add(hit)
+                pairs.append(_pair(x, a[hit], "role+name"))
+        rest_a = [y for i, y in enumerate(a) if i not in used]
+        for k in range(max(len(rest_b), len(rest_a))):
+            xb = rest_b[k] if k < len(rest_b) else None
+            ya = rest_a[k] if k < len(rest_a) else None
+            pairs.append(_pair(xb, ya, "role" if xb is not None and ya is not None else "unmatched"))
+    return pairs
+
+
+def _bql(before: ReportData, after: ReportData
+         ) -> tuple[str | None, list[ThreadPair], ThreadPair | None]:
+    pb, tb = _bql_threads(before)
+    pa, ta = _bql_threads(after)
+    if not tb and not ta:
+        return pb or pa, [], None
+    lb = next((x for x in tb if x[0].carries_load), None)
+    la = next((x for x in ta if x[0].carries_load), None)
+    load = _pair(lb, la, "load") if lb is not None or la is not None else None
+    return pb or pa, match_threads(tb, ta), load
+
+
+# ---------------------------------------------------------------------------------- others
+def _preempt(before: ReportData, after: ReportData) -> list[Delta]:
+    if not _any_postcopy(before, after):
+        return []
+    b, a = before.preempt, after.preempt
+    rows = [Delta(name, getattr(b, key) if b else None, getattr(a, key) if a else None)
+            for name, key in PREEMPT_ROWS]
+    for name, key in PAGE_REQUEST_ROWS:
+        rows.append(Delta(name, _num(b.page_requests.get(key)) if b else None,
+                          _num(a.page_requests.get(key)) if a else None,
+                          "count" if key == "count" else "us"))
+    rows.append(Delta("pages on the preempt channel",
+                      _num(b.pages_by_channel.get("1", 0)) if b else None,
+                      _num(a.pages_by_channel.get("1", 0)) if a else None, "count"))
+    return rows
+
+
+def _downtime(before: ReportData, after: ReportData) -> list[Delta]:
+    b, a = before.downtime or {}, after.downtime or {}
+    rows = [Delta(name, _num((b.get(group) or {}).get(key)), _num((a.get(group) or {}).get(key)))
+            for name, group, key in DOWNTIME_ROWS]
+    for name, group in QEMU_ROWS:
+        ms_b, ms_a = (_num((x.get(group) or {}).get("qemu_reported_ms")) for x in (b, a))
+        rows.append(Delta(name, None if ms_b is None else ms_b * 1000.0,
+                          None if ms_a is None else ms_a * 1000.0))
+    return [r for r in rows if r.before is not None or r.after is not None]

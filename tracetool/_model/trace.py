@@ -1,0 +1,371 @@
+"""The Trace model: every event of one or more inputs, time-sorted, as pandas DataFrames.
+
+Internally the trace is a handful of numpy columns (int64 nanoseconds, int32 codes); the
+``events`` DataFrame is built from them on first use, with categoricals for names. Arguments
+stay interned text until an analysis asks for one event's typed fields (``fields``), and then
+only the distinct texts of that event are decoded.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Sequence
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from parsers.segment import NO_TIME, ParseWarning
+from tracetool._events import argdecode
+from tracetool._events.catalog import Catalog
+from tracetool._model.assemble import Columns
+from tracetool._model.threads import ThreadTable
+
+
+class Trace:
+    """A loaded trace. Build it with :func:`tracetool.load`.
+
+    Attributes that are DataFrames: ``events``, ``threads``, ``processes``, ``inputs``,
+    ``other_lines``, ``dropped``. Use ``fields(name)`` for typed arguments of one event.
+    """
+
+    def __init__(self, columns: Columns, table: ThreadTable, catalog: Catalog) -> None:
+        self._c = columns
+        self._t = table
+        self.catalog = catalog
+        self._fields_cache: dict[str, pd.DataFrame] = {}
+
+    # ------------------------------------------------------------------ raw columns
+    @property
+    def ts(self) -> np.ndarray:
+        """Event times in ns (int64; ``NO_TIME`` where the line had none), sorted."""
+        return self._c.ts
+
+    @property
+    def tid(self) -> np.ndarray:
+        """Thread id per event (int32, -1 when the format has none)."""
+        return self._c.tid
+
+    @property
+    def row_thread(self) -> np.ndarray:
+        """Index into ``threads`` per event (int32)."""
+        return self._t.row_thread
+
+    @property
+    def name_codes(self) -> np.ndarray:
+        """Event-name code per event (int32 into ``event_names``)."""
+        return self._c.name
+
+    @property
+    def event_names(self) -> list[str]:
+        """All event names of the trace; ``name_codes`` index this list."""
+        return self._c.names
+
+    @property
+    def source(self) -> np.ndarray:
+        """Input index per event (int16 into ``inputs``)."""
+        return self._c.source
+
+    @property
+    def line(self) -> np.ndarray:
+        """Line number (or byte offset for binary inputs) per event."""
+        return self._c.line
+
+    @property
+    def flags(self) -> np.ndarray:
+        """Per-event flags (``parsers.segment.EVENT_*`` bits)."""
+        return self._c.flags
+
+    def __len__(self) -> int:
+        return len(self._c.ts)
+
+    @property
+    def has_time(self) -> bool:
+        """True when events carry timestamps."""
+        return bool(len(self._c.ts)) and bool((self._c.ts != NO_TIME).any())
+
+    @property
+    def has_tids(self) -> bool:
+        """True when at least some events carry a thread id."""
+        return bool((self._c.tid >= 0).any())
+
+    def code_of(self, event: str) -> int | None:
+        """The name code of ``event``, or None when it does not occur."""
+        return self._name_index.get(event)
+
+    @cached_property
+    def _name_index(self) -> dict[str, int]:
+        return {n: i for i, n in enumerate(self._c.names)}
+
+    def rows(self, events: str | Iterable[str]) -> np.ndarray:
+        """Row positions (sorted, int64) of the events with the given name(s)."""
+        wanted = [events] if isinstance(events, str) else list(events)
+        codes = [self._name_index[e] for e in wanted if e in self._name_index]
+        if not codes:
+            return np.zeros(0, dtype=np.int64)
+        if len(codes) == 1:
+            return np.flatnonzero(self._c.name == codes[0])
+        mask = np.zeros(len(self._c.names), dtype=bool)
+        mask[codes] = True
+        return np.flatnonzero(mask[self._c.name])
+
+    # ------------------------------------------------------------------ tables
+    @cached_property
+    def inputs(self) -> pd.DataFrame:
+        """One row per input file: path, format, variant, clock, lines, events, other lines."""
+        rows = []
+        for i in self._c.inputs:
+            rows.append({
+                "path": i.path, "format": i.format, "variant": i.variant, "clock": i.clock,
+                "lines": i.lines, "events": i.events, "other_lines": i.other_lines,
+                "warnings": len(i.warnings),
+                "dropped_events": sum(n for _, n in i.dropped_events),
+            })
+        return pd.DataFrame(rows)
+
+    @property
+    def threads(self) -> pd.DataFrame:
+        """One row per (process, thread): names, role, event count, first/last time (ns)."""
+        return self._t.threads
+
+    @property
+    def processes(self) -> pd.DataFrame:
+        """One row per QEMU process: label (dst/src...), pid, side, load thread."""
+        return self._t.processes
+
+    @cached_property
+    def other_lines(self) -> pd.DataFrame:
+        """Lines that are not trace events (QEMU messages, garbage): path, line, text."""
+        o = self._c.other_lines
+        paths = [i.path for i in self._c.inputs]
+        return pd.DataFrame({
+            "path": pd.Categorical.from_codes(o["source"].to_numpy(), categories=pd.Index(paths).unique())
+            if len(set(paths)) == len(paths) else [paths[s] for s in o["source"].tolist()],
+            "line": o["line"].to_numpy(),
+            "text": o["text"],
+        })
+
+    @property
+    def warnings(self) -> list[ParseWarning]:
+        """Everything readers kept but did not fully understand, with file and line."""
+        return [w for i in self._c.inputs for w in i.warnings]
+
+    @cached_property
+    def dropped(self) -> pd.DataFrame:
+        """Events the tracer itself lost (simple backend's dropped-events records)."""
+        rows = [{"path": i.path, "position": pos, "count": n}
+                for i in self._c.inputs for pos, n in i.dropped_events]
+        return pd.DataFrame(rows, columns=["path", "position", "count"])
+
+    @property
+    def clock(self) -> str:
+        """The clock of the timestamps: "wall", "monotonic", ... or "mixed"/"none"."""
+        clocks = {i.clock for i in self._c.inputs if i.events}
+        clocks.discard("none")
+        if not clocks:
+            return "none"
+        return clocks.pop() if len(clocks) == 1 else "mixed"
+
+    def event_counts(self) -> dict[str, int]:
+        """Number of events per event name, most frequent first."""
+        counts = np.bincount(self._c.name, minlength=len(self._c.names))
+        order = np.argsort(-counts, kind="stable")
+        return {self._c.names[i]: int(counts[i]) for i in order if counts[i]}
+
+    @cached_property
+    def events(self) -> pd.DataFrame:
+        """One row per event, in time order.
+
+        Columns: ``ts_ns`` (int64), ``time`` (UTC datetime for wall-clock traces, else a
+        timedelta on the trace's own clock), ``process``, ``pid``, ``tid``, ``thread``, ``role``,
+        ``event``, ``args`` (the argument text as the backend printed it), ``source`` (file),
+        ``line`` (line number, or byte offset for binary inputs), ``flags``.
+        """
+        c, t = self._c, self._t
+        rt = t.row_thread
+        th = t.threads
+        ts = c.ts
+        if self.clock == "wall":
+            time = pd.Series(ts.view("M8[ns]"), copy=False).dt.tz_localize("UTC")
+        else:
+            time = pd.Series(ts.view("m8[ns]"), copy=False)
+        thread_names = th["name"].fillna("?").astype(str)
+        thread_cats = pd.Index(thread_names.unique())
+        thread_of = thread_cats.get_indexer(thread_names).astype(np.int32)
+        paths = [i.path for i in c.inputs]
+        source_cats = pd.Index(paths).unique()
+        source_of = source_cats.get_indexer(pd.Index(paths)).astype(np.int16)
+        proc_codes = th["process"].cat.codes.to_numpy()
+        frame = pd.DataFrame({
+            "ts_ns": ts,
+            "time": time,
+            "process": pd.Categorical.from_codes(
+                proc_codes[rt], categories=th["process"].cat.categories, validate=False),
+            "pid": _nullable_int32(c.pid),
+            "tid": _nullable_int32(c.tid),
+            "thread": pd.Categorical.from_codes(thread_of[rt], categories=thread_cats, validate=False),
+            "role": pd.Categorical.from_codes(
+                th["role"].cat.codes.to_numpy()[rt], categories=th["role"].cat.categories,
+                validate=False),
+            "event": pd.Categorical.from_codes(c.name, categories=pd.Index(c.names), validate=False),
+            "args": self._args_categorical(),
+            "source": pd.Categorical.from_codes(source_of[c.source], categories=source_cats,
+                                                validate=False),
+            "line": c.line,
+            "flags": c.flags,
+        }, copy=False)
+        return frame
+
+    def _args_categorical(self) -> pd.Categorical:
+        tables = self._c.args_tables
+        texts = [_as_text(t.table.values, t.encoding, self, t.offset) for t in tables]
+        if len(texts) == 1:
+            values = texts[0]
+        else:
+            values = (pa.concat_arrays([x.cast(pa.large_string()) for x in texts]) if texts
+                      else pa.array([], pa.large_string()))
+        cats = pd.Index(pd.array(values, dtype=pd.ArrowDtype(values.type)))
+        if cats.is_unique:
+            return pd.Categorical.from_codes(self._c.args, categories=cats, validate=False)
+        # Interned per (event, text): the same text under two events is one category here.
+        codes, uniques = pd.factorize(cats)
+        return pd.Categorical.from_codes(
+            np.asarray(codes, dtype=np.int32)[self._c.args], categories=pd.Index(uniques),
+            validate=False)
+
+    # ------------------------------------------------------------------ typed arguments
+    def fields(self, event: str, rows: np.ndarray | None = None) -> pd.DataFrame:
+        """Typed arguments of ``event``, one row per occurrence (or per given row).
+
+        Columns are the trace-events argument names (e.g. ``mutex``, ``file``, ``line`` for
+        ``qemu_mutex_lock``) plus ``decoded`` (False where the text matched no known format).
+        The index holds the event's row positions in ``events``.
+        """
+        if rows is None:
+            cached = self._fields_cache.get(event)
+            if cached is not None:
+                return cached
+            rows = self.rows(event)
+            out = self._decode_rows(event, rows)
+            self._fields_cache[event] = out
+            return out
+        return self._decode_rows(event, np.asarray(rows, dtype=np.int64))
+
+    def fields_by_text(self, event: str, rows: np.ndarray | None = None
+                       ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+        """Typed arguments decoded once per distinct argument text, for bulk work.
+
+        Returns ``(rows, text_index, frame)``: ``frame`` has one row per distinct text of the
+        event (the columns of ``fields`` plus ``decoded``), and event row ``rows[i]`` has the
+        fields in ``frame.iloc[text_index[i]]``. Per-row work is then one integer gather, which
+        is what an analysis of millions of mutex events wants.
+        """
+        rows = self.rows(event) if rows is None else np.asarray(rows, dtype=np.int64)
+        codes = self._c.args[rows]
+        ntotal = sum(len(t.table) for t in self._c.args_tables)
+        if len(codes) * 8 < ntotal:
+            # Few rows against a big table: sorting the codes beats a pass over the table.
+            uniq, take = np.unique(codes, return_inverse=True)
+        else:
+            present = np.zeros(ntotal, dtype=bool)
+            present[codes] = True
+            uniq = np.flatnonzero(present)
+            take = (np.cumsum(present) - 1)[codes]
+        parts: list[pd.DataFrame] = []
+        matched_parts: list[np.ndarray] = []
+        for t in self._c.args_tables:
+            lo, hi = t.offset, t.offset + len(t.table)
+            sel = uniq[(uniq >= lo) & (uniq < hi)]
+            if not len(sel):
+                continue
+            values = t.table.values.take(pa.array(sel - lo))
+            dec = argdecode.decode(t.encoding, self.catalog, event, values)
+            parts.append(dec.frame.reset_index(drop=True))
+            matched_parts.append(np.asarray(dec.matched, dtype=bool))
+        if parts:
+            per_unique = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].copy()
+            per_unique["decoded"] = np.concatenate(matched_parts)
+        else:
+            per_unique = pd.DataFrame({"decoded": np.zeros(0, dtype=bool)})
+        return rows, np.asarray(take, dtype=np.int64), per_unique
+
+    def _decode_rows(self, event: str, rows: np.ndarray) -> pd.DataFrame:
+        rows, take, per_unique = self.fields_by_text(event, rows)
+        if len(per_unique):
+            out = per_unique.take(take).reset_index(drop=True)
+        else:
+            out = pd.DataFrame({"decoded": np.zeros(len(rows), dtype=bool)})
+        out.index = pd.Index(rows, name="row")
+        return out
+
+    # ------------------------------------------------------------------ summaries
+    def summary(self) -> dict[str, Any]:
+        """The ``migtrace summary --format json`` contract (see README)."""
+        th = self.threads
+        return {
+            "inputs": [
+                {"path": i.path, "format": i.format, "variant": i.variant, "clock": i.clock,
+                 "lines": i.lines, "events": i.events, "other_lines": i.other_lines,
+                 "dropped_events": sum(n for _, n in i.dropped_events),
+                 "warnings": [str(w) for w in i.warnings]}
+                for i in self._c.inputs
+            ],
+            "processes": [
+                {"label": r["label"], "side": _opt_str(r["side"]), "pid": _opt_int(r["pid"]),
+                 "load_tid": _opt_int(r["load_tid"])}
+                for r in self.processes.to_dict("records")
+            ],
+            "threads": [
+                {"process": str(r["process"]), "tid": _opt_int(r["tid"]), "name": _opt_str(r["name"]),
+                 "name_source": _opt_str(r["name_source"]), "role": str(r["role"]),
+                 "carries_load": bool(r["carries_load"]), "events": int(r["events"]),
+                 "first_ns": _opt_int(r["first_ns"]), "last_ns": _opt_int(r["last_ns"])}
+                for r in th.to_dict("records")
+            ],
+            "event_counts": self.event_counts(),
+            "clock": self.clock,
+            "totals": {
+                "lines": sum(i.lines for i in self._c.inputs),
+                "events": len(self),
+                "other_lines": sum(i.other_lines for i in self._c.inputs),
+                "warnings": len(self.warnings),
+                "dropped_events": sum(n for i in self._c.inputs for _, n in i.dropped_events),
+            },
+        }
+
+    def __repr__(self) -> str:
+        ins = ", ".join(f"{i.path} ({i.format})" for i in self._c.inputs)
+        return f"<Trace {len(self)} events, {len(self.threads)} threads from {ins}>"
+
+    def _repr_html_(self) -> str:
+        th = self.threads[["process", "tid", "name", "role", "events"]]
+        head = html.escape(repr(self))
+        return f"<div><p>{head}</p>{th.to_html(index=False, escape=True)}</div>"
+
+
+def _nullable_int32(a: np.ndarray) -> pd.arrays.IntegerArray:
+    return pd.arrays.IntegerArray(a.astype(np.int32, copy=False), a < 0)
+
+
+def _opt_int(v: Any) -> int | None:
+    return None if v is None or v is pd.NA else int(v)
+
+
+def _opt_str(v: Any) -> str | None:
+    return None if v is None or pd.isna(v) else str(v)
+
+
+def _as_text(values: pa.Array, encoding: str, trace: Trace, offset: int) -> pa.Array:
+    """Argument texts of a table; tables of binary payloads are rendered by their backend."""
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        return values
+    from tracetool._events import argrender
+
+    return argrender.render(encoding, trace, offset, values)
+
+
+def select_rows(trace: Trace, events: Sequence[str]) -> np.ndarray:
+    """Row positions of any of ``events`` (convenience for analyses)."""
+    return trace.rows(events)
