@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import tracetool
 from benchmarks.synth import generate
-from tracetool._analyses.phases import incoming_phases
-from tracetool._analyses.preempt import preempt_waits
+from tracetool._analyses.phases import analyze_phases
+from tracetool._analyses.preempt import analyze_preempt
 from tracetool._timeline.timeline import build_timeline
 
 
@@ -42,7 +42,7 @@ def plain_copy(path: str, tmp: str, index: int) -> str:
 def measure(path: str, repeat: int) -> None:
     """Best of ``repeat`` runs of each step, every run on a freshly loaded Trace (no caches)."""
     steps: dict[str, list[float]] = {k: [] for k in ("wc -l", "load", "build_timeline",
-                                                     "incoming_phases", "preempt_waits")}
+                                                     "analyze_phases", "analyze_preempt")}
     for _ in range(repeat):
         t0 = time.perf_counter()
         subprocess.run(["wc", "-l", path], check=True, capture_output=True)
@@ -51,9 +51,9 @@ def measure(path: str, repeat: int) -> None:
         t2 = time.perf_counter()
         tl = build_timeline(trace)
         t3 = time.perf_counter()
-        incoming_phases(trace)
+        analyze_phases(trace)
         t4 = time.perf_counter()
-        preempt_waits(trace)
+        analyze_preempt(trace)
         t5 = time.perf_counter()
         for key, t in zip(steps, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
             steps[key].append(t)

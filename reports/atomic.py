@@ -2,7 +2,8 @@
 
 The content goes to a temporary file in the target's directory (same filesystem), is flushed to
 disk, and replaces the target with ``os.replace``. Any error or interruption before that
-removes the temporary file and leaves an existing target untouched.
+removes the temporary file and leaves an existing target untouched. A target that cannot be
+written (no such directory, no permission) is a :class:`~tracetool.errors.UsageError` naming it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import IO
+
+from tracetool.errors import UsageError
 
 
 def _new_file_mode(path: str) -> int:
@@ -26,18 +30,19 @@ def _new_file_mode(path: str) -> int:
 
 
 @contextmanager
-def atomic_writer(path: str, encoding: str = "utf-8") -> Iterator[IO[str]]:
-    """Yields a text file to write; on a clean exit it replaces ``path``, on any exception it
-    is removed and ``path`` stays as it was."""
-    target = os.path.abspath(path)
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary path next to ``path`` for a writer that takes a file name; renamed onto
+    ``path`` when the block succeeds, removed when it fails."""
+    target = os.path.abspath(os.fspath(path))
     directory, name = os.path.split(target)
     mode = _new_file_mode(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding=encoding, newline="") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise UsageError(f"{os.fspath(path)}: cannot write there: {exc.strerror or exc}") from None
+    os.close(fd)
+    try:
+        yield Path(tmp)
         os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
@@ -46,10 +51,31 @@ def atomic_writer(path: str, encoding: str = "utf-8") -> Iterator[IO[str]]:
         raise
 
 
-def write_text(path: str, text: str | Callable[[], str], encoding: str = "utf-8") -> int:
+@contextmanager
+def atomic_writer(path: str | os.PathLike[str], encoding: str | None = "utf-8"
+                  ) -> Iterator[IO[str]]:
+    """Yields a text file (binary when ``encoding`` is None) to write; on a clean exit it
+    replaces ``path``, on any exception it is removed and ``path`` stays as it was."""
+    with atomic_path(path) as tmp:
+        mode = "w" if encoding else "wb"
+        with open(tmp, mode, encoding=encoding, newline="" if encoding else None) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def write_text(path: str | os.PathLike[str], text: str | Callable[[], str],
+               encoding: str = "utf-8") -> int:
     """Writes text atomically; ``text`` may be a function producing it (called inside the
     write, so a failure while producing it leaves no file either). Returns the bytes written."""
     with atomic_writer(path, encoding=encoding) as f:
         content = text() if callable(text) else text
         f.write(content)
     return len(content.encode(encoding))
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> int:
+    """Writes bytes atomically; returns how many."""
+    with atomic_writer(path, encoding=None) as f:
+        f.write(data)  # type: ignore[arg-type]
+    return len(data)

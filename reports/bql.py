@@ -1,95 +1,15 @@
-"""Rendering the BQL analysis: the ``migtrace bql --format json`` contract and text tables."""
+"""Rendering the BQL analysis (its JSON document, ``BqlReport.to_json()``) as text tables."""
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 from typing import Any
 
-import pandas as pd
 from rich.console import Console
 
 from reports.console import fmt_us, table
-from tracetool._analyses.bql.bql import BqlProcess, BqlReport, Inconsistency
-
-MAX_LISTED = 1000
-"""Inconsistencies and edges listed per process in JSON (all are counted)."""
-
-
-def _num(v: Any) -> float | None:
-    """A float for JSON: None for NaN/NA."""
-    if v is None or v is pd.NA:
-        return None
-    f = float(v)
-    return None if math.isnan(f) else f
-
-
-def _int(v: Any) -> int | None:
-    return None if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) else int(v)
-
-
-def _str(v: Any) -> str | None:
-    return None if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) else str(v)
-
-
-def _issues(items: list[Inconsistency]) -> list[dict[str, Any]]:
-    return [{"path": i.path, "line": i.line, "kind": i.kind, "message": i.message}
-            for i in items[:MAX_LISTED]]
-
-
-def process_json(p: BqlProcess, top: int) -> dict[str, Any]:
-    """One process's BQL figures as JSON-ready data (see README, ``migtrace bql``)."""
-    threads = [{
-        "tid": _int(r["tid"]), "name": _str(r["name"]), "role": _str(r["role"]),
-        "holds": int(r["holds"]), "hold_total_us": _num(r["hold_total_us"]),
-        "hold_max_us": _num(r["hold_max_us"]), "hold_p50_us": _num(r["hold_p50_us"]),
-        "hold_p90_us": _num(r["hold_p90_us"]), "hold_p99_us": _num(r["hold_p99_us"]),
-        "open_holds": int(r["open_holds"]),
-        "waits": int(r["waits"]), "wait_total_us": _num(r["wait_total_us"]),
-        "wait_max_us": _num(r["wait_max_us"]), "wait_p50_us": _num(r["wait_p50_us"]),
-        "wait_p90_us": _num(r["wait_p90_us"]), "wait_p99_us": _num(r["wait_p99_us"]),
-    } for r in p.threads.to_dict("records")]
-    longest = [{
-        "tid": _int(r["tid"]), "thread": _str(r["thread"]), "role": _str(r["role"]),
-        "start_ns": _int(r["start_ns"]), "end_ns": _int(r["end_ns"]),
-        "duration_us": _num(r["duration_us"]), "lock_site": _str(r["lock_site"]),
-        "started_by": _str(r["started_by"]), "phase": _str(r["phase"]),
-        "section": _str(r["section"]), "device": _str(r["device"]),
-        "path": _str(r["source"]), "line": _int(r["line"]),
-    } for r in p.longest_holds(top).to_dict("records")]
-    by_phase = [{
-        "phase": r["phase"], "start_ns": int(r["start_ns"]), "end_ns": int(r["end_ns"]),
-        "duration_us": _num(r["duration_us"]), "holds": int(r["holds"]),
-        "hold_us": _num(r["hold_us"]), "held_fraction": _num(r["held_fraction"]),
-        "threads": [{k: (_num(v) if k == "hold_us" else v) for k, v in t.items()}
-                    for t in r["threads"]],
-    } for r in p.by_phase.to_dict("records")]
-    return {
-        "process": p.process,
-        "side": p.side,
-        "mutex": None if p.mutex is None else f"{p.mutex:#x}",
-        "identified_by": p.identified_by,
-        "attribution": p.attribution,
-        "threads": threads,
-        "longest_holds": longest,
-        "by_phase": by_phase,
-        "inconsistencies": _issues(p.inconsistencies),
-        "inconsistency_count": len(p.inconsistencies),
-        "edges": _issues(p.edges),
-        "edge_count": len(p.edges),
-        "notes": list(p.notes),
-    }
-
-
-def bql_json(report: BqlReport, top: int = 10) -> dict[str, Any]:
-    """``{"bql": <primary process>, "processes": {label: ...}, "note": ...}``."""
-    procs = {label: process_json(p, top) for label, p in report.processes.items()}
-    primary = report.primary
-    return {
-        "bql": procs[primary.process] if primary is not None else None,
-        "processes": procs,
-        "note": report.note,
-    }
+from tracetool._analyses.bql.document import MAX_LISTED
+from tracetool._json import number
 
 
 def _time(ns: int | None) -> str:
@@ -101,12 +21,12 @@ def _time(ns: int | None) -> str:
 
 
 def _us(v: Any) -> str:
-    f = _num(v)
+    f = number(v)
     return fmt_us(f) if f is not None else "-"
 
 
 def render_process_text(data: dict[str, Any], out: Console, issues_shown: int = 20) -> None:
-    """One process (as produced by :func:`process_json`) as readable tables."""
+    """One process (an entry of ``BqlReport.to_json()["processes"]``) as readable tables."""
     head = f"BQL in {data['process']}"
     if data["mutex"] is None:
         out.print(f"{head}: not found")
@@ -162,7 +82,7 @@ def render_process_text(data: dict[str, Any], out: Console, issues_shown: int = 
 
 
 def render_bql_text(data: dict[str, Any], out: Console) -> None:
-    """The whole report (as produced by :func:`bql_json`)."""
+    """The whole document (``BqlReport.to_json()``)."""
     if data["note"]:
         out.print(data["note"])
         return

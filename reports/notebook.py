@@ -1,15 +1,15 @@
 """Rich display of migtrace results in Jupyter.
 
-``install_reprs()`` registers HTML formatters with IPython for :class:`~tracetool._analyses.bql.bql.BqlReport`,
-:class:`~tracetool._analyses.phases.PhaseReport` and :class:`~tracetool._analyses.preempt.PreemptReport`, so that a
-result as the last expression of a cell shows as a short summary with tables, and a PNG
-formatter for matplotlib figures, so that the figures of :mod:`reports.plots` (built without
-pyplot) show inline. Outside IPython it does nothing. The renderers (``bql_html``,
-``phases_html``, ``preempt_html``) are plain functions returning HTML text.
+``%load_ext reports.notebook`` (or ``install_reprs()``) registers HTML formatters with IPython
+for the result type of every analysis in the registry that has a renderer here, and for
+:class:`tracetool.Trace`, so that a result as the last expression of a cell shows as a short
+summary with tables; and a PNG formatter for matplotlib figures, so that the figures of
+:mod:`reports.plots` (built without pyplot) show inline. Outside IPython it does nothing. The
+renderers (``trace_html``, ``bql_html``, ``phases_html``, ``preempt_html``) are plain functions
+returning HTML text in which everything from the trace is escaped.
 
-    >>> from reports.notebook import install_reprs
-    >>> install_reprs()
-    >>> analyze_bql(trace)          # shows per-process tables
+    >>> %load_ext reports.notebook
+    >>> tracetool.analyze_bql(trace)          # shows per-process tables
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from typing import Any
 import pandas as pd
 
 from reports.console import fmt_us
+from tracetool._analyses import registry
+from tracetool._model.trace import Trace
 
 MAX_ROWS = 10
 BQL_THREAD_COLUMNS = ("tid", "name", "role", "holds", "hold_total_us", "hold_max_us", "hold_p50_us",
@@ -109,13 +111,24 @@ def preempt_html(report: Any) -> str:
     return (f"<div><h4>Postcopy preempt</h4><table>{body}</table>{_notes(report.notes)}</div>")
 
 
-def formatters() -> dict[type, Callable[[Any], str]]:
-    """Result type -> HTML renderer."""
-    from tracetool._analyses.bql.bql import BqlReport
-    from tracetool._analyses.phases import PhaseReport
-    from tracetool._analyses.preempt import PreemptReport
+def trace_html(trace: Trace) -> str:
+    """A Trace: what it was read from and its threads."""
+    th = trace.threads[["process", "tid", "name", "role", "events"]]
+    head = html.escape(repr(trace))
+    return f"<div><p>{head}</p>{th.to_html(index=False, escape=True)}</div>"
 
-    return {BqlReport: bql_html, PhaseReport: phases_html, PreemptReport: preempt_html}
+
+RENDERERS: dict[str, Callable[[Any], str]] = {
+    "bql": bql_html, "phases": phases_html, "preempt": preempt_html}
+"""Analysis name (in the registry) -> HTML renderer of its result."""
+
+
+def formatters() -> dict[type, Callable[[Any], str]]:
+    """Result type -> HTML renderer, for the analyses of the registry that have one."""
+    out: dict[type, Callable[[Any], str]] = {Trace: trace_html}
+    for name, render in RENDERERS.items():
+        out[registry.get(name).result_type] = render
+    return out
 
 
 def figure_png(fig: Any) -> bytes:
@@ -142,3 +155,8 @@ def install_reprs() -> bool:
 
     ip.display_formatter.formatters["image/png"].for_type(Figure, figure_png)
     return True
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext reports.notebook``: the same as :func:`install_reprs`."""
+    install_reprs()

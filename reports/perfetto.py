@@ -46,7 +46,9 @@ import pandas as pd
 from parsers.segment import NO_TIME
 from reports.atomic import atomic_writer
 from reports.plots import NotInTrace, records, thread_lanes, trace_end_ns, trace_start_ns
+from tracetool._analyses.bql.bql import BqlReport
 from tracetool._model.trace import Trace
+from tracetool._timeline.timeline import Timeline
 
 PROCESS_TRACK_KINDS = ("phase",)
 PAGE_KINDS = ("page-request",)
@@ -99,26 +101,20 @@ class _Clock:
         return self._grid(2 * (z - self.start) + 2) - self._grid(2 * (a - self.start) + 1)
 
 
-def chrome_trace(trace: Trace, timeline: Any = None, bql: Any = None) -> dict[str, Any]:
-    """The Trace Event Format document of ``trace`` (see module docstring).
-
-    ``timeline``/``bql`` default to :func:`tracetool._timeline.timeline.build_timeline` and, when the
-    trace has ``qemu_mutex_*`` events, :func:`tracetool._analyses.bql.bql.analyze_bql`; ``bql=False`` leaves
-    the BQL tracks out. Raises NotInTrace for traces without timestamps.
+def chrome_trace(trace: Trace, timeline: Timeline, bql: BqlReport | None = None) -> dict[str, Any]:
+    """The Trace Event Format document of ``trace`` with its ``timeline`` (see module
+    docstring), and the BQL holds and waits of ``bql`` when given. Raises NotInTrace for traces
+    without timestamps.
     """
-    from tracetool._timeline.timeline import build_timeline
-
     start, end = trace_start_ns(trace), trace_end_ns(trace)
-    tl = timeline if timeline is not None else build_timeline(trace)
+    tl = timeline
     ts = trace.ts
     whole_us = bool(((ts[ts != NO_TIME] - start) % 1000 == 0).all())
     builder = _Builder(trace, _Clock(start, whole_us), end)
     builder.spans(tl.spans)
     builder.instants(tl.instants)
-    if bql is not False:
-        report = bql if bql is not None else _analyze_bql(trace)
-        if report is not None:
-            builder.bql(report)
+    if bql is not None and not bql.empty:
+        builder.bql(bql)
     return {
         "traceEvents": builder.finish(),
         "displayTimeUnit": "ms",
@@ -131,22 +127,14 @@ def chrome_trace(trace: Trace, timeline: Any = None, bql: Any = None) -> dict[st
     }
 
 
-def write_chrome_trace(trace: Trace, path: str | os.PathLike[str], timeline: Any = None,
-                       bql: Any = None) -> Path:
+def write_chrome_trace(trace: Trace, path: str | os.PathLike[str], timeline: Timeline,
+                       bql: BqlReport | None = None) -> Path:
     """Writes :func:`chrome_trace` to ``path`` atomically; returns the path."""
     doc = chrome_trace(trace, timeline, bql)
     with atomic_writer(os.fspath(path)) as f:
         json.dump(doc, f, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         f.write("\n")
     return Path(path)
-
-
-def _analyze_bql(trace: Trace) -> Any:
-    if trace.code_of("qemu_mutex_unlock") is None:
-        return None
-    from tracetool._analyses.bql.bql import analyze_bql
-
-    return analyze_bql(trace)
 
 
 # ---------------------------------------------------------------------------------- building

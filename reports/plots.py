@@ -34,10 +34,10 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from parsers.segment import NO_TIME
+from reports.atomic import atomic_path
 from reports.console import fmt_us
-from tracetool._analyses.tables import atomic_path
 from tracetool._model.trace import Trace
-from tracetool.errors import UsageError
+from tracetool.errors import NotInTrace, UsageError
 
 ROLE_ORDER = ("main", "load", "listen", "preempt", "fault", "recv_N", "vcpu")
 """Lane order of thread roles; every other role follows, then unknown threads."""
@@ -66,14 +66,6 @@ MAX_SUBROWS = 4
 MAX_BAR_LABELS = 80
 CDF_POINTS = 1500  # points per CDF line at most
 PIXELS_ACROSS = 2000  # BQL holds closer than 1/PIXELS_ACROSS of the window are drawn as one
-
-
-class NotInTrace(UsageError):
-    """The trace lacks the events a figure needs; the message names what to enable.
-
-    ``str(exc)`` reads ``not in this trace: enable EVENTS (for WHAT)``; the CLI prints it as
-    one line and exits with code 2.
-    """
 
 
 def not_in_trace(events: str, what: str) -> NotInTrace:

@@ -1,4 +1,4 @@
-"""Rendering ``Trace.summary()``: inputs, threads and event counts."""
+"""Rendering the summary document (``summarize(trace).to_json()``): inputs, threads, event counts."""
 
 from __future__ import annotations
 

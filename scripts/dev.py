@@ -2,7 +2,8 @@
 """One-command developer setup for migtrace (standard library only).
 
     python3 scripts/dev.py demo          # set up .venv, run migtrace on the shipped samples
-    python3 scripts/dev.py test [ARGS]   # set up .venv, run ruff, mypy and pytest (ARGS -> pytest)
+    python3 scripts/dev.py test [ARGS]   # set up .venv, run ruff, mypy, the import contract and
+                                         # pytest (ARGS -> pytest)
     python3 scripts/dev.py setup         # only set up .venv
 
 Setup creates ``.venv`` in the repository root when it is missing or stale and installs
@@ -54,6 +55,7 @@ DEMO_COMMANDS: list[list[str]] = [
 CHECK_COMMANDS: list[list[str]] = [
     ["ruff", "check", "."],
     ["mypy"],
+    ["lint-imports"],  # the import contract in pyproject.toml: parsers -> core -> reports -> CLI
     ["pytest"],
 ]
 

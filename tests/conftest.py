@@ -35,7 +35,36 @@ def read_lines(path: str) -> Iterator[bytes]:
 def run_cli(
     *args: str, stdin: bytes | None = None, cwd: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Runs ``migtrace ARGS`` in a fresh interpreter, as a user would."""
+    """Runs ``migtrace ARGS`` in this interpreter, with its own stdin, stdout, stderr and
+    working directory, and the exit code the command line would give."""
+    from click.testing import CliRunner
+
+    from tracetool.cli.common import run
+    from tracetool.cli.main import app
+
+    code: int = 0
+    here = os.getcwd()
+    with CliRunner().isolation(input=stdin or b"", env={"MIGTRACE_DEBUG": None}) as (out, err, _):
+        os.chdir(cwd or str(REPO))
+        try:
+            run(app, list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        finally:
+            os.chdir(here)
+            sys.stdout.flush()
+            sys.stderr.flush()
+        stdout, stderr = out.getvalue(), err.getvalue()
+    return subprocess.CompletedProcess(
+        ["migtrace", *args], code, stdout.decode("utf-8", "replace"),
+        stderr.decode("utf-8", "replace"))
+
+
+def run_cli_process(
+    *args: str, stdin: bytes | None = None, cwd: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Runs ``migtrace ARGS`` in a fresh interpreter, as a user would (for the few tests about
+    start-up, signals and the process itself)."""
     env = dict(os.environ)
     env.pop("MIGTRACE_DEBUG", None)
     raw = subprocess.run(

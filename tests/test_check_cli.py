@@ -3,7 +3,6 @@ JUnit read back by a real JUnit consumer, and one-line errors."""
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -14,7 +13,7 @@ import pytest
 from junitparser import Failure, JUnitXml, Skipped, xunit2
 
 from tests.conftest import read_lines, run_cli, sample
-from tracetool._check.eventlists import event_data
+from tracetool._analyses.events import event_data
 from tracetool._events.catalog import Catalog
 
 TRACE = sample("qemu-7.2", "a-precopy-plain", "dst.trace.xz")
@@ -23,19 +22,9 @@ LOG_LINE = re.compile(rb"^(\d+)@\d+\.\d+:(\w+)")
 
 
 def run_in_process(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """``migtrace ARGS`` through the same entry point as the console script, without paying
-    for a fresh interpreter (for the many error cases)."""
-    from tracetool.cli import app
-    from tracetool.cli.common import run
-
-    capsys.readouterr()
-    try:
-        run(functools.partial(app, args=list(args), prog_name="migtrace"))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+    """``migtrace ARGS`` in this interpreter (see ``tests.conftest.run_cli``)."""
+    r = run_cli(*args)
+    return r.returncode, r.stdout, r.stderr
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +183,7 @@ def test_events_list_is_a_valid_trace_events_file_for_each_generation(
 
 
 def test_events_per_generation_follow_the_catalog_versions() -> None:
-    from tracetool._check.eventlists import events_file
+    from tracetool._analyses.events import events_file
 
     old = events_file(["phases"], "7.2").splitlines()
     new = events_file(["phases"], "threadify").splitlines()

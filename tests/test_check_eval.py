@@ -15,8 +15,10 @@ import pytest
 
 import tracetool
 from tests.conftest import read_lines, sample
-from tracetool._check import RulesError, Status, check
+from tracetool._check.evaluate import Status
+from tracetool._check.evaluate import check_trace as check
 from tracetool._model.trace import Trace
+from tracetool.errors import RulesError
 
 LOG_LINE = re.compile(rb"^(\d+)@(\d+)\.(\d+):(\w+) ?(.*)$")
 ISO_LINE = re.compile(rb"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?Z (\w+) ?(.*)$")
@@ -153,12 +155,12 @@ def test_thread_glob_and_role_selectors(
 
 def test_bql_hold_time_inside_each_phase(
         mutex72: Trace, mutex72_lines: list[tuple[int, int, str, bytes]]) -> None:
-    from tracetool._analyses.phases import incoming_phases
+    from tracetool._analyses.phases import analyze_phases
 
     intervals = plain_bql_intervals(mutex72_lines)
     main_tid = next(t for t, n in plain_names(*MUTEX72).items() if n == "qemu-system-x86")
     rules, expected = [], []
-    for p in incoming_phases(mutex72).to_json()["phases"]:  # phase bounds from phases
+    for p in analyze_phases(mutex72).to_json()["phases"]:  # phase bounds from phases
         lo, hi = p["start_ns"] // 1000, p["end_ns"] // 1000
         inside = [max(0, min(b, hi) - max(a, lo)) for _, a, b in intervals]
         on_main = [max(0, min(b, hi) - max(a, lo)) for t, a, b in intervals if t == main_tid]
@@ -247,9 +249,9 @@ def test_devices_match_a_plain_walk_of_the_sections(
 
 
 def test_phase_metrics_read_the_phases_document(mutex72: Trace) -> None:
-    from tracetool._analyses.phases import incoming_phases
+    from tracetool._analyses.phases import analyze_phases
 
-    doc = incoming_phases(mutex72).to_json()
+    doc = analyze_phases(mutex72).to_json()
     by_name: dict[str, list[float]] = defaultdict(list)
     for p in doc["phases"]:
         by_name[p["name"]].append(p["duration_us"])
@@ -344,11 +346,11 @@ def test_missing_events_fail_with_what_to_enable_unless_optional() -> None:
 
 def test_missing_values_carry_the_analysis_notes_and_what_to_enable(
         mutex72: Trace, mutex72_lines: list[tuple[int, int, str, bytes]]) -> None:
-    from tracetool._analyses.preempt import preempt_waits
+    from tracetool._analyses.preempt import analyze_preempt
 
     assert not any(ev.startswith("postcopy_preempt_") for _, _, ev, _ in mutex72_lines)
     (r,) = check(mutex72, ["preempt.thread_wait < 1ms"]).results
-    notes = preempt_waits(mutex72).to_json()["preempt"]["notes"]
+    notes = analyze_preempt(mutex72).to_json()["preempt"]["notes"]
     assert r.status is Status.FAIL and r.reason is not None
     assert notes and notes[0] in r.reason
     assert r.reason.endswith("enable postcopy_preempt_*, postcopy_page_req_* "

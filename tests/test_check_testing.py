@@ -13,7 +13,10 @@ import pytest
 import tracetool
 from tests.conftest import read_lines, sample
 from tracetool import testing
-from tracetool._check import RulesError, Status, load_rules, parse_expression
+from tracetool._check.evaluate import Status
+from tracetool._check.grammar import parse_expression
+from tracetool._check.rules import load_rules
+from tracetool.errors import RulesError
 from tracetool.testing import TraceCheckFailed, assert_trace
 
 TRACE = sample("qemu-7.2", "a-precopy-plain", "dst.trace.xz")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SAMPLES, read_lines, run_cli, sample
+from tests.conftest import SAMPLES, read_lines, run_cli, run_cli_process, sample
 
 _TID = re.compile(rb"^(\d+)@")
 
@@ -119,6 +119,19 @@ def test_unknown_input_format_lists_the_supported_ones() -> None:
 def test_help_lists_summary() -> None:
     r = run_cli("--help")
     assert r.returncode == 0 and "summary" in r.stdout
+
+
+def test_the_command_runs_in_its_own_process_as_a_user_runs_it() -> None:
+    """The other CLI tests run in this interpreter; these run ``python -m tracetool.cli``."""
+    r = run_cli_process("--help")
+    assert r.returncode == 0 and "summary" in r.stdout
+    with lzma.open(sample("qemu-7.2", "a-precopy-plain", "src.trace.xz")) as f:
+        raw = f.read()
+    r = run_cli_process("summary", "-", "-f", "json", stdin=raw)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["totals"]["events"] == raw.count(b"\n")
+    r = run_cli_process("summary", "/nonexistent/trace")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_samples_exist() -> None:

@@ -30,7 +30,7 @@ from tracetool._analyses.compare import (
     load_thread_label,
     match_threads,
 )
-from tracetool.cli import app
+from tracetool.cli.main import app
 from tracetool.errors import UsageError
 
 LOAD_MOVE = "load thread: main (coroutine) → mig/dst/main"

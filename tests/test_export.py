@@ -25,9 +25,10 @@ import pytest
 import tracetool
 from reports.perfetto import chrome_trace, nest_layers, write_chrome_trace
 from reports.plots import NotInTrace
+from reports.tables import export_tables, output_paths
 from tests.conftest import run_cli, sample
 from tracetool._analyses.bql.bql import analyze_bql
-from tracetool._analyses.tables import export_tables, output_paths
+from tracetool._analyses.tables import trace_tables
 from tracetool._model.trace import Trace
 from tracetool._timeline.timeline import build_timeline
 
@@ -178,14 +179,14 @@ def mutex_run() -> tuple[Trace, Any, dict[str, Any]]:
     """The threadify mutex run recorded one file per thread: trace, BQL report, document."""
     trace = tracetool.load(TFY_MUTEX_RUN, threads=[TFY_MUTEX_THREADS])
     bql = analyze_bql(trace)
-    return trace, bql, chrome_trace(trace, bql=bql)
+    return trace, bql, chrome_trace(trace, build_timeline(trace), bql)
 
 
 @pytest.fixture(scope="module")
 def postcopy_simple() -> tuple[Trace, dict[str, Any]]:
     """Threadify postcopy, simple backend: nanosecond times, no thread ids, page requests."""
     trace = tracetool.load(POSTCOPY_SIMPLE)
-    return trace, chrome_trace(trace)
+    return trace, chrome_trace(trace, build_timeline(trace))
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +194,7 @@ def mutex_simple() -> tuple[Trace, Any, dict[str, Any]]:
     """Threadify precopy with mutex events, simple backend: nanoseconds, BQL by call site."""
     trace = tracetool.load(MUTEX_SIMPLE)
     bql = analyze_bql(trace)
-    return trace, bql, chrome_trace(trace, bql=bql)
+    return trace, bql, chrome_trace(trace, build_timeline(trace), bql)
 
 
 @pytest.fixture(scope="module")
@@ -310,7 +311,7 @@ def test_nanosecond_trace_nests_for_both_kinds_of_reader(
 
 
 def test_partial_overlaps_go_to_extra_tracks(killed: Trace) -> None:
-    doc = chrome_trace(killed)
+    doc = chrome_trace(killed, build_timeline(killed))
     assert validate(doc) == []
     spans = build_timeline(killed).spans
     phases = spans[spans["kind"] == "phase"]
@@ -333,7 +334,7 @@ def test_trace_without_timestamps_is_refused_and_file_kept(tmp_path: Path) -> No
     out = tmp_path / "trace.json"
     out.write_text("previous")
     with pytest.raises(NotInTrace, match="timestamps"):
-        write_chrome_trace(trace, out)
+        write_chrome_trace(trace, out, build_timeline(trace))
     assert out.read_text() == "previous" and [p.name for p in tmp_path.iterdir()] == ["trace.json"]
 
 
@@ -404,7 +405,8 @@ def test_chrome_devtools_trace_engine_loads_the_export(
 # ---------------------------------------------------------------------------------- tables
 def test_parquet_tables_round_trip(mutex_run: tuple[Trace, Any, dict[str, Any]], tmp_path: Path) -> None:
     trace, bql, _ = mutex_run
-    written = export_tables(trace, f"{tmp_path}/out/", "parquet", bql=bql)
+    written = export_tables(trace_tables(trace, build_timeline(trace), bql), f"{tmp_path}/out/",
+                            "parquet")
     assert [p.name for p in written] == ["events.parquet", "spans.parquet", "instants.parquet",
                                          "threads.parquet", "processes.parquet",
                                          "bql_holds.parquet", "bql_waits.parquet"]
@@ -422,7 +424,7 @@ def test_parquet_tables_round_trip(mutex_run: tuple[Trace, Any, dict[str, Any]],
 
 
 def test_csv_tables_with_a_prefix(killed: Trace, tmp_path: Path) -> None:
-    written = export_tables(killed, tmp_path / "run1", "csv")
+    written = export_tables(trace_tables(killed, build_timeline(killed)), tmp_path / "run1", "csv")
     assert [p.name for p in written] == ["run1-events.csv", "run1-spans.csv", "run1-instants.csv",
                                          "run1-threads.csv", "run1-processes.csv"]
     events = pd.read_csv(written[0])

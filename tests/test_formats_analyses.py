@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 
 import tracetool
-from reports.bql import bql_json
 from tests.conftest import sample
-from tracetool._analyses.phases import incoming_phases
-from tracetool._analyses.preempt import preempt_waits
+from tracetool._analyses.phases import analyze_phases
+from tracetool._analyses.preempt import analyze_preempt
 
 # (trace, whether its format carries thread ids); query-migrate.json of the same run is beside it
 CASES = [
@@ -27,9 +26,9 @@ def test_analyses_run_on_every_backend(rel: str, has_tids: bool) -> None:
     path = sample(*rel.split("/"))
     status = json.loads((Path(path).parent / "query-migrate.json").read_text())["dst"]["status"]
     trace = tracetool.load(path)
-    phases = incoming_phases(trace)
+    phases = analyze_phases(trace)
     assert phases.to_json()["outcome"] == status == "completed"
-    bql = bql_json(tracetool.analyze_bql(trace))["bql"]
+    bql = tracetool.analyze_bql(trace).to_json()["bql"]
     assert bql["mutex"] is not None
     assert bql["attribution"] == ("thread" if has_tids else "call-site")
     load = phases.to_json()["load_thread"]
@@ -40,4 +39,4 @@ def test_analyses_run_on_every_backend(rel: str, has_tids: bool) -> None:
     else:
         assert load["tid"] is None  # pid only: the load thread is known by its role
         assert any(t["role"] == "load" for t in bql["threads"])
-    assert preempt_waits(trace).to_json()["preempt"]["enabled"] is False  # precopy runs
+    assert analyze_preempt(trace).to_json()["preempt"]["enabled"] is False  # precopy runs

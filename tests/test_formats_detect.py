@@ -19,6 +19,7 @@ from parsers.io import peek_decompressed
 from parsers.log import sniff as sniff_log
 from parsers.lttng import sniff as sniff_lttng
 from tests.conftest import read_lines, run_cli, sample
+from tracetool._analyses.summary import summarize
 
 CAPTURES = {
     "ftrace": sample("qemu-threadify-ftrace", "a-precopy-mutex", "ftrace.txt.xz"),
@@ -75,7 +76,7 @@ def test_every_compression_is_detected_and_read_alike(tmp_path: Path, kind: str,
     path = tmp_path / "capture.bin"  # the name says nothing: the bytes decide
     path.write_bytes(packed)
     assert registry.detect(str(path)).name == EXPECTED[name][0]
-    [inp] = tracetool.load(str(path)).summary()["inputs"]
+    [inp] = summarize(tracetool.load(str(path))).to_json()["inputs"]
     assert (inp["format"], inp["variant"]) == EXPECTED[name][1:]
     assert inp["lines"] == raw.count(b"\n") and inp["other_lines"] == 0
 

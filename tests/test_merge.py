@@ -27,7 +27,7 @@ from tracetool._analyses.merge import (
     switchover_downtime,
     total_time,
 )
-from tracetool._analyses.phases import incoming_phases
+from tracetool._analyses.phases import analyze_phases
 from tracetool._model.querymigrate import load_query_migrate, parse_query_migrate
 from tracetool.errors import UsageError
 
@@ -243,9 +243,9 @@ def test_a_real_cancelled_migration_is_cancelled_with_the_source_and_failed_with
     assert any(b":migrate_set_state new state cancelled" in x for x in src_lines)
     assert any(b":migrate_set_state new state failed" in x for x in dst_lines)
     query = load_query_migrate(str(run / "query-migrate.json"))
-    alone = incoming_phases(tracetool.load(str(run / "dst.trace")), query)
+    alone = analyze_phases(tracetool.load(str(run / "dst.trace")), query)
     assert alone.outcome == "failed"
-    together = incoming_phases(tracetool.load([str(run / "dst.trace"), str(run / "src.trace")]), query)
+    together = analyze_phases(tracetool.load([str(run / "dst.trace"), str(run / "src.trace")]), query)
     assert together.outcome == "cancelled"
     assert any("the source cancelled the migration; the destination recorded 'failed'" in n
                for n in together.notes)

@@ -158,14 +158,18 @@ def test_directory_side_files_are_skipped() -> None:
 
 
 def test_results_show_as_html_in_notebooks(tfy_per_thread: tracetool.Trace) -> None:
-    from tracetool._analyses.phases import incoming_phases
+    from reports.notebook import formatters
+    from tracetool._analyses.phases import analyze_phases
 
-    bql = tracetool.analyze_bql(tfy_per_thread)._repr_html_()
-    phases = incoming_phases(tfy_per_thread)._repr_html_()
+    shown = formatters()
+    bql_report = tracetool.analyze_bql(tfy_per_thread)
+    phase_report = analyze_phases(tfy_per_thread)
+    bql = shown[type(bql_report)](bql_report)
+    phases = shown[type(phase_report)](phase_report)
     assert "<table" in bql and "mig/dst/main" in bql
     assert "<table" in phases and "switchover" in phases
     assert "<script" not in bql + phases
-    assert "<table" in tfy_per_thread._repr_html_()
+    assert "<table" in shown[tracetool.Trace](tfy_per_thread)
 
 
 def test_unnamed_multifd_threads_take_their_channel_number(tmp_path: Path) -> None:

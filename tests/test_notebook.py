@@ -30,7 +30,7 @@ def test_analysis_notebook_runs_and_shows_tables_and_figures(tmp_path: Path) -> 
     for line in ("plots.bql_distribution(bql)", "plots.phase_waterfall(phases, top=10)",
                  "plots.gantt(trace, bql=bql)", "plots.page_latency(post)"):
         assert "image/png" in by_source[line], line
-    for line in ("bql", "phases", "preempt_waits(post)", "trace", "trace.threads"):
+    for line in ("bql", "phases", "tracetool.analyze_preempt(post)", "trace", "trace.threads"):
         assert "text/html" in by_source[line], line
     html = "".join(o["data"]["text/html"] for c in code for o in c.outputs
                    if "text/html" in o.get("data", {}))

@@ -18,7 +18,7 @@ from reports.phases import render_phases_text
 from tests.conftest import SAMPLES, read_lines, run_cli, sample
 from tests.test_merge import capture
 from tracetool._analyses.multifd import multifd_recv
-from tracetool._analyses.phases import PhaseReport, incoming_phases
+from tracetool._analyses.phases import PhaseReport, analyze_phases
 from tracetool._model.querymigrate import QueryMigrate, load_query_migrate
 
 LINE_72 = re.compile(rb"^(\d+)@(\d+)\.(\d{6}):(\w+) ?(.*)$")
@@ -46,7 +46,7 @@ def report(case: str) -> tuple[PhaseReport, QueryMigrate]:
     paths = [str(base / i) for i in inputs]
     sidecars = sorted(str(p) for p in base.glob("*-threads.json"))
     query = load_query_migrate(str(base / "query-migrate.json"))
-    return incoming_phases(tracetool.load(paths, threads=sidecars), query), query
+    return analyze_phases(tracetool.load(paths, threads=sidecars), query), query
 
 
 def phase(r: PhaseReport, name: str) -> dict:
@@ -230,7 +230,7 @@ def test_trace_cut_before_the_migration_started(tmp_path: Path) -> None:
     first_state = next(i for i, raw in enumerate(lines) if b":migrate_set_state " in raw)
     path = tmp_path / "early.trace"
     path.write_bytes(b"\n".join(lines[:first_state]) + b"\n")
-    r = incoming_phases(tracetool.load(str(path)))
+    r = analyze_phases(tracetool.load(str(path)))
     assert r.outcome == "incomplete"
     assert any("incoming migration is not yet started" in n for n in r.notes)
 
@@ -263,7 +263,7 @@ def test_text_output_is_a_readable_table() -> None:
 
 def test_a_source_only_trace_says_there_is_nothing_to_cut() -> None:
     tr = tracetool.load(sample("qemu-7.2/a-precopy-plain", "src.trace.xz"))
-    r = incoming_phases(tr)
+    r = analyze_phases(tr)
     assert r.process is None and len(r.phases) == 0
     assert any("no destination" in n for n in r.notes)
 
@@ -271,8 +271,8 @@ def test_a_source_only_trace_says_there_is_nothing_to_cut() -> None:
 # ------------------------------------------------------------------------------ multifd
 def test_multifd_absent_says_how_to_enable_it() -> None:
     r, _ = report("7.2/a-precopy")
-    assert r.multifd["present"] is False
-    assert "enable multifd_*" in r.multifd["note"]
+    assert r.multifd.present is False
+    assert "enable multifd_*" in r.multifd.note
 
 
 def synth_multifd(path: Path, channels: int, packets: int, pages: int, packet_events: bool = True) -> None:
@@ -305,7 +305,7 @@ def synth_multifd(path: Path, channels: int, packets: int, pages: int, packet_ev
 
 def test_multifd_channels_count_packets_pages_and_sync_waits(tmp_path: Path) -> None:
     synth_multifd(tmp_path / "mf.trace", channels=3, packets=5, pages=16)
-    got = multifd_recv(tracetool.load(str(tmp_path / "mf.trace")))
+    got = multifd_recv(tracetool.load(str(tmp_path / "mf.trace"))).to_json()
     assert got["present"] is True
     # traced packets, not traced packets plus QEMU's end-of-thread total
     assert [(c["id"], c["tid"], c["packets"], c["pages"], c["packets_from"]) for c in got["channels"]] == [
@@ -317,7 +317,7 @@ def test_multifd_channels_count_packets_pages_and_sync_waits(tmp_path: Path) -> 
 
 def test_multifd_without_packet_events_takes_qemus_totals(tmp_path: Path) -> None:
     synth_multifd(tmp_path / "mf.trace", channels=2, packets=4, pages=8, packet_events=False)
-    got = multifd_recv(tracetool.load(str(tmp_path / "mf.trace")))
+    got = multifd_recv(tracetool.load(str(tmp_path / "mf.trace"))).to_json()
     assert [(c["id"], c["tid"], c["packets"], c["pages"], c["packets_from"]) for c in got["channels"]] == [
         (0, 200, 5, 32, "thread_end"), (1, 201, 5, 32, "thread_end")]
 
@@ -338,12 +338,12 @@ def test_multifd_of_a_real_capture(tmp_path: Path) -> None:
             qemu_pages[int(m[1])] = int(m[2])
     assert len(packets) >= 2 and set(qemu_pages) == set(packets)
     names = json.loads((run / "dst-threads.json").read_text())["tid_to_name"]
-    r = incoming_phases(tracetool.load(path, threads=[str(run / "dst-threads.json")]))
-    got = r.multifd["channels"]
+    r = analyze_phases(tracetool.load(path, threads=[str(run / "dst-threads.json")]))
+    got = r.multifd.channels
     assert [(c["id"], c["packets"], c["pages"]) for c in got] == [
         (i, packets[i], qemu_pages[i]) for i in sorted(packets)]
     assert all(names[str(c["tid"])] == f"multifdrecv_{c['id']}" for c in got)
-    assert r.multifd["sync"]["count"] > 0 and r.outcome == "completed"
+    assert r.multifd.sync["count"] > 0 and r.outcome == "completed"
 
 
 def test_a_trace_without_timestamps_has_phases_but_null_times() -> None:

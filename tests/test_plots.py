@@ -19,7 +19,7 @@ from reports.console import fmt_us
 from reports.plots import NotInTrace
 from tests.conftest import run_cli, sample
 from tracetool._analyses.bql.bql import analyze_bql
-from tracetool._analyses.phases import incoming_phases
+from tracetool._analyses.phases import analyze_phases
 from tracetool._model.trace import Trace
 from tracetool._timeline.timeline import build_timeline
 from tracetool.cli.plot import parse_time
@@ -54,7 +54,7 @@ class Loaded:
     @property
     def phases(self) -> Any:
         if self._phases is None:
-            self._phases = incoming_phases(self.trace)
+            self._phases = analyze_phases(self.trace)
         return self._phases
 
 
@@ -332,12 +332,8 @@ def test_compare_plot_pairs_phases_and_roles(q72: Loaded, tfy: Loaded) -> None:
 
 def test_compare_plot_of_a_comparison(q72: Loaded, tfy: Loaded) -> None:
     from tracetool._analyses.compare import compare
-    from tracetool._analyses.reportdata import ReportData
 
-    def data(x: Loaded) -> ReportData:
-        return ReportData(inputs=[], trace=x.trace, summary={}, phases=x.phases, bql=x.bql)
-
-    cmp = compare(data(q72), data(tfy), ("7.2", "threadify"))
+    cmp = compare(q72.trace, tfy.trace, ("7.2", "threadify"))
     fig = plots.compare_plot(cmp)
     right = fig.axes[1]
     labels = [t.get_text() for t in right.get_yticklabels()]

@@ -13,7 +13,7 @@ import pytest
 
 import tracetool
 from tests.conftest import read_lines, run_cli, sample
-from tracetool._analyses.preempt import PreemptReport, preempt_waits
+from tracetool._analyses.preempt import PreemptReport, analyze_preempt
 
 LINE_72 = re.compile(rb"^(\d+)@(\d+)\.(\d{6}):(\w+) ?(.*)$")
 LINE_ISO = re.compile(rb"^\S+ (\w+) ?(.*)$")
@@ -21,7 +21,7 @@ LINE_ISO = re.compile(rb"^\S+ (\w+) ?(.*)$")
 
 @cache
 def waits(*paths: str) -> PreemptReport:
-    return preempt_waits(tracetool.load(list(paths)))
+    return analyze_preempt(tracetool.load(list(paths)))
 
 
 @cache
@@ -162,6 +162,6 @@ def test_a_channel_that_comes_late_is_waited_for(tmp_path: Path) -> None:
               and i > entry and int(x[2]) * 1_000_000 + int(x[3]) > late)
     path = tmp_path / "late.trace"
     path.write_bytes(b"\n".join([*rest[:at], moved, *rest[at:]]) + b"\n")
-    r = preempt_waits(tracetool.load(str(path)))
+    r = analyze_preempt(tracetool.load(str(path)))
     assert r.thread_wait_us == 1500.0
     assert not any("did not wait" in n for n in r.notes)

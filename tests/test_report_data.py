@@ -4,16 +4,18 @@ real sample traces. The loaders here are shared with the other report and compar
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from functools import cache
 
 import pytest
 
 import tracetool
-from reports.bql import bql_json
 from reports.report_json import report_document, to_json_text
 from tests.conftest import SAMPLES
+from tracetool._analyses import registry
 from tracetool._analyses.bql.bql import NOT_IN_TRACE
-from tracetool._analyses.reportdata import NO_TIMESTAMPS, SECTIONS, ReportData, collect
+from tracetool._analyses.registry import NO_TIMESTAMPS
+from tracetool._analyses.reportdata import SECTIONS, ReportData, collect
 from tracetool._model.querymigrate import load_query_migrate
 
 MUTEX_72 = SAMPLES / "qemu-7.2/e-precopy-mutex"
@@ -81,7 +83,7 @@ def test_a_failing_analysis_becomes_a_note_and_the_rest_still_reports(
         raise RuntimeError("mutex table exploded")
 
     monkeypatch.delenv("MIGTRACE_DEBUG", raising=False)
-    monkeypatch.setattr("tracetool._analyses.reportdata.analyze_bql", broken)
+    monkeypatch.setitem(registry.ANALYSES, "bql", replace(registry.ANALYSES["bql"], run=broken))
     data = collect(mutex_72().trace)
     assert data.bql is None
     assert data.notes["bql"] == ["the BQL analysis failed on this trace: RuntimeError: mutex table exploded"]
@@ -98,7 +100,7 @@ def test_json_document_holds_each_analysis_contract_under_a_stable_key() -> None
     assert data.phases is not None
     assert doc["phases"] == json.loads(json.dumps(data.phases.to_json()))
     assert data.bql is not None
-    assert doc["bql"] == json.loads(json.dumps(bql_json(data.bql, 10)))
+    assert doc["bql"] == json.loads(json.dumps(data.bql.to_json(top=10)))
     load = [t for t in doc["bql"]["bql"]["threads"] if t["name"] == "mig/dst/main"]
     assert load and load[0]["role"] == "load" and load[0]["holds"] > 0
     assert doc["downtime"]["switchover"]["qemu_reported_ms"] == 97.0

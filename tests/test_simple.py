@@ -27,6 +27,7 @@ from parsers.registry import ReadContext
 from parsers.segment import Segment
 from parsers.simple import read_simple_file, walker_engine
 from tests.conftest import run_cli, sample
+from tracetool._analyses.summary import summarize
 from tracetool._events.catalog import Catalog
 from tracetool._events.decode import decoder_for
 from tracetool._events.decode_simple import Payloads, layout_for, render_payloads
@@ -197,7 +198,7 @@ def test_dropped_events_are_reported_everywhere() -> None:
     assert ref.drops, "the d-postcopy-preempt sample has a dropped-events record"
     trace = loaded(rel)
     assert trace.dropped[["position", "count"]].values.tolist() == [list(d) for d in ref.drops]
-    summary = trace.summary()
+    summary = summarize(trace).to_json()
     assert summary["inputs"][0]["dropped_events"] == sum(c for _, c in ref.drops)
     assert summary["totals"]["dropped_events"] == sum(c for _, c in ref.drops)
     first = ref.drops[0][0]
@@ -400,7 +401,7 @@ def test_big_endian_file_reads_the_same(tmp_path: Path) -> None:
     assert big[8:16] == struct.pack(">Q", 0xF2B177CB0AA429B4) and len(big) == len(little)
     be = tracetool.load(write(tmp_path, "be.simple", big))
     le = tracetool.load(write(tmp_path, "le.simple", little))
-    (inp,) = be.summary()["inputs"]
+    (inp,) = summarize(be).to_json()["inputs"]
     assert "big-endian" in inp["variant"]
     assert inp["dropped_events"] == sum(c for at, c in ref.drops if at < end)
     assert be._c.args_tables[0].encoding == "simple-be"
@@ -598,7 +599,7 @@ def test_simpletrace_stap_file(tmp_path: Path) -> None:
     r = run_cli("summary", "--input-format", "simpletrace-stap", str(out))
     assert r.returncode == 2 and "--events" in r.stderr
     trace = tracetool.load(str(out), input_format="simpletrace-stap", events=[events])
-    (inp,) = trace.summary()["inputs"]
+    (inp,) = summarize(trace).to_json()["inputs"]
     assert (inp["format"], inp["clock"]) == ("simpletrace-stap", "wall")
     assert texts(trace) == texts(log)
     order_log = np.argsort(log.line, kind="stable")

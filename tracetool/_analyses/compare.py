@@ -20,7 +20,8 @@ from typing import Any
 
 import pandas as pd
 
-from tracetool._analyses.reportdata import ReportData
+from tracetool._analyses.reportdata import ReportData, collect
+from tracetool._model.trace import Trace
 
 BQL_METRICS = ("holds", "hold_total_us", "hold_max_us", "hold_p50_us", "hold_p99_us", "waits",
                "wait_total_us", "wait_max_us")
@@ -203,10 +204,15 @@ def load_thread_label(lt: dict[str, Any] | None) -> str:
 
 
 # ---------------------------------------------------------------------------------- compare
-def compare(before: ReportData, after: ReportData, labels: Sequence[str] = ("before", "after")
-            ) -> Comparison:
-    """Compares two traces (see module docstring). Sections one side lacks are left out,
-    with a note saying which side and why."""
+def compare(before: ReportData | Trace, after: ReportData | Trace,
+            labels: Sequence[str] = ("before", "after")) -> Comparison:
+    """Compares two traces (see module docstring), each a loaded Trace or the
+    :func:`~tracetool._analyses.reportdata.collect` of one. Sections one side lacks are left
+    out, with a note saying which side and why."""
+    if isinstance(before, Trace):
+        before = collect(before)
+    if isinstance(after, Trace):
+        after = collect(after)
     notes: list[str] = []
     b_side = Side(labels[0], list(before.inputs), before.load_thread())
     a_side = Side(labels[1], list(after.inputs), after.load_thread())

@@ -17,6 +17,7 @@ to ``multifd_recv_sync_main`` (the ``multifd-sync`` span of the timeline).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,20 +35,41 @@ NOT_TRACED = ("not in this trace: enable multifd_* events (-trace 'multifd_*') a
               "capability to see recv_N channels")
 
 
-def multifd_recv(trace: Trace, process_mask: np.ndarray | None = None) -> dict[str, Any]:
-    """Per-channel packets/pages and the sync waits of the destination's multifd threads.
+@dataclass
+class MultifdReport:
+    """The destination's multifd receive channels (see ``to_json`` for the keys)."""
 
-    Returns ``{"present": bool, "channels": [{"id", "tid", "thread", "packets", "pages",
-    "packets_from"}],
-    "sync": {"count", "total_us", "max_us"}, "note": str | None}``. ``packets_from`` says
-    where the packet count comes from: "events" (traced packets) or "thread_end" (QEMU's
-    total, which includes the handshake packet).
-    """
+    present: bool
+    channels: list[dict[str, Any]] = field(default_factory=list)
+    sync: dict[str, Any] | None = None
+    note: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        """True when the trace has no multifd receive events."""
+        return not self.present
+
+    @property
+    def issue_count(self) -> int:
+        """Nothing of multifd is checked for consistency."""
+        return 0
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"present", "channels": [{"id", "tid", "thread", "packets", "pages",
+        "packets_from"}], "sync": {"count", "total_us", "max_us"}, "note"}``. ``packets_from``
+        says where the packet count comes from: "events" (traced packets) or "thread_end"
+        (QEMU's total, which includes the handshake packet)."""
+        return {"present": self.present, "channels": self.channels, "sync": self.sync,
+                "note": self.note}
+
+
+def multifd_recv(trace: Trace, process_mask: np.ndarray | None = None) -> MultifdReport:
+    """Per-channel packets/pages and the sync waits of the destination's multifd threads."""
     rows = trace.rows([*CHANNEL_EVENTS, "multifd_recv_sync_main"])
     if process_mask is not None and len(rows):
         rows = rows[process_mask[rows]]
     if not len(rows):
-        return {"present": False, "channels": [], "sync": None, "note": NOT_TRACED}
+        return MultifdReport(False, note=NOT_TRACED)
     per_channel: dict[int, dict[str, Any]] = {}
 
     def channel(cid_value: Any) -> dict[str, Any]:
@@ -85,8 +107,7 @@ def multifd_recv(trace: Trace, process_mask: np.ndarray | None = None) -> dict[s
     d = waits["duration_us"].dropna()
     sync = {"count": len(waits), "total_us": float(d.sum()) if len(d) else None,
             "max_us": float(d.max()) if len(d) else None}
-    return {"present": True, "channels": [per_channel[k] for k in sorted(per_channel)],
-            "sync": sync, "note": None}
+    return MultifdReport(True, [per_channel[k] for k in sorted(per_channel)], sync)
 
 
 def _by_channel(trace: Trace, event: str, mask: np.ndarray | None) -> list[tuple[Any, pd.DataFrame]]:

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from parsers.segment import NO_TIME
 from tracetool._analyses.merge import align, process_mask, process_of_side, switchover_downtime, total_time
-from tracetool._analyses.multifd import multifd_recv
+from tracetool._analyses.multifd import MultifdReport, multifd_recv
+from tracetool._json import records
 from tracetool._model.querymigrate import QueryMigrate
 from tracetool._model.trace import Trace
 from tracetool._timeline.timeline import Timeline, build_timeline, rules
@@ -27,7 +27,7 @@ MAX_ISSUES_IN_JSON = 200
 
 @dataclass
 class PhaseReport:
-    """The result of :func:`incoming_phases` (see ``to_json`` for the stable keys)."""
+    """The result of :func:`analyze_phases` (see ``to_json`` for the stable keys)."""
 
     process: str | None
     phases: pd.DataFrame
@@ -36,7 +36,7 @@ class PhaseReport:
     outcome: str
     ram: dict[str, Any]
     checkpoints: pd.DataFrame
-    multifd: dict[str, Any]
+    multifd: MultifdReport
     downtime: dict[str, Any]
     total_time: dict[str, Any]
     qemu_status: dict[str, Any] | None
@@ -48,51 +48,40 @@ class PhaseReport:
         """The ``migtrace phases --format json`` document."""
         return {
             "process": self.process,
-            "phases": _records(self.phases, PHASE_KEYS),
-            "devices": _records(self.devices, ("idstr", "instance_id", "section_id", "section_type", "tid",
+            "phases": records(self.phases, PHASE_KEYS),
+            "devices": records(self.devices, ("idstr", "instance_id", "section_id", "section_type", "tid",
                                                "thread", "start_ns", "duration_us", "downtime_us", "closed")),
             "load_thread": self.load_thread,
             "outcome": self.outcome,
             "ram": self.ram,
-            "checkpoints": _records(self.checkpoints, ("process", "name", "tid", "thread", "ts_ns")),
-            "multifd": self.multifd,
+            "checkpoints": records(self.checkpoints, ("process", "name", "tid", "thread", "ts_ns")),
+            "multifd": self.multifd.to_json(),
             "downtime": self.downtime,
             "total_time": self.total_time,
             "qemu_status": self.qemu_status,
             "alignment": self.alignment,
             "notes": list(self.notes),
             "issue_counts": {str(k): int(v) for k, v in self.issues["kind"].value_counts().items()},
-            "issues": _records(self.issues.head(MAX_ISSUES_IN_JSON), ("kind", "path", "line", "message")),
+            "issues": records(self.issues.head(MAX_ISSUES_IN_JSON), ("kind", "path", "line", "message")),
         }
 
-    def _repr_html_(self) -> str:
-        """Tables for Jupyter (strings from the trace are escaped)."""
-        from reports.notebook import phases_html
+    @property
+    def empty(self) -> bool:
+        """True when the trace has no incoming (destination) migration."""
+        return self.process is None
 
-        return phases_html(self)
-
-
-def _plain(v: Any) -> Any:
-    if v is None or v is pd.NA or v == NO_TIME:
-        return None
-    if isinstance(v, float) and np.isnan(v):
-        return None
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.floating,)):
-        return float(v)
-    if isinstance(v, (np.bool_,)):
-        return bool(v)
-    return v
+    @property
+    def issue_count(self) -> int:
+        """Timeline inconsistencies (unclosed spans, lines out of order)."""
+        return len(self.issues)
 
 
-def _records(frame: pd.DataFrame, keys: tuple[str, ...]) -> list[dict[str, Any]]:
-    cols = {k: (frame[k].tolist() if k in frame else [None] * len(frame)) for k in keys}
-    return [{k: _plain(cols[k][i]) for k in keys} for i in range(len(frame))]
+def analyze_phases(trace: Trace, query_migrate: QueryMigrate | None = None) -> PhaseReport:
+    """Phases, per-device loads, RAM sections, outcome and downtime of the destination.
 
-
-def incoming_phases(trace: Trace, query: QueryMigrate | None = None) -> PhaseReport:
-    """Phases, per-device loads, RAM sections, outcome and downtime of the destination."""
+    ``query_migrate``: QEMU's own final status and figures, shown next to the trace's.
+    """
+    query = query_migrate
     tl = build_timeline(trace)
     notes = list(tl.notes)
     dst = process_of_side(trace, "dst")
@@ -124,8 +113,8 @@ def incoming_phases(trace: Trace, query: QueryMigrate | None = None) -> PhaseRep
     if dst is not None and not len(checkpoints):
         notes.append("no vmstate_downtime_checkpoint events (QEMU < 8.2, or not enabled)")
     mf = multifd_recv(trace, mask if dst is not None else None)
-    if not mf["present"]:
-        notes.append(mf["note"])
+    if mf.note:
+        notes.append(mf.note)
     a = align(trace)
     down = switchover_downtime(trace, query, a)
     notes.extend(down.notes)

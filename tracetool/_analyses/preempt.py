@@ -34,7 +34,7 @@ SOURCE_EVENTS = ("postcopy_preempt_switch_channel", "postcopy_preempt_send_host_
 
 @dataclass
 class PreemptReport:
-    """Result of :func:`preempt_waits`; ``to_json`` gives the stable document."""
+    """Result of :func:`analyze_preempt`; ``to_json`` gives the stable document."""
 
     enabled: bool
     postcopy: bool
@@ -47,6 +47,7 @@ class PreemptReport:
     pages_by_channel: dict[str, int]
     source: dict[str, Any] | None
     notes: list[str] = field(default_factory=list)
+    timeline_issues: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """``{"preempt": {...}}`` as ``migtrace preempt --format json`` prints it."""
@@ -64,11 +65,15 @@ class PreemptReport:
             "notes": list(self.notes),
         }}
 
-    def _repr_html_(self) -> str:
-        """Tables for Jupyter (strings from the trace are escaped)."""
-        from reports.notebook import preempt_html
+    @property
+    def empty(self) -> bool:
+        """True when the trace has neither postcopy nor a preempt channel."""
+        return not (self.postcopy or self.enabled)
 
-        return preempt_html(self)
+    @property
+    def issue_count(self) -> int:
+        """Timeline inconsistencies of the trace."""
+        return self.timeline_issues
 
 
 def _first_ts(trace: Trace, event: str, mask: np.ndarray) -> tuple[int | None, int | None]:
@@ -85,7 +90,7 @@ def _us(a: int | None, b: int | None) -> float | None:
     return None if a is None or b is None else (b - a) / 1000.0
 
 
-def preempt_waits(trace: Trace) -> PreemptReport:
+def analyze_preempt(trace: Trace) -> PreemptReport:
     """Preempt-channel waits, page-request latency and channel use (see module docstring)."""
     notes: list[str] = []
     dst = process_of_side(trace, "dst")
@@ -129,7 +134,7 @@ def preempt_waits(trace: Trace) -> PreemptReport:
         enabled=enabled, postcopy=postcopy, thread_wait_us=thread_wait,
         packaged_wait_us=packaged_wait, packaged_wait_yields=yields, channel_ready_ns=ready_ts,
         thread_entry_ns=entry_ts, page_requests=page_requests, pages_by_channel=pages_by_channel,
-        source=source, notes=notes,
+        source=source, notes=notes, timeline_issues=len(tl.issues),
     )
 
 

@@ -11,7 +11,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from tracetool._check.eventlists import event_data, missing_required
+from tracetool._analyses import registry
+from tracetool._analyses.events import event_data, missing_required
 from tracetool._check.grammar import Expression
 from tracetool._check.metrics import Kind, Measurement, Metric, close_matches, measure
 from tracetool._check.rules import (
@@ -22,7 +23,6 @@ from tracetool._check.rules import (
     parse_rules,
     rules_from_expressions,
 )
-from tracetool._check.sources import ANALYSES, document, notes_of
 from tracetool._check.units import format_duration, format_number
 from tracetool._model.trace import Trace
 
@@ -176,16 +176,19 @@ def format_value(kind: Kind, value: Any) -> str:
 
 
 # ---------------------------------------------------------------------------------- evaluating
-def evaluate(trace: Trace, rules: Iterable[Rule]) -> CheckReport:
-    """Evaluates bound rules on a trace. Unknown event names raise :class:`RulesError`."""
+def evaluate(trace: Trace, rules: Iterable[Rule], query_migrate: Any = None) -> CheckReport:
+    """Evaluates bound rules on a trace. Unknown event names raise :class:`RulesError`.
+
+    ``query_migrate``: QEMU's own result, given to the analyses that compare with it."""
     rules = list(rules)
     for rule in rules:
         _check_event_name(trace, rule)
     start = time.perf_counter()
     results = []
+    docs: dict[str, dict[str, Any]] = {}
     for rule in rules:
         t0 = time.perf_counter()
-        m = _measure(trace, rule)
+        m = _measure(trace, rule, docs, query_migrate)
         results.append(_verdict(rule, m, time.perf_counter() - t0))
     inputs = tuple(str(p) for p in trace.inputs["path"].tolist()) if len(trace.inputs) else ()
     return CheckReport(tuple(results), inputs, time.perf_counter() - start)
@@ -203,12 +206,11 @@ def _check_event_name(trace: Trace, rule: Rule) -> None:
                      rule.origin, rule.line, None, rule.name)
 
 
-def _measure(trace: Trace, rule: Rule) -> Measurement:
+def _measure(trace: Trace, rule: Rule, docs: dict[str, dict[str, Any]],
+             query_migrate: Any = None) -> Measurement:
+    """One rule's observed value; ``docs`` keeps each analysis's JSON for the next rules."""
     metric = rule.metric
-    analysis = ANALYSES[metric.analysis]
-    if not analysis.available():
-        return Measurement(None, analysis.command,
-                           reason=f"the {metric.analysis} analysis is not part of this migtrace")
+    analysis = registry.get(metric.analysis)
     names = trace.event_names
     missing = [e for e in metric.needs if trace.code_of(e) is None]
     if missing:
@@ -216,7 +218,10 @@ def _measure(trace: Trace, rule: Rule) -> Measurement:
     if metric.kind is Kind.DURATION and not trace.has_time:
         return Measurement(None, analysis.command, reason="the trace has no timestamps "
                            "(record with -msg timestamp=on; see migtrace events)")
-    doc = document(trace, metric.analysis)
+    doc = docs.get(metric.analysis)
+    if doc is None:
+        options = {"query_migrate": query_migrate} if "query_migrate" in analysis.options else {}
+        doc = docs[metric.analysis] = registry.run(trace, metric.analysis, **options).to_json()
     m = measure(metric, rule.argument, dict(rule.selectors), doc, analysis.command)
     if m.measurable:
         return m
@@ -228,6 +233,17 @@ def _measure(trace: Trace, rule: Rule) -> Measurement:
     if untraced:
         reason += f"; if they were not traced, {_enable(untraced, metric)}"
     return Measurement(None, m.detail, m.records, reason)
+
+
+def notes_of(doc: dict[str, Any]) -> list[str]:
+    """The notes an analysis attached to its document (top level or one level down)."""
+    notes = doc.get("notes")
+    if isinstance(notes, list):
+        return [str(n) for n in notes]
+    for v in doc.values():
+        if isinstance(v, dict) and isinstance(v.get("notes"), list):
+            return [str(n) for n in v["notes"]]
+    return []
 
 
 def _enable(events: Sequence[str], metric: Metric) -> str:
@@ -292,14 +308,14 @@ def as_rules(rules: RulesLike) -> list[Rule]:
     return out
 
 
-def check(trace: Trace | str | Path | Sequence[str], rules: RulesLike, *,
+def check_trace(trace: Trace | str | Path | Sequence[str], rules: RulesLike, *,
           threads: Sequence[str] = (), events: Sequence[str] = ()) -> CheckReport:
     """Checks a trace against rules and returns a :class:`CheckReport`.
 
     ``trace``: a loaded :class:`~tracetool.Trace`, or paths to load (with ``threads`` sidecars
     and ``events`` files as for :func:`tracetool.load`). ``rules``: a rules file path, TOML
     text, one expression, a list of expressions, or parsed rules. Raises
-    :class:`~tracetool._check.RulesError` for rules that cannot be used.
+    :class:`~tracetool.errors.RulesError` for rules that cannot be used.
 
         >>> report = tracetool.check_trace(trace, ['bql.hold.max{role=load} < 5ms'])
         >>> report.ok, [r.summary() for r in report.failed]

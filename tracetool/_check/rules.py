@@ -49,31 +49,12 @@ from tracetool._check.metrics import (
     pick_metric,
 )
 from tracetool._check.units import DURATION_UNITS, UNIT_NAMES, format_duration, format_number, to_microseconds
-from tracetool.errors import UsageError
+from tracetool.errors import RulesError
 
 RULE_KEYS = ("name", "expr", "metric", "select", "op", "value", "optional", "description")
 TOP_KEYS = ("check", "rule")
 CHECK_KEYS = ("name", "description")
 COMMAND_LINE = "--rule"
-
-
-class RulesError(UsageError):
-    """A rules file or rule that cannot be used; ``str()`` is one line with the location."""
-
-    def __init__(self, message: str, origin: str, line: int | None = None,
-                 column: int | None = None, rule: str | None = None) -> None:
-        self.message, self.origin, self.line, self.column, self.rule = (
-            message, origin, line, column, rule)
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        where = self.origin
-        if self.line is not None:
-            where += f":{self.line}"
-            if self.column is not None:
-                where += f":{self.column}"
-        who = f"rule {self.rule!r}: " if self.rule else ""
-        return f"{where}: {who}{self.message}"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ import shlex
 from dataclasses import dataclass, field
 from typing import NoReturn
 
+from tracetool.errors import TraceEventsError
+
 KNOWN_PROPS = frozenset({"disable", "vcpu", "tcg", "tcg-trans", "tcg-exec"})
 """Properties QEMU has accepted at some time (``tcg*`` only before 2023, ``vcpu`` up to 8.0)."""
 
@@ -47,20 +49,6 @@ _BITS_BY_WORD = {
     "off_t": 64, "hwaddr": 64, "ram_addr_t": 64,
 }
 _FIXED = re.compile(r"u?int(8|16|32|64)_t\Z")
-
-
-class TraceEventsError(Exception):
-    """A trace-events file that cannot be read or holds a malformed line.
-
-    ``str(error)`` is ``"PATH:LINE: what is wrong"`` (``"PATH: what"`` when no line applies).
-    """
-
-    def __init__(self, path: str, line: int | None, message: str) -> None:
-        self.path = path
-        self.line = line
-        self.message = message
-        where = f"{path}:{line}" if line is not None else path
-        super().__init__(f"{where}: {message}")
 
 
 @dataclass(frozen=True)

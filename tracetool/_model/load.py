@@ -9,8 +9,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-import parsers
-from parsers import registry
+from parsers import registry  # importing the package registers the built-in backends
 from parsers.inputs import InputFile, expand_paths
 from parsers.registry import Progress, ReadContext, UnknownFormat
 from parsers.segment import Segment
@@ -20,8 +19,6 @@ from tracetool._model.sidecar import ThreadMap, load_thread_map
 from tracetool._model.threads import build_thread_table
 from tracetool._model.trace import Trace
 from tracetool.errors import EmptyTrace, InputError
-
-assert parsers  # importing registers the built-in backends
 
 
 @contextmanager

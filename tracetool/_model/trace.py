@@ -8,10 +8,8 @@ only the distinct texts of that event are decoded.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterable, Sequence
 from functools import cached_property
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,7 +18,7 @@ import pyarrow as pa
 from parsers.segment import NO_TIME, ParseWarning
 from tracetool._events import argdecode
 from tracetool._events.catalog import Catalog
-from tracetool._model.assemble import Columns
+from tracetool._model.assemble import Columns, InputInfo
 from tracetool._model.threads import ThreadTable
 
 
@@ -300,61 +298,18 @@ class Trace:
         out.index = pd.Index(rows, name="row")
         return out
 
-    # ------------------------------------------------------------------ summaries
-    def summary(self) -> dict[str, Any]:
-        """The ``migtrace summary --format json`` contract (see README)."""
-        th = self.threads
-        return {
-            "inputs": [
-                {"path": i.path, "format": i.format, "variant": i.variant, "clock": i.clock,
-                 "lines": i.lines, "events": i.events, "other_lines": i.other_lines,
-                 "dropped_events": sum(n for _, n in i.dropped_events),
-                 "warnings": [str(w) for w in i.warnings]}
-                for i in self._c.inputs
-            ],
-            "processes": [
-                {"label": r["label"], "side": _opt_str(r["side"]), "pid": _opt_int(r["pid"]),
-                 "load_tid": _opt_int(r["load_tid"])}
-                for r in self.processes.to_dict("records")
-            ],
-            "threads": [
-                {"process": str(r["process"]), "tid": _opt_int(r["tid"]), "name": _opt_str(r["name"]),
-                 "name_source": _opt_str(r["name_source"]), "role": str(r["role"]),
-                 "carries_load": bool(r["carries_load"]), "events": int(r["events"]),
-                 "first_ns": _opt_int(r["first_ns"]), "last_ns": _opt_int(r["last_ns"])}
-                for r in th.to_dict("records")
-            ],
-            "event_counts": self.event_counts(),
-            "clock": self.clock,
-            "totals": {
-                "lines": sum(i.lines for i in self._c.inputs),
-                "events": len(self),
-                "other_lines": sum(i.other_lines for i in self._c.inputs),
-                "warnings": len(self.warnings),
-                "dropped_events": sum(n for i in self._c.inputs for _, n in i.dropped_events),
-            },
-        }
+    @property
+    def input_info(self) -> list[InputInfo]:
+        """Per input file what its reader found: format, clock, counts, warnings, dropped events."""
+        return list(self._c.inputs)
 
     def __repr__(self) -> str:
         ins = ", ".join(f"{i.path} ({i.format})" for i in self._c.inputs)
         return f"<Trace {len(self)} events, {len(self.threads)} threads from {ins}>"
 
-    def _repr_html_(self) -> str:
-        th = self.threads[["process", "tid", "name", "role", "events"]]
-        head = html.escape(repr(self))
-        return f"<div><p>{head}</p>{th.to_html(index=False, escape=True)}</div>"
-
 
 def _nullable_int32(a: np.ndarray) -> pd.arrays.IntegerArray:
     return pd.arrays.IntegerArray(a.astype(np.int32, copy=False), a < 0)
-
-
-def _opt_int(v: Any) -> int | None:
-    return None if v is None or v is pd.NA else int(v)
-
-
-def _opt_str(v: Any) -> str | None:
-    return None if v is None or pd.isna(v) else str(v)
 
 
 def _as_text(values: pa.Array, encoding: str, trace: Trace, offset: int) -> pa.Array:

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from parsers.segment import NO_TIME
+from tracetool._json import records as json_records
 from tracetool._model.trace import Trace
 
 SPAN_COLUMNS = ["process", "tid", "thread", "role", "kind", "name", "start_ns", "end_ns",
@@ -235,6 +236,38 @@ class Timeline:
         """Spans of the given kinds, in start order."""
         s = self.spans
         return s[s["kind"].isin(kinds)]
+
+    @property
+    def empty(self) -> bool:
+        """True when no rule matched anything in the trace."""
+        return not len(self.spans) and not len(self.instants)
+
+    @property
+    def issue_count(self) -> int:
+        """Inconsistencies of the input (unclosed spans, lines out of order, ...)."""
+        return len(self.issues)
+
+    def select(self, kinds: Sequence[str] | None = None, thread: str | None = None) -> Timeline:
+        """The spans and instants of the given kinds and thread (a TID, name or role); notes
+        and issues stay those of the whole trace."""
+        return replace(self, spans=select(self.spans, kinds, thread),
+                       instants=select(self.instants, kinds, thread))
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"spans", "instants", "notes", "issues"}`` as ``migtrace timeline --format json``
+        prints them (see :func:`records`)."""
+        return {"spans": records(self.spans), "instants": records(self.instants),
+                "notes": self.notes, "issues": records(self.issues)}
+
+
+ALWAYS_KEPT = ("tid", "end_row", "start_ns", "end_ns", "ts_ns", "duration_us")
+"""Keys every span/instant record has; other attribute keys only where the row has a value."""
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows of spans, instants or issues as JSON-ready dicts; attribute columns that are empty
+    on a row are left out, times of a trace without timestamps are null."""
+    return json_records(frame, keep=ALWAYS_KEPT)
 
 
 _CACHE: weakref.WeakKeyDictionary[Trace, Timeline] = weakref.WeakKeyDictionary()

@@ -1,3 +1,3 @@
-from tracetool.cli import main
+from tracetool.cli.main import main
 
 main()

@@ -6,18 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tracetool.cli.common import (
-    EXIT_FAIL,
-    EventsOpt,
-    FormatOpt,
-    InputFormatOpt,
-    OutputFormat,
-    Paths,
-    ThreadsOpt,
-    app,
-    emit_json,
-    load_trace,
-)
+from tracetool.cli.common import EXIT_FAIL, Inputs, OutputFormat, command, emit_json
 from tracetool.errors import UsageError
 
 RulesOpt = Annotated[list[str] | None, typer.Option(
@@ -32,17 +21,9 @@ JunitOpt = Annotated[str | None, typer.Option(
     show_default=False)]
 
 
-@app.command()
-def check(
-    paths: Paths,
-    rules: RulesOpt = None,
-    rule: RuleOpt = None,
-    junit: JunitOpt = None,
-    threads: ThreadsOpt = None,
-    events: EventsOpt = None,
-    input_format: InputFormatOpt = None,
-    format: FormatOpt = OutputFormat.text,
-) -> None:
+@command(query_migrate=True, strict=False)
+def check(inputs: Inputs, *, rules: RulesOpt = None, rule: RuleOpt = None, junit: JunitOpt = None,
+          format: OutputFormat) -> None:
     """Check a trace against rules: PASS/FAIL/SKIP per rule with the observed value.
 
     Exit code 0 when every rule passes (optional rules that cannot be measured are skipped),
@@ -56,8 +37,8 @@ def check(
         bound.extend(rules_from_expressions(rule))
     if not bound:
         raise UsageError("no rules: give --rules FILE or --rule EXPR")
-    trace = load_trace(paths, threads, events, input_format)
-    report = evaluate(trace, bound)
+    query = inputs.query()
+    report = evaluate(inputs.load(), bound, query_migrate=query)
     if format is OutputFormat.json:
         emit_json(report.to_json())
     else:
@@ -66,7 +47,7 @@ def check(
 
         render_check_text(report, console())
     if junit:
-        from tracetool._check.junit import write_junit
+        from reports.junit import write_junit
 
         write_junit(report, junit)
     if not report.ok:

@@ -1,17 +1,27 @@
-"""Shared pieces of the CLI: the app, common options, loading, output and error handling."""
+"""Shared pieces of the CLI: the app, the input options every command takes, loading, output and
+error handling.
+
+A command declares only its own options; :func:`command` adds the shared input options
+(``PATHS``, ``--threads``, ``--events``, ``--input-format``, ``--borrow-from``, and where asked
+``--query-migrate``, ``--format``, ``--strict``) to its signature, the same way for every
+command, and hands the function an :class:`Inputs` that loads the trace.
+:func:`show` prints an analysis result (JSON or text) and applies ``--strict``.
+"""
 
 from __future__ import annotations
 
-import json
+import inspect
 import os
 import sys
+import typing
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, NoReturn
 
 import typer
 
-from tracetool.errors import InputError, UsageError
+from tracetool.errors import InputError, TraceEventsError, UsageError
 
 app = typer.Typer(
     name="migtrace",
@@ -43,30 +53,138 @@ EventsOpt = Annotated[list[str] | None, typer.Option(
     "event catalog. Repeatable.")]
 InputFormatOpt = Annotated[str | None, typer.Option(
     "--input-format", help="Force the input format instead of detecting it (see 'migtrace formats').")]
+BorrowOpt = Annotated[list[str] | None, typer.Option(
+    "--borrow-from", help="Log-backend file(s) of the same run: borrow thread ids and the wall "
+    "clock for a simple-backend trace by matching the event sequence.")]
+QueryMigrateOpt = Annotated[str | None, typer.Option(
+    "--query-migrate", help="QEMU's query-migrate result as JSON ({\"src\": ..., \"dst\": ...}, "
+    "{\"source\": ..., \"destination\": ...}, or one plain return object) to compare with.")]
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
 StrictOpt = Annotated[bool, typer.Option(
     "--strict", help="Exit with code 1 when the input was inconsistent (each inconsistency is "
     "listed with its file and line).")]
-BorrowOpt = Annotated[list[str] | None, typer.Option(
-    "--borrow-from", help="Log-backend file(s) of the same run: borrow thread ids and the wall "
-    "clock for a simple-backend trace by matching the event sequence.")]
+
+_INPUT_PARAMS: tuple[tuple[str, Any, Any], ...] = (
+    ("threads", ThreadsOpt, None),
+    ("events", EventsOpt, None),
+    ("input_format", InputFormatOpt, None),
+    ("borrow_from", BorrowOpt, None),
+)
 
 
-def load_trace(paths: Sequence[str], threads: Sequence[str] | None, events: Sequence[str] | None,
-               input_format: str | None, borrow_from: Sequence[str] | None = None) -> Any:
-    """Loads the inputs, mapping problems to clean CLI errors."""
-    from reports.progress import ReadProgress, wants_progress
-    from tracetool._model.load import load
+@dataclass
+class Inputs:
+    """What the shared input options say: the traces and the files that describe them."""
 
-    def go(progress: ReadProgress | None) -> Any:
-        return load(list(paths), threads=list(threads or ()), events=list(events or ()),
-                    input_format=input_format, progress=progress,
-                    borrow_from=list(borrow_from or ()))
+    paths: Sequence[str]
+    threads: Sequence[str] | None = None
+    events: Sequence[str] | None = None
+    input_format: str | None = None
+    borrow_from: Sequence[str] | None = None
+    query_migrate: str | None = None
 
-    if wants_progress(paths):
-        with ReadProgress() as bar:
-            return go(bar)
-    return go(None)
+    def load(self) -> Any:
+        """The trace (a progress bar on a terminal for big inputs); problems are InputError /
+        UsageError, which :func:`run` turns into one line and exit code 2."""
+        from reports.progress import ReadProgress, wants_progress
+        from tracetool._model.load import load
+
+        def go(progress: ReadProgress | None) -> Any:
+            return load(list(self.paths), threads=list(self.threads or ()),
+                        events=list(self.events or ()), input_format=self.input_format,
+                        progress=progress, borrow_from=list(self.borrow_from or ()))
+
+        if wants_progress(self.paths):
+            with ReadProgress() as bar:
+                return go(bar)
+        return go(None)
+
+    def query(self) -> Any:
+        """QEMU's query-migrate result from ``--query-migrate``, or None."""
+        if not self.query_migrate:
+            return None
+        from tracetool._model.querymigrate import load_query_migrate
+
+        return load_query_migrate(self.query_migrate)
+
+
+def command(name: str | None = None, *, paths: bool = True, query_migrate: bool = False,
+            output_format: bool = True, strict: bool = True,
+            cls: type[typer.core.TyperCommand] | None = None) -> Callable[[Callable[..., Any]], Any]:
+    """Registers ``fn`` as a command with the shared options added to its own.
+
+    ``fn``'s parameter ``inputs`` receives an :class:`Inputs`; with ``output_format``/``strict`` it
+    also receives ``format``/``strict`` keyword arguments. ``paths=False`` leaves out the
+    positional PATHS (the command declares its own inputs) and passes no Inputs.
+    """
+
+    def register(fn: Callable[..., Any]) -> Any:
+        own = inspect.signature(fn)
+        hints = typing.get_type_hints(fn, include_extras=True)
+        own_params = [p for p in own.parameters.values() if p.name != "inputs"]
+        shared: list[tuple[str, Any, Any]] = []
+        if paths:
+            shared.append(("paths", Paths, inspect.Parameter.empty))
+            shared.extend(_INPUT_PARAMS)
+            if query_migrate:
+                shared.append(("query_migrate", QueryMigrateOpt, None))
+        if output_format:
+            shared.append(("format", FormatOpt, OutputFormat.text))
+        if strict:
+            shared.append(("strict", StrictOpt, False))
+        names = {s[0] for s in shared}
+        # The command may list shared parameters (format, strict) to receive them; they are
+        # declared once, here.
+        own_params = [p for p in own_params if p.name not in names]
+        positional = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=a,
+                                        default=d) for n, a, d in shared[:1] if paths]
+        options = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=a, default=d)
+                   for n, a, d in (shared[1:] if paths else shared)]
+        mine = [p.replace(annotation=hints.get(p.name, p.annotation),
+                          kind=inspect.Parameter.KEYWORD_ONLY) for p in own_params]
+        # Arguments of the command itself come right after PATHS, options after the shared ones.
+        args = [p for p in mine if _is_argument(p)]
+        opts = [p for p in mine if not _is_argument(p)]
+        params = [*[p.replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in args],
+                  *positional, *options, *opts]
+
+        def wrapper(**kwargs: Any) -> Any:
+            if not paths:
+                return fn(**kwargs)
+            given = {k: kwargs.pop(k) for k in list(kwargs) if k in names
+                     and k not in ("format", "strict")}
+            return fn(inputs=Inputs(**given), **kwargs)
+
+        wrapper.__name__ = fn.__name__
+        wrapper.__qualname__ = fn.__qualname__
+        wrapper.__doc__ = fn.__doc__
+        wrapper.__module__ = fn.__module__
+        wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        kwargs: dict[str, Any] = {"cls": cls} if cls is not None else {}
+        app.command(name, **kwargs)(wrapper)
+        return fn
+
+    return register
+
+
+def _is_argument(p: inspect.Parameter) -> bool:
+    meta = getattr(p.annotation, "__metadata__", ())
+    return any(isinstance(m, typer.models.ArgumentInfo) for m in meta)
+
+
+def show(result: Any, fmt: OutputFormat, strict: bool,
+         render_text: Callable[[Any, Any], None], document: dict[str, Any] | None = None) -> None:
+    """Prints ``result`` as JSON (``document`` or ``result.to_json()``) or as text
+    (``render_text(result, console)``), then fails with exit code 1 under ``--strict`` when the
+    input was inconsistent (``result.issue_count``)."""
+    if fmt is OutputFormat.json:
+        emit_json(result.to_json() if document is None else document)
+    else:
+        from reports.console import console
+
+        render_text(result, console())
+    fail_if_strict(strict, int(result.issue_count))
 
 
 def fail_if_strict(strict: bool, issue_count: int) -> None:
@@ -78,7 +196,9 @@ def fail_if_strict(strict: bool, issue_count: int) -> None:
 
 def emit_json(data: Any) -> None:
     """Writes JSON to stdout (stable key order as built, UTF-8, newline-terminated)."""
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    from tracetool._json import dumps
+
+    sys.stdout.write(dumps(data))
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -87,12 +207,12 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     raise SystemExit(code)
 
 
-def run(entry: Callable[..., Any]) -> None:
-    """Runs the typer app, turning known errors into one line and an exit code."""
-    from tracetool._events.eventdefs import TraceEventsError
-
+def run(entry: Callable[..., Any], args: Sequence[str] | None = None) -> None:
+    """Runs the typer app on ``args`` (default: the command line), turning known errors into
+    one line and an exit code."""
     try:
-        code = entry(standalone_mode=False)
+        extra: dict[str, Any] = {} if args is None else {"args": list(args)}
+        code = entry(standalone_mode=False, **extra)
         # Without standalone mode a command's typer.Exit(code) comes back as the return value.
         if isinstance(code, int) and code:
             raise SystemExit(code)
@@ -103,9 +223,9 @@ def run(entry: Callable[..., Any]) -> None:
     except typer.Abort:
         fail("aborted")
     except typer.TyperException as exc:  # usage errors: bad option, missing argument
-        show = getattr(exc, "show", None)
-        if callable(show):
-            show()
+        show_usage = getattr(exc, "show", None)
+        if callable(show_usage):
+            show_usage()
             raise SystemExit(getattr(exc, "exit_code", EXIT_USAGE)) from None
         fail(str(exc))
     except KeyboardInterrupt:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperCommand
 
-from tracetool.cli.common import EventsOpt, InputFormatOpt, app, load_trace
+from tracetool.cli.common import EventsOpt, InputFormatOpt, Inputs, app
 from tracetool.cli.report import (
     OutputOpt,
     ReportFormat,
@@ -95,7 +95,6 @@ def compare(
     'new/per-thread/dst.*' --after-threads new/per-thread/dst-threads.json -o cmp.html"""
     from tracetool._analyses.compare import compare as run_compare
     from tracetool._analyses.reportdata import collect
-    from tracetool._model.querymigrate import load_query_migrate
 
     b_paths = [*(before_paths or []), *(before or [])]
     a_paths = list(after or [])
@@ -107,9 +106,9 @@ def compare(
     sides = []
     for paths, threads, query in ((b_paths, before_threads, before_query_migrate),
                                   (a_paths, after_threads, after_query_migrate)):
-        q = load_query_migrate(query) if query else None
-        trace = load_trace(paths, threads, events, input_format)
-        sides.append(collect(trace, q, inputs=paths))
+        side = Inputs(paths, threads, events, input_format, query_migrate=query)
+        q = side.query()
+        sides.append(collect(side.load(), q, inputs=paths))
     labels = (before_label or "before", after_label or "after")
     cmp = run_compare(sides[0], sides[1], labels)
     if fmt is ReportFormat.text and (output is None or output == "-"):

@@ -21,7 +21,8 @@ def events(analyses: ForOpt = "all", qemu: QemuOpt = None) -> None:
     """Print the trace events the analyses need, one pattern per line (save it and pass
     '-trace events=FILE' to QEMU), with the QEMU flags for timestamps and thread names as
     comments."""
-    from tracetool._check.eventlists import check_generation, events_file, parse_analyses
+    from tracetool._analyses.events import check_generation, events_file
+    from tracetool._analyses.registry import parse_names
 
-    names = parse_analyses(analyses)
+    names = parse_names(analyses)
     sys.stdout.write(events_file(names, check_generation(qemu)))

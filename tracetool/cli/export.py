@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tracetool.cli.common import EventsOpt, InputFormatOpt, Paths, ThreadsOpt, app, load_trace
+from tracetool.cli.common import Inputs, command
 
 
 class ExportFormat(StrEnum):
@@ -30,27 +30,24 @@ NoBqlOpt = Annotated[bool, typer.Option(
     "--no-bql", help="Leave out the BQL analysis (holds/waits tracks and tables).")]
 
 
-@app.command()
-def export(
-    paths: Paths,
-    to: ToOpt,
-    output: OutputOpt,
-    threads: ThreadsOpt = None,
-    events: EventsOpt = None,
-    input_format: InputFormatOpt = None,
-    no_bql: NoBqlOpt = False,
-) -> None:
+@command(output_format=False, strict=False)
+def export(inputs: Inputs, *, to: ToOpt, output: OutputOpt, no_bql: NoBqlOpt = False) -> None:
     """Writes the trace for other tools: a Perfetto / Chrome trace (threads as tracks, spans
     as slices, BQL holds on their own tracks, instants, page requests in flight as a counter),
     or its tables as parquet or CSV files. Files are written atomically."""
-    trace = load_trace(paths, threads, events, input_format)
+    from tracetool._analyses import registry
+
+    trace = inputs.load()
+    timeline = registry.run(trace, "timeline")
+    bql = None if no_bql or trace.code_of("qemu_mutex_unlock") is None else registry.run(trace, "bql")
     if to is ExportFormat.perfetto:
         from reports.perfetto import write_chrome_trace
 
-        write_chrome_trace(trace, output, bql=False if no_bql else None)
+        write_chrome_trace(trace, output, timeline, bql)
         typer.echo(f"wrote {output}")
         return
-    from tracetool._analyses.tables import export_tables
+    from reports.tables import export_tables
+    from tracetool._analyses.tables import trace_tables
 
-    for path in export_tables(trace, output, to.value, with_bql=False if no_bql else None):
+    for path in export_tables(trace_tables(trace, timeline, bql), output, to.value):
         typer.echo(f"wrote {path}")

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tracetool.cli.common import EventsOpt, InputFormatOpt, Paths, ThreadsOpt, app, load_trace
+from tracetool.cli.common import Inputs, command
 from tracetool.errors import UsageError
 
 
@@ -54,18 +54,9 @@ def parse_time(text: str, trace_start_ns: int) -> int:
     return trace_start_ns + round(float(m.group("value")) * _SCALE[unit])
 
 
-@app.command()
-def plot(
-    kind: KindArg,
-    paths: Paths,
-    output: OutputOpt,
-    threads: ThreadsOpt = None,
-    events: EventsOpt = None,
-    input_format: InputFormatOpt = None,
-    start: FromOpt = None,
-    end: ToOpt = None,
-    top: TopOpt = 15,
-) -> None:
+@command(output_format=False, strict=False)
+def plot(kind: KindArg, inputs: Inputs, *, output: OutputOpt, start: FromOpt = None,
+         end: ToOpt = None, top: TopOpt = 15) -> None:
     """Draws a figure of the trace into a PNG, SVG or PDF file (written atomically). A trace
     without the events a figure needs gives one line naming the events to enable (exit 2)."""
     from reports import plots
@@ -74,7 +65,7 @@ def plot(
         raise UsageError(f"--output {output}: give a .png, .svg or .pdf file name")
     if kind is not PlotKind.gantt and (start or end):
         raise UsageError("--from/--to apply to 'gantt' only")
-    trace = load_trace(paths, threads, events, input_format)
+    trace = inputs.load()
     fig: Any
     if kind is PlotKind.gantt:
         t0 = plots.trace_start_ns(trace)
@@ -85,9 +76,9 @@ def plot(
 
         fig = plots.bql_distribution(analyze_bql(trace))
     elif kind is PlotKind.phases:
-        from tracetool._analyses.phases import incoming_phases
+        from tracetool._analyses.phases import analyze_phases
 
-        fig = plots.phase_waterfall(incoming_phases(trace), top=top)
+        fig = plots.phase_waterfall(analyze_phases(trace), top=top)
     else:
         fig = plots.page_latency(trace)
     plots.save_figure(fig, output)

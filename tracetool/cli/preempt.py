@@ -2,42 +2,15 @@
 
 from __future__ import annotations
 
-from tracetool.cli.common import (
-    EventsOpt,
-    FormatOpt,
-    InputFormatOpt,
-    OutputFormat,
-    Paths,
-    StrictOpt,
-    ThreadsOpt,
-    app,
-    emit_json,
-    fail_if_strict,
-    load_trace,
-)
+from tracetool.cli.common import Inputs, OutputFormat, command, show
 
 
-@app.command()
-def preempt(
-    paths: Paths,
-    threads: ThreadsOpt = None,
-    events: EventsOpt = None,
-    input_format: InputFormatOpt = None,
-    format: FormatOpt = OutputFormat.text,
-    strict: StrictOpt = False,
-) -> None:
+@command()
+def preempt(inputs: Inputs, *, format: OutputFormat, strict: bool) -> None:
     """Postcopy preempt: the preempt thread's wait for its channel, the packaged-load wait,
     page-request latency, pages per channel, and the source's channel switches."""
-    from tracetool._analyses.preempt import preempt_waits
-    from tracetool._timeline.timeline import build_timeline
+    from reports.preempt import render_preempt_text
+    from tracetool._analyses.preempt import analyze_preempt
 
-    trace = load_trace(paths, threads, events, input_format)
-    doc = preempt_waits(trace).to_json()
-    if format is OutputFormat.json:
-        emit_json(doc)
-    else:
-        from reports.console import console
-        from reports.preempt import render_preempt_text
-
-        render_preempt_text(doc, console())
-    fail_if_strict(strict, len(build_timeline(trace).issues))
+    result = analyze_preempt(inputs.load())
+    show(result, format, strict, lambda r, out: render_preempt_text(r.to_json(), out))

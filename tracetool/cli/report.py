@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tracetool.cli.common import EventsOpt, InputFormatOpt, Paths, ThreadsOpt, app, load_trace
-from tracetool.cli.phases import QueryMigrateOpt
+from tracetool.cli.common import Inputs, command, fail_if_strict
 from tracetool.errors import UsageError
 
 if TYPE_CHECKING:
@@ -86,44 +85,37 @@ def plain_text(print_to: Callable[..., None]) -> str:
     return buf.getvalue()
 
 
-@app.command()
-def report(
-    paths: Paths,
-    output: OutputOpt = None,
-    format: ReportFormatOpt = None,
-    threads: ThreadsOpt = None,
-    events: EventsOpt = None,
-    input_format: InputFormatOpt = None,
-    query_migrate: QueryMigrateOpt = None,
-) -> None:
+@command(query_migrate=True, output_format=False)
+def report(inputs: Inputs, *, output: OutputOpt = None, format: ReportFormatOpt = None,
+           strict: bool) -> None:
     """All analyses of one trace in one report: summary, incoming phases, downtime, BQL and
     postcopy preempt. Sections the trace has no events for say which events to enable."""
     from tracetool._analyses.reportdata import collect
-    from tracetool._model.querymigrate import load_query_migrate
 
     fmt = pick_format(format, output)
     check_output(output)
-    query = load_query_migrate(query_migrate) if query_migrate else None
-    trace = load_trace(paths, threads, events, input_format)
-    data = collect(trace, query, inputs=paths)
+    query = inputs.query()
+    data = collect(inputs.load(), query, inputs=inputs.paths)
     if fmt is ReportFormat.text and (output is None or output == "-"):
         from reports.console import console
         from reports.report_text import report_text
 
         report_text(data, console())
-        return
-    emit(lambda: render_report(data, fmt), output)
+    else:
+        emit(lambda: render_report(data, fmt), output)
+    fail_if_strict(strict, data.issue_count)
 
 
 def render_report(data: ReportData, fmt: ReportFormat) -> str:
     """The report of ``data`` as text in ``fmt``."""
     from reports.html import report_html
     from reports.markdown import report_markdown
-    from reports.report_json import report_document, to_json_text
+    from reports.report_json import report_document
     from reports.report_text import report_text
+    from tracetool._json import dumps
 
     if fmt is ReportFormat.json:
-        return to_json_text(report_document(data))
+        return dumps(report_document(data))
     if fmt is ReportFormat.md:
         return report_markdown(data)
     if fmt is ReportFormat.html:

@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-from tracetool.cli.common import (
-    BorrowOpt,
-    EventsOpt,
-    FormatOpt,
-    InputFormatOpt,
-    OutputFormat,
-    Paths,
-    ThreadsOpt,
-    app,
-    emit_json,
-    load_trace,
-)
+from tracetool.cli.common import Inputs, OutputFormat, command, show
 
 
-@app.command()
-def summary(
-    paths: Paths,
-    threads: ThreadsOpt = None,
-    events: EventsOpt = None,
-    input_format: InputFormatOpt = None,
-    borrow_from: BorrowOpt = None,
-    format: FormatOpt = OutputFormat.text,
-) -> None:
-    """What is in a trace: inputs and their format, threads with names and roles, event counts."""
-    trace = load_trace(paths, threads, events, input_format, borrow_from)
-    data = trace.summary()
-    if format is OutputFormat.json:
-        emit_json(data)
-        return
-    from reports.console import console
+@command()
+def summary(inputs: Inputs, *, format: OutputFormat, strict: bool) -> None:
+    """What is in a trace: inputs and their format, threads with names and roles, event counts.
+    With --strict, lines the readers kept but did not fully understand fail the run."""
     from reports.summary import render_summary_text
+    from tracetool._analyses.summary import summarize
 
-    render_summary_text(data, console())
+    result = summarize(inputs.load())
+    show(result, format, strict, lambda r, out: render_summary_text(r.to_json(), out))

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from parsers.segment import NO_TIME
+from tracetool._analyses.bql.document import report_json
 from tracetool._model.trace import Trace
 from tracetool.errors import UsageError
 
@@ -52,6 +53,8 @@ NOT_IN_TRACE = ("not in this trace: enable qemu_mutex_lock, qemu_mutex_locked, "
                 "qemu_mutex_unlock")
 ATTRIBUTION_THREAD = "thread"
 ATTRIBUTION_CALL_SITE = "call-site"
+TOP_HOLDS = 10
+"""How many of the longest holds a BQL document lists unless told otherwise."""
 HOLD_STATUS = ("complete", "held-at-start", "held-at-end", "missing-unlock")
 STARTED_BY = ("lock", "condvar", "no-lock", "trace-start")
 ENDED_BY = ("unlock", "condvar-wait")
@@ -185,6 +188,7 @@ class BqlReport:
 
     processes: dict[str, BqlProcess]
     note: str | None = None
+    top: int = TOP_HOLDS
 
     @property
     def primary(self) -> BqlProcess | None:
@@ -200,11 +204,20 @@ class BqlReport:
         """True when any process has inconsistencies (``--strict`` fails on this)."""
         return any(p.inconsistencies for p in self.processes.values())
 
-    def _repr_html_(self) -> str:
-        """Tables for Jupyter (strings from the trace are escaped)."""
-        from reports.notebook import bql_html
+    @property
+    def empty(self) -> bool:
+        """True when the trace has no mutex events, or none on a BQL."""
+        return self.note is not None or not self.processes
 
-        return bql_html(self)
+    @property
+    def issue_count(self) -> int:
+        """Mutex events that do not fit the lock protocol, in every process."""
+        return sum(len(p.inconsistencies) for p in self.processes.values())
+
+    def to_json(self, top: int | None = None) -> dict[str, Any]:
+        """``{"bql": <primary process>, "processes": {label: ...}, "note": ...}`` with the
+        ``top`` longest holds of each process (default: ``self.top``); see the README."""
+        return report_json(self, self.top if top is None else top)
 
 
 # ---------------------------------------------------------------------------------- reading
@@ -532,13 +545,14 @@ class _Where:
 
 
 def analyze_bql(trace: Trace, bql_addr: str | int | None = None, *,
-                context: str = "auto") -> BqlReport:
+                context: str = "auto", top: int = TOP_HOLDS) -> BqlReport:
     """BQL holds and waits per thread, for every process that has mutex events.
 
     ``bql_addr`` names the BQL mutex instead of finding it from ``*/cpus.c`` releases; it
     applies to every process whose events use that address. ``context`` says where phases,
     sections and devices come from: ``auto`` / ``timeline`` (:mod:`tracetool._timeline.timeline`) or
-    ``none``. Raises UsageError when ``bql_addr`` occurs nowhere.
+    ``none``. ``top``: how many of the longest holds the JSON document lists. Raises
+    UsageError when ``bql_addr`` occurs nowhere.
     """
     th = trace.threads
     labels = [str(c) for c in th["process"].cat.categories]
@@ -548,7 +562,7 @@ def analyze_bql(trace: Trace, bql_addr: str | int | None = None, *,
     present = [trace.code_of(name) is not None for name in MUTEX_EVENTS]
     if not any(present):
         return BqlReport({lab: _empty(lab, side_of.get(lab), [NOT_IN_TRACE]) for lab in labels},
-                         note=NOT_IN_TRACE)
+                         note=NOT_IN_TRACE, top=top)
     wanted = parse_address(bql_addr) if bql_addr is not None else None
     ctx = _context(trace, context)  # first: its peak memory comes before ours
     proc_of_thread = th["process"].cat.codes.to_numpy()
@@ -590,8 +604,8 @@ def analyze_bql(trace: Trace, bql_addr: str | int | None = None, *,
         note = ("no BQL found: no qemu_mutex_unlock from " + " or ".join(bql_rules().unlock_files)
                 + "; name it with --bql-addr")
         return BqlReport({lab: _empty(lab, side_of.get(lab), [note]) for lab in labels},
-                         note=note)
-    return BqlReport(out)
+                         note=note, top=top)
+    return BqlReport(out, top=top)
 
 
 def _empty(label: str, side: str | None, notes: list[str]) -> BqlProcess:

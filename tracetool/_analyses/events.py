@@ -80,18 +80,6 @@ def event_data() -> EventData:
     return EventData(gens, analyses)
 
 
-def parse_analyses(spec: str) -> list[str]:
-    """``bql,preempt`` -> the analysis names; ``all`` or empty -> every analysis."""
-    known = list(event_data().analyses)
-    names = [s.strip() for s in spec.split(",") if s.strip()]
-    if not names or names == ["all"]:
-        return known
-    bad = [n for n in names if n not in known]
-    if bad:
-        raise UsageError(f"--for: unknown analysis {bad[0]!r} (choose from: {', '.join(known)}, all)")
-    return list(dict.fromkeys(names))
-
-
 def check_generation(name: str | None) -> str | None:
     """Validates a ``--qemu`` value."""
     gens = event_data().generations

@@ -2,18 +2,18 @@
 
 The layout follows the JUnit XML that Jenkins, GitLab and GitHub test reporters read
 (``testsuites/testsuite/testcase`` with ``failure`` and ``skipped``). Files are written to a
-temporary file next to the target and renamed, so a reader never sees half a report.
+temporary file next to the target and renamed (:mod:`reports.atomic`), so a reader never sees
+half a report.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import tempfile
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
-from pathlib import Path
 
+from reports.atomic import write_bytes
 from tracetool._check.evaluate import CheckReport, RuleResult
 from tracetool.errors import UsageError
 
@@ -88,20 +88,9 @@ def write_junit(report: CheckReport, path: str | os.PathLike[str]) -> None:
 
     Raises :class:`UsageError` when the file cannot be written.
     """
-    target = Path(path)
-    data = junit_xml(report)
-    folder = target.parent if str(target.parent) else Path(".")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+        write_bytes(path, junit_xml(report))
+    except UsageError as exc:
+        raise UsageError(f"--junit {exc}") from None
     except OSError as exc:
-        raise UsageError(f"--junit {path}: cannot write there: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise UsageError(f"--junit {path}: cannot write it: {exc.strerror}") from None

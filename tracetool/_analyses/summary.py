@@ -1,0 +1,79 @@
+"""What is in a trace: its inputs (format, clock, line counts), processes, threads with names
+and roles, and event counts. ``migtrace summary --format json`` is ``summarize(trace).to_json()``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tracetool._json import integer, text
+from tracetool._model.trace import Trace
+
+
+@dataclass
+class TraceSummary:
+    """The result of :func:`summarize` (see ``to_json`` for the stable keys)."""
+
+    inputs: list[dict[str, Any]]
+    processes: list[dict[str, Any]]
+    threads: list[dict[str, Any]]
+    event_counts: dict[str, int]
+    clock: str
+    totals: dict[str, int]
+
+    @property
+    def empty(self) -> bool:
+        """A loaded trace always has something to summarise."""
+        return False
+
+    @property
+    def issue_count(self) -> int:
+        """Lines the readers kept but did not fully understand."""
+        return self.totals["warnings"]
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``migtrace summary --format json`` document (see README)."""
+        return {
+            "inputs": self.inputs,
+            "processes": self.processes,
+            "threads": self.threads,
+            "event_counts": self.event_counts,
+            "clock": self.clock,
+            "totals": self.totals,
+        }
+
+
+def summarize(trace: Trace) -> TraceSummary:
+    """Inputs, processes, threads and event counts of ``trace``."""
+    infos = trace.input_info
+    return TraceSummary(
+        inputs=[
+            {"path": i.path, "format": i.format, "variant": i.variant, "clock": i.clock,
+             "lines": i.lines, "events": i.events, "other_lines": i.other_lines,
+             "dropped_events": sum(n for _, n in i.dropped_events),
+             "warnings": [str(w) for w in i.warnings]}
+            for i in infos
+        ],
+        processes=[
+            {"label": r["label"], "side": text(r["side"]), "pid": integer(r["pid"]),
+             "load_tid": integer(r["load_tid"])}
+            for r in trace.processes.to_dict("records")
+        ],
+        threads=[
+            {"process": str(r["process"]), "tid": integer(r["tid"]), "name": text(r["name"]),
+             "name_source": text(r["name_source"]), "role": str(r["role"]),
+             "carries_load": bool(r["carries_load"]), "events": int(r["events"]),
+             "first_ns": integer(r["first_ns"]), "last_ns": integer(r["last_ns"])}
+            for r in trace.threads.to_dict("records")
+        ],
+        event_counts=trace.event_counts(),
+        clock=trace.clock,
+        totals={
+            "lines": sum(i.lines for i in infos),
+            "events": len(trace),
+            "other_lines": sum(i.other_lines for i in infos),
+            "warnings": len(trace.warnings),
+            "dropped_events": sum(n for i in infos for _, n in i.dropped_events),
+        },
+    )
