@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from tracetool._capture.errors import (
     EXIT_ENVIRONMENT,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_RUN_FAILED,
     CaptureError,
@@ -173,7 +174,7 @@ def sigterm_raises() -> Iterator[None]:
         return
 
     def handler(signum: int, frame: object) -> None:
-        raise Interrupted(f"signal {signum}")
+        raise Interrupted(signum)
 
     old = signal.signal(signal.SIGTERM, handler)
     try:
@@ -188,11 +189,14 @@ def capture(plan: CapturePlan, listener: CaptureListener) -> CaptureSummary:
     summary = CaptureSummary(plan)
     order = run_order(plan.builds, plan.runs)
     summary.write()
+    current: tuple[RunOptions, float] | None = None
     try:
         with sigterm_raises():
             for position, (index, build) in enumerate(order, 1):
                 listener.run_started(position, len(order), build, index)
-                result = run_once(plan.run_options(build, index), listener.log)
+                current = (plan.run_options(build, index), time.time())
+                result = run_once(current[0], listener.log)
+                current = None
                 summary.results.append(result)
                 summary.write()
                 listener.run_finished(position, len(order), result)
@@ -204,7 +208,13 @@ def capture(plan: CapturePlan, listener: CaptureListener) -> CaptureSummary:
                 summary.status = "completed"
     except (KeyboardInterrupt, Interrupted) as e:
         summary.status = "interrupted"
-        summary.stop_reason = "SIGINT" if isinstance(e, KeyboardInterrupt) else str(e)
+        summary.stop_reason = "SIGINT" if isinstance(e, KeyboardInterrupt) else "SIGTERM"
+        if current is not None:
+            opts, t_start = current
+            summary.results.append(RunResult(
+                opts.label, opts.index, opts.out, False, "interrupted", None, None,
+                f"interrupted by {summary.stop_reason}", EXIT_INTERRUPTED, t_start, time.time(),
+            ))  # fmt: skip
         raise
     finally:
         summary.t_end = time.time()

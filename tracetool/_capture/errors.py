@@ -7,7 +7,7 @@ EXIT_OK = 0
 EXIT_RUN_FAILED = 1
 #: usage or environment problem: QEMU missing, not executable, unable to start, no KVM
 EXIT_ENVIRONMENT = 2
-#: stopped by SIGINT or SIGTERM (both QEMUs of the current run are stopped first)
+#: stopped by SIGINT (Ctrl-C); SIGTERM gives 128 + 15 (both QEMUs of the run are stopped first)
 EXIT_INTERRUPTED = 130
 
 
@@ -25,3 +25,12 @@ class QMPError(Exception):
 
 class Interrupted(BaseException):
     """SIGTERM turned into an exception, so that cleanup code runs as for Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention for a process ended by a signal: 128 + its number."""
+        return 128 + self.signum

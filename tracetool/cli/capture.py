@@ -165,7 +165,7 @@ def capture(
     sidecars to DIR/<label>/run-K/, alternating the builds run by run. Scenarios are defined in
     tracetool/_capture/scenarios.toml."""
     from tracetool._capture.driver import CapturePlan, capture, resolve_builds
-    from tracetool._capture.errors import CaptureError, Interrupted
+    from tracetool._capture.errors import EXIT_INTERRUPTED, CaptureError, Interrupted
     from tracetool._capture.qemu import DEFAULT_QEMU, check_kvm
     from tracetool._capture.scenarios import scenarios
 
@@ -191,10 +191,10 @@ def capture(
     try:
         with listener:
             summary = capture(plan, listener)
-    except (KeyboardInterrupt, Interrupted):
+    except (KeyboardInterrupt, Interrupted) as e:
         sys.stderr.write("migtrace: interrupted; the QEMUs of the current run were stopped "
                          f"(see {plan.out / 'capture.json'})\n")
-        raise SystemExit(130) from None
+        raise SystemExit(e.exit_code if isinstance(e, Interrupted) else EXIT_INTERRUPTED) from None
     _report(summary)
     code = summary.exit_code()
     if code:
