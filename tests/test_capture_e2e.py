@@ -366,3 +366,25 @@ def test_signal_stops_both_qemus(tmp_path: Path, signum: int, code: int) -> None
     cap = _load(out / "capture.json")
     assert cap["status"] == "interrupted"
     assert cap["results"][-1]["outcome"] == "interrupted"
+
+
+def test_a_failed_run_is_recorded_and_the_capture_goes_on(tmp_path: Path) -> None:
+    """A run that cannot finish in time fails; the next run still runs; exit code 1."""
+    _require_qemu()
+    out = tmp_path / "too-short"
+    proc = subprocess.run(
+        [sys.executable, "-m", "tracetool.cli", "capture", "--runs", "2", "--out", str(out),
+         "--mem", "64", "--timeout", "1"],
+        capture_output=True, text=True, timeout=120, check=False, cwd=REPO,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "2 of 2 runs failed" in proc.stderr
+    cap = _load(out / "capture.json")
+    assert cap["status"] == "completed" and cap["failed"] == 2
+    assert [r["folder"] for r in cap["results"]] == [
+        f"{cap['builds'][0]['label']}/run-1", f"{cap['builds'][0]['label']}/run-2"]
+    for r in cap["results"]:
+        assert r["ok"] is False and "timed out" in r["error"]
+        # QEMU's own last answer in the run's folder says it had not completed
+        assert _load(out / r["folder"] / "query-migrate.json")["source"].get("status") != "completed"
+    assert _processes_mentioning(str(out)) == []
