@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import pty
 import re
 import shutil
 import signal
@@ -388,3 +389,31 @@ def test_a_failed_run_is_recorded_and_the_capture_goes_on(tmp_path: Path) -> Non
         # QEMU's own last answer in the run's folder says it had not completed
         assert _load(out / r["folder"] / "query-migrate.json")["source"].get("status") != "completed"
     assert _processes_mentioning(str(out)) == []
+
+
+def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
+    """On a terminal the progress is a live bar (cursor control codes), with one line per run."""
+    _require_qemu()
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracetool.cli", "capture", "--out", str(tmp_path / "tty"),
+         *SHORT_RUN],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave, cwd=REPO, env=env,
+    )  # fmt: skip
+    os.close(slave)
+    chunks: list[bytes] = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    assert proc.wait(timeout=CAPTURE_TIMEOUT_S + 10) == 0
+    shown = b"".join(chunks).decode(errors="replace")
+    assert "\x1b[?25l" in shown  # the live bar hides the cursor while it draws
+    assert "run-1: ok (completed)" in shown
+    assert "capture: [1/1]" not in shown  # no plain progress lines on a terminal
