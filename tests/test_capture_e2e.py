@@ -1,19 +1,25 @@
-"""End to end: capture a real QEMU migration, then check ``migtrace summary`` against it.
+"""End to end: capture real QEMU migrations, then check migtrace against them.
 
-``scripts/capture.py`` runs a source and a destination QEMU on loopback (TCG) and writes a
-scenario folder; ``migtrace summary`` must then agree with a plain line-by-line count of the
-destination trace.  Needs ``qemu-system-x86_64``: without it the tests are skipped, unless
+``tracetool._capture`` runs a source and a destination QEMU on loopback (TCG) and writes one
+folder per run; ``migtrace summary`` must then agree with a plain line-by-line count of the
+destination trace. ``migtrace capture`` with Debian's QEMU given twice under two labels must
+lay out, alternate and record its runs as documented, and stop both QEMUs on SIGINT/SIGTERM.
+Needs ``qemu-system-x86_64``: without it the tests are skipped, unless
 ``MIGTRACE_REQUIRE_QEMU=1`` is set, in which case they fail.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import pty
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,13 +27,31 @@ from typing import Any
 
 import pytest
 
+import tracetool
+from tracetool._capture.driver import Build, CapturePlan, capture, resolve_builds
+from tracetool._capture.run import RunResult
+from tracetool._capture.scenarios import scenarios
+
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
-CAPTURE = REPO / "scripts" / "capture.py"
 QEMU = "qemu-system-x86_64"
 SCENARIOS = ["precopy", "precopy-mutex"]
-CAPTURE_TIMEOUT_S = 25  # per scenario, inside capture.py; both together stay well under 60 s
+CAPTURE_TIMEOUT_S = 25  # per run; a short run takes a few seconds
+SHORT_RUN = ["--mem", "64", "--warmup", "0.2", "--timeout", str(CAPTURE_TIMEOUT_S)]
+RUN_FILES = (
+    "dst.trace",
+    "src.trace",
+    "dst-threads.json",
+    "src-threads.json",
+    "query-migrate.json",
+    "query-migrate-history.jsonl",
+    "qmp-events.jsonl",
+    "cmdline.txt",
+    "events.txt",
+    "qemu-version.txt",
+    "run.json",
+)
 
 # QEMU 7.2 log backend with -msg timestamp=on: "TID@SEC.USEC:name args"
 EVENT_LINE = re.compile(r"^(\d+)@(\d+)\.(\d{6}):(\w+)(?: |$)")
@@ -78,32 +102,36 @@ def plain_count(path: Path) -> PlainCount:
     return c
 
 
+class _Quiet:
+    """A capture listener that keeps the log for failure messages."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def run_started(self, position: int, total: int, build: Build, index: int) -> None:
+        self.lines.append(f"[{position}/{total}] {build.label} run-{index}")
+
+    def log(self, message: str) -> None:
+        self.lines.append(message)
+
+    def run_finished(self, position: int, total: int, result: RunResult) -> None:
+        self.lines.append(f"ok={result.ok} {result.outcome} {result.error}")
+
+
 @pytest.fixture(scope="module", params=SCENARIOS)
 def scenario_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh capture of one scenario (run once per module and scenario)."""
+    """A fresh capture of one scenario through the package (once per module and scenario)."""
     _require_qemu()
     out = tmp_path_factory.mktemp(f"capture-{request.param}")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(CAPTURE),
-            "--out",
-            str(out),
-            "--scenario",
-            request.param,
-            "--timeout",
-            str(CAPTURE_TIMEOUT_S),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=CAPTURE_TIMEOUT_S + 30,
-        check=False,
-    )
-    if proc.returncode != 0:
-        pytest.fail(
-            f"capture.py --scenario {request.param} exited {proc.returncode}:\n{proc.stderr}"
-        )
-    return out
+    plan = CapturePlan(
+        out, resolve_builds([QEMU], ["debian"]), scenarios()[request.param], runs=1,
+        mem_mb=64, timeout_s=CAPTURE_TIMEOUT_S, warmup_s=0.2,
+    )  # fmt: skip
+    listener = _Quiet()
+    summary = capture(plan, listener)
+    if summary.exit_code() != 0:
+        pytest.fail(f"capture of {request.param} failed:\n" + "\n".join(listener.lines))
+    return out / "debian" / "run-1"
 
 
 def _load(path: Path) -> Any:
@@ -112,16 +140,7 @@ def _load(path: Path) -> Any:
 
 def test_capture_outputs(scenario_dir: Path) -> None:
     """The folder has everything the recorded scenarios have, and the migration completed."""
-    for name in (
-        "dst.trace",
-        "src.trace",
-        "dst-threads.json",
-        "src-threads.json",
-        "query-migrate.json",
-        "cmdline.txt",
-        "events.txt",
-        "qemu-version.txt",
-    ):
+    for name in RUN_FILES:
         assert (scenario_dir / name).is_file(), name
     qm = _load(scenario_dir / "query-migrate.json")
     assert qm["source"]["status"] == "completed"
@@ -208,3 +227,193 @@ def test_summary_matches_plain_count(scenario_dir: Path) -> None:
     qm = _load(scenario_dir / "query-migrate.json")
     assert qm["source"]["status"] == "completed"
     assert qm["destination"]["status"] == "completed"
+
+
+# ------------------------------------------------------------------ migtrace capture, two builds
+LABELS = ["debian-a", "debian-b"]
+
+
+@dataclass(frozen=True)
+class TwoBuilds:
+    """``migtrace capture`` of Debian's QEMU under two labels, two runs each."""
+
+    out: Path
+    proc: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def two_builds(tmp_path_factory: pytest.TempPathFactory) -> TwoBuilds:
+    _require_qemu()
+    out = tmp_path_factory.mktemp("two-builds")
+    qemu_path = shutil.which(QEMU)
+    assert qemu_path is not None
+    proc = subprocess.run(
+        [sys.executable, "-m", "tracetool.cli", "capture", "--qemu", QEMU, "--qemu", qemu_path,
+         "--label", LABELS[0], "--label", LABELS[1], "--runs", "2", "--scenario", "precopy",
+         "--out", str(out), *SHORT_RUN],
+        capture_output=True, text=True, timeout=4 * (CAPTURE_TIMEOUT_S + 10), check=False,
+        cwd=REPO,
+    )  # fmt: skip
+    return TwoBuilds(out, proc)
+
+
+def test_capture_two_builds_layout_and_capture_json(two_builds: TwoBuilds) -> None:
+    proc, out = two_builds.proc, two_builds.out
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted([*LABELS, "capture.json"])
+    for label in LABELS:
+        assert sorted(p.name for p in (out / label).iterdir()) == ["run-1", "run-2"]
+        for k in (1, 2):
+            for name in RUN_FILES:
+                assert (out / label / f"run-{k}" / name).is_file(), f"{label}/run-{k}/{name}"
+    cap = _load(out / "capture.json")
+    assert [b["label"] for b in cap["builds"]] == LABELS
+    assert cap["scenario"]["name"] == "precopy"
+    assert cap["runs_per_build"] == 2
+    assert cap["status"] == "completed"
+    assert cap["failed"] == 0
+    assert len(cap["results"]) == 4
+    for r in cap["results"]:
+        # capture.json's verdict agrees with QEMU's own final answers in the run's folder
+        qm = _load(out / r["folder"] / "query-migrate.json")
+        assert r["ok"] is True
+        assert r["source_status"] == qm["source"]["status"] == "completed"
+        assert r["destination_status"] == qm["destination"]["status"] == "completed"
+    # not a terminal: plain progress lines, one per step, and no terminal control codes
+    assert "\x1b[" not in proc.stderr
+    assert proc.stderr.count(": start\n") == 4
+
+
+def test_capture_alternates_builds(two_builds: TwoBuilds) -> None:
+    """Run by run: A1, B1, A2, B2, read from each run.json's start time, one after the other."""
+    out = two_builds.out
+    runs = []
+    for label in LABELS:
+        for k in (1, 2):
+            info = _load(out / label / f"run-{k}" / "run.json")
+            runs.append((info["t_start"], info["t_end"], f"{label}/run-{k}"))
+    runs.sort()
+    assert [name for _, _, name in runs] == [
+        f"{LABELS[0]}/run-1", f"{LABELS[1]}/run-1", f"{LABELS[0]}/run-2", f"{LABELS[1]}/run-2"
+    ]
+    for (_, end, _), (start, _, _) in itertools.pairwise(runs):
+        assert end <= start, "runs overlapped"
+    cap = _load(out / "capture.json")
+    assert [r["folder"] for r in cap["results"]] == [name for _, _, name in runs]
+
+
+def test_every_run_folder_loads(two_builds: TwoBuilds) -> None:
+    """tracetool.load reads each run folder: both processes, every event line of both traces."""
+    out = two_builds.out
+    for label in LABELS:
+        for k in (1, 2):
+            run = out / label / f"run-{k}"
+            trace = tracetool.load(
+                str(run), threads=[str(run / "dst-threads.json"), str(run / "src-threads.json")]
+            )
+            plain = {role: plain_count(run / f"{role}.trace") for role in ("dst", "src")}
+            assert len(trace.events) == plain["dst"].events + plain["src"].events
+            by_process = trace.events.groupby("process").size().to_dict()
+            assert by_process == {role: plain[role].events for role in ("dst", "src")}
+            for role in ("dst", "src"):
+                pid = _load(run / f"{role}-threads.json")["pid"]
+                rows = trace.threads[trace.threads["process"] == role]
+                assert set(rows["pid"]) == {pid}
+                got = {int(t): int(n) for t, n in zip(rows["tid"], rows["events"], strict=True) if n}
+                assert got == dict(plain[role].by_tid)
+
+
+# ------------------------------------------------------------------ interrupting a capture
+def _processes_mentioning(text: str) -> list[str]:
+    """Command lines of live processes that mention ``text`` (the capture's folder)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if text.encode() in cmdline and state != "Z":
+            found.append(cmdline.replace(b"\0", b" ").decode(errors="replace"))
+    return found
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_stops_both_qemus(tmp_path: Path, signum: int, code: int) -> None:
+    _require_qemu()
+    out = tmp_path / "interrupted"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracetool.cli", "capture", "--runs", "3", "--out", str(out),
+         *SHORT_RUN],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + CAPTURE_TIMEOUT_S
+        qemus: list[str] = []
+        while time.monotonic() < deadline and len(qemus) < 2 and proc.poll() is None:
+            qemus = [c for c in _processes_mentioning(str(out)) if QEMU in c.split()[0]]
+            time.sleep(0.05)
+        assert len(qemus) == 2, "the capture did not start both QEMUs"
+        proc.send_signal(signum)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == code, stderr
+    assert _processes_mentioning(str(out)) == []
+    cap = _load(out / "capture.json")
+    assert cap["status"] == "interrupted"
+    assert cap["results"][-1]["outcome"] == "interrupted"
+
+
+def test_a_failed_run_is_recorded_and_the_capture_goes_on(tmp_path: Path) -> None:
+    """A run that cannot finish in time fails; the next run still runs; exit code 1."""
+    _require_qemu()
+    out = tmp_path / "too-short"
+    proc = subprocess.run(
+        [sys.executable, "-m", "tracetool.cli", "capture", "--runs", "2", "--out", str(out),
+         "--mem", "64", "--timeout", "1"],
+        capture_output=True, text=True, timeout=120, check=False, cwd=REPO,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "2 of 2 runs failed" in proc.stderr
+    cap = _load(out / "capture.json")
+    assert cap["status"] == "completed" and cap["failed"] == 2
+    assert [r["folder"] for r in cap["results"]] == [
+        f"{cap['builds'][0]['label']}/run-1", f"{cap['builds'][0]['label']}/run-2"]
+    for r in cap["results"]:
+        assert r["ok"] is False and "timed out" in r["error"]
+        # QEMU's own last answer in the run's folder says it had not completed
+        assert _load(out / r["folder"] / "query-migrate.json")["source"].get("status") != "completed"
+    assert _processes_mentioning(str(out)) == []
+
+
+def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
+    """On a terminal the progress is a live bar (cursor control codes), with one line per run."""
+    _require_qemu()
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracetool.cli", "capture", "--out", str(tmp_path / "tty"),
+         *SHORT_RUN],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave, cwd=REPO, env=env,
+    )  # fmt: skip
+    os.close(slave)
+    chunks: list[bytes] = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    assert proc.wait(timeout=CAPTURE_TIMEOUT_S + 10) == 0
+    shown = b"".join(chunks).decode(errors="replace")
+    assert "\x1b[?25l" in shown  # the live bar hides the cursor while it draws
+    assert "run-1: ok (completed)" in shown
+    assert "capture: [1/1]" not in shown  # no plain progress lines on a terminal

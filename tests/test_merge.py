@@ -6,8 +6,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -198,20 +196,6 @@ def test_total_time_from_the_raw_lines() -> None:
 
 
 # ------------------------------------------------------------------------------ real QEMU runs
-CAPTURE = SAMPLES.parent / "scripts" / "capture.py"
-# scripts/capture.py with one more scenario, for runs its command line does not offer
-CAPTURE_WITH = """
-import importlib.util, sys
-spec = importlib.util.spec_from_file_location("capture", sys.argv[1])
-capture = importlib.util.module_from_spec(spec)
-sys.modules["capture"] = capture
-spec.loader.exec_module(capture)
-name, caps = sys.argv[2], tuple(sys.argv[3].split(","))
-capture.SCENARIOS.setdefault(name, capture.Scenario(name, caps, dict(capture.ITERATE_PARAMETERS)))
-sys.exit(capture.main(sys.argv[4:]))
-"""
-
-
 def require_qemu() -> None:
     """Skips without qemu-system-x86_64, unless MIGTRACE_REQUIRE_QEMU=1 makes that a failure."""
     if shutil.which("qemu-system-x86_64"):
@@ -221,17 +205,13 @@ def require_qemu() -> None:
     pytest.skip("qemu-system-x86_64 not found (apt-get install qemu-system-x86)")
 
 
-def capture(out: Path, scenario: str, capabilities: str = "") -> Path:
-    """Runs a real migration with scripts/capture.py into ``out`` and returns the folder."""
+def capture(out: Path, scenario: str) -> Path:
+    """Runs one real migration with ``migtrace capture`` into ``out``; returns the run folder."""
     require_qemu()
-    if capabilities:
-        cmd = [sys.executable, "-c", CAPTURE_WITH, str(CAPTURE), scenario, capabilities]
-    else:
-        cmd = [sys.executable, str(CAPTURE)]
-    res = subprocess.run([*cmd, "--out", str(out), "--scenario", scenario, "--timeout", "60"],
-                         capture_output=True, text=True, timeout=120)
+    res = run_cli("capture", "--scenario", scenario, "--out", str(out), "--label", "qemu",
+                  "--timeout", "60")
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
-    return out
+    return out / "qemu" / "run-1"
 
 
 @pytest.mark.qemu

@@ -324,7 +324,7 @@ def test_multifd_without_packet_events_takes_qemus_totals(tmp_path: Path) -> Non
 
 @pytest.mark.qemu
 def test_multifd_of_a_real_capture(tmp_path: Path) -> None:
-    run = capture(tmp_path / "multifd", "multifd", "events,multifd")
+    run = capture(tmp_path / "multifd", "multifd")
     path = str(run / "dst.trace")
     # Read plainly: traced packets per channel, and QEMU's own page total when each thread ends.
     packets: Counter[int] = Counter()
