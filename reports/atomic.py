@@ -52,8 +52,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 @contextmanager
-def atomic_writer(path: str | os.PathLike[str], encoding: str | None = "utf-8"
-                  ) -> Iterator[IO[str]]:
+def atomic_writer(path: str | os.PathLike[str], encoding: str | None = "utf-8") -> Iterator[IO[str]]:
     """Yields a text file (binary when ``encoding`` is None) to write; on a clean exit it
     replaces ``path``, on any exception it is removed and ``path`` stays as it was."""
     with atomic_path(path) as tmp:
@@ -64,8 +63,7 @@ def atomic_writer(path: str | os.PathLike[str], encoding: str | None = "utf-8"
             os.fsync(f.fileno())
 
 
-def write_text(path: str | os.PathLike[str], text: str | Callable[[], str],
-               encoding: str = "utf-8") -> int:
+def write_text(path: str | os.PathLike[str], text: str | Callable[[], str], encoding: str = "utf-8") -> int:
     """Writes text atomically; ``text`` may be a function producing it (called inside the
     write, so a failure while producing it leaves no file either). Returns the bytes written."""
     with atomic_writer(path, encoding=encoding) as f:

@@ -31,41 +31,107 @@ def render_process_text(data: dict[str, Any], out: Console, issues_shown: int = 
     if data["mutex"] is None:
         out.print(f"{head}: not found")
     else:
-        how = "per thread" if data["attribution"] == "thread" else \
-            "by call site (no thread ids in the trace)"
+        how = "per thread" if data["attribution"] == "thread" else "by call site (no thread ids in the trace)"
         out.print(f"{head}: mutex {data['mutex']}, {data['identified_by']}; attributed {how}")
     if data["threads"]:
-        out.print(table(
-            "Holds and waits per thread" if data["attribution"] == "thread" else
-            "Holds and waits per role (by call site)",
-            ["tid", "thread", "role", "holds", "total", "max", "p50", "p90", "p99", "open",
-             "waits", "wait total", "wait max", "wait p99"],
-            [[t["tid"] if t["tid"] is not None else "-", t["name"] or "-", t["role"], t["holds"],
-              _us(t["hold_total_us"]), _us(t["hold_max_us"]), _us(t["hold_p50_us"]),
-              _us(t["hold_p90_us"]), _us(t["hold_p99_us"]), t["open_holds"], t["waits"],
-              _us(t["wait_total_us"]), _us(t["wait_max_us"]), _us(t["wait_p99_us"])]
-             for t in data["threads"]],
-            right=["tid", "holds", "total", "max", "p50", "p90", "p99", "open", "waits",
-                   "wait total", "wait max", "wait p99"]))
+        out.print(
+            table(
+                "Holds and waits per thread"
+                if data["attribution"] == "thread"
+                else "Holds and waits per role (by call site)",
+                [
+                    "tid",
+                    "thread",
+                    "role",
+                    "holds",
+                    "total",
+                    "max",
+                    "p50",
+                    "p90",
+                    "p99",
+                    "open",
+                    "waits",
+                    "wait total",
+                    "wait max",
+                    "wait p99",
+                ],
+                [
+                    [
+                        t["tid"] if t["tid"] is not None else "-",
+                        t["name"] or "-",
+                        t["role"],
+                        t["holds"],
+                        _us(t["hold_total_us"]),
+                        _us(t["hold_max_us"]),
+                        _us(t["hold_p50_us"]),
+                        _us(t["hold_p90_us"]),
+                        _us(t["hold_p99_us"]),
+                        t["open_holds"],
+                        t["waits"],
+                        _us(t["wait_total_us"]),
+                        _us(t["wait_max_us"]),
+                        _us(t["wait_p99_us"]),
+                    ]
+                    for t in data["threads"]
+                ],
+                right=[
+                    "tid",
+                    "holds",
+                    "total",
+                    "max",
+                    "p50",
+                    "p90",
+                    "p99",
+                    "open",
+                    "waits",
+                    "wait total",
+                    "wait max",
+                    "wait p99",
+                ],
+            )
+        )
     if data["longest_holds"]:
-        out.print(table(
-            f"Longest holds (top {len(data['longest_holds'])})",
-            ["taken at", "held", "thread", "lock site", "phase", "section", "device", "line"],
-            [[_time(h["start_ns"]), _us(h["duration_us"]),
-              h["thread"] or h["role"] or "-", h["lock_site"] or "-", h["phase"] or "-",
-              h["section"] or "-", h["device"] or "-", h["line"]]
-             for h in data["longest_holds"]],
-            right=["held", "line"]))
+        out.print(
+            table(
+                f"Longest holds (top {len(data['longest_holds'])})",
+                ["taken at", "held", "thread", "lock site", "phase", "section", "device", "line"],
+                [
+                    [
+                        _time(h["start_ns"]),
+                        _us(h["duration_us"]),
+                        h["thread"] or h["role"] or "-",
+                        h["lock_site"] or "-",
+                        h["phase"] or "-",
+                        h["section"] or "-",
+                        h["device"] or "-",
+                        h["line"],
+                    ]
+                    for h in data["longest_holds"]
+                ],
+                right=["held", "line"],
+            )
+        )
     if data["by_phase"]:
-        out.print(table(
-            "BQL held, by migration phase",
-            ["phase", "length", "holds", "held", "held %", "by"],
-            [[ph["phase"], _us(ph["duration_us"]), ph["holds"], _us(ph["hold_us"]),
-              "-" if ph["held_fraction"] is None else f"{100 * ph['held_fraction']:.1f}",
-              ", ".join(f"{t['thread'] or t['role']} {fmt_us(t['hold_us'])}"
-                        for t in ph["threads"][:3])]
-             for ph in data["by_phase"]],
-            right=["length", "holds", "held", "held %"]))
+        out.print(
+            table(
+                "BQL held, by migration phase",
+                ["phase", "length", "holds", "held", "held %", "by"],
+                [
+                    [
+                        ph["phase"],
+                        _us(ph["duration_us"]),
+                        ph["holds"],
+                        _us(ph["hold_us"]),
+                        "-" if ph["held_fraction"] is None else f"{100 * ph['held_fraction']:.1f}",
+                        ", ".join(
+                            f"{t['thread'] or t['role']} {fmt_us(t['hold_us'])}" for t in ph["threads"][:3]
+                        ),
+                    ]
+                    for ph in data["by_phase"]
+                ],
+                right=["length", "holds", "held", "held %"],
+            )
+        )
     n = data["inconsistency_count"]
     if n:
         out.print(f"{n} inconsistencies:")

@@ -34,8 +34,11 @@ def fmt_change(d: dict[str, Any]) -> str:
     """after - before with its sign."""
     c = d["delta"]
     if c is None:
-        return "new" if d["before"] is None and d["after"] is not None else (
-            "gone" if d["after"] is None and d["before"] is not None else "-")
+        return (
+            "new"
+            if d["before"] is None and d["after"] is not None
+            else ("gone" if d["after"] is None and d["before"] is not None else "-")
+        )
     sign = "+" if c > 0 else ("-" if c < 0 else "±")
     return sign + fmt_value(abs(c), d["unit"])
 
@@ -51,8 +54,16 @@ def _arrow(d: dict[str, Any]) -> str:
 
 
 def _delta_rows(deltas: list[dict[str, Any]]) -> list[list[str]]:
-    return [[d["name"], fmt_value(d["before"], d["unit"]), fmt_value(d["after"], d["unit"]),
-             fmt_change(d), fmt_relative(d)] for d in deltas]
+    return [
+        [
+            d["name"],
+            fmt_value(d["before"], d["unit"]),
+            fmt_value(d["after"], d["unit"]),
+            fmt_change(d),
+            fmt_relative(d),
+        ]
+        for d in deltas
+    ]
 
 
 def _who(t: dict[str, Any] | None) -> str:
@@ -81,23 +92,35 @@ def compare_sections(doc: dict[str, Any]) -> list[Section]:
     load = doc["bql"]["load"]
     if load is not None:
         held = load["metrics"]["hold_total_us"]
-        head.add(f"BQL held by the load thread: {_arrow(held)} ({fmt_relative(held)}); "
-                 f"{_who(load['before'])} → {_who(load['after'])}", "headline")
+        head.add(
+            f"BQL held by the load thread: {_arrow(held)} ({fmt_relative(held)}); "
+            f"{_who(load['before'])} → {_who(load['after'])}",
+            "headline",
+        )
     for n in doc["notes"]:
         head.add(n, "note")
 
     phases = Section("phases", "Incoming phases")
     if doc["phases"]:
-        phases.add_table("Phase durations", ["phase", f"{b['label']} thread", f"{a['label']} thread",
-                                             *cols[1:]],
-                         [[p["name"], p["before_thread"] or "-", p["after_thread"] or "-",
-                           *_delta_rows([p])[0][1:]] for p in doc["phases"]], right=right)
+        phases.add_table(
+            "Phase durations",
+            ["phase", f"{b['label']} thread", f"{a['label']} thread", *cols[1:]],
+            [
+                [p["name"], p["before_thread"] or "-", p["after_thread"] or "-", *_delta_rows([p])[0][1:]]
+                for p in doc["phases"]
+            ],
+            right=right,
+        )
     else:
         phases.add("no incoming phases on either side", "note")
     if doc["devices"]:
-        phases.add_table(f"Device load times ({len(doc['devices'])}, largest first)",
-                         ["device", *cols[1:]], _delta_rows(doc["devices"]), right=right,
-                         compact=DEVICES_SHOWN)
+        phases.add_table(
+            f"Device load times ({len(doc['devices'])}, largest first)",
+            ["device", *cols[1:]],
+            _delta_rows(doc["devices"]),
+            right=right,
+            compact=DEVICES_SHOWN,
+        )
 
     bql = Section("bql", "Big QEMU Lock (BQL)")
     threads = doc["bql"]["threads"]
@@ -107,22 +130,46 @@ def compare_sections(doc: dict[str, Any]) -> list[Section]:
         for t in threads:
             m = t["metrics"]
             role = t["before"]["role"] if t["before"] else t["after"]["role"]
-            pair = [_who(t[k]) if t[k] or role != "load" else _missing_load(k, doc)
-                    for k in ("before", "after")]
-            held.append([role, *pair, _arrow(m["holds"]), _arrow(m["hold_total_us"]),
-                         fmt_change(m["hold_total_us"]), fmt_relative(m["hold_total_us"])])
-            tail.append([role, pair[1] if t["after"] else pair[0], _arrow(m["hold_max_us"]),
-                         _arrow(m["hold_p99_us"]), _arrow(m["wait_total_us"]), _arrow(m["wait_max_us"])])
-        bql.add_table("BQL held per thread (before → after)",
-                      ["role", f"{b['label']} thread", f"{a['label']} thread", "holds", "held",
-                       "change", "change %"],
-                      held, right=["holds", "held", "change", "change %"])
-        bql.add_table("Longest hold, p99 hold and waits per thread (before → after)",
-                      ["role", "thread", "longest", "p99", "waited", "longest wait"],
-                      tail, right=["longest", "p99", "waited", "longest wait"])
+            pair = [
+                _who(t[k]) if t[k] or role != "load" else _missing_load(k, doc) for k in ("before", "after")
+            ]
+            held.append(
+                [
+                    role,
+                    *pair,
+                    _arrow(m["holds"]),
+                    _arrow(m["hold_total_us"]),
+                    fmt_change(m["hold_total_us"]),
+                    fmt_relative(m["hold_total_us"]),
+                ]
+            )
+            tail.append(
+                [
+                    role,
+                    pair[1] if t["after"] else pair[0],
+                    _arrow(m["hold_max_us"]),
+                    _arrow(m["hold_p99_us"]),
+                    _arrow(m["wait_total_us"]),
+                    _arrow(m["wait_max_us"]),
+                ]
+            )
+        bql.add_table(
+            "BQL held per thread (before → after)",
+            ["role", f"{b['label']} thread", f"{a['label']} thread", "holds", "held", "change", "change %"],
+            held,
+            right=["holds", "held", "change", "change %"],
+        )
+        bql.add_table(
+            "Longest hold, p99 hold and waits per thread (before → after)",
+            ["role", "thread", "longest", "p99", "waited", "longest wait"],
+            tail,
+            right=["longest", "p99", "waited", "longest wait"],
+        )
     else:
-        bql.add("no BQL figures on either side (enable qemu_mutex_lock, qemu_mutex_locked, "
-                "qemu_mutex_unlock)", "note")
+        bql.add(
+            "no BQL figures on either side (enable qemu_mutex_lock, qemu_mutex_locked, qemu_mutex_unlock)",
+            "note",
+        )
 
     preempt = Section("preempt", "Postcopy preempt")
     if doc["preempt"]:
@@ -155,13 +202,17 @@ def compare_markdown(cmp: Comparison) -> str:
     return render_markdown(TITLE, compare_sections(doc), intro=compare_intro(doc))
 
 
-def compare_html(cmp: Comparison, figures: Mapping[str, Sequence[EmbeddedFigure | str]] | None = None,
-                 notes: Sequence[str] = ()) -> str:
+def compare_html(
+    cmp: Comparison,
+    figures: Mapping[str, Sequence[EmbeddedFigure | str]] | None = None,
+    notes: Sequence[str] = (),
+) -> str:
     """The comparison as one self-contained HTML page; ``notes`` (about figures) go under the
     heading."""
     doc = cmp.to_json()
-    return render_html(TITLE, compare_sections(doc), figures, intro=[*compare_intro(doc), *notes],
-                       footer=[FOOTER])
+    return render_html(
+        TITLE, compare_sections(doc), figures, intro=[*compare_intro(doc), *notes], footer=[FOOTER]
+    )
 
 
 def compare_json(cmp: Comparison) -> str:

@@ -19,12 +19,21 @@ def console(file: IO[str] | None = None) -> Console:
     tty = hasattr(out, "isatty") and out.isatty()
     no_color = bool(os.environ.get("NO_COLOR")) or not tty
     width = None if tty else 200
-    return Console(file=out, no_color=no_color, width=width, highlight=False,
-                   force_terminal=tty, soft_wrap=False, emoji=False, markup=False)
+    return Console(
+        file=out,
+        no_color=no_color,
+        width=width,
+        highlight=False,
+        force_terminal=tty,
+        soft_wrap=False,
+        emoji=False,
+        markup=False,
+    )
 
 
-def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]],
-          right: Sequence[str] = ()) -> Table:
+def table(
+    title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[str] = ()
+) -> Table:
     """A compact table; values are shown as plain text (no markup is interpreted)."""
     t = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
     for c in columns:

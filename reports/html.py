@@ -82,8 +82,9 @@ class EmbeddedFigure:
 
 def _drawn_shapes(figure: Any) -> int:
     """How many shapes a figure draws (paths in collections, patches)."""
-    return sum(len(c.get_paths()) for ax in figure.axes for c in ax.collections) + \
-        sum(len(ax.patches) for ax in figure.axes)
+    return sum(len(c.get_paths()) for ax in figure.axes for c in ax.collections) + sum(
+        len(ax.patches) for ax in figure.axes
+    )
 
 
 def embed(figure: Any, title: str) -> EmbeddedFigure:
@@ -122,11 +123,15 @@ def _table(t: Table) -> str:
         return f"<{tag}{cls}>{esc(value)}</{tag}>"
 
     head = "".join(cell("th", c, c) for c in t.columns)
-    body = "\n".join("<tr>" + "".join(cell("td", c, v) for c, v in zip(t.columns, r, strict=True))
-                     + "</tr>" for r in t.rows)
+    body = "\n".join(
+        "<tr>" + "".join(cell("td", c, v) for c, v in zip(t.columns, r, strict=True)) + "</tr>"
+        for r in t.rows
+    )
     title = f"<h3>{esc(t.title)}</h3>\n" if t.title else ""
-    grid = (f'<div class="tablewrap"><table>\n<thead><tr>{head}</tr></thead>\n'
-            f"<tbody>\n{body}\n</tbody></table></div>")
+    grid = (
+        f'<div class="tablewrap"><table>\n<thead><tr>{head}</tr></thead>\n'
+        f"<tbody>\n{body}\n</tbody></table></div>"
+    )
     if len(t.rows) > FOLD_ROWS:
         grid = f"<details><summary>{len(t.rows)} rows</summary>\n{grid}\n</details>"
     return title + grid
@@ -141,8 +146,10 @@ def _para(p: Para) -> str:
 
 
 def _figure(f: EmbeddedFigure) -> str:
-    return (f'<figure><img src="{f.data_uri()}" alt="{esc(f.title)}">'
-            f"<figcaption>{esc(f.title)}</figcaption></figure>")
+    return (
+        f'<figure><img src="{f.data_uri()}" alt="{esc(f.title)}">'
+        f"<figcaption>{esc(f.title)}</figcaption></figure>"
+    )
 
 
 def _after_headlines(sec: Section) -> int:
@@ -156,9 +163,13 @@ def _after_headlines(sec: Section) -> int:
     return at
 
 
-def render_html(title: str, sections: Sequence[Section],
-                figures: Mapping[str, Sequence[EmbeddedFigure | str]] | None = None,
-                intro: Sequence[str] = (), footer: Sequence[str] = ()) -> str:
+def render_html(
+    title: str,
+    sections: Sequence[Section],
+    figures: Mapping[str, Sequence[EmbeddedFigure | str]] | None = None,
+    intro: Sequence[str] = (),
+    footer: Sequence[str] = (),
+) -> str:
     """The whole page. ``figures[section.key]`` (figures, or notes on figures not drawn) are
     shown after that section's first headline, or at its top; ``intro`` lines go under the
     title, ``footer`` lines at the bottom."""
@@ -183,8 +194,10 @@ def render_html(title: str, sections: Sequence[Section],
     for sec in sections:
         parts.append(f'<section id="{_anchor(sec.key)}">')
         parts.append(f"<h2>{esc(sec.title)}</h2>")
-        figs = [_figure(f) if isinstance(f, EmbeddedFigure) else _para(Para(f, "note"))
-                for f in figures.get(sec.key, ())]
+        figs = [
+            _figure(f) if isinstance(f, EmbeddedFigure) else _para(Para(f, "note"))
+            for f in figures.get(sec.key, ())
+        ]
         at = _after_headlines(sec)
         for i, b in enumerate(sec.blocks):
             if i == at:
@@ -203,8 +216,7 @@ FigureItem = EmbeddedFigure | str
 """What a section shows besides its blocks: a figure, or a note on a figure not drawn."""
 
 
-def _draw(out: dict[str, list[FigureItem]], section: str, title: str,
-          make: Callable[[], Any]) -> None:
+def _draw(out: dict[str, list[FigureItem]], section: str, title: str, make: Callable[[], Any]) -> None:
     """Draws one figure into ``out[section]``; a trace without what it needs, or a failure,
     becomes a note in its place so the rest of the report still renders."""
     from reports.plots import NotInTrace
@@ -238,23 +250,31 @@ def report_figures(data: ReportData) -> tuple[dict[str, list[FigureItem]], list[
     out: dict[str, list[FigureItem]] = {}
     if data.phases is not None:
         phases = data.phases
-        _draw(out, "phases", "Incoming phases and the slowest device loads",
-              lambda: plots.phase_waterfall(phases))
+        _draw(
+            out,
+            "phases",
+            "Incoming phases and the slowest device loads",
+            lambda: plots.phase_waterfall(phases),
+        )
     if data.trace.has_time:
         bql: Any = data.bql if data.bql is not None else False
-        _draw(out, "phases", "Per-thread timeline (phases, sections, device loads, BQL holds)",
-              lambda: plots.gantt(data.trace, bql=bql))
+        _draw(
+            out,
+            "phases",
+            "Per-thread timeline (phases, sections, device loads, BQL holds)",
+            lambda: plots.gantt(data.trace, bql=bql),
+        )
     if data.bql is not None:
         report = data.bql
-        _draw(out, "bql", "BQL hold and wait times per thread (CDF)",
-              lambda: plots.bql_distribution(report))
+        _draw(out, "bql", "BQL hold and wait times per thread (CDF)", lambda: plots.bql_distribution(report))
     if data.preempt is not None and data.preempt.page_requests.get("count"):
         _draw(out, "preempt", "Postcopy page-request latency", lambda: plots.page_latency(data.trace))
     return out, []
 
 
-def compare_figures(cmp: Comparison, before: ReportData, after: ReportData
-                    ) -> tuple[dict[str, list[FigureItem]], list[str]]:
+def compare_figures(
+    cmp: Comparison, before: ReportData, after: ReportData
+) -> tuple[dict[str, list[FigureItem]], list[str]]:
     """The paired before/after figure of a comparison, and notes on figures."""
     if _plots_missing():
         return {}, [NO_PLOTS]
@@ -262,8 +282,12 @@ def compare_figures(cmp: Comparison, before: ReportData, after: ReportData
 
     out: dict[str, list[FigureItem]] = {}
     labels = (cmp.before.label, cmp.after.label)
-    _draw(out, "summary", f"Phase durations and BQL hold time per role: {labels[0]} vs {labels[1]}",
-          lambda: plots.compare_plot(cmp))
+    _draw(
+        out,
+        "summary",
+        f"Phase durations and BQL hold time per role: {labels[0]} vs {labels[1]}",
+        lambda: plots.compare_plot(cmp),
+    )
     return out, []
 
 
@@ -271,5 +295,6 @@ def report_html(data: ReportData) -> str:
     """The whole report of one trace as a self-contained HTML page."""
     figures, fig_notes = report_figures(data)
     intro = report_intro(data) + fig_notes
-    return render_html(report_title(data), report_sections(report_document(data)), figures,
-                       intro=intro, footer=[FOOTER])
+    return render_html(
+        report_title(data), report_sections(report_document(data)), figures, intro=intro, footer=[FOOTER]
+    )

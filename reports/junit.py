@@ -31,22 +31,33 @@ def junit_element(report: CheckReport, *, timestamp: datetime | None = None) -> 
     for r in report.results:
         groups.setdefault(r.rule.group, []).append(r)
     counts = report.counts()
-    root = ET.Element("testsuites", {
-        "name": SUITES_NAME, "tests": str(counts["total"]), "failures": str(counts["failed"]),
-        "errors": "0", "skipped": str(counts["skipped"]), "time": _seconds(report.seconds),
-    })
+    root = ET.Element(
+        "testsuites",
+        {
+            "name": SUITES_NAME,
+            "tests": str(counts["total"]),
+            "failures": str(counts["failed"]),
+            "errors": "0",
+            "skipped": str(counts["skipped"]),
+            "time": _seconds(report.seconds),
+        },
+    )
     host = socket.gethostname() or "localhost"
     for group, results in groups.items():
-        suite = ET.SubElement(root, "testsuite", {
-            "name": group,
-            "tests": str(len(results)),
-            "failures": str(sum(r.failed for r in results)),
-            "errors": "0",
-            "skipped": str(sum(r.skipped for r in results)),
-            "time": _seconds(sum(r.seconds for r in results)),
-            "timestamp": stamp,
-            "hostname": host,
-        })
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            {
+                "name": group,
+                "tests": str(len(results)),
+                "failures": str(sum(r.failed for r in results)),
+                "errors": "0",
+                "skipped": str(sum(r.skipped for r in results)),
+                "time": _seconds(sum(r.seconds for r in results)),
+                "timestamp": stamp,
+                "hostname": host,
+            },
+        )
         props = ET.SubElement(suite, "properties")
         origins = dict.fromkeys(r.rule.origin for r in results)
         for origin in origins:

@@ -35,7 +35,7 @@ def md_table(t: Table, compact: bool = True) -> list[str]:
     lines = [f"**{md_escape(t.title)}**", ""] if t.title else []
     lines.append("| " + " | ".join(md_escape(c) if c else " " for c in t.columns) + " |")
     lines.append("|" + "|".join("---:" if c in t.right else "---" for c in t.columns) + "|")
-    rows = t.rows if t.compact is None or not compact else t.rows[:t.compact]
+    rows = t.rows if t.compact is None or not compact else t.rows[: t.compact]
     lines += ["| " + " | ".join(md_escape(v) for v in r) + " |" for r in rows]
     if len(rows) < len(t.rows):
         lines += ["", f"*... {len(t.rows) - len(rows)} more rows in the JSON and HTML reports*"]
@@ -50,8 +50,9 @@ def _para(p: Para) -> str:
     return _BLOCK_START.sub(lambda m: f"{m[1]}\\{m[2]}" if m[1] else f"\\{m[3]}", md_escape(p.text))
 
 
-def render_markdown(title: str, sections: Sequence[Section], heading_level: int = 2,
-                    intro: Sequence[str] = ()) -> str:
+def render_markdown(
+    title: str, sections: Sequence[Section], heading_level: int = 2, intro: Sequence[str] = ()
+) -> str:
     """The sections as one Markdown document; ``intro`` lines follow the title."""
     h = "#" * heading_level
     out = [f"{h} {md_escape(title)}", ""]
@@ -75,5 +76,6 @@ def render_markdown(title: str, sections: Sequence[Section], heading_level: int 
 
 def report_markdown(data: ReportData) -> str:
     """The whole report of one trace as Markdown."""
-    return render_markdown(report_title(data), report_sections(report_document(data)),
-                           intro=report_intro(data))
+    return render_markdown(
+        report_title(data), report_sections(report_document(data)), intro=report_intro(data)
+    )

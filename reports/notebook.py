@@ -26,8 +26,19 @@ from tracetool._analyses import registry
 from tracetool._model.trace import Trace
 
 MAX_ROWS = 10
-BQL_THREAD_COLUMNS = ("tid", "name", "role", "holds", "hold_total_us", "hold_max_us", "hold_p50_us",
-                      "hold_p99_us", "waits", "wait_total_us", "wait_p99_us")
+BQL_THREAD_COLUMNS = (
+    "tid",
+    "name",
+    "role",
+    "holds",
+    "hold_total_us",
+    "hold_max_us",
+    "hold_p50_us",
+    "hold_p99_us",
+    "waits",
+    "wait_total_us",
+    "wait_p99_us",
+)
 HOLD_COLUMNS = ("thread", "role", "duration_us", "lock_site", "phase", "section", "device")
 PHASE_COLUMNS = ("name", "thread", "role", "duration_us", "closed")
 DEVICE_COLUMNS = ("idstr", "instance_id", "section_type", "thread", "duration_us")
@@ -36,8 +47,11 @@ DEVICE_COLUMNS = ("idstr", "instance_id", "section_type", "thread", "duration_us
 def _table(frame: pd.DataFrame, columns: tuple[str, ...], rows: int = MAX_ROWS) -> str:
     cols = [c for c in columns if c in frame.columns]
     more = len(frame) - rows
-    out = frame[cols].head(rows).to_html(index=False, escape=True, na_rep="–",
-                                         float_format=lambda v: f"{v:,.1f}")
+    out = (
+        frame[cols]
+        .head(rows)
+        .to_html(index=False, escape=True, na_rep="–", float_format=lambda v: f"{v:,.1f}")
+    )
     if more > 0:
         out += f"<p><i>{more} more rows</i></p>"
     return out
@@ -65,7 +79,8 @@ def bql_html(report: Any) -> str:
             f"<p><b>{html.escape(p.process)}</b>: BQL {p.mutex:#x} "
             f"({html.escape(p.identified_by or '')}); {done} complete holds, {len(p.waits)} "
             f"waits; attributed by {html.escape(p.attribution or '-')}; "
-            f"{len(p.inconsistencies)} inconsistencies</p>")
+            f"{len(p.inconsistencies)} inconsistencies</p>"
+        )
         parts.append(_table(p.threads, BQL_THREAD_COLUMNS))
         parts.append("<p>Longest holds:</p>" + _table(p.longest_holds(5), HOLD_COLUMNS, 5))
         parts.append(_notes(p.notes))
@@ -81,14 +96,14 @@ def phases_html(report: Any) -> str:
         "<div><h4>Incoming phases</h4>",
         f"<p>process <b>{html.escape(str(report.process))}</b>, outcome "
         f"<b>{html.escape(report.outcome)}</b>, load thread {html.escape(str(load))}"
-        + (f" ({lt['tid']})" if lt.get("tid") is not None else "") + "</p>",
+        + (f" ({lt['tid']})" if lt.get("tid") is not None else "")
+        + "</p>",
         _table(report.phases, PHASE_COLUMNS, 30),
     ]
     dev = report.devices
     if len(dev):
         slow = dev.sort_values("duration_us", ascending=False, kind="stable")
-        parts.append(f"<p>Slowest device loads ({len(dev)} in all):</p>"
-                     + _table(slow, DEVICE_COLUMNS))
+        parts.append(f"<p>Slowest device loads ({len(dev)} in all):</p>" + _table(slow, DEVICE_COLUMNS))
     parts.append(_notes(report.notes))
     parts.append("</div>")
     return "".join(parts)
@@ -98,17 +113,23 @@ def preempt_html(report: Any) -> str:
     """A PreemptReport: the waits, page-request latency and pages per channel."""
     pr = report.page_requests or {}
     rows = [
-        ("postcopy", report.postcopy), ("preempt enabled", report.enabled),
+        ("postcopy", report.postcopy),
+        ("preempt enabled", report.enabled),
         ("preempt thread wait", fmt_us(report.thread_wait_us)),
         ("packaged-load wait", fmt_us(report.packaged_wait_us)),
-        ("page requests", pr.get("count")), ("page request p50", fmt_us(pr.get("p50_us"))),
-        ("page request p99", fmt_us(pr.get("p99_us"))), ("page request max", fmt_us(pr.get("max_us"))),
+        ("page requests", pr.get("count")),
+        ("page request p50", fmt_us(pr.get("p50_us"))),
+        ("page request p99", fmt_us(pr.get("p99_us"))),
+        ("page request max", fmt_us(pr.get("max_us"))),
         ("unresolved page requests", pr.get("unmatched")),
     ]
     rows += [(f"pages on channel {k}", v) for k, v in (report.pages_by_channel or {}).items()]
-    body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
-                   f"<td>{html.escape('–' if v is None else str(v))}</td></tr>" for k, v in rows)
-    return (f"<div><h4>Postcopy preempt</h4><table>{body}</table>{_notes(report.notes)}</div>")
+    body = "".join(
+        f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+        f"<td>{html.escape('–' if v is None else str(v))}</td></tr>"
+        for k, v in rows
+    )
+    return f"<div><h4>Postcopy preempt</h4><table>{body}</table>{_notes(report.notes)}</div>"
 
 
 def trace_html(trace: Trace) -> str:
@@ -118,8 +139,7 @@ def trace_html(trace: Trace) -> str:
     return f"<div><p>{head}</p>{th.to_html(index=False, escape=True)}</div>"
 
 
-RENDERERS: dict[str, Callable[[Any], str]] = {
-    "bql": bql_html, "phases": phases_html, "preempt": preempt_html}
+RENDERERS: dict[str, Callable[[Any], str]] = {"bql": bql_html, "phases": phases_html, "preempt": preempt_html}
 """Analysis name (in the registry) -> HTML renderer of its result."""
 
 

@@ -52,8 +52,21 @@ from tracetool._timeline.timeline import Timeline
 
 PROCESS_TRACK_KINDS = ("phase",)
 PAGE_KINDS = ("page-request",)
-SPAN_ARGS = ("idstr", "instance_id", "section_id", "section_type", "version_id", "downtime",
-             "command", "len", "ret", "length", "succeeded", "channel", "addr")
+SPAN_ARGS = (
+    "idstr",
+    "instance_id",
+    "section_id",
+    "section_type",
+    "version_id",
+    "downtime",
+    "command",
+    "len",
+    "ret",
+    "length",
+    "succeeded",
+    "channel",
+    "addr",
+)
 HOLD_ARGS = ("status", "started_by", "ended_by", "lock_site", "phase", "section", "device")
 INSTANT_SKIP_COLS = ("process", "tid", "thread", "role", "kind", "name", "ts_ns", "row")
 LANE_SORT = 100  # sort index step per thread: its overflow tracks and BQL track sort within
@@ -127,8 +140,9 @@ def chrome_trace(trace: Trace, timeline: Timeline, bql: BqlReport | None = None)
     }
 
 
-def write_chrome_trace(trace: Trace, path: str | os.PathLike[str], timeline: Timeline,
-                       bql: BqlReport | None = None) -> Path:
+def write_chrome_trace(
+    trace: Trace, path: str | os.PathLike[str], timeline: Timeline, bql: BqlReport | None = None
+) -> Path:
     """Writes :func:`chrome_trace` to ``path`` atomically; returns the path."""
     doc = chrome_trace(trace, timeline, bql)
     with atomic_writer(os.fspath(path)) as f:
@@ -147,8 +161,9 @@ class _Builder:
         self.pids = self._pids()
         self.tracks: dict[tuple[int, int], _Track] = {}
         self.next_tid = SYNTHETIC_TID
-        self.processes: dict[str, int] = {p: i for i, p in enumerate(dict.fromkeys(
-            self.lanes["process"].tolist()))}
+        self.processes: dict[str, int] = {
+            p: i for i, p in enumerate(dict.fromkeys(self.lanes["process"].tolist()))
+        }
         self.thread_track: dict[tuple[str, int], _Track] = {}
         for rank, r in enumerate(records(self.lanes)):
             pid = self.pids[r["process"]]
@@ -162,8 +177,11 @@ class _Builder:
     # -- identities ----------------------------------------------------------------------
     def _pids(self) -> dict[str, int]:
         procs = self.trace.processes
-        real = {str(lab): int(pid) for lab, pid in zip(procs["label"], procs["pid"], strict=True)
-                if not pd.isna(pid)}
+        real = {
+            str(lab): int(pid)
+            for lab, pid in zip(procs["label"], procs["pid"], strict=True)
+            if not pd.isna(pid)
+        }
         out: dict[str, int] = {}
         taken = set(real.values())
         n = 1
@@ -191,11 +209,12 @@ class _Builder:
 
     # -- spans ---------------------------------------------------------------------------
     def spans(self, spans: pd.DataFrame) -> None:
-        s = spans[(spans["start_ns"].to_numpy(dtype=np.int64) != NO_TIME)
-                  & (spans["end_ns"].to_numpy(dtype=np.int64) != NO_TIME)]
+        s = spans[
+            (spans["start_ns"].to_numpy(dtype=np.int64) != NO_TIME)
+            & (spans["end_ns"].to_numpy(dtype=np.int64) != NO_TIME)
+        ]
         kinds = s["kind"].astype(str)
-        for process, group in s[kinds.isin(PROCESS_TRACK_KINDS).to_numpy()].groupby(
-                "process", sort=False):
+        for process, group in s[kinds.isin(PROCESS_TRACK_KINDS).to_numpy()].groupby("process", sort=False):
             pid = self.pids.get(str(process))
             if pid is not None:
                 self._layered(pid, "phases", 1, group, span_events)
@@ -210,8 +229,9 @@ class _Builder:
             if track is not None:
                 self._layered(track.pid, track.name, track.sort, group, span_events, track)
 
-    def _layered(self, pid: int, name: str, sort: int, frame: pd.DataFrame,
-                 make: Any, base: _Track | None = None) -> None:
+    def _layered(
+        self, pid: int, name: str, sort: int, frame: pd.DataFrame, make: Any, base: _Track | None = None
+    ) -> None:
         """Complete events of ``frame`` on ``base`` (or a new track), overflow on more tracks."""
         starts = frame["start_ns"].to_numpy(dtype=np.int64)
         ends = np.maximum(frame["end_ns"].to_numpy(dtype=np.int64), starts)
@@ -225,10 +245,8 @@ class _Builder:
         tracks: list[_Track] = [base] if base is not None else []
         for k in range(int(layer.max()) + 1 if len(layer) else 0):
             if k == len(tracks):
-                tracks.append(self._track(pid, None, _layer_name(name, k, base is not None),
-                                          sort + k))
-            tracks[k].events.extend(e for e, lay in zip(events, layer.tolist(), strict=True)
-                                    if lay == k)
+                tracks.append(self._track(pid, None, _layer_name(name, k, base is not None), sort + k))
+            tracks[k].events.extend(e for e, lay in zip(events, layer.tolist(), strict=True) if lay == k)
 
     def _in_flight(self, pid: int, req: pd.DataFrame) -> None:
         starts = req["start_ns"].to_numpy(dtype=np.int64)
@@ -240,8 +258,15 @@ class _Builder:
         times, level = times[order], np.cumsum(delta[order])
         last = np.r_[times[1:] != times[:-1], True]  # one value per timestamp: the last
         for t, n in zip(times[last].tolist(), level[last].tolist(), strict=True):
-            self.counters.append({"name": "page requests in flight", "ph": "C", "pid": pid,
-                                  "ts": self.clock.us(t), "args": {"in_flight": int(n)}})
+            self.counters.append(
+                {
+                    "name": "page requests in flight",
+                    "ph": "C",
+                    "pid": pid,
+                    "ts": self.clock.us(t),
+                    "args": {"in_flight": int(n)},
+                }
+            )
 
     # -- BQL -----------------------------------------------------------------------------
     def bql(self, report: Any) -> None:
@@ -249,8 +274,11 @@ class _Builder:
             if p.mutex is None:
                 continue
             frames = [_bql_frame(p.holds, "BQL held", "bql"), _bql_frame(p.waits, "BQL wait", "bql-wait")]
-            both = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(
-                len(f) for f in frames) else None
+            both = (
+                pd.concat([f for f in frames if len(f)], ignore_index=True)
+                if any(len(f) for f in frames)
+                else None
+            )
             if both is None:
                 continue
             both["start_ns"] = both["start_ns"].fillna(self.start).astype(np.int64)
@@ -271,10 +299,18 @@ class _Builder:
             track = self._lane(str(r["process"]), r["tid"])
             if track is None:
                 continue
-            self.instant_events.append({
-                "name": str(r["name"]), "cat": str(r["kind"]), "ph": "i", "s": "t",
-                "ts": self.clock.us(r["ts_ns"]), "pid": track.pid, "tid": track.tid,
-                "args": _args(r, extra)})
+            self.instant_events.append(
+                {
+                    "name": str(r["name"]),
+                    "cat": str(r["kind"]),
+                    "ph": "i",
+                    "s": "t",
+                    "ts": self.clock.us(r["ts_ns"]),
+                    "pid": track.pid,
+                    "tid": track.tid,
+                    "args": _args(r, extra),
+                }
+            )
 
     # -- output --------------------------------------------------------------------------
     def finish(self) -> list[dict[str, Any]]:
@@ -284,8 +320,7 @@ class _Builder:
         for label, pid in self.pids.items():
             what = {"dst": "incoming QEMU", "src": "outgoing QEMU"}.get(str(side.get(label)), "QEMU")
             meta.append(_meta("process_name", pid, None, {"name": f"{label} ({what})"}))
-            meta.append(_meta("process_sort_index", pid, None,
-                              {"sort_index": self.processes.get(label, 0)}))
+            meta.append(_meta("process_sort_index", pid, None, {"sort_index": self.processes.get(label, 0)}))
         timed: list[dict[str, Any]] = []
         for t in self.tracks.values():
             meta.append(_meta("thread_name", t.pid, t.tid, {"name": t.name}))
@@ -343,33 +378,41 @@ def touching(starts: np.ndarray, ends: np.ndarray, layer: np.ndarray) -> np.ndar
     return (np.array(hit, dtype=bool) & long).astype(np.int64)
 
 
-def span_events(frame: pd.DataFrame, clock: _Clock, starts: np.ndarray, ends: np.ndarray
-                ) -> list[dict[str, Any]]:
+def span_events(
+    frame: pd.DataFrame, clock: _Clock, starts: np.ndarray, ends: np.ndarray
+) -> list[dict[str, Any]]:
     """Complete events for spans (timeline spans or BQL holds/waits frames)."""
     extra = [c for c in SPAN_ARGS + HOLD_ARGS if c in frame.columns]
     closed = frame["closed"].to_numpy(dtype=bool) if "closed" in frame else np.ones(len(frame), bool)
     out = []
-    for r, a, z, ok in zip(records(frame), starts.tolist(), ends.tolist(),
-                           closed.tolist(), strict=True):
+    for r, a, z, ok in zip(records(frame), starts.tolist(), ends.tolist(), closed.tolist(), strict=True):
         args = _args(r, extra)
         name = _span_name(r)
         if not ok:
             args["closed"] = False
             name += " (unclosed)"
-        out.append({"name": name, "cat": str(r["kind"]), "ph": "X", "ts": clock.us(a),
-                    "dur": clock.dur(a, z), "args": args})
+        out.append(
+            {
+                "name": name,
+                "cat": str(r["kind"]),
+                "ph": "X",
+                "ts": clock.us(a),
+                "dur": clock.dur(a, z),
+                "args": args,
+            }
+        )
     return out
 
 
-def page_events(frame: pd.DataFrame, clock: _Clock, starts: np.ndarray, ends: np.ndarray
-                ) -> list[dict[str, Any]]:
+def page_events(
+    frame: pd.DataFrame, clock: _Clock, starts: np.ndarray, ends: np.ndarray
+) -> list[dict[str, Any]]:
     """Complete events for postcopy page requests, named by host address."""
     out = span_events(frame, clock, starts, ends)
     addrs = frame["addr"].tolist() if "addr" in frame else [None] * len(frame)
     for e, addr in zip(out, addrs, strict=True):
         if addr is not None and not pd.isna(addr):
-            e["name"] = f"page {int(addr):#x}" + (" (unclosed)" if e["name"].endswith(
-                "(unclosed)") else "")
+            e["name"] = f"page {int(addr):#x}" + (" (unclosed)" if e["name"].endswith("(unclosed)") else "")
     return out
 
 
@@ -418,7 +461,7 @@ def _plain_label(r: dict[str, Any]) -> str:
     """The lane label without the process prefix (Perfetto groups tracks by process)."""
     label = str(r["label"])
     prefix = f"{r['process']} · "
-    return label[len(prefix):] if label.startswith(prefix) else label
+    return label[len(prefix) :] if label.startswith(prefix) else label
 
 
 def _args(r: dict[str, Any], cols: Iterable[str]) -> dict[str, Any]:

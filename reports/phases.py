@@ -31,27 +31,50 @@ def render_phases_text(doc: dict[str, Any], out: Console) -> None:
     """Prints a ``PhaseReport.to_json()`` document as tables."""
     lt = doc["load_thread"]
     lt_text = _thread(lt.get("tid"), lt.get("name")) + (" [inferred]" if lt.get("inferred") else "")
-    out.print(f"Incoming migration ({doc['process'] or 'no destination'}): {doc['outcome']}; "
-              f"load thread: {lt_text}")
+    out.print(
+        f"Incoming migration ({doc['process'] or 'no destination'}): {doc['outcome']}; load thread: {lt_text}"
+    )
     phases = doc["phases"]
     origin = min((p["start_ns"] for p in phases if p["start_ns"] is not None), default=None)
-    out.print(table(
-        "Phases",
-        ["phase", "thread", "role", "start", "duration", ""],
-        [[p["name"], _thread(p["tid"], p["thread"]), p["role"], fmt_offset(p["start_ns"], origin),
-          fmt_us(p["duration_us"]), "" if p["closed"] else "not closed"] for p in phases],
-        right=["start", "duration"],
-    ))
+    out.print(
+        table(
+            "Phases",
+            ["phase", "thread", "role", "start", "duration", ""],
+            [
+                [
+                    p["name"],
+                    _thread(p["tid"], p["thread"]),
+                    p["role"],
+                    fmt_offset(p["start_ns"], origin),
+                    fmt_us(p["duration_us"]),
+                    "" if p["closed"] else "not closed",
+                ]
+                for p in phases
+            ],
+            right=["start", "duration"],
+        )
+    )
     devices = doc["devices"]
     if devices:
-        out.print(table(
-            f"Device state loads ({len(devices)})",
-            ["idstr", "instance", "section", "type", "thread", "duration", "QEMU downtime"],
-            [[d["idstr"], d["instance_id"], d["section_id"], d["section_type"],
-              _thread(d["tid"], d["thread"]), fmt_us(d["duration_us"]),
-              fmt_us(d["downtime_us"]) if d["downtime_us"] is not None else "-"] for d in devices],
-            right=["instance", "section", "duration", "QEMU downtime"],
-        ))
+        out.print(
+            table(
+                f"Device state loads ({len(devices)})",
+                ["idstr", "instance", "section", "type", "thread", "duration", "QEMU downtime"],
+                [
+                    [
+                        d["idstr"],
+                        d["instance_id"],
+                        d["section_id"],
+                        d["section_type"],
+                        _thread(d["tid"], d["thread"]),
+                        fmt_us(d["duration_us"]),
+                        fmt_us(d["downtime_us"]) if d["downtime_us"] is not None else "-",
+                    ]
+                    for d in devices
+                ],
+                right=["instance", "section", "duration", "QEMU downtime"],
+            )
+        )
     ram = doc["ram"]
     s = ram["sections"]
     pages = "-" if ram["pages"] is None else f"{ram['pages']} pages"
@@ -62,44 +85,85 @@ def render_phases_text(doc: dict[str, Any], out: Console) -> None:
         detail.append(f"{ram['postcopy_pages']} in postcopy")
     if ram["bytes"] is not None:
         detail.append(f"{ram['bytes'] / 2**20:.1f} MiB of page data")
-    out.print(f"RAM: {ram['iterations']} iterations; sections START {s['start']} PART {s['part']} "
-              f"END {s['end']} FULL {s['full']} COMMAND {s['command']}; {pages}"
-              + (f" ({'; '.join(detail)})" if detail else ""))
+    out.print(
+        f"RAM: {ram['iterations']} iterations; sections START {s['start']} PART {s['part']} "
+        f"END {s['end']} FULL {s['full']} COMMAND {s['command']}; {pages}"
+        + (f" ({'; '.join(detail)})" if detail else "")
+    )
     cps = doc["checkpoints"]
     if cps:
         first = cps[0]["ts_ns"]
-        out.print(table("Downtime checkpoints", ["process", "checkpoint", "thread", "at"],
-                        [[c["process"], c["name"], _thread(c["tid"], c["thread"]),
-                          fmt_offset(c["ts_ns"], first)] for c in cps], right=["at"]))
+        out.print(
+            table(
+                "Downtime checkpoints",
+                ["process", "checkpoint", "thread", "at"],
+                [
+                    [c["process"], c["name"], _thread(c["tid"], c["thread"]), fmt_offset(c["ts_ns"], first)]
+                    for c in cps
+                ],
+                right=["at"],
+            )
+        )
     dt, tt = doc["downtime"], doc["total_time"]
-    out.print(table(
-        "Downtime and total time",
-        ["", "source", "destination", "end to end", "QEMU reported"],
-        [["downtime", fmt_us(dt["src_us"]), fmt_us(dt["dst_us"]), fmt_us(dt["end_to_end_us"]),
-          "-" if dt["qemu_reported_ms"] is None else f"{dt['qemu_reported_ms']:.0f} ms"],
-         ["total time", fmt_us(tt["src_us"]), fmt_us(tt["dst_us"]), "",
-          "-" if tt["qemu_reported_ms"] is None else f"{tt['qemu_reported_ms']:.0f} ms"]],
-        right=["source", "destination", "end to end", "QEMU reported"],
-    ))
+    out.print(
+        table(
+            "Downtime and total time",
+            ["", "source", "destination", "end to end", "QEMU reported"],
+            [
+                [
+                    "downtime",
+                    fmt_us(dt["src_us"]),
+                    fmt_us(dt["dst_us"]),
+                    fmt_us(dt["end_to_end_us"]),
+                    "-" if dt["qemu_reported_ms"] is None else f"{dt['qemu_reported_ms']:.0f} ms",
+                ],
+                [
+                    "total time",
+                    fmt_us(tt["src_us"]),
+                    fmt_us(tt["dst_us"]),
+                    "",
+                    "-" if tt["qemu_reported_ms"] is None else f"{tt['qemu_reported_ms']:.0f} ms",
+                ],
+            ],
+            right=["source", "destination", "end to end", "QEMU reported"],
+        )
+    )
     out.print(f"time axis: {dt['method']}")
     mf = doc["multifd"]
     if mf["present"]:
-        out.print(table("multifd receive channels", ["channel", "thread", "packets", "pages"],
-                        [[c["id"], _thread(c["tid"], c["thread"]), c["packets"],
-                          "-" if c["pages"] is None else c["pages"]] for c in mf["channels"]],
-                        right=["packets", "pages"]))
+        out.print(
+            table(
+                "multifd receive channels",
+                ["channel", "thread", "packets", "pages"],
+                [
+                    [
+                        c["id"],
+                        _thread(c["tid"], c["thread"]),
+                        c["packets"],
+                        "-" if c["pages"] is None else c["pages"],
+                    ]
+                    for c in mf["channels"]
+                ],
+                right=["packets", "pages"],
+            )
+        )
         sync = mf["sync"] or {}
-        out.print(f"multifd sync waits: {sync.get('count', 0)}, total {fmt_us(sync.get('total_us'))}, "
-                  f"longest {fmt_us(sync.get('max_us'))}")
+        out.print(
+            f"multifd sync waits: {sync.get('count', 0)}, total {fmt_us(sync.get('total_us'))}, "
+            f"longest {fmt_us(sync.get('max_us'))}"
+        )
     qs = doc.get("qemu_status")
     if qs:
-        out.print(f"QEMU status: source {qs['src'] or '-'}, destination {qs['dst'] or '-'}"
-                  + ("" if qs["agrees"] is not False else "  (does not match the trace)"))
+        out.print(
+            f"QEMU status: source {qs['src'] or '-'}, destination {qs['dst'] or '-'}"
+            + ("" if qs["agrees"] is not False else "  (does not match the trace)")
+        )
     render_notes_and_issues(doc["notes"], doc["issue_counts"], doc["issues"], out)
 
 
-def render_notes_and_issues(notes: list[str], counts: dict[str, int], issues: list[dict[str, Any]],
-                            out: Console) -> None:
+def render_notes_and_issues(
+    notes: list[str], counts: dict[str, int], issues: list[dict[str, Any]], out: Console
+) -> None:
     """Notes, then inconsistencies of the input with file:line (the first few per kind)."""
     for n in notes:
         out.print(f"note: {n}")

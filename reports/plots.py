@@ -43,23 +43,51 @@ ROLE_ORDER = ("main", "load", "listen", "preempt", "fault", "recv_N", "vcpu")
 """Lane order of thread roles; every other role follows, then unknown threads."""
 SIDE_ORDER = ("dst", "src")
 MUTEX_EVENTS = "qemu_mutex_lock, qemu_mutex_locked, qemu_mutex_unlock"
-PHASE_EVENTS = ("migrate_set_state, loadvm_state_setup, qemu_loadvm_state_section, "
-                "runstate_set, migration_set_incoming_channel")
+PHASE_EVENTS = (
+    "migrate_set_state, loadvm_state_setup, qemu_loadvm_state_section, "
+    "runstate_set, migration_set_incoming_channel"
+)
 DEVICE_EVENTS = "qemu_loadvm_state_section_startfull"
 PAGE_EVENTS = "postcopy_page_req_add, postcopy_page_req_del"
 CHANNEL_EVENTS = "postcopy_ram_fault_thread_request, ram_load_postcopy_loop"
 CHANNEL_NAMES = {0: "channel 0 (main)", 1: "channel 1 (preempt)"}
 
 KIND_COLORS = {
-    "section": "#9ecae1", "device": "#fd8d3c", "command": "#9e9ac8", "postcopy": "#41ab5d",
-    "wait": "#ef3b2c", "qmp": "#bdbdbd", "page-request": "#e7298a",
+    "section": "#9ecae1",
+    "device": "#fd8d3c",
+    "command": "#9e9ac8",
+    "postcopy": "#41ab5d",
+    "wait": "#ef3b2c",
+    "qmp": "#bdbdbd",
+    "page-request": "#e7298a",
 }
 OTHER_KIND_COLOR = "#c7e9c0"
-PHASE_COLORS = ("#1f77b4", "#aec7e8", "#17becf", "#9edae5", "#2ca02c", "#98df8a", "#bcbd22",
-                "#dbdb8d", "#9467bd", "#c5b0d5", "#8c564b", "#c49c94", "#7f7f7f", "#c7c7c7")
+PHASE_COLORS = (
+    "#1f77b4",
+    "#aec7e8",
+    "#17becf",
+    "#9edae5",
+    "#2ca02c",
+    "#98df8a",
+    "#bcbd22",
+    "#dbdb8d",
+    "#9467bd",
+    "#c5b0d5",
+    "#8c564b",
+    "#c49c94",
+    "#7f7f7f",
+    "#c7c7c7",
+)
 BQL_COLOR = "#d62728"
-INSTANT_COLORS = {"checkpoint": "#6a3d9a", "state": "#000000", "runstate": "#1b9e77",
-                  "vm-state": "#ff7f00", "channel": "#1f78b4", "end": "#33a02c", "cancel": "#b15928"}
+INSTANT_COLORS = {
+    "checkpoint": "#6a3d9a",
+    "state": "#000000",
+    "runstate": "#1b9e77",
+    "vm-state": "#ff7f00",
+    "channel": "#1f78b4",
+    "end": "#33a02c",
+    "cancel": "#b15928",
+}
 INSTANT_SKIP = ("downtime",)  # one per device load, already drawn as the device's bar
 LANE_KINDS_BACKGROUND = ("thread",)  # thread lifetimes: drawn as the lane's background band
 MAX_SUBROWS = 4
@@ -79,8 +107,10 @@ def trace_start_ns(trace: Trace) -> int:
     ts = trace.ts
     timed = ts[ts != NO_TIME]
     if not len(timed):
-        raise NotInTrace("not in this trace: timestamps (run QEMU with -msg timestamp=on, or use a "
-                         "trace backend that records them)")
+        raise NotInTrace(
+            "not in this trace: timestamps (run QEMU with -msg timestamp=on, or use a "
+            "trace backend that records them)"
+        )
     return int(timed.min())
 
 
@@ -135,10 +165,15 @@ def thread_lanes(trace: Trace) -> pd.DataFrame:
         label = thread_label(name, role, tid, bool(r["carries_load"]))
         if len(procs) > 1:
             label = f"{r['process']} · {label}"
-        keys.append((prank[str(r["process"])], rrank.get(role, len(rrank) + (role == "unknown")),
-                     _number_in(name or ""), tid if tid is not None else -1))
-        rows.append({"process": str(r["process"]), "tid": tid, "role": role, "label": label,
-                     "thread": i})
+        keys.append(
+            (
+                prank[str(r["process"])],
+                rrank.get(role, len(rrank) + (role == "unknown")),
+                _number_in(name or ""),
+                tid if tid is not None else -1,
+            )
+        )
+        rows.append({"process": str(r["process"]), "tid": tid, "role": role, "label": label, "thread": i})
     order = sorted(range(len(rows)), key=keys.__getitem__)
     out = pd.DataFrame([rows[i] for i in order], columns=["process", "tid", "role", "label", "thread"])
     out["tid"] = pd.array(out["tid"].tolist(), dtype="Int64")
@@ -224,8 +259,7 @@ def _merge_close(starts: np.ndarray, ends: np.ndarray, gap: int) -> tuple[np.nda
     return s[new], np.maximum.reduceat(e, np.flatnonzero(new)) if len(group) else e
 
 
-def _in_window(frame: pd.DataFrame, start_col: str, end_col: str, lo: int, hi: int
-               ) -> pd.DataFrame:
+def _in_window(frame: pd.DataFrame, start_col: str, end_col: str, lo: int, hi: int) -> pd.DataFrame:
     s = frame[start_col].astype("Int64").to_numpy(dtype=np.int64, na_value=NO_TIME)
     e = frame[end_col].astype("Int64").to_numpy(dtype=np.int64, na_value=NO_TIME)
     keep = (s != NO_TIME) & (e != NO_TIME) & (e >= lo) & (s <= hi)
@@ -240,8 +274,7 @@ def _span_text(row: dict[str, Any]) -> str:
     return name
 
 
-def _bars(ax: Axes, x0: np.ndarray, x1: np.ndarray, y: float, h: float, gid: str,
-          **style: Any) -> None:
+def _bars(ax: Axes, x0: np.ndarray, x1: np.ndarray, y: float, h: float, gid: str, **style: Any) -> None:
     """One collection of horizontal bars [x0, x1] at y..y+h, tagged ``gid`` for inspection."""
     if not len(x0):
         return
@@ -249,8 +282,13 @@ def _bars(ax: Axes, x0: np.ndarray, x1: np.ndarray, y: float, h: float, gid: str
     coll.set_gid(gid)
 
 
-def gantt(trace: Trace, timeline: Any = None, bql: Any = None, start_ns: int | None = None,
-          end_ns: int | None = None) -> Figure:
+def gantt(
+    trace: Trace,
+    timeline: Any = None,
+    bql: Any = None,
+    start_ns: int | None = None,
+    end_ns: int | None = None,
+) -> Figure:
     """Per-thread timeline of ``trace`` between ``start_ns`` and ``end_ns`` (absolute ns).
 
     One lane per thread that has something in the window (ordered as :func:`thread_lanes`),
@@ -280,8 +318,10 @@ def gantt(trace: Trace, timeline: Any = None, bql: Any = None, start_ns: int | N
         raise not_in_trace(PHASE_EVENTS, "the migration timeline")
     lanes = _gantt_lanes(trace, spans, inst, holds)
     if not lanes:
-        raise UsageError("nothing in this time window: no spans, BQL holds or instants between "
-                         f"{fmt_offset(lo - t0)} and {fmt_offset(hi - t0)} after the trace start")
+        raise UsageError(
+            "nothing in this time window: no spans, BQL holds or instants between "
+            f"{fmt_offset(lo - t0)} and {fmt_offset(hi - t0)} after the trace start"
+        )
     axis = time_axis(t0, lo, hi)
     fig = Figure(figsize=(14, 1.6 + 0.55 * len(lanes)), layout="constrained")
     FigureCanvasAgg(fig)
@@ -296,17 +336,30 @@ def gantt(trace: Trace, timeline: Any = None, bql: Any = None, start_ns: int | N
         mine = spans.iloc[lane.span_rows] if lane.span_rows is not None else spans.iloc[0:0]
         _draw_lane(ax, mine, lane, y, axis, lo, hi, labels, kinds_seen)
     if holds is not None and len(holds):
-        for (key, rows) in _group_rows(_lane_keys(holds)).items():
+        for key, rows in _group_rows(_lane_keys(holds)).items():
             if key not in index:
                 continue
             h = holds.iloc[rows]
-            s, e = _merge_close(np.maximum(h["start_ns"].to_numpy(dtype=np.int64), lo),
-                                np.minimum(h["end_ns"].to_numpy(dtype=np.int64), hi),
-                                (hi - lo) // PIXELS_ACROSS)
+            s, e = _merge_close(
+                np.maximum(h["start_ns"].to_numpy(dtype=np.int64), lo),
+                np.minimum(h["end_ns"].to_numpy(dtype=np.int64), hi),
+                (hi - lo) // PIXELS_ACROSS,
+            )
             y = index[key]
-            _bars(ax, axis.x(s), axis.x(e), y + 0.22, 0.2, f"bql:{lanes[y].label}",
-                  facecolors=BQL_COLOR, edgecolors=BQL_COLOR, linewidths=0.4, hatch="////",
-                  alpha=0.85, label=f"{len(h)} BQL holds")
+            _bars(
+                ax,
+                axis.x(s),
+                axis.x(e),
+                y + 0.22,
+                0.2,
+                f"bql:{lanes[y].label}",
+                facecolors=BQL_COLOR,
+                edgecolors=BQL_COLOR,
+                linewidths=0.4,
+                hatch="////",
+                alpha=0.85,
+                label=f"{len(h)} BQL holds",
+            )
     _draw_instants(ax, inst, index, axis)
     _label_bars(ax, labels, xhi - xlo)
     ax.set_xlim(xlo, xhi)
@@ -334,8 +387,9 @@ def _group_rows(keys: list[tuple[str, int]]) -> dict[tuple[str, int], np.ndarray
     return {k: np.array(v, dtype=np.int64) for k, v in groups.items()}
 
 
-def _gantt_lanes(trace: Trace, spans: pd.DataFrame, inst: pd.DataFrame,
-                 holds: pd.DataFrame | None) -> list[_Lane]:
+def _gantt_lanes(
+    trace: Trace, spans: pd.DataFrame, inst: pd.DataFrame, holds: pd.DataFrame | None
+) -> list[_Lane]:
     """Lanes with something to draw, phases lane first in each process."""
     is_phase = (spans["kind"] == "phase").to_numpy(dtype=bool)
     thread_spans = _group_rows(_lane_keys(spans[~is_phase]))
@@ -362,8 +416,17 @@ def _gantt_lanes(trace: Trace, spans: pd.DataFrame, inst: pd.DataFrame,
     return out
 
 
-def _draw_lane(ax: Axes, spans: pd.DataFrame, lane: _Lane, y: float, axis: TimeAxis, lo: int,
-               hi: int, labels: list[tuple[float, float, float, str]], kinds: set[str]) -> None:
+def _draw_lane(
+    ax: Axes,
+    spans: pd.DataFrame,
+    lane: _Lane,
+    y: float,
+    axis: TimeAxis,
+    lo: int,
+    hi: int,
+    labels: list[tuple[float, float, float, str]],
+    kinds: set[str],
+) -> None:
     if not len(spans):
         return
     starts = np.maximum(spans["start_ns"].to_numpy(dtype=np.int64), lo)
@@ -371,9 +434,12 @@ def _draw_lane(ax: Axes, spans: pd.DataFrame, lane: _Lane, y: float, axis: TimeA
     kind = spans["kind"].astype(str).to_numpy()
     bg = np.isin(kind, LANE_KINDS_BACKGROUND)
     for i in np.flatnonzero(bg).tolist():
-        ax.broken_barh([(float(axis.x(starts[i])), float(axis.x(ends[i]) - axis.x(starts[i])))],
-                       (y - 0.45, 0.9), facecolors="#e8eef7", zorder=0.5).set_gid(
-            f"lifetime:{lane.label}")
+        ax.broken_barh(
+            [(float(axis.x(starts[i])), float(axis.x(ends[i]) - axis.x(starts[i])))],
+            (y - 0.45, 0.9),
+            facecolors="#e8eef7",
+            zorder=0.5,
+        ).set_gid(f"lifetime:{lane.label}")
     fg = np.flatnonzero(~bg)
     if not len(fg):
         return
@@ -420,12 +486,10 @@ def _label_bars(ax: Axes, labels: list[tuple[float, float, float, str]], width: 
     for x0, x1, yc, text in wide[:MAX_BAR_LABELS]:
         room = int((x1 - x0) / width * 160)  # about 160 characters across the axes
         shown = text if len(text) <= room else text[: max(room - 1, 1)] + "…"
-        ax.text((x0 + x1) / 2, yc, shown, ha="center", va="center", fontsize=7, clip_on=True,
-                zorder=5)
+        ax.text((x0 + x1) / 2, yc, shown, ha="center", va="center", fontsize=7, clip_on=True, zorder=5)
 
 
-def _draw_instants(ax: Axes, inst: pd.DataFrame, index: dict[tuple[str, int], int],
-                   axis: TimeAxis) -> None:
+def _draw_instants(ax: Axes, inst: pd.DataFrame, index: dict[tuple[str, int], int], axis: TimeAxis) -> None:
     if not len(inst):
         return
     keys = _lane_keys(inst)
@@ -436,32 +500,57 @@ def _draw_instants(ax: Axes, inst: pd.DataFrame, index: dict[tuple[str, int], in
         sel = (kind == k) & (ys >= 0)
         if not sel.any():
             continue
-        coll = ax.scatter(x[sel], ys[sel] - 0.44, marker="|", s=90, linewidths=1.4,
-                          color=INSTANT_COLORS.get(k, "#444444"), zorder=6)
+        coll = ax.scatter(
+            x[sel],
+            ys[sel] - 0.44,
+            marker="|",
+            s=90,
+            linewidths=1.4,
+            color=INSTANT_COLORS.get(k, "#444444"),
+            zorder=6,
+        )
         coll.set_gid(f"instant:{k}")
 
 
 def _gantt_title(trace: Trace, lo: int, hi: int, t0: int) -> str:
-    names = sorted({"/".join(os.path.normpath(os.path.dirname(str(p))).split(os.sep)[-2:])
-                    for p in trace.inputs["path"].tolist()})
+    names = sorted(
+        {
+            "/".join(os.path.normpath(os.path.dirname(str(p))).split(os.sep)[-2:])
+            for p in trace.inputs["path"].tolist()
+        }
+    )
     where = ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
     span = f"{fmt_offset(lo - t0)} – {fmt_offset(hi - t0)} after trace start"
     return f"Per-thread timeline: {where} ({span})"
 
 
 def _gantt_legend(fig: Figure, kinds: set[str], has_bql: bool, inst: pd.DataFrame) -> None:
-    handles: list[Any] = [Patch(facecolor=PHASE_COLORS[0], edgecolor="#555555", label="phase")
-                          ] if "phase" in kinds else []
-    handles += [Patch(facecolor=KIND_COLORS.get(k, OTHER_KIND_COLOR), edgecolor="#555555", label=k)
-                for k in sorted(kinds - {"phase"})]
+    handles: list[Any] = (
+        [Patch(facecolor=PHASE_COLORS[0], edgecolor="#555555", label="phase")] if "phase" in kinds else []
+    )
+    handles += [
+        Patch(facecolor=KIND_COLORS.get(k, OTHER_KIND_COLOR), edgecolor="#555555", label=k)
+        for k in sorted(kinds - {"phase"})
+    ]
     handles.append(Patch(facecolor="#e8eef7", label="thread alive"))
     if has_bql:
         handles.append(Patch(facecolor=BQL_COLOR, hatch="////", label="BQL held"))
     for k in sorted(set(inst["kind"].astype(str))):
-        handles.append(Line2D([], [], marker="|", ls="", markersize=10, mew=1.4,
-                              color=INSTANT_COLORS.get(k, "#444444"), label=k))
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 8), fontsize=8,
-               frameon=False)
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker="|",
+                ls="",
+                markersize=10,
+                mew=1.4,
+                color=INSTANT_COLORS.get(k, "#444444"),
+                label=k,
+            )
+        )
+    fig.legend(
+        handles=handles, loc="outside lower center", ncol=min(len(handles), 8), fontsize=8, frameon=False
+    )
 
 
 def _holds(trace: Trace, bql: Any) -> pd.DataFrame | None:
@@ -478,8 +567,7 @@ def _holds(trace: Trace, bql: Any) -> pd.DataFrame | None:
     if not frames:
         return None
     cols = ["process", "tid", "start_ns", "end_ns", "role"]
-    holds = pd.concat([f[cols].astype({"process": str, "role": str}) for f in frames],
-                      ignore_index=True)
+    holds = pd.concat([f[cols].astype({"process": str, "role": str}) for f in frames], ignore_index=True)
     return holds[holds["start_ns"].notna() & holds["end_ns"].notna()].reset_index(drop=True)
 
 
@@ -492,11 +580,13 @@ def bql_distribution(bql_report: Any) -> Figure:
     given in the legend. Durations of 0 µs (below the trace's resolution) are drawn at 0.5 µs.
     Line gids: ``cdf:hold:LABEL``, ``cdf:wait:LABEL``, ``p50:...``, ``p99:...``.
     """
-    procs = [p for p in bql_report.processes.values()
-             if p.mutex is not None and (len(p.holds) or len(p.waits))]
+    procs = [
+        p for p in bql_report.processes.values() if p.mutex is not None and (len(p.holds) or len(p.waits))
+    ]
     if not procs:
-        raise NotInTrace(getattr(bql_report, "note", None)
-                         or f"not in this trace: enable {MUTEX_EVENTS} (for BQL holds)")
+        raise NotInTrace(
+            getattr(bql_report, "note", None) or f"not in this trace: enable {MUTEX_EVENTS} (for BQL holds)"
+        )
     procs.sort(key=lambda p: (p.side != "dst", p.side != "src", p.process))
     fig = Figure(figsize=(13, 0.8 + 3.8 * len(procs)), layout="constrained")
     FigureCanvasAgg(fig)
@@ -518,9 +608,15 @@ def _holder_labels(frame: pd.DataFrame, attribution: str | None) -> pd.Series:
     if attribution != "thread":
         return frame["role"].astype(str).map(lambda r: f"{r} (by call site)")
     names = frame["thread"].astype(object).where(frame["thread"].notna(), None)
-    return pd.Series([thread_label(n, str(r), t) for n, r, t in zip(
-        names.tolist(), frame["role"].astype(str).tolist(), frame["tid"].tolist(), strict=True)],
-        index=frame.index)
+    return pd.Series(
+        [
+            thread_label(n, str(r), t)
+            for n, r, t in zip(
+                names.tolist(), frame["role"].astype(str).tolist(), frame["tid"].tolist(), strict=True
+            )
+        ],
+        index=frame.index,
+    )
 
 
 def _holder_order(holds: pd.DataFrame, waits: pd.DataFrame, attribution: str | None) -> list[str]:
@@ -537,14 +633,14 @@ def _holder_order(holds: pd.DataFrame, waits: pd.DataFrame, attribution: str | N
     return out
 
 
-def _cdf_panel(ax: Axes, frame: pd.DataFrame, what: str, attribution: str | None,
-               colors: dict[str, str]) -> None:
+def _cdf_panel(
+    ax: Axes, frame: pd.DataFrame, what: str, attribution: str | None, colors: dict[str, str]
+) -> None:
     d = frame["duration_us"].to_numpy(dtype=float)
     ok = ~np.isnan(d)
     frame, d = frame[ok], d[ok]
     if not len(frame):
-        ax.text(0.5, 0.5, f"no timed BQL {what}s", ha="center", va="center",
-                transform=ax.transAxes)
+        ax.text(0.5, 0.5, f"no timed BQL {what}s", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return
     labels = _holder_labels(frame, attribution).to_numpy()
@@ -555,8 +651,12 @@ def _cdf_panel(ax: Axes, frame: pd.DataFrame, what: str, attribution: str | None
         n = len(x)
         y = np.arange(1, n + 1) / n
         if n > CDF_POINTS:  # a vCPU has tens of thousands of holds: steps finer than a pixel
-            keep = np.unique(np.r_[np.linspace(0, n - 1, CDF_POINTS).astype(np.int64),
-                                   np.flatnonzero(np.r_[x[1:] != x[:-1], True])[-CDF_POINTS:]])
+            keep = np.unique(
+                np.r_[
+                    np.linspace(0, n - 1, CDF_POINTS).astype(np.int64),
+                    np.flatnonzero(np.r_[x[1:] != x[:-1], True])[-CDF_POINTS:],
+                ]
+            )
             x, y = x[keep], y[keep]
         x, y = np.r_[x[0], x], np.r_[0.0, y]  # the CDF rises from 0 at the shortest
         p50, p99 = (float(v) for v in np.percentile(d[labels == label], [50, 99]))
@@ -564,15 +664,22 @@ def _cdf_panel(ax: Axes, frame: pd.DataFrame, what: str, attribution: str | None
         (line,) = ax.step(x, y, where="post", color=color, lw=1.4, label=legend)
         line.set_gid(f"cdf:{what}:{label}")
         for q, v, marker in ((0.5, p50, "o"), (0.99, p99, "D")):
-            (m,) = ax.plot([max(v, 0.5)], [q], marker=marker, color=color, ms=6, ls="",
-                           markeredgecolor="black", markeredgewidth=0.6)
+            (m,) = ax.plot(
+                [max(v, 0.5)],
+                [q],
+                marker=marker,
+                color=color,
+                ms=6,
+                ls="",
+                markeredgecolor="black",
+                markeredgewidth=0.6,
+            )
             m.set_gid(f"p{round(q * 100)}:{what}:{label}")
     ax.set_xscale("log")
     ax.set_ylim(0, 1.02)
     ax.axhline(0.5, color="#999999", lw=0.5, ls=":")
     ax.axhline(0.99, color="#999999", lw=0.5, ls=":")
-    ax.set_xlabel(f"{what} duration (µs, log scale)"
-                  + ("; 0 µs drawn at 0.5 µs" if floored else ""))
+    ax.set_xlabel(f"{what} duration (µs, log scale)" + ("; 0 µs drawn at 0.5 µs" if floored else ""))
     ax.set_ylabel(f"fraction of {what}s ≤ x")
     ax.grid(True, which="major", color="#e5e5e5", lw=0.5)
     ax.legend(fontsize=7, loc="lower right", title="● p50   ◆ p99", title_fontsize=7)
@@ -604,14 +711,20 @@ def phase_waterfall(phase_report: Any, top: int = 15) -> Figure:
     if ndev:
         _device_panel(axes[1], shown, len(dev), dev)
     else:
-        fig.text(0.01, 0.005, f"no per-device loads in this trace: enable {DEVICE_EVENTS}",
-                 fontsize=8, color="#555555")
+        fig.text(
+            0.01,
+            0.005,
+            f"no per-device loads in this trace: enable {DEVICE_EVENTS}",
+            fontsize=8,
+            color="#555555",
+        )
     return fig
 
 
 def _phase_panel(ax: Axes, ph: pd.DataFrame, report: Any) -> None:
     ph = ph.assign(_len=ph["end_ns"] - ph["start_ns"]).sort_values(
-        ["start_ns", "_len"], ascending=[True, False], kind="stable")
+        ["start_ns", "_len"], ascending=[True, False], kind="stable"
+    )
     start = int(ph["start_ns"].min())
     end = int(ph["end_ns"].max())
     axis = time_axis(start, start, end)
@@ -621,30 +734,35 @@ def _phase_panel(ax: Axes, ph: pd.DataFrame, report: Any) -> None:
     names = ph["name"].astype(str).tolist()
     palette = phase_colors(names)
     colors = [palette[n] for n in names]
-    bars = ax.barh(np.arange(len(ph)), x1 - x0, left=x0, height=0.6, color=colors,
-                   edgecolor="#333333", linewidth=0.5)
+    bars = ax.barh(
+        np.arange(len(ph)), x1 - x0, left=x0, height=0.6, color=colors, edgecolor="#333333", linewidth=0.5
+    )
     for patch in bars.patches:
         patch.set_gid("phases")
     for bar, is_closed in zip(bars.patches, closed.tolist(), strict=True):
         if not is_closed:
             bar.set_hatch("///")
     width = max(float(x1.max() - x0.min()), 1e-9)
-    for i, (a, b, dur) in enumerate(zip(x0.tolist(), x1.tolist(),
-                                        ph["duration_us"].tolist(), strict=True)):
+    for i, (a, b, dur) in enumerate(zip(x0.tolist(), x1.tolist(), ph["duration_us"].tolist(), strict=True)):
         if b - a < 0.004 * width:
             ax.plot([a], [i], marker="|", color="#333333", ms=10)
         text = fmt_us(dur) + ("" if closed[i] else " (unclosed)")
         ax.text(b + 0.005 * width, i, text, va="center", fontsize=8)
     threads = ph["thread"].astype(str).tolist() if "thread" in ph else [""] * len(ph)
-    ax.set_yticks(range(len(ph)), [f"{n}  [{t}]" if t and t != "?" else n
-                                   for n, t in zip(names, threads, strict=True)], fontsize=8)
+    ax.set_yticks(
+        range(len(ph)),
+        [f"{n}  [{t}]" if t and t != "?" else n for n, t in zip(names, threads, strict=True)],
+        fontsize=8,
+    )
     ax.set_ylim(len(ph) - 0.4, -0.6)
     ax.set_xlim(float(x0.min()), float(x0.min()) + width * 1.15)
     ax.set_xlabel(axis.label.replace("trace start", "first phase"))
     outcome = getattr(report, "outcome", None)
     proc = getattr(report, "process", None)
-    ax.set_title(f"Incoming phases of {proc or 'the destination'}"
-                 + (f" — outcome: {outcome}" if outcome else ""), fontsize=10)
+    ax.set_title(
+        f"Incoming phases of {proc or 'the destination'}" + (f" — outcome: {outcome}" if outcome else ""),
+        fontsize=10,
+    )
     ax.grid(axis="x", color="#e5e5e5", lw=0.5)
     ax.set_axisbelow(True)
 
@@ -661,8 +779,9 @@ def _device_panel(ax: Axes, shown: pd.DataFrame, total: int, dev: pd.DataFrame) 
     us = shown["duration_us"].to_numpy(dtype=float)
     scale, unit = (1000.0, "ms") if us.max() >= 2000 else (1.0, "µs")
     d = us / scale
-    bars = ax.barh(np.arange(len(shown)), d, height=0.6, color=KIND_COLORS["device"],
-                   edgecolor="#333333", linewidth=0.5)
+    bars = ax.barh(
+        np.arange(len(shown)), d, height=0.6, color=KIND_COLORS["device"], edgecolor="#333333", linewidth=0.5
+    )
     for patch in bars.patches:
         patch.set_gid("devices")
     for i, (v, u) in enumerate(zip(d.tolist(), us.tolist(), strict=True)):
@@ -690,15 +809,18 @@ def page_requests(trace: Trace) -> pd.DataFrame:
 
     s = build_timeline(trace).spans
     req = s[s["kind"] == "page-request"].reset_index(drop=True)
-    out = pd.DataFrame({
-        "process": req["process"].astype(str),
-        "addr": req["addr"].astype("Int64") if "addr" in req else pd.array([pd.NA] * len(req),
-                                                                             dtype="Int64"),
-        "start_ns": req["start_ns"].astype(np.int64),
-        "end_ns": req["end_ns"].astype(np.int64),
-        "duration_us": req["duration_us"].astype(float),
-        "closed": req["closed"].astype(bool),
-    })
+    out = pd.DataFrame(
+        {
+            "process": req["process"].astype(str),
+            "addr": req["addr"].astype("Int64")
+            if "addr" in req
+            else pd.array([pd.NA] * len(req), dtype="Int64"),
+            "start_ns": req["start_ns"].astype(np.int64),
+            "end_ns": req["end_ns"].astype(np.int64),
+            "duration_us": req["duration_us"].astype(float),
+            "closed": req["closed"].astype(bool),
+        }
+    )
     channel = pd.array([pd.NA] * len(req), dtype="Int64")
     source = np.full(len(req), None, dtype=object)
     if len(req):
@@ -718,25 +840,54 @@ def _channel_by_page(trace: Trace, req: pd.DataFrame) -> pd.arrays.IntegerArray:
     none = pd.array([pd.NA] * len(req), dtype="Int64")
     fault = trace.fields("postcopy_ram_fault_thread_request")
     loops = trace.fields("ram_load_postcopy_loop")
-    if (not len(fault) or not len(loops) or not {"hostaddr", "offset"} <= set(fault.columns)
-            or not {"channel", "addr"} <= set(loops.columns) or "addr" not in req):
+    if (
+        not len(fault)
+        or not len(loops)
+        or not {"hostaddr", "offset"} <= set(fault.columns)
+        or not {"channel", "addr"} <= set(loops.columns)
+        or "addr" not in req
+    ):
         return none
-    q = pd.DataFrame({"i": np.arange(len(req)),
-                      "hostaddr": req["addr"].astype("Int64").to_numpy(dtype=np.int64, na_value=-1),
-                      "begin": req["begin_row"].to_numpy(dtype=np.int64),
-                      "end": req["end_row"].astype("Int64").to_numpy(dtype=np.int64, na_value=-1)})
-    f = pd.DataFrame({"hostaddr": fault["hostaddr"].to_numpy(dtype=np.int64, na_value=-2),
-                      "offset": fault["offset"].to_numpy(dtype=np.int64, na_value=-2),
-                      "frow": fault.index.to_numpy(dtype=np.int64)})
-    q = pd.merge_asof(q.sort_values("begin"), f.sort_values("frow"), left_on="begin",
-                      right_on="frow", by="hostaddr", direction="backward")
+    q = pd.DataFrame(
+        {
+            "i": np.arange(len(req)),
+            "hostaddr": req["addr"].astype("Int64").to_numpy(dtype=np.int64, na_value=-1),
+            "begin": req["begin_row"].to_numpy(dtype=np.int64),
+            "end": req["end_row"].astype("Int64").to_numpy(dtype=np.int64, na_value=-1),
+        }
+    )
+    f = pd.DataFrame(
+        {
+            "hostaddr": fault["hostaddr"].to_numpy(dtype=np.int64, na_value=-2),
+            "offset": fault["offset"].to_numpy(dtype=np.int64, na_value=-2),
+            "frow": fault.index.to_numpy(dtype=np.int64),
+        }
+    )
+    q = pd.merge_asof(
+        q.sort_values("begin"),
+        f.sort_values("frow"),
+        left_on="begin",
+        right_on="frow",
+        by="hostaddr",
+        direction="backward",
+    )
     q = q[q["offset"].notna() & (q["end"] >= 0)].copy()
     q["offset"] = q["offset"].astype(np.int64)
-    lp = pd.DataFrame({"offset": loops["addr"].to_numpy(dtype=np.int64, na_value=-2),
-                       "channel": loops["channel"].to_numpy(dtype=np.int64, na_value=-1),
-                       "lrow": loops.index.to_numpy(dtype=np.int64)})
-    q = pd.merge_asof(q.sort_values("end"), lp.sort_values("lrow"), left_on="end",
-                      right_on="lrow", by="offset", direction="backward")
+    lp = pd.DataFrame(
+        {
+            "offset": loops["addr"].to_numpy(dtype=np.int64, na_value=-2),
+            "channel": loops["channel"].to_numpy(dtype=np.int64, na_value=-1),
+            "lrow": loops.index.to_numpy(dtype=np.int64),
+        }
+    )
+    q = pd.merge_asof(
+        q.sort_values("end"),
+        lp.sort_values("lrow"),
+        left_on="end",
+        right_on="lrow",
+        by="offset",
+        direction="backward",
+    )
     hit = q[q["channel"].notna() & (q["channel"] >= 0)]
     none[hit["i"].to_numpy(dtype=np.int64)] = hit["channel"].to_numpy(dtype=np.int64)
     return none
@@ -787,15 +938,25 @@ def page_latency(preempt_report_or_trace: Any) -> Figure:
         d = g["duration_us"].to_numpy(dtype=float)
         p50, p99 = (float(v) for v in np.percentile(d, [50, 99]))
         name = CHANNEL_NAMES.get(c, "channel unknown")
-        coll = ax.scatter(axis.x(g["start_ns"].to_numpy(dtype=np.int64)), np.maximum(d, 0.5),
-                          s=12, alpha=0.7, color={0: "C0", 1: "C3"}.get(c, "C7"),
-                          label=f"{name}: {len(g)} requests, p50 {fmt_us(p50)}, p99 {fmt_us(p99)}")
+        coll = ax.scatter(
+            axis.x(g["start_ns"].to_numpy(dtype=np.int64)),
+            np.maximum(d, 0.5),
+            s=12,
+            alpha=0.7,
+            color={0: "C0", 1: "C3"}.get(c, "C7"),
+            label=f"{name}: {len(g)} requests, p50 {fmt_us(p50)}, p99 {fmt_us(p99)}",
+        )
         coll.set_gid(f"channel:{c if c >= 0 else 'unknown'}")
     open_ = timed[~timed["closed"]]
     if len(open_):
-        coll = ax.scatter(axis.x(open_["start_ns"].to_numpy(dtype=np.int64)),
-                          np.maximum(open_["duration_us"].to_numpy(dtype=float), 0.5), marker="x",
-                          color="black", s=30, label=f"unresolved at trace end: {len(open_)}")
+        coll = ax.scatter(
+            axis.x(open_["start_ns"].to_numpy(dtype=np.int64)),
+            np.maximum(open_["duration_us"].to_numpy(dtype=float), 0.5),
+            marker="x",
+            color="black",
+            s=30,
+            label=f"unresolved at trace end: {len(open_)}",
+        )
         coll.set_gid("unresolved")
     ax.set_yscale("log")
     ax.set_xlabel(axis.label)
@@ -806,8 +967,7 @@ def page_latency(preempt_report_or_trace: Any) -> Figure:
     how = f"channel from {' and '.join(sorted(known))}" if known else "channel not in trace"
     ax.set_title(f"Postcopy page-request latency ({how})", fontsize=10)
     if not known:
-        fig.text(0.01, 0.005, f"to split by channel, enable {CHANNEL_EVENTS}", fontsize=8,
-                 color="#555555")
+        fig.text(0.01, 0.005, f"to split by channel, enable {CHANNEL_EVENTS}", fontsize=8, color="#555555")
     return fig
 
 
@@ -821,13 +981,13 @@ def _page_request_source(obj: Any) -> tuple[pd.DataFrame, int]:
     if isinstance(req, pd.DataFrame):
         starts = req["start_ns"][req["start_ns"] != NO_TIME]
         return req, int(starts.min()) if len(starts) else 0
-    raise TypeError("page_latency needs the Trace (a PreemptReport holds only summary "
-                    "statistics of the page requests)")
+    raise TypeError(
+        "page_latency needs the Trace (a PreemptReport holds only summary statistics of the page requests)"
+    )
 
 
 # ---------------------------------------------------------------------------------- compare
-def compare_plot(before: Any, after: Any = None, labels: Sequence[str] = ("before", "after")
-                 ) -> Figure:
+def compare_plot(before: Any, after: Any = None, labels: Sequence[str] = ("before", "after")) -> Figure:
     """Before/after: incoming phase durations (left) and BQL hold time per thread role (right).
 
     Either pass a :class:`tracetool._analyses.compare.Comparison` alone (its phase deltas and its
@@ -846,27 +1006,36 @@ def compare_plot(before: Any, after: Any = None, labels: Sequence[str] = ("befor
         sides = [_compare_side(before), _compare_side(after)]
         phase_tables = [_phase_durations(p) for p, _ in sides]
         bql_tables = [_role_holds(b) for _, b in sides]
-    panels = [("phase", phase_tables) if any(len(t) for t in phase_tables) else None,
-              ("bql", bql_tables) if any(len(t) for t in bql_tables) else None]
+    panels = [
+        ("phase", phase_tables) if any(len(t) for t in phase_tables) else None,
+        ("bql", bql_tables) if any(len(t) for t in bql_tables) else None,
+    ]
     used = [p for p in panels if p is not None]
     if not used:
-        raise NotInTrace(f"not in this trace: enable {PHASE_EVENTS} (phases) or {MUTEX_EVENTS} "
-                         "(BQL holds) in both traces to compare them")
-    fig = Figure(figsize=(7 * len(used), 1.5 + 0.42 * max(
-        len(_union(t)) for _, t in used)), layout="constrained")
+        raise NotInTrace(
+            f"not in this trace: enable {PHASE_EVENTS} (phases) or {MUTEX_EVENTS} "
+            "(BQL holds) in both traces to compare them"
+        )
+    fig = Figure(
+        figsize=(7 * len(used), 1.5 + 0.42 * max(len(_union(t)) for _, t in used)), layout="constrained"
+    )
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(used), squeeze=False)[0]
     for ax, (what, tabs) in zip(axes, used, strict=True):
-        _paired_bars(ax, tabs, list(labels), what,
-                     "Incoming phase durations" if what == "phase" else bql_title)
+        _paired_bars(
+            ax, tabs, list(labels), what, "Incoming phase durations" if what == "phase" else bql_title
+        )
     return fig
 
 
 def _comparison_tables(cmp: Any) -> tuple[list[pd.Series], list[pd.Series]]:
     """Phase durations and hold totals of both sides, from a Comparison's deltas and pairs."""
-    phases = [pd.Series({p.delta.name: v for p in cmp.phases
-                         if (v := getattr(p.delta, side)) is not None}, dtype=float)
-              for side in ("before", "after")]
+    phases = [
+        pd.Series(
+            {p.delta.name: v for p in cmp.phases if (v := getattr(p.delta, side)) is not None}, dtype=float
+        )
+        for side in ("before", "after")
+    ]
     rows: dict[str, tuple[float | None, float | None]] = {}
     pairs = [("incoming load", cmp.bql_load)] if cmp.bql_load is not None else []
     pairs += [(pair.role, pair) for pair in cmp.bql_threads]
@@ -874,8 +1043,7 @@ def _comparison_tables(cmp: Any) -> tuple[list[pd.Series], list[pd.Series]]:
         names = " / ".join(ref.label() if ref is not None else "-" for ref in (pair.before, pair.after))
         m = pair.metric("hold_total_us")
         rows[f"{what}: {names}"] = (m.before, m.after)
-    holds = [pd.Series({k: v[i] for k, v in rows.items() if v[i] is not None}, dtype=float)
-             for i in (0, 1)]
+    holds = [pd.Series({k: v[i] for k, v in rows.items() if v[i] is not None}, dtype=float) for i in (0, 1)]
     return phases, holds
 
 
@@ -890,8 +1058,11 @@ def _phase_durations(report: Any) -> pd.Series:
     if report is None or not len(report.phases):
         return pd.Series(dtype=float)
     ph = report.phases[report.phases["duration_us"].notna()].sort_values("start_ns", kind="stable")
-    return ph.drop_duplicates("name").set_index(ph.drop_duplicates("name")["name"].astype(str))[
-        "duration_us"].astype(float)
+    return (
+        ph.drop_duplicates("name")
+        .set_index(ph.drop_duplicates("name")["name"].astype(str))["duration_us"]
+        .astype(float)
+    )
 
 
 def _role_holds(report: Any) -> pd.Series:
@@ -900,8 +1071,7 @@ def _role_holds(report: Any) -> pd.Series:
     if p is None or p.mutex is None or not len(p.threads):
         return pd.Series(dtype=float)
     t = p.threads
-    return t.groupby(t["role"].astype(str), sort=False)["hold_total_us"].sum().sort_values(
-        ascending=False)
+    return t.groupby(t["role"].astype(str), sort=False)["hold_total_us"].sum().sort_values(ascending=False)
 
 
 def _union(tables: Iterable[pd.Series]) -> list[str]:
@@ -911,24 +1081,36 @@ def _union(tables: Iterable[pd.Series]) -> list[str]:
     return names
 
 
-def _paired_bars(ax: Axes, tables: list[pd.Series], labels: list[str], what: str, title: str
-                 ) -> None:
+def _paired_bars(ax: Axes, tables: list[pd.Series], labels: list[str], what: str, title: str) -> None:
     names = _union(tables)
     y = np.arange(len(names))
     h = 0.38
     for k, (t, label) in enumerate(zip(tables, labels, strict=True)):
         vals = np.array([float(t.get(n, np.nan)) for n in names])
-        bars = ax.barh(y + (k - 0.5) * h, np.nan_to_num(vals, nan=0.0), height=h,
-                       color=("#6baed6", "#fd8d3c")[k % 2], edgecolor="#333333", lw=0.4,
-                       label=label)
+        bars = ax.barh(
+            y + (k - 0.5) * h,
+            np.nan_to_num(vals, nan=0.0),
+            height=h,
+            color=("#6baed6", "#fd8d3c")[k % 2],
+            edgecolor="#333333",
+            lw=0.4,
+            label=label,
+        )
         for patch in bars.patches:
             patch.set_gid(f"{what}:{label}")
         for yy, v in zip((y + (k - 0.5) * h).tolist(), vals.tolist(), strict=True):
             if v > 0:
                 ax.text(v, yy, " " + fmt_us(v), va="center", fontsize=7)
             else:  # no bar on a log axis: the value at the axis' left edge
-                ax.text(0.005, yy, fmt_us(v) if not np.isnan(v) else "absent", va="center",
-                        fontsize=7, color="#555555", transform=ax.get_yaxis_transform())
+                ax.text(
+                    0.005,
+                    yy,
+                    fmt_us(v) if not np.isnan(v) else "absent",
+                    va="center",
+                    fontsize=7,
+                    color="#555555",
+                    transform=ax.get_yaxis_transform(),
+                )
     ax.set_xscale("log")
     ax.set_yticks(y, names, fontsize=8)
     ax.set_ylim(len(names) - 0.4, -0.6)

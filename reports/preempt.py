@@ -20,26 +20,52 @@ def render_preempt_text(doc: dict[str, Any], out: Console) -> None:
         ["postcopy", _yes(p["postcopy"])],
         ["preempt enabled", _yes(p["enabled"])],
         ["preempt thread wait", fmt_us(p["thread_wait_us"])],
-        ["packaged-load wait", fmt_us(p["packaged_wait_us"])
-         + ("" if p["packaged_wait_yields"] is None else f" ({p['packaged_wait_yields']} coroutine events)")],
+        [
+            "packaged-load wait",
+            fmt_us(p["packaged_wait_us"])
+            + (
+                ""
+                if p["packaged_wait_yields"] is None
+                else f" ({p['packaged_wait_yields']} coroutine events)"
+            ),
+        ],
     ]
     out.print(table("Postcopy preempt", ["destination", "value"], rows))
     pr = p["page_requests"]
-    out.print(table(
-        "Page requests (add -> del)",
-        ["count", "unmatched", "p50", "p99", "max", "mean"],
-        [[pr["count"], pr["unmatched"], fmt_us(pr["p50_us"]), fmt_us(pr["p99_us"]),
-          fmt_us(pr["max_us"]), fmt_us(pr["mean_us"])]],
-        right=["count", "unmatched", "p50", "p99", "max", "mean"],
-    ))
+    out.print(
+        table(
+            "Page requests (add -> del)",
+            ["count", "unmatched", "p50", "p99", "max", "mean"],
+            [
+                [
+                    pr["count"],
+                    pr["unmatched"],
+                    fmt_us(pr["p50_us"]),
+                    fmt_us(pr["p99_us"]),
+                    fmt_us(pr["max_us"]),
+                    fmt_us(pr["mean_us"]),
+                ]
+            ],
+            right=["count", "unmatched", "p50", "p99", "max", "mean"],
+        )
+    )
     if p["pages_by_channel"]:
         names = {"0": "0 (main)", "1": "1 (preempt)"}
-        out.print(table("Pages per channel", ["channel", "pages"],
-                        [[names.get(k, k), v] for k, v in p["pages_by_channel"].items()], right=["pages"]))
+        out.print(
+            table(
+                "Pages per channel",
+                ["channel", "pages"],
+                [[names.get(k, k), v] for k, v in p["pages_by_channel"].items()],
+                right=["pages"],
+            )
+        )
     src = p["source"]
     if src is not None:
-        rows = [[k.replace("_", " "), v] for k, v in src.items()
-                if k not in ("switch_to", "enabled", "channel_ns")]
+        rows = [
+            [k.replace("_", " "), v]
+            for k, v in src.items()
+            if k not in ("switch_to", "enabled", "channel_ns")
+        ]
         rows.append(["enabled (postcopy_preempt_enabled)", _yes(src.get("enabled"))])
         for ch, n in (src.get("switch_to") or {}).items():
             rows.append([f"switches to channel {ch}", n])

@@ -22,9 +22,13 @@ class ReadProgress:
     def __init__(self, stream: IO[str] | None = None) -> None:
         self._console = Console(file=stream or sys.stderr)
         self._bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-            console=self._console, transient=True,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            console=self._console,
+            transient=True,
         )
         self._task: TaskID | None = None
         self._t0 = 0.0
@@ -33,8 +37,9 @@ class ReadProgress:
         self._bar.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._bar.stop()
 
     def start(self, path: str, total_bytes: int | None) -> None:

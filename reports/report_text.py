@@ -68,12 +68,24 @@ class Section:
     title: str
     blocks: list[Block] = field(default_factory=list)
 
-    def add_table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
-                  right: Sequence[str] = (), compact: int | None = None) -> None:
+    def add_table(
+        self,
+        title: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        right: Sequence[str] = (),
+        compact: int | None = None,
+    ) -> None:
         """Adds a table; cells become strings ("" for None)."""
-        self.blocks.append(Table(title, tuple(columns),
-                                 tuple(tuple("" if v is None else str(v) for v in r) for r in rows),
-                                 frozenset(right), compact))
+        self.blocks.append(
+            Table(
+                title,
+                tuple(columns),
+                tuple(tuple("" if v is None else str(v) for v in r) for r in rows),
+                frozenset(right),
+                compact,
+            )
+        )
 
     def add(self, text: str, kind: str = "text") -> None:
         """Adds a line of text."""
@@ -110,8 +122,13 @@ def origin_of(doc: dict[str, Any]) -> int | None:
 # ---------------------------------------------------------------------------------- sections
 def report_sections(doc: dict[str, Any]) -> list[Section]:
     """The sections of ``migtrace report`` from its JSON document (see reports.report_json)."""
-    builders = {"summary": _summary, "phases": _phases, "downtime": _downtime, "bql": _bql,
-                "preempt": _preempt}
+    builders = {
+        "summary": _summary,
+        "phases": _phases,
+        "downtime": _downtime,
+        "bql": _bql,
+        "preempt": _preempt,
+    }
     out = []
     for key, build in builders.items():
         sec = Section(key, SECTION_TITLES[key])
@@ -128,20 +145,60 @@ def _summary(sec: Section, doc: dict[str, Any]) -> None:
     inputs = []
     for i in s["inputs"]:
         fmt = i["format"] + (f"/{i['variant']}" if i.get("variant") else "")
-        inputs.append([i["path"], fmt, i["clock"], _count(i["events"]), _count(i["other_lines"]),
-                       _count(i["dropped_events"]), _count(len(i["warnings"]))])
-    sec.add_table("Inputs", ["file", "format", "clock", "events", "other lines", "dropped", "warnings"],
-                  inputs, right=["events", "other lines", "dropped", "warnings"])
-    sec.add_table("Processes", ["process", "side", "pid", "load thread"],
-                  [[p["label"], p["side"] or "?", "-" if p["pid"] is None else p["pid"],
-                    _thread_of(s, p["label"], p["load_tid"])] for p in s["processes"]])
-    sec.add_table("Threads", ["process", "tid", "name", "role", "load", "events"],
-                  [[t["process"], t["tid"] if t["tid"] is not None else "?", t["name"] or "?",
-                    t["role"], "yes" if t["carries_load"] else "", _count(t["events"])]
-                   for t in s["threads"]], right=["tid", "events"])
+        inputs.append(
+            [
+                i["path"],
+                fmt,
+                i["clock"],
+                _count(i["events"]),
+                _count(i["other_lines"]),
+                _count(i["dropped_events"]),
+                _count(len(i["warnings"])),
+            ]
+        )
+    sec.add_table(
+        "Inputs",
+        ["file", "format", "clock", "events", "other lines", "dropped", "warnings"],
+        inputs,
+        right=["events", "other lines", "dropped", "warnings"],
+    )
+    sec.add_table(
+        "Processes",
+        ["process", "side", "pid", "load thread"],
+        [
+            [
+                p["label"],
+                p["side"] or "?",
+                "-" if p["pid"] is None else p["pid"],
+                _thread_of(s, p["label"], p["load_tid"]),
+            ]
+            for p in s["processes"]
+        ],
+    )
+    sec.add_table(
+        "Threads",
+        ["process", "tid", "name", "role", "load", "events"],
+        [
+            [
+                t["process"],
+                t["tid"] if t["tid"] is not None else "?",
+                t["name"] or "?",
+                t["role"],
+                "yes" if t["carries_load"] else "",
+                _count(t["events"]),
+            ]
+            for t in s["threads"]
+        ],
+        right=["tid", "events"],
+    )
     counts = list(s["event_counts"].items())
-    sec.add_table(f"Events ({len(counts)} names)", ["event", "count"],
-                  [[name, _count(n)] for name, n in counts], right=["count"], compact=EVENTS_SHOWN)
+    sec.add_table(
+        f"Events ({len(counts)} names)",
+        ["event", "count"],
+        [[name, _count(n)] for name, n in counts],
+        right=["count"],
+        compact=EVENTS_SHOWN,
+    )
     for i in s["inputs"]:
         for w in i["warnings"][:ISSUES_SHOWN]:
             sec.add(f"warning: {w}", "note")
@@ -165,24 +222,51 @@ def _phases(sec: Section, doc: dict[str, Any]) -> None:
     sec.add(f"{p['process']}: {p['outcome']}; load thread: {load}", "headline")
     qs = p.get("qemu_status")
     if qs:
-        sec.add(f"QEMU reported: source {qs['src'] or '-'}, destination {qs['dst'] or '-'}"
-                + (" (does not match the trace)" if qs.get("agrees") is False else ""))
+        sec.add(
+            f"QEMU reported: source {qs['src'] or '-'}, destination {qs['dst'] or '-'}"
+            + (" (does not match the trace)" if qs.get("agrees") is False else "")
+        )
     origin = origin_of(doc)
-    sec.add_table("Phases", ["phase", "thread", "start", "duration", ""],
-                  [[ph["name"], who(ph["tid"], ph["thread"]), fmt_offset(ph["start_ns"], origin),
-                    us(ph["duration_us"]), "" if ph["closed"] else "not closed"]
-                   for ph in p["phases"]], right=["start", "duration"])
+    sec.add_table(
+        "Phases",
+        ["phase", "thread", "start", "duration", ""],
+        [
+            [
+                ph["name"],
+                who(ph["tid"], ph["thread"]),
+                fmt_offset(ph["start_ns"], origin),
+                us(ph["duration_us"]),
+                "" if ph["closed"] else "not closed",
+            ]
+            for ph in p["phases"]
+        ],
+        right=["start", "duration"],
+    )
     devices = sorted(p["devices"], key=lambda d: -(d["duration_us"] or 0.0))
     if devices:
-        sec.add_table(f"Device state loads ({len(devices)}, longest first)",
-                      ["device", "instance", "type", "thread", "duration", "QEMU downtime"],
-                      [[d["idstr"], d["instance_id"], d["section_type"], who(d["tid"], d["thread"]),
-                        us(d["duration_us"]), us(d["downtime_us"])] for d in devices],
-                      right=["instance", "duration", "QEMU downtime"], compact=DEVICES_SHOWN)
+        sec.add_table(
+            f"Device state loads ({len(devices)}, longest first)",
+            ["device", "instance", "type", "thread", "duration", "QEMU downtime"],
+            [
+                [
+                    d["idstr"],
+                    d["instance_id"],
+                    d["section_type"],
+                    who(d["tid"], d["thread"]),
+                    us(d["duration_us"]),
+                    us(d["downtime_us"]),
+                ]
+                for d in devices
+            ],
+            right=["instance", "duration", "QEMU downtime"],
+            compact=DEVICES_SHOWN,
+        )
     ram = p["ram"]
     s = ram["sections"]
-    line = (f"RAM: {ram['iterations']} iterations; sections START {s['start']}, PART {s['part']}, "
-            f"END {s['end']}, FULL {s['full']}, COMMAND {s['command']}")
+    line = (
+        f"RAM: {ram['iterations']} iterations; sections START {s['start']}, PART {s['part']}, "
+        f"END {s['end']}, FULL {s['full']}, COMMAND {s['command']}"
+    )
     if ram["pages"] is not None:
         line += f"; {ram['pages']:,} pages ({ram['normal_pages']:,} normal, {ram['zero_pages']:,} zero"
         line += f", {ram['postcopy_pages']:,} in postcopy)" if ram["postcopy_pages"] else ")"
@@ -191,24 +275,34 @@ def _phases(sec: Section, doc: dict[str, Any]) -> None:
     sec.add(line)
     mf = p["multifd"]
     if mf.get("present"):
-        sec.add_table("multifd receive channels", ["channel", "thread", "packets", "pages"],
-                      [[c["id"], who(c["tid"], c["thread"]), c["packets"], _count(c["pages"])]
-                       for c in mf["channels"]], right=["packets", "pages"])
+        sec.add_table(
+            "multifd receive channels",
+            ["channel", "thread", "packets", "pages"],
+            [[c["id"], who(c["tid"], c["thread"]), c["packets"], _count(c["pages"])] for c in mf["channels"]],
+            right=["packets", "pages"],
+        )
     if p["checkpoints"]:
         first = p["checkpoints"][0]["ts_ns"]
-        sec.add_table("Downtime checkpoints", ["process", "checkpoint", "thread", "at"],
-                      [[c["process"], c["name"], who(c["tid"], c["thread"]), fmt_offset(c["ts_ns"], first)]
-                       for c in p["checkpoints"]], right=["at"])
+        sec.add_table(
+            "Downtime checkpoints",
+            ["process", "checkpoint", "thread", "at"],
+            [
+                [c["process"], c["name"], who(c["tid"], c["thread"]), fmt_offset(c["ts_ns"], first)]
+                for c in p["checkpoints"]
+            ],
+            right=["at"],
+        )
     for n in p["notes"]:
         sec.add(n, "note")
     counts = p["issue_counts"]
     if counts:
         total = sum(counts.values())
-        sec.add_table(f"Inconsistent input ({total}: "
-                      + ", ".join(f"{v} {k}" for k, v in counts.items()) + ")",
-                      ["where", "kind", "message"],
-                      [[f"{i['path']}:{i['line']}", i["kind"], i["message"]] for i in p["issues"]],
-                      compact=ISSUES_SHOWN)
+        sec.add_table(
+            f"Inconsistent input ({total}: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + ")",
+            ["where", "kind", "message"],
+            [[f"{i['path']}:{i['line']}", i["kind"], i["message"]] for i in p["issues"]],
+            compact=ISSUES_SHOWN,
+        )
 
 
 def _downtime(sec: Section, doc: dict[str, Any]) -> None:
@@ -218,11 +312,21 @@ def _downtime(sec: Section, doc: dict[str, Any]) -> None:
     def ms(v: float | None) -> str:
         return "-" if v is None else f"{v:g} ms"
 
-    sec.add_table("", ["", "source", "destination", "end to end", "QEMU reported"],
-                  [["downtime", us(dt["src_us"]), us(dt["dst_us"]), us(dt["end_to_end_us"]),
-                    ms(dt["qemu_reported_ms"])],
-                   ["total time", us(tt["src_us"]), us(tt["dst_us"]), "", ms(tt["qemu_reported_ms"])]],
-                  right=["source", "destination", "end to end", "QEMU reported"])
+    sec.add_table(
+        "",
+        ["", "source", "destination", "end to end", "QEMU reported"],
+        [
+            [
+                "downtime",
+                us(dt["src_us"]),
+                us(dt["dst_us"]),
+                us(dt["end_to_end_us"]),
+                ms(dt["qemu_reported_ms"]),
+            ],
+            ["total time", us(tt["src_us"]), us(tt["dst_us"]), "", ms(tt["qemu_reported_ms"])],
+        ],
+        right=["source", "destination", "end to end", "QEMU reported"],
+    )
     axis = f"time axis: {al['method']}"
     if al["method"] == "wire-events":
         axis += f", source shifted by {fmt_us(al['offset_ns'] / 1000)}"
@@ -250,36 +354,74 @@ def _bql_process(sec: Section, p: dict[str, Any], origin: int | None, several: b
         sec.add(f"{where}BQL not found", "headline")
     else:
         how = "per thread" if p["attribution"] == "thread" else "per role, by call site (no thread ids)"
-        sec.add(f"{where}BQL is mutex {p['mutex']}, holds attributed {how}; found by its "
-                f"{p['identified_by']}", "headline")
+        sec.add(
+            f"{where}BQL is mutex {p['mutex']}, holds attributed {how}; found by its {p['identified_by']}",
+            "headline",
+        )
     label = f" ({p['process']})" if several else ""
     if p["threads"]:
         sec.add_table(
             "Holds and waits per thread" + label,
             ["thread", "role", "holds", "held", "max", "p50", "p99", "waits", "waited", "wait max"],
-            [[who(t["tid"], t["name"]) if p["attribution"] == "thread" else "-", t["role"],
-              _count(t["holds"]), us(t["hold_total_us"]), us(t["hold_max_us"]), us(t["hold_p50_us"]),
-              us(t["hold_p99_us"]), _count(t["waits"]), us(t["wait_total_us"]), us(t["wait_max_us"])]
-             for t in p["threads"]],
-            right=["holds", "held", "max", "p50", "p99", "waits", "waited", "wait max"])
+            [
+                [
+                    who(t["tid"], t["name"]) if p["attribution"] == "thread" else "-",
+                    t["role"],
+                    _count(t["holds"]),
+                    us(t["hold_total_us"]),
+                    us(t["hold_max_us"]),
+                    us(t["hold_p50_us"]),
+                    us(t["hold_p99_us"]),
+                    _count(t["waits"]),
+                    us(t["wait_total_us"]),
+                    us(t["wait_max_us"]),
+                ]
+                for t in p["threads"]
+            ],
+            right=["holds", "held", "max", "p50", "p99", "waits", "waited", "wait max"],
+        )
     if p["longest_holds"]:
         sec.add_table(
-            f"Longest holds{label}", ["taken at", "held", "thread", "lock site", "phase", "device"],
-            [[fmt_offset(h["start_ns"], origin) if origin is not None else "-", us(h["duration_us"]),
-              h["thread"] or h["role"] or "-", h["lock_site"] or "-", h["phase"] or "-",
-              h["device"] or h["section"] or "-"] for h in p["longest_holds"]],
-            right=["held"])
+            f"Longest holds{label}",
+            ["taken at", "held", "thread", "lock site", "phase", "device"],
+            [
+                [
+                    fmt_offset(h["start_ns"], origin) if origin is not None else "-",
+                    us(h["duration_us"]),
+                    h["thread"] or h["role"] or "-",
+                    h["lock_site"] or "-",
+                    h["phase"] or "-",
+                    h["device"] or h["section"] or "-",
+                ]
+                for h in p["longest_holds"]
+            ],
+            right=["held"],
+        )
     if p["by_phase"]:
         sec.add_table(
-            f"BQL held per phase{label}", ["phase", "length", "held", "held %", "by"],
-            [[ph["phase"], us(ph["duration_us"]), us(ph["hold_us"]), pct(ph["held_fraction"]),
-              ", ".join(f"{t['thread'] or t['role']} {fmt_us(t['hold_us'])}" for t in ph["threads"][:3])]
-             for ph in p["by_phase"]],
-            right=["length", "held", "held %"])
+            f"BQL held per phase{label}",
+            ["phase", "length", "held", "held %", "by"],
+            [
+                [
+                    ph["phase"],
+                    us(ph["duration_us"]),
+                    us(ph["hold_us"]),
+                    pct(ph["held_fraction"]),
+                    ", ".join(
+                        f"{t['thread'] or t['role']} {fmt_us(t['hold_us'])}" for t in ph["threads"][:3]
+                    ),
+                ]
+                for ph in p["by_phase"]
+            ],
+            right=["length", "held", "held %"],
+        )
     if p["inconsistency_count"]:
-        sec.add_table(f"{p['inconsistency_count']} inconsistent mutex events{label}", ["where", "message"],
-                      [[f"{i['path']}:{i['line']}", i["message"]] for i in p["inconsistencies"]],
-                      compact=ISSUES_SHOWN)
+        sec.add_table(
+            f"{p['inconsistency_count']} inconsistent mutex events{label}",
+            ["where", "message"],
+            [[f"{i['path']}:{i['line']}", i["message"]] for i in p["inconsistencies"]],
+            compact=ISSUES_SHOWN,
+        )
     if p["edge_count"]:
         sec.add(f"{p['edge_count']} holds or waits cut by the start or the end of the trace", "note")
     for n in p["notes"]:
@@ -295,24 +437,47 @@ def _preempt(sec: Section, doc: dict[str, Any]) -> None:
     waited = us(p["packaged_wait_us"])
     if p["packaged_wait_yields"] is not None:
         waited += f" ({p['packaged_wait_yields']} coroutine events)"
-    sec.add_table("Destination", ["", "value"],
-                  [["postcopy", _yes(p["postcopy"])], ["preempt enabled", _yes(p["enabled"])],
-                   ["preempt thread waited for its channel", us(p["thread_wait_us"])],
-                   ["packaged load waited", waited]])
+    sec.add_table(
+        "Destination",
+        ["", "value"],
+        [
+            ["postcopy", _yes(p["postcopy"])],
+            ["preempt enabled", _yes(p["enabled"])],
+            ["preempt thread waited for its channel", us(p["thread_wait_us"])],
+            ["packaged load waited", waited],
+        ],
+    )
     r = p["page_requests"]
-    sec.add_table("Page requests (add → del)", ["count", "unmatched", "p50", "p99", "max", "mean"],
-                  [[_count(r["count"]), _count(r["unmatched"]), us(r["p50_us"]), us(r["p99_us"]),
-                    us(r["max_us"]), us(r["mean_us"])]],
-                  right=["count", "unmatched", "p50", "p99", "max", "mean"])
+    sec.add_table(
+        "Page requests (add → del)",
+        ["count", "unmatched", "p50", "p99", "max", "mean"],
+        [
+            [
+                _count(r["count"]),
+                _count(r["unmatched"]),
+                us(r["p50_us"]),
+                us(r["p99_us"]),
+                us(r["max_us"]),
+                us(r["mean_us"]),
+            ]
+        ],
+        right=["count", "unmatched", "p50", "p99", "max", "mean"],
+    )
     if p["pages_by_channel"]:
         names = {"0": "0 (main)", "1": "1 (preempt)"}
-        sec.add_table("Postcopy pages per channel", ["channel", "pages"],
-                      [[names.get(k, k), _count(v)] for k, v in p["pages_by_channel"].items()],
-                      right=["pages"])
+        sec.add_table(
+            "Postcopy pages per channel",
+            ["channel", "pages"],
+            [[names.get(k, k), _count(v)] for k, v in p["pages_by_channel"].items()],
+            right=["pages"],
+        )
     src = p["source"]
     if src is not None:
-        rows = [[k.replace("_", " "), _count(v)] for k, v in src.items()
-                if k not in ("switch_to", "enabled", "channel_ns")]
+        rows = [
+            [k.replace("_", " "), _count(v)]
+            for k, v in src.items()
+            if k not in ("switch_to", "enabled", "channel_ns")
+        ]
         rows.append(["preempt enabled (source)", _yes(src.get("enabled"))])
         rows += [[f"switches to channel {ch}", _count(n)] for ch, n in (src.get("switch_to") or {}).items()]
         sec.add_table("Source (postcopy_preempt_* events)", ["", "count"], rows, right=["count"])
@@ -333,7 +498,7 @@ def render_text(title: str, sections: Sequence[Section], out: Console, intro: Se
             if isinstance(b, Para):
                 out.print(Text(f"note: {b.text}" if b.kind == "note" else b.text))
                 continue
-            rows = b.rows if b.compact is None else b.rows[:b.compact]
+            rows = b.rows if b.compact is None else b.rows[: b.compact]
             out.print(table(b.title or None, b.columns, rows, right=sorted(b.right)))
             if len(rows) < len(b.rows):
                 out.print(Text(f"  ... {len(b.rows) - len(rows)} more (all in --format json/html)"))
@@ -352,5 +517,4 @@ def report_intro(data: ReportData) -> list[str]:
 
 def report_text(data: ReportData, out: Console) -> None:
     """Prints the whole report of one trace to a terminal (or a file-backed Console)."""
-    render_text(report_title(data), report_sections(report_document(data)), out,
-                intro=report_intro(data))
+    render_text(report_title(data), report_sections(report_document(data)), out, intro=report_intro(data))

@@ -24,36 +24,68 @@ def _time(ns: int | None, clock: str) -> str:
 def render_summary_text(summary: dict[str, Any], out: Console, top_events: int = 15) -> None:
     """Prints the summary as readable tables."""
     inputs = summary["inputs"]
-    out.print(table(
-        "Inputs",
-        ["path", "format", "variant", "clock", "lines", "events", "other", "dropped"],
-        [[i["path"], i["format"], i["variant"], i["clock"], i["lines"], i["events"],
-          i["other_lines"], i["dropped_events"]] for i in inputs],
-        right=["lines", "events", "other", "dropped"],
-    ))
+    out.print(
+        table(
+            "Inputs",
+            ["path", "format", "variant", "clock", "lines", "events", "other", "dropped"],
+            [
+                [
+                    i["path"],
+                    i["format"],
+                    i["variant"],
+                    i["clock"],
+                    i["lines"],
+                    i["events"],
+                    i["other_lines"],
+                    i["dropped_events"],
+                ]
+                for i in inputs
+            ],
+            right=["lines", "events", "other", "dropped"],
+        )
+    )
     clock = summary["clock"]
-    out.print(table(
-        "Threads",
-        ["process", "tid", "name", "role", "load", "events", "first", "last"],
-        [[t["process"], t["tid"] if t["tid"] is not None else "?",
-          t["name"] or "?", t["role"], "yes" if t["carries_load"] else "",
-          t["events"], _time(t["first_ns"], clock), _time(t["last_ns"], clock)]
-         for t in summary["threads"]],
-        right=["tid", "events"],
-    ))
+    out.print(
+        table(
+            "Threads",
+            ["process", "tid", "name", "role", "load", "events", "first", "last"],
+            [
+                [
+                    t["process"],
+                    t["tid"] if t["tid"] is not None else "?",
+                    t["name"] or "?",
+                    t["role"],
+                    "yes" if t["carries_load"] else "",
+                    t["events"],
+                    _time(t["first_ns"], clock),
+                    _time(t["last_ns"], clock),
+                ]
+                for t in summary["threads"]
+            ],
+            right=["tid", "events"],
+        )
+    )
     if not any(t["tid"] is not None for t in summary["threads"]):
         if all(i["format"] in PID_ONLY_FORMATS for i in inputs):
-            out.print("No thread ids: the simple backend and SystemTap record only the process id. "
-                      "Borrow them from a log file of the same run with --borrow-from.")
+            out.print(
+                "No thread ids: the simple backend and SystemTap record only the process id. "
+                "Borrow them from a log file of the same run with --borrow-from."
+            )
         else:
-            out.print("No thread ids in this trace (QEMU >= 10.1 log lines carry none): record "
-                      "with -d tid -D trace.%d for one file per thread, or use ftrace/LTTng.")
+            out.print(
+                "No thread ids in this trace (QEMU >= 10.1 log lines carry none): record "
+                "with -d tid -D trace.%d for one file per thread, or use ftrace/LTTng."
+            )
     counts = list(summary["event_counts"].items())
     shown = counts[:top_events]
-    out.print(table(
-        f"Events ({len(counts)} names, top {len(shown)})",
-        ["event", "count"], shown, right=["count"],
-    ))
+    out.print(
+        table(
+            f"Events ({len(counts)} names, top {len(shown)})",
+            ["event", "count"],
+            shown,
+            right=["count"],
+        )
+    )
     for i in inputs:
         for w in i["warnings"]:
             out.print(f"warning: {w}")

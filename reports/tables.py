@@ -25,8 +25,9 @@ from tracetool.errors import UsageError
 FORMATS = ("parquet", "csv")
 
 
-def output_paths(out: str | os.PathLike[str], names: tuple[str, ...] | list[str],
-                 suffix: str) -> dict[str, Path]:
+def output_paths(
+    out: str | os.PathLike[str], names: tuple[str, ...] | list[str], suffix: str
+) -> dict[str, Path]:
     """Where each table goes: ``DIR/name.suffix`` for a directory, ``PREFIX-name.suffix`` else."""
     text = os.fspath(out)
     base = Path(text)
@@ -35,8 +36,9 @@ def output_paths(out: str | os.PathLike[str], names: tuple[str, ...] | list[str]
     return {n: base.parent / f"{base.name}-{n}.{suffix}" for n in names}
 
 
-def export_tables(tables: Mapping[str, pd.DataFrame], out: str | os.PathLike[str],
-                  fmt: str = "parquet") -> list[Path]:
+def export_tables(
+    tables: Mapping[str, pd.DataFrame], out: str | os.PathLike[str], fmt: str = "parquet"
+) -> list[Path]:
     """Writes every table (see module docstring); returns the paths written."""
     if fmt not in FORMATS:
         raise UsageError(f"unknown table format {fmt!r} ({', '.join(FORMATS)})")
@@ -60,6 +62,5 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     table = pa.Table.from_pandas(frame, preserve_index=False)
     # The CSV writer takes plain columns: dictionary (categorical) columns become their values.
-    plain = [pc.cast(c, c.type.value_type) if pa.types.is_dictionary(c.type) else c
-             for c in table.columns]
+    plain = [pc.cast(c, c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in table.columns]
     pacsv.write_csv(pa.table(plain, names=table.column_names), path)

@@ -23,22 +23,39 @@ def render_timeline_text(tl: Timeline, out: Console, limit: int) -> None:
     firsts = [r["start_ns"] for r in span_rows[:1]] + [r["ts_ns"] for r in inst_rows[:1]]
     origin = min(firsts) if firsts else None
     more = "" if len(spans) <= limit else f", first {limit}"
-    out.print(table(
-        f"Spans ({len(spans)}{more})",
-        ["start", "duration", "kind", "name", "process", "thread", "role", "idstr", ""],
-        [[fmt_offset(r["start_ns"], origin), fmt_us(r.get("duration_us")), r["kind"], r["name"],
-          r["process"], _who(r), r["role"], r.get("idstr", ""), "" if r["closed"] else "not closed"]
-         for r in span_rows],
-        right=["start", "duration"],
-    ))
+    out.print(
+        table(
+            f"Spans ({len(spans)}{more})",
+            ["start", "duration", "kind", "name", "process", "thread", "role", "idstr", ""],
+            [
+                [
+                    fmt_offset(r["start_ns"], origin),
+                    fmt_us(r.get("duration_us")),
+                    r["kind"],
+                    r["name"],
+                    r["process"],
+                    _who(r),
+                    r["role"],
+                    r.get("idstr", ""),
+                    "" if r["closed"] else "not closed",
+                ]
+                for r in span_rows
+            ],
+            right=["start", "duration"],
+        )
+    )
     if inst_rows:
         more = "" if len(instants) <= limit else f", first {limit}"
-        out.print(table(
-            f"Instants ({len(instants)}{more})",
-            ["at", "kind", "name", "process", "thread", "role"],
-            [[fmt_offset(r["ts_ns"], origin), r["kind"], r["name"], r["process"], _who(r), r["role"]]
-             for r in inst_rows],
-            right=["at"],
-        ))
+        out.print(
+            table(
+                f"Instants ({len(instants)}{more})",
+                ["at", "kind", "name", "process", "thread", "role"],
+                [
+                    [fmt_offset(r["ts_ns"], origin), r["kind"], r["name"], r["process"], _who(r), r["role"]]
+                    for r in inst_rows
+                ],
+                right=["at"],
+            )
+        )
     counts = {str(k): int(v) for k, v in issues["kind"].value_counts().items()}
     render_notes_and_issues(notes, counts, records(issues), out)

@@ -33,21 +33,53 @@ _TFY = "sample_traces/qemu-threadify/e-precopy-mutex/per-thread"
 _Q72 = "sample_traces/qemu-7.2/e-precopy-mutex"
 DEMO_COMMANDS: list[list[str]] = [
     # What is in a threaded-load trace (one file per thread) and a QEMU 7.2 trace.
-    ["migtrace", "summary", _TFY, "--threads", f"{_TFY}/dst-threads.json",
-     "--threads", f"{_TFY}/src-threads.json"],
+    [
+        "migtrace",
+        "summary",
+        _TFY,
+        "--threads",
+        f"{_TFY}/dst-threads.json",
+        "--threads",
+        f"{_TFY}/src-threads.json",
+    ],
     ["migtrace", "summary", f"{_Q72}/dst.trace.xz", "--threads", f"{_Q72}/dst-threads.json"],
     # The incoming phases and per-device loads, and who held the BQL.
-    ["migtrace", "phases", f"{_TFY}/dst.*.trace.xz", "--threads", f"{_TFY}/dst-threads.json",
-     "--query-migrate", f"{_TFY}/query-migrate.json"],
-    ["migtrace", "bql", f"{_TFY}/dst.*.trace.xz", "--threads", f"{_TFY}/dst-threads.json",
-     "--top", "5"],
+    [
+        "migtrace",
+        "phases",
+        f"{_TFY}/dst.*.trace.xz",
+        "--threads",
+        f"{_TFY}/dst-threads.json",
+        "--query-migrate",
+        f"{_TFY}/query-migrate.json",
+    ],
+    ["migtrace", "bql", f"{_TFY}/dst.*.trace.xz", "--threads", f"{_TFY}/dst-threads.json", "--top", "5"],
     # The coroutine load on QEMU 7.2 against the threaded load.
-    ["migtrace", "compare", f"{_Q72}/dst.trace.xz", "--before-threads", f"{_Q72}/dst-threads.json",
-     "--before-label", "QEMU 7.2", "--", f"{_TFY}/dst.*.trace.xz",
-     "--after-threads", f"{_TFY}/dst-threads.json", "--after-label", "threadify"],
+    [
+        "migtrace",
+        "compare",
+        f"{_Q72}/dst.trace.xz",
+        "--before-threads",
+        f"{_Q72}/dst-threads.json",
+        "--before-label",
+        "QEMU 7.2",
+        "--",
+        f"{_TFY}/dst.*.trace.xz",
+        "--after-threads",
+        f"{_TFY}/dst-threads.json",
+        "--after-label",
+        "threadify",
+    ],
     # Everything in one self-contained HTML page.
-    ["migtrace", "report", f"{_TFY}/dst.*.trace.xz", "--threads", f"{_TFY}/dst-threads.json",
-     "-o", "migtrace-demo-report.html"],
+    [
+        "migtrace",
+        "report",
+        f"{_TFY}/dst.*.trace.xz",
+        "--threads",
+        f"{_TFY}/dst-threads.json",
+        "-o",
+        "migtrace-demo-report.html",
+    ],
 ]
 
 
@@ -131,9 +163,7 @@ def venv_works() -> bool:
     want = f"{sys.version_info.major}.{sys.version_info.minor}"
     check = "import sys, pip; print('%d.%d' % sys.version_info[:2])"
     try:
-        out = subprocess.run(
-            [str(py), "-c", check], capture_output=True, text=True, timeout=60, check=False
-        )
+        out = subprocess.run([str(py), "-c", check], capture_output=True, text=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return out.returncode == 0 and out.stdout.strip() == want

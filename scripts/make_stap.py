@@ -140,8 +140,9 @@ class ConversionReport:
     other_lines: int = 0  # non-event lines of the log, which SystemTap would not print
 
 
-def stap_args(catalog: Catalog, event: str, texts: list[str], string_limit: int
-              ) -> tuple[list[str], list[bool]]:
+def stap_args(
+    catalog: Catalog, event: str, texts: list[str], string_limit: int
+) -> tuple[list[str], list[bool]]:
     """SystemTap's text for each distinct log argument text of ``event``, and which texts were
     kept unchanged because no definition decodes them."""
     decoded = catalog.decode_text(event, texts)
@@ -156,13 +157,16 @@ def stap_args(catalog: Catalog, event: str, texts: list[str], string_limit: int
     return out, kept
 
 
-def convert(path: str, pid: int, string_limit: int = DEFAULT_STRING_LIMIT,
-            catalog: Catalog | None = None) -> tuple[list[str], ConversionReport]:
+def convert(
+    path: str, pid: int, string_limit: int = DEFAULT_STRING_LIMIT, catalog: Catalog | None = None
+) -> tuple[list[str], ConversionReport]:
     """Lines ``PID@NS name args`` for every event of the log trace at ``path``, in file order."""
     trace = load(path, catalog=catalog)
     if not trace.has_time or trace.clock != "wall":
-        raise UsageError(f"{path}: needs wall-clock timestamps (-msg timestamp=on) to make "
-                         "SystemTap's gettimeofday_ns() times")
+        raise UsageError(
+            f"{path}: needs wall-clock timestamps (-msg timestamp=on) to make "
+            "SystemTap's gettimeofday_ns() times"
+        )
     events = trace.events.sort_values(["source", "line"], kind="stable")
     report = ConversionReport(events=len(events), other_lines=len(trace.other_lines))
     logged = events["args"].astype(str).to_numpy()
@@ -175,8 +179,7 @@ def convert(path: str, pid: int, string_limit: int = DEFAULT_STRING_LIMIT,
         printed[rows] = np.asarray(stap, dtype=object)[inverse]
         report.kept_as_logged += int(np.asarray(kept, dtype=bool)[inverse].sum())
     ts = events["ts_ns"].to_numpy().tolist()
-    lines = [f"{pid}@{t} {n} {a}\n" for t, n, a in zip(ts, names.tolist(), printed.tolist(),
-                                                        strict=True)]
+    lines = [f"{pid}@{t} {n} {a}\n" for t, n, a in zip(ts, names.tolist(), printed.tolist(), strict=True)]
     return lines, report
 
 
@@ -187,8 +190,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-o", "--output", help="output file (default: stdout)")
     parser.add_argument("--pid", type=int, help="process id SystemTap's pid() would print")
     parser.add_argument("--threads", help="thread sidecar JSON whose 'pid' to use")
-    parser.add_argument("--string-limit", type=int, default=DEFAULT_STRING_LIMIT,
-                        help="cut string arguments to this many bytes (default %(default)s)")
+    parser.add_argument(
+        "--string-limit",
+        type=int,
+        default=DEFAULT_STRING_LIMIT,
+        help="cut string arguments to this many bytes (default %(default)s)",
+    )
     opts = parser.parse_args(argv)
     try:
         pid = opts.pid
@@ -206,9 +213,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (InputError, UsageError) as exc:
         sys.stderr.write(f"make_stap: {exc}\n")
         return 2
-    sys.stderr.write(f"make_stap: {report.events} events written; {report.kept_as_logged} kept "
-                     f"with their log text (no catalog definition decodes them); "
-                     f"{report.other_lines} non-event lines left out\n")
+    sys.stderr.write(
+        f"make_stap: {report.events} events written; {report.kept_as_logged} kept "
+        f"with their log text (no catalog definition decodes them); "
+        f"{report.other_lines} non-event lines left out\n"
+    )
     return 0
 
 

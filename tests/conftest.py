@@ -56,8 +56,8 @@ def run_cli(
             sys.stderr.flush()
         stdout, stderr = out.getvalue(), err.getvalue()
     return subprocess.CompletedProcess(
-        ["migtrace", *args], code, stdout.decode("utf-8", "replace"),
-        stderr.decode("utf-8", "replace"))
+        ["migtrace", *args], code, stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace")
+    )
 
 
 def run_cli_process(
@@ -70,11 +70,14 @@ def run_cli_process(
     raw = subprocess.run(
         [sys.executable, "-m", "tracetool.cli", *args],
         input=stdin if stdin is not None else b"",
-        capture_output=True, cwd=cwd or str(REPO), env=env, timeout=300,
+        capture_output=True,
+        cwd=cwd or str(REPO),
+        env=env,
+        timeout=300,
     )
     return subprocess.CompletedProcess(
-        raw.args, raw.returncode, raw.stdout.decode("utf-8", "replace"),
-        raw.stderr.decode("utf-8", "replace"))
+        raw.args, raw.returncode, raw.stdout.decode("utf-8", "replace"), raw.stderr.decode("utf-8", "replace")
+    )
 
 
 @pytest.fixture(params=["compiled", "python"])

@@ -29,8 +29,11 @@ def _modules() -> list[Path]:
 
 def _is_module(package: str, name: str) -> bool:
     base = REPO.joinpath(*package.split("."))
-    return ((base / f"{name}.py").exists() or (base / name / "__init__.py").exists()
-            or (base / f"{name}.c").exists())  # a compiled extension module
+    return (
+        (base / f"{name}.py").exists()
+        or (base / name / "__init__.py").exists()
+        or (base / f"{name}.c").exists()
+    )  # a compiled extension module
 
 
 def test_no_module_imports_from_a_package_root() -> None:
@@ -49,11 +52,13 @@ def test_no_module_imports_from_a_package_root() -> None:
                     continue  # a module, not a package
                 for alias in node.names:
                     if not _is_module(root, alias.name):
-                        bad.append(f"{path.relative_to(REPO)}:{node.lineno}: from {root} import "
-                                   f"{alias.name}")
+                        bad.append(f"{path.relative_to(REPO)}:{node.lineno}: from {root} import {alias.name}")
             elif isinstance(node, ast.Import):
-                bad += [f"{path.relative_to(REPO)}:{node.lineno}: import {a.name}"
-                        for a in node.names if a.name in PACKAGES]
+                bad += [
+                    f"{path.relative_to(REPO)}:{node.lineno}: import {a.name}"
+                    for a in node.names
+                    if a.name in PACKAGES
+                ]
     assert bad == []
 
 
@@ -92,6 +97,14 @@ def test_public_api_is_one_flat_list() -> None:
     # Importing an internal package must not shadow a public name (tracetool.check once did).
     importlib.import_module("tracetool._check.rules")
     assert callable(tracetool.check_trace)
-    for name in ("load", "analyze_bql", "analyze_phases", "analyze_preempt", "build_timeline",
-                 "compare", "check_trace", "replay"):
+    for name in (
+        "load",
+        "analyze_bql",
+        "analyze_phases",
+        "analyze_preempt",
+        "build_timeline",
+        "compare",
+        "check_trace",
+        "replay",
+    ):
         assert name in tracetool.__all__

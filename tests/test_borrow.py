@@ -25,12 +25,12 @@ from tests.test_simple import loaded
 from tracetool._model.borrow import borrow
 
 PAIRS = {
-    "d-dst": ("qemu-threadify/d-postcopy-preempt/dst.simple.xz",
-              "qemu-threadify/d-postcopy-preempt/dst.trace.xz"),
-    "e-dst": ("qemu-threadify/e-precopy-mutex/dst.simple.xz",
-              "qemu-threadify/e-precopy-mutex/dst.trace.xz"),
-    "e-src": ("qemu-threadify/e-precopy-mutex/src.simple.xz",
-              "qemu-threadify/e-precopy-mutex/src.trace.xz"),
+    "d-dst": (
+        "qemu-threadify/d-postcopy-preempt/dst.simple.xz",
+        "qemu-threadify/d-postcopy-preempt/dst.trace.xz",
+    ),
+    "e-dst": ("qemu-threadify/e-precopy-mutex/dst.simple.xz", "qemu-threadify/e-precopy-mutex/dst.trace.xz"),
+    "e-src": ("qemu-threadify/e-precopy-mutex/src.simple.xz", "qemu-threadify/e-precopy-mutex/src.trace.xz"),
 }
 
 
@@ -61,8 +61,7 @@ def test_clock_and_matches_on_real_twins(scenario: str) -> None:
     simple_only = sum((sc - lc).values())
     assert proc.matched == len(simple) - simple_only
     rows = np.flatnonzero(result.log_row >= 0)
-    assert all(sk[i] == lk[j] for i, j in zip(rows.tolist(), result.log_row[rows].tolist(),
-                                              strict=True))
+    assert all(sk[i] == lk[j] for i, j in zip(rows.tolist(), result.log_row[rows].tolist(), strict=True))
     assert len(set(result.log_row[rows].tolist())) == len(rows)
 
     # The new trace is on the wall clock; matched events land near their log twins.
@@ -77,8 +76,9 @@ def test_clock_and_matches_on_real_twins(scenario: str) -> None:
     json.dumps(result.report())
 
 
-def _simple_from_log(log: tracetool.Trace, tmp_path: Path, **write: object
-                     ) -> tuple[tracetool.Trace, np.ndarray, make_simple.Records]:
+def _simple_from_log(
+    log: tracetool.Trace, tmp_path: Path, **write: object
+) -> tuple[tracetool.Trace, np.ndarray, make_simple.Records]:
     """A perturbed simple file written from ``log``; also the log row of each simple row."""
     time_order = bool(write.pop("time_order", False))
     rec = make_simple.records_from_trace(log, pid=4242, time_order=time_order)
@@ -101,8 +101,9 @@ def _simple_from_log(log: tracetool.Trace, tmp_path: Path, **write: object
 
 def test_thread_ids_from_a_72_log(tmp_path: Path) -> None:
     folder = "qemu-7.2/e-precopy-mutex"
-    log = tracetool.load(sample(*folder.split("/"), "dst.trace.xz"),
-                         threads=[sample(*folder.split("/"), "dst-threads.json")])
+    log = tracetool.load(
+        sample(*folder.split("/"), "dst.trace.xz"), threads=[sample(*folder.split("/"), "dst-threads.json")]
+    )
     simple, expected_row, _ = _simple_from_log(log, tmp_path, drops=[(50_000, 40), (120_000, 7)])
     assert len(simple) == len(log) - 47
     result = borrow(simple, log)
@@ -126,8 +127,7 @@ def test_thread_ids_from_a_72_log(tmp_path: Path) -> None:
     # Clock: the generator subtracted DEFAULT_CLOCK_OFFSET and added 0..999 ns.
     assert proc.clock is not None
     assert abs(proc.clock.offset_ns - (make_simple.DEFAULT_CLOCK_OFFSET - 500)) <= 600
-    names = dict(zip(result.trace.threads["tid"].astype(int), result.trace.threads["name"],
-                     strict=True))
+    names = dict(zip(result.trace.threads["tid"].astype(int), result.trace.threads["name"], strict=True))
     sidecar = dict(zip(log.threads["tid"].astype(int), log.threads["name"], strict=True))
     assert names == sidecar
     assert result.trace.threads.set_index("tid").loc[30912, "role"] == "vcpu"
@@ -137,24 +137,21 @@ def test_thread_ids_from_per_thread_files(tmp_path: Path) -> None:
     folder = sample("qemu-threadify", "e-precopy-mutex", "per-thread")
     log = tracetool.load(f"{folder}/dst.*.trace.xz", threads=[f"{folder}/dst-threads.json"])
     assert log.has_tids
-    simple, expected_row, _ = _simple_from_log(log, tmp_path, time_order=True,
-                                               drops=[(10_000, 25)])
+    simple, expected_row, _ = _simple_from_log(log, tmp_path, time_order=True, drops=[(10_000, 25)])
     result = borrow(simple, log)
     by_offset_new = np.argsort(result.trace.line, kind="stable")
     by_offset_old = np.argsort(simple.line, kind="stable")
     got_tid = np.empty(len(simple), dtype=np.int64)
     got_tid[by_offset_old] = result.trace.tid[by_offset_new]
     assert (got_tid == log.tid[expected_row]).mean() > 0.9995
-    roles = dict(zip(result.trace.threads["name"].astype(str), result.trace.threads["role"],
-                     strict=True))
+    roles = dict(zip(result.trace.threads["name"].astype(str), result.trace.threads["role"], strict=True))
     assert roles["mig/dst/main"] == "load"
 
 
 def test_untimed_log_pairs_by_order_and_keeps_the_clock(tmp_path: Path) -> None:
     timed = sample("qemu-7.2", "a-precopy-plain", "src.trace.xz")
     untimed = tmp_path / "src.notime.trace"
-    untimed.write_bytes(b"\n".join(re.sub(rb"^\d+@\d+\.\d+:", b"", ln)
-                                   for ln in read_lines(timed)) + b"\n")
+    untimed.write_bytes(b"\n".join(re.sub(rb"^\d+@\d+\.\d+:", b"", ln) for ln in read_lines(timed)) + b"\n")
     log = tracetool.load(str(untimed))
     assert not log.has_time
     simple, expected_row, _ = _simple_from_log(tracetool.load(timed), tmp_path)
@@ -184,8 +181,8 @@ def test_null_strings_still_match(tmp_path: Path) -> None:
     assert proc.matched == len(simple) == len(log)
     # Bursts of identical events (same text, microseconds apart) are interchangeable: each
     # simple event must be paired with its own log line or one with the same name and text.
-    texts = list(zip(log.events["event"].astype(str), log.events["args"].astype(str),
-                     strict=True))
-    assert all(texts[a] == texts[b] for a, b in zip(result.log_row.tolist(),
-                                                    expected_row.tolist(), strict=True))
+    texts = list(zip(log.events["event"].astype(str), log.events["args"].astype(str), strict=True))
+    assert all(
+        texts[a] == texts[b] for a, b in zip(result.log_row.tolist(), expected_row.tolist(), strict=True)
+    )
     assert (result.log_row == expected_row).mean() > 0.95

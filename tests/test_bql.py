@@ -27,9 +27,12 @@ TFY_RUN = sample(*TFY, "per-thread")
 MUTEX = re.compile(
     r"^(?:(?P<tid>\d+)@(?P<sec>\d+)\.(?P<usec>\d{6}):|(?P<iso>\S+Z) )"
     r"(?P<ev>qemu_mutex_lock|qemu_mutex_locked|qemu_mutex_unlock) "
-    r"(?:waiting on|taken|released) mutex (?P<addr>0x[0-9a-f]+) \((?P<file>.*):(?P<line>\d+)\)$")
-EVENT = re.compile(r"^(?:(?P<tid>\d+)@(?P<sec>\d+)\.(?P<usec>\d{6}):|(?P<iso>\S+Z) )"
-                   r"(?P<ev>\w+) ?(?P<args>.*)$")
+    r"(?:waiting on|taken|released) mutex (?P<addr>0x[0-9a-f]+) \((?P<file>.*):(?P<line>\d+)\)$"
+)
+EVENT = re.compile(
+    r"^(?:(?P<tid>\d+)@(?P<sec>\d+)\.(?P<usec>\d{6}):|(?P<iso>\S+Z) )"
+    r"(?P<ev>\w+) ?(?P<args>.*)$"
+)
 
 
 # ------------------------------------------------------------------ the plain reference
@@ -53,9 +56,17 @@ def mutex_events(path: str, tid: int | None = None) -> list[dict[str, Any]]:
     for n, line in enumerate(raw_lines(path), 1):
         m = MUTEX.match(line)
         if m:
-            out.append({"tid": int(m.group("tid")) if m.group("tid") else tid, "us": micros(m),
-                        "ev": m.group("ev"), "addr": m.group("addr"), "file": m.group("file"),
-                        "site_line": int(m.group("line")), "line": n})
+            out.append(
+                {
+                    "tid": int(m.group("tid")) if m.group("tid") else tid,
+                    "us": micros(m),
+                    "ev": m.group("ev"),
+                    "addr": m.group("addr"),
+                    "file": m.group("file"),
+                    "site_line": int(m.group("line")),
+                    "line": n,
+                }
+            )
     return out
 
 
@@ -67,8 +78,9 @@ def plain_bql_address(events: list[dict[str, Any]]) -> str:
     return max(counts, key=lambda a: counts[a])
 
 
-def plain_holds_and_waits(events: list[dict[str, Any]], addr: str
-                          ) -> tuple[dict[int, list[int]], dict[int, list[int]]]:
+def plain_holds_and_waits(
+    events: list[dict[str, Any]], addr: str
+) -> tuple[dict[int, list[int]], dict[int, list[int]]]:
     """Per thread, in each thread's own order: hold = locked -> unlock, wait = lock -> locked."""
     holds: dict[int, list[int]] = defaultdict(list)
     waits: dict[int, list[int]] = defaultdict(list)
@@ -98,8 +110,7 @@ def percentile(values: list[int], p: float) -> float:
     return v[lo] + (v[hi] - v[lo]) * (rank - lo)
 
 
-def assert_stats_equal(result: BqlProcess, holds: dict[int, list[int]],
-                       waits: dict[int, list[int]]) -> None:
+def assert_stats_equal(result: BqlProcess, holds: dict[int, list[int]], waits: dict[int, list[int]]) -> None:
     rows = {int(r["tid"]): r for r in result.threads.to_dict("records")}
     assert set(rows) == set(holds) | set(waits)
     for tid, row in rows.items():
@@ -131,8 +142,7 @@ def bql72(t72: tracetool.Trace) -> tracetool.BqlReport:
 
 @pytest.fixture(scope="module")
 def tfy_run() -> tracetool.Trace:
-    return tracetool.load(TFY_RUN, threads=[f"{TFY_RUN}/dst-threads.json",
-                                            f"{TFY_RUN}/src-threads.json"])
+    return tracetool.load(TFY_RUN, threads=[f"{TFY_RUN}/dst-threads.json", f"{TFY_RUN}/src-threads.json"])
 
 
 @pytest.fixture(scope="module")
@@ -141,8 +151,7 @@ def bql_tfy(tfy_run: tracetool.Trace) -> tracetool.BqlReport:
 
 
 def per_thread_files(side: str) -> dict[int, str]:
-    return {int(p.name.split(".")[1]): str(p)
-            for p in sorted(Path(TFY_RUN).glob(f"{side}.*.trace.xz"))}
+    return {int(p.name.split(".")[1]): str(p) for p in sorted(Path(TFY_RUN).glob(f"{side}.*.trace.xz"))}
 
 
 def load_thread_tid() -> int:
@@ -170,10 +179,8 @@ def test_7_2_source_statistics_equal_a_plain_walk() -> None:
 
 
 @pytest.mark.parametrize("side", ["dst", "src"])
-def test_threadify_per_thread_statistics_equal_a_plain_walk(
-        bql_tfy: tracetool.BqlReport, side: str) -> None:
-    events = [e for tid, path in per_thread_files(side).items()
-              for e in mutex_events(path, tid)]
+def test_threadify_per_thread_statistics_equal_a_plain_walk(bql_tfy: tracetool.BqlReport, side: str) -> None:
+    events = [e for tid, path in per_thread_files(side).items() for e in mutex_events(path, tid)]
     addr = plain_bql_address(events)
     result = bql_tfy.processes[side]
     assert f"{result.mutex:#x}" == addr
@@ -190,13 +197,16 @@ def test_identified_by_says_where_the_releases_come_from(bql72: tracetool.BqlRep
             by_site[f"softmmu/cpus.c:{e['site_line']}"] += 1
     site = max(by_site, key=lambda s: by_site[s])
     assert bql72.processes["dst"].identified_by == (
-        f"unlocks from {site} ({by_site[site]} of {len(releases)} releases)")
+        f"unlocks from {site} ({by_site[site]} of {len(releases)} releases)"
+    )
 
 
 def test_a_few_cpus_c_releases_of_another_mutex_do_not_fool_the_identification(
-        tmp_path: Path, lines72: list[str], bql_addr72: str) -> None:
-    other = [i for i, line in enumerate(lines72)
-             if "qemu_mutex_unlock" in line and "monitor/monitor.c" in line][:5]
+    tmp_path: Path, lines72: list[str], bql_addr72: str
+) -> None:
+    other = [
+        i for i, line in enumerate(lines72) if "qemu_mutex_unlock" in line and "monitor/monitor.c" in line
+    ][:5]
     edited = list(lines72)
     for i in other:
         edited[i] = re.sub(r"\(.*\)$", "(../../softmmu/cpus.c:511)", edited[i])
@@ -243,7 +253,8 @@ def sections(path: str) -> list[tuple[int, int, int]]:
 
 
 def test_threadify_load_thread_takes_the_bql_once_per_start_full_section(
-        bql_tfy: tracetool.BqlReport) -> None:
+    bql_tfy: tracetool.BqlReport,
+) -> None:
     tid = load_thread_tid()
     dst = bql_tfy.processes["dst"]
     row = dst.threads[dst.threads["tid"] == tid].iloc[0]
@@ -265,8 +276,7 @@ def test_threadify_load_thread_takes_the_bql_once_per_start_full_section(
     assert {"cpu", "0000:00:1f.2/ich9_ahci", "globalstate"} <= set(devices)
 
 
-def test_threadify_without_thread_ids_attributes_section_holds_to_the_load(
-        ) -> None:
+def test_threadify_without_thread_ids_attributes_section_holds_to_the_load() -> None:
     path = sample(*TFY, "dst.trace.xz")
     dst = tracetool.analyze_bql(tracetool.load(path)).processes["dst"]
     holds = dst.holds[dst.holds["complete"]]
@@ -284,10 +294,13 @@ def test_threadify_without_thread_ids_attributes_section_holds_to_the_load(
 
 def test_7_2_main_thread_holds_the_bql_through_the_load(bql72: tracetool.BqlReport) -> None:
     main = 30905
-    load_us = [micros(m) for m in map(EVENT.match, raw_lines(sample(*E72, "dst.trace.xz")))
-               if m and int(m.group("tid")) == main and (
-                   "loadvm" in m.group("ev") or m.group("ev").startswith(("ram_load",
-                                                                          "vmstate_load")))]
+    load_us = [
+        micros(m)
+        for m in map(EVENT.match, raw_lines(sample(*E72, "dst.trace.xz")))
+        if m
+        and int(m.group("tid")) == main
+        and ("loadvm" in m.group("ev") or m.group("ev").startswith(("ram_load", "vmstate_load")))
+    ]
     assert len(load_us) > 100_000
     dst = bql72.processes["dst"]
     h = dst.holds[(dst.holds["tid"] == main) & dst.holds["complete"]]
@@ -343,12 +356,14 @@ def kinds_at(result: BqlProcess, path: str) -> dict[int, str]:
     return {i.line: i.kind for i in result.inconsistencies if i.path == path}
 
 
-def test_missing_unlock_is_flagged_at_its_line(tmp_path: Path, lines72: list[str],
-                                               bql_addr72: str) -> None:
+def test_missing_unlock_is_flagged_at_its_line(tmp_path: Path, lines72: list[str], bql_addr72: str) -> None:
     drop = first_line(lines72, "qemu_mutex_unlock", bql_addr72, "30912")
-    taken = max(i for i in range(drop) if (m := MUTEX.match(lines72[i]))
-                and m.group("tid") == "30912" and m.group("addr") == bql_addr72)
-    path = write(tmp_path, lines72[:drop] + lines72[drop + 1:])
+    taken = max(
+        i
+        for i in range(drop)
+        if (m := MUTEX.match(lines72[i])) and m.group("tid") == "30912" and m.group("addr") == bql_addr72
+    )
+    path = write(tmp_path, lines72[:drop] + lines72[drop + 1 :])
     result = tracetool.analyze_bql(tracetool.load(path)).processes["dst"]
     assert kinds_at(result, path).get(taken + 1) == "missing-unlock"
     assert len(result.threads) == 3  # still answers
@@ -357,8 +372,9 @@ def test_missing_unlock_is_flagged_at_its_line(tmp_path: Path, lines72: list[str
     assert vcpu["holds"] == len(holds[30912]) - 1
 
 
-def test_swapped_lines_are_flagged_and_the_figures_stay(tmp_path: Path, lines72: list[str],
-                                                         bql_addr72: str) -> None:
+def test_swapped_lines_are_flagged_and_the_figures_stay(
+    tmp_path: Path, lines72: list[str], bql_addr72: str
+) -> None:
     i = first_line(lines72, "qemu_mutex_locked", bql_addr72, "30912")
     j = first_line(lines72, "qemu_mutex_unlock", bql_addr72, "30912", i)
     swapped = list(lines72)
@@ -370,8 +386,9 @@ def test_swapped_lines_are_flagged_and_the_figures_stay(tmp_path: Path, lines72:
     assert_stats_equal(result, *plain_holds_and_waits(events, bql_addr72))
 
 
-def test_unlock_without_hold_and_locked_without_lock(tmp_path: Path, lines72: list[str],
-                                                     bql_addr72: str) -> None:
+def test_unlock_without_hold_and_locked_without_lock(
+    tmp_path: Path, lines72: list[str], bql_addr72: str
+) -> None:
     u = first_line(lines72, "qemu_mutex_unlock", bql_addr72, "30912")
     lk = first_line(lines72, "qemu_mutex_lock", bql_addr72, "30912", u + 1)
     edited = list(lines72)
@@ -381,13 +398,17 @@ def test_unlock_without_hold_and_locked_without_lock(tmp_path: Path, lines72: li
     result = tracetool.analyze_bql(tracetool.load(path)).processes["dst"]
     kinds = kinds_at(result, path)
     assert kinds[u + 2] == "unlock-without-hold"
-    locked = next(i for i in range(lk + 1, len(edited)) if (m := MUTEX.match(edited[i]))
-                  and m.group("tid") == "30912" and m.group("addr") == bql_addr72)
+    locked = next(
+        i
+        for i in range(lk + 1, len(edited))
+        if (m := MUTEX.match(edited[i])) and m.group("tid") == "30912" and m.group("addr") == bql_addr72
+    )
     assert kinds[locked + 1] == "locked-without-lock"
 
 
-def test_bql_address_used_by_another_lock_is_left_out(tmp_path: Path, lines72: list[str],
-                                                      bql_addr72: str) -> None:
+def test_bql_address_used_by_another_lock_is_left_out(
+    tmp_path: Path, lines72: list[str], bql_addr72: str
+) -> None:
     sem = [i for i, line in enumerate(lines72) if "qemu-thread-posix.c" in line][:6]
     edited = list(lines72)
     for i in sem:
@@ -399,8 +420,9 @@ def test_bql_address_used_by_another_lock_is_left_out(tmp_path: Path, lines72: l
     assert_stats_equal(result, *plain_holds_and_waits(events, bql_addr72))
 
 
-def test_two_holders_at_once_and_a_hold_open_at_the_end(tmp_path: Path, lines72: list[str],
-                                                        bql_addr72: str) -> None:
+def test_two_holders_at_once_and_a_hold_open_at_the_end(
+    tmp_path: Path, lines72: list[str], bql_addr72: str
+) -> None:
     # Real lines of the two threads, with the vCPU's hold moved inside the main thread's.
     main_locked = lines72[first_line(lines72, "qemu_mutex_locked", bql_addr72, "30905")]
     main_unlock = lines72[first_line(lines72, "qemu_mutex_unlock", bql_addr72, "30905")]
@@ -410,8 +432,13 @@ def test_two_holders_at_once_and_a_hold_open_at_the_end(tmp_path: Path, lines72:
     def at(line: str, usec: int) -> str:
         return re.sub(r"^(\d+)@\d+\.\d{6}:", rf"\g<1>@1795694362.{usec:06d}:", line)
 
-    lines = [at(main_locked, 100), at(cpu_locked, 200), at(cpu_unlock, 300),
-             at(main_unlock, 400), at(cpu_locked, 500)]
+    lines = [
+        at(main_locked, 100),
+        at(cpu_locked, 200),
+        at(cpu_unlock, 300),
+        at(main_unlock, 400),
+        at(cpu_locked, 500),
+    ]
     path = write(tmp_path, lines)
     result = tracetool.analyze_bql(tracetool.load(path)).primary
     assert result is not None
@@ -428,8 +455,7 @@ def test_unreadable_mutex_line_is_reported(tmp_path: Path, lines72: list[str]) -
     assert kinds_at(result, path).get(11) == "unreadable"
 
 
-def test_strict_fails_only_on_inconsistencies(tmp_path: Path, lines72: list[str],
-                                              bql_addr72: str) -> None:
+def test_strict_fails_only_on_inconsistencies(tmp_path: Path, lines72: list[str], bql_addr72: str) -> None:
     head = lines72[:20_000]  # a real trace cut short: holds open at the cut are edges only
     clean = write(tmp_path, head)
     out = run_cli("bql", clean, "--strict", "--format", "json")
@@ -437,7 +463,7 @@ def test_strict_fails_only_on_inconsistencies(tmp_path: Path, lines72: list[str]
     assert json.loads(out.stdout)["bql"]["edge_count"] >= 1
     drop = first_line(head, "qemu_mutex_unlock", bql_addr72, "30912")
     (tmp_path / "bad").mkdir()
-    bad = write(tmp_path / "bad", head[:drop] + head[drop + 1:])
+    bad = write(tmp_path / "bad", head[:drop] + head[drop + 1 :])
     lenient = run_cli("bql", bad, "--format", "json")
     assert lenient.returncode == 0, lenient.stderr
     data = json.loads(lenient.stdout)["bql"]
@@ -448,23 +474,52 @@ def test_strict_fails_only_on_inconsistencies(tmp_path: Path, lines72: list[str]
 
 
 # ------------------------------------------------------------------ the command
-CONTRACT_THREAD = {"tid", "name", "role", "holds", "hold_total_us", "hold_max_us",
-                   "hold_p50_us", "hold_p90_us", "hold_p99_us", "waits", "wait_total_us",
-                   "wait_max_us", "wait_p50_us", "wait_p99_us"}
-CONTRACT_HOLD = {"tid", "thread", "start_ns", "duration_us", "lock_site", "phase", "section",
-                 "device"}
+CONTRACT_THREAD = {
+    "tid",
+    "name",
+    "role",
+    "holds",
+    "hold_total_us",
+    "hold_max_us",
+    "hold_p50_us",
+    "hold_p90_us",
+    "hold_p99_us",
+    "waits",
+    "wait_total_us",
+    "wait_max_us",
+    "wait_p50_us",
+    "wait_p99_us",
+}
+CONTRACT_HOLD = {"tid", "thread", "start_ns", "duration_us", "lock_site", "phase", "section", "device"}
 
 
 def test_json_contract_for_both_processes() -> None:
-    out = run_cli("bql", TFY_RUN, "--threads", f"{TFY_RUN}/dst-threads.json",
-                  "--threads", f"{TFY_RUN}/src-threads.json", "--top", "5", "--format", "json")
+    out = run_cli(
+        "bql",
+        TFY_RUN,
+        "--threads",
+        f"{TFY_RUN}/dst-threads.json",
+        "--threads",
+        f"{TFY_RUN}/src-threads.json",
+        "--top",
+        "5",
+        "--format",
+        "json",
+    )
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert set(data["processes"]) == {"dst", "src"}
     bql = data["bql"]
     assert bql == data["processes"]["dst"]
-    assert {"mutex", "identified_by", "attribution", "threads", "longest_holds", "by_phase",
-            "inconsistencies"} <= set(bql)
+    assert {
+        "mutex",
+        "identified_by",
+        "attribution",
+        "threads",
+        "longest_holds",
+        "by_phase",
+        "inconsistencies",
+    } <= set(bql)
     assert re.fullmatch(r"0x[0-9a-f]+", bql["mutex"]) and bql["attribution"] == "thread"
     for t in bql["threads"]:
         assert set(t) >= CONTRACT_THREAD
@@ -480,8 +535,7 @@ def test_json_contract_for_both_processes() -> None:
 
 
 def test_text_output_is_tables() -> None:
-    out = run_cli("bql", sample(*E72, "dst.trace.xz"), "--threads",
-                  sample(*E72, "dst-threads.json"))
+    out = run_cli("bql", sample(*E72, "dst.trace.xz"), "--threads", sample(*E72, "dst-threads.json"))
     assert out.returncode == 0, out.stderr
     assert "softmmu/cpus.c:511" in out.stdout
     assert "Longest holds" in out.stdout and "CPU 0/TCG" in out.stdout
@@ -492,15 +546,15 @@ def test_trace_without_mutex_events_says_what_to_enable(tmp_path: Path) -> None:
     out = run_cli("bql", path, "--format", "json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    assert data["note"] == ("not in this trace: enable qemu_mutex_lock, qemu_mutex_locked, "
-                            "qemu_mutex_unlock")
+    assert data["note"] == ("not in this trace: enable qemu_mutex_lock, qemu_mutex_locked, qemu_mutex_unlock")
     assert data["bql"]["mutex"] is None and data["bql"]["threads"] == []
     text = run_cli("bql", path)
     assert text.returncode == 0 and "enable qemu_mutex_lock" in text.stdout
 
 
-def test_bql_addr_override(t72: tracetool.Trace, bql72: tracetool.BqlReport,
-                           tmp_path: Path, lines72: list[str]) -> None:
+def test_bql_addr_override(
+    t72: tracetool.Trace, bql72: tracetool.BqlReport, tmp_path: Path, lines72: list[str]
+) -> None:
     addr = bql72.processes["dst"].mutex
     assert addr is not None
     given = tracetool.analyze_bql(t72, f"{addr:#x}").processes["dst"]
@@ -518,15 +572,18 @@ def test_bql_addr_override(t72: tracetool.Trace, bql72: tracetool.BqlReport,
     assert junk.returncode == 2 and "not a mutex address" in junk.stderr
 
 
-@pytest.mark.parametrize(("printed", "shown"), [
-    ("../../softmmu/cpus.c", "softmmu/cpus.c"),
-    ("../src/system/cpus.c", "system/cpus.c"),
-    ("../qemu/src/migration/savevm.c", "migration/savevm.c"),
-    ("/usr/src/qemu-10/src/include/qemu/lockable.h", "include/qemu/lockable.h"),
-    ("./include/qemu/thread.h", "include/qemu/thread.h"),
-    ("../../cpus-common.c", "cpus-common.c"),
-    ("/usr/src/qemu-10/src/cpu-common.c", "cpu-common.c"),
-])
+@pytest.mark.parametrize(
+    ("printed", "shown"),
+    [
+        ("../../softmmu/cpus.c", "softmmu/cpus.c"),
+        ("../src/system/cpus.c", "system/cpus.c"),
+        ("../qemu/src/migration/savevm.c", "migration/savevm.c"),
+        ("/usr/src/qemu-10/src/include/qemu/lockable.h", "include/qemu/lockable.h"),
+        ("./include/qemu/thread.h", "include/qemu/thread.h"),
+        ("../../cpus-common.c", "cpus-common.c"),
+        ("/usr/src/qemu-10/src/cpu-common.c", "cpu-common.c"),
+    ],
+)
 def test_call_sites_are_shown_from_the_source_tree(printed: str, shown: str) -> None:
     assert normalize_site(printed) == shown
 
@@ -549,8 +606,7 @@ def test_ftrace_and_the_log_of_the_same_run_agree() -> None:
     done = dst.holds[dst.holds["complete"]]
     savevm = done[done["lock_site"].astype(str).str.startswith("migration/savevm.c:")]
     # By thread: savevm.c holds are the load thread's, but for one the main thread takes.
-    assert Counter(savevm["thread"].astype(str)) == {"mig/dst/main": len(savevm) - 1,
-                                                     "qemu-system-x86": 1}
+    assert Counter(savevm["thread"].astype(str)) == {"mig/dst/main": len(savevm) - 1, "qemu-system-x86": 1}
     assert savevm[savevm["role"] == "main"]["lock_site"].tolist() == ["migration/savevm.c:153"]
     # By call site: every savevm.c hold is counted for the load role.
     assert by_site.threads.set_index("role").loc["load", "holds"] == len(savevm)
@@ -571,8 +627,7 @@ def test_simple_backend_holds_match_the_log_of_the_same_run() -> None:
     assert sum((g - s).values()) <= 2 and not (s - g)
 
 
-def test_without_timestamps_holds_are_counted_not_timed(tmp_path: Path,
-                                                        lines72: list[str]) -> None:
+def test_without_timestamps_holds_are_counted_not_timed(tmp_path: Path, lines72: list[str]) -> None:
     bare = [re.sub(r"^\d+@\d+\.\d{6}:", "", line) for line in lines72[:30_000]]
     path = write(tmp_path, bare)
     result = tracetool.analyze_bql(tracetool.load(path)).primary

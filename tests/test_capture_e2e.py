@@ -294,7 +294,10 @@ def test_capture_alternates_builds(two_builds: TwoBuilds) -> None:
             runs.append((info["t_start"], info["t_end"], f"{label}/run-{k}"))
     runs.sort()
     assert [name for _, _, name in runs] == [
-        f"{LABELS[0]}/run-1", f"{LABELS[1]}/run-1", f"{LABELS[0]}/run-2", f"{LABELS[1]}/run-2"
+        f"{LABELS[0]}/run-1",
+        f"{LABELS[1]}/run-1",
+        f"{LABELS[0]}/run-2",
+        f"{LABELS[1]}/run-2",
     ]
     for (_, end, _), (start, _, _) in itertools.pairwise(runs):
         assert end <= start, "runs overlapped"
@@ -383,7 +386,9 @@ def test_a_failed_run_is_recorded_and_the_capture_goes_on(tmp_path: Path) -> Non
     cap = _load(out / "capture.json")
     assert cap["status"] == "completed" and cap["failed"] == 2
     assert [r["folder"] for r in cap["results"]] == [
-        f"{cap['builds'][0]['label']}/run-1", f"{cap['builds'][0]['label']}/run-2"]
+        f"{cap['builds'][0]['label']}/run-1",
+        f"{cap['builds'][0]['label']}/run-2",
+    ]
     for r in cap["results"]:
         assert r["ok"] is False and "timed out" in r["error"]
         # QEMU's own last answer in the run's folder says it had not completed

@@ -31,14 +31,16 @@ def _patterns(events_file: str) -> list[str]:
 def _analysis_patterns(analysis: str, generation: str) -> list[str]:
     """The analysis's patterns for a generation, read straight from events.toml."""
     data = tomllib.loads(EVENTS_TOML.read_text())
-    return [e["pattern"] for e in data["analysis"][analysis]["event"]
-            if generation in e.get("qemu", [generation])]
+    return [
+        e["pattern"] for e in data["analysis"][analysis]["event"] if generation in e.get("qemu", [generation])
+    ]
 
 
 def test_every_packaged_scenario_is_complete() -> None:
     known = scenarios()
-    assert {"precopy", "precopy-mutex", "postcopy", "postcopy-preempt", "multifd", "cancel",
-            "colo"} <= set(known)
+    assert {"precopy", "precopy-mutex", "postcopy", "postcopy-preempt", "multifd", "cancel", "colo"} <= set(
+        known
+    )
     analyses = set(tomllib.loads(EVENTS_TOML.read_text())["analysis"])
     for sc in known.values():
         assert sc.description and sc.capabilities and sc.expect_source
@@ -75,17 +77,26 @@ def test_scenario_events_come_from_the_analyses_event_data() -> None:
     assert "colo_*" in colo
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ('[scenario.a]\ndescription="x"\nextends="b"\n[scenario.b]\nextends="a"', "loops"),
-    ('[scenario.a]\nextends="nope"', "unknown scenario"),
-    ('[scenario.a]\ndescription="x"', "missing key"),
-    ('[defaults]\nmachine="q35"\ncapabilities=[]\nparameters={}\nanalyses=[]\n'
-     'expect={source="completed"}\n[scenario.a]\ndescription="x"\n'
-     '[[scenario.a.action]]\ndo="reboot"\nat_sync=1', "unknown action"),
-    ('[defaults]\nmachine="q35"\ncapabilities=[]\nparameters={}\nanalyses=[]\n'
-     'expect={source="completed"}\n[scenario.a]\ndescription="x"\n'
-     '[[scenario.a.action]]\ndo="cancel"', "at_sync or in_state"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[scenario.a]\ndescription="x"\nextends="b"\n[scenario.b]\nextends="a"', "loops"),
+        ('[scenario.a]\nextends="nope"', "unknown scenario"),
+        ('[scenario.a]\ndescription="x"', "missing key"),
+        (
+            '[defaults]\nmachine="q35"\ncapabilities=[]\nparameters={}\nanalyses=[]\n'
+            'expect={source="completed"}\n[scenario.a]\ndescription="x"\n'
+            '[[scenario.a.action]]\ndo="reboot"\nat_sync=1',
+            "unknown action",
+        ),
+        (
+            '[defaults]\nmachine="q35"\ncapabilities=[]\nparameters={}\nanalyses=[]\n'
+            'expect={source="completed"}\n[scenario.a]\ndescription="x"\n'
+            '[[scenario.a.action]]\ndo="cancel"',
+            "at_sync or in_state",
+        ),
+    ],
+)
 def test_bad_scenario_data_is_refused(text: str, message: str) -> None:
     with pytest.raises(ScenarioError, match=message):
         parse_scenarios(text)
@@ -95,7 +106,7 @@ def test_guest_kernel_is_a_multiboot_image_that_dirties_the_range() -> None:
     start, end = dirty_range(64)
     assert (start, end) == (0x200000, 0x200000 + 8 * 1024 * 1024)
     k = guest_kernel(start, end)
-    words = [int.from_bytes(k.image[i:i + 4], "little") for i in range(0, 32, 4)]
+    words = [int.from_bytes(k.image[i : i + 4], "little") for i in range(0, 32, 4)]
     magic, flags, checksum, header_addr, load_addr, load_end, _bss, entry = words
     assert magic == MULTIBOOT_MAGIC
     assert (magic + flags + checksum) % (1 << 32) == 0  # the multiboot checksum rule
@@ -113,12 +124,23 @@ def test_guest_kernel_is_a_multiboot_image_that_dirties_the_range() -> None:
 def test_runs_alternate_builds() -> None:
     a, b = Build("/q/a", "a", ""), Build("/q/b", "b", "")
     assert [(k, x.label) for k, x in run_order([a, b], 3)] == [
-        (1, "a"), (1, "b"), (2, "a"), (2, "b"), (3, "a"), (3, "b")]
+        (1, "a"),
+        (1, "b"),
+        (2, "a"),
+        (2, "b"),
+        (3, "a"),
+        (3, "b"),
+    ]
 
 
 def test_version_labels() -> None:
-    assert version_label("QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)\n"
-                         "Copyright (c) 2003-2022 Fabrice Bellard") == "qemu-7.2.22"
+    assert (
+        version_label(
+            "QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)\n"
+            "Copyright (c) 2003-2022 Fabrice Bellard"
+        )
+        == "qemu-7.2.22"
+    )
     assert version_label("QEMU emulator version 10.1.50 (v10.1.0-1234-gabc)") == "qemu-10.1.50"
     assert version_label("something else") == "qemu"
 
@@ -147,8 +169,14 @@ def _capture_cli(*args: str, path: str | None = None) -> subprocess.CompletedPro
     env = dict(os.environ)
     if path is not None:
         env["PATH"] = path
-    return subprocess.run([sys.executable, "-m", "tracetool.cli", "capture", *args],
-                          capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "tracetool.cli", "capture", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=120,
+    )
 
 
 def _one_line_exit_2(res: subprocess.CompletedProcess[str], *words: str) -> None:
@@ -168,10 +196,10 @@ def test_no_qemu_on_path(tmp_path: Path) -> None:
 def test_qemu_that_is_not_executable(tmp_path: Path) -> None:
     plain = tmp_path / "qemu-system-x86_64"
     plain.write_text("not a program\n")
-    _one_line_exit_2(_capture_cli("--qemu", str(plain), "--out", str(tmp_path / "o")),
-                     "not an executable")
-    _one_line_exit_2(_capture_cli("--qemu", str(tmp_path / "missing"), "--out", str(tmp_path / "o")),
-                     "not an executable")
+    _one_line_exit_2(_capture_cli("--qemu", str(plain), "--out", str(tmp_path / "o")), "not an executable")
+    _one_line_exit_2(
+        _capture_cli("--qemu", str(tmp_path / "missing"), "--out", str(tmp_path / "o")), "not an executable"
+    )
     assert not (tmp_path / "o").exists()
 
 
@@ -179,7 +207,8 @@ def test_usage_errors(tmp_path: Path) -> None:
     out = str(tmp_path / "o")
     _one_line_exit_2(_capture_cli("--scenario", "colo", "--out", out), "--accel kvm", "deadlock")
     _one_line_exit_2(_capture_cli("--scenario", "nope", "--out", out), "unknown scenario")
-    _one_line_exit_2(_capture_cli("--qemu", "a", "--qemu", "b", "--label", "x", "--out", out),
-                     "one label per QEMU")
+    _one_line_exit_2(
+        _capture_cli("--qemu", "a", "--qemu", "b", "--label", "x", "--out", out), "one label per QEMU"
+    )
     assert _capture_cli("--runs", "0", "--out", out).returncode == 2
     assert not Path(out).exists()

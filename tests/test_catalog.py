@@ -31,17 +31,17 @@ def _texts_by_name(segments: list[Segment]) -> dict[str, pa.Array]:
         return {}
     names = segments[0].names.to_list()  # one scanner: every segment shares the tables
     args = segments[0].args.values
-    keys = np.concatenate([
-        (seg.name_code.astype(np.int64) << 32) | seg.args_code.astype(np.int64)
-        for seg in segments
-    ])
+    keys = np.concatenate(
+        [(seg.name_code.astype(np.int64) << 32) | seg.args_code.astype(np.int64) for seg in segments]
+    )
     pairs = np.sort(pc.unique(pa.array(keys)).to_numpy())
     name_codes = pairs >> 32
     arg_codes = pairs & 0xFFFFFFFF
     bounds = np.flatnonzero(np.diff(name_codes)) + 1
     out: dict[str, pa.Array] = {}
-    for chunk_names, chunk_args in zip(np.split(name_codes, bounds), np.split(arg_codes, bounds),
-                                       strict=True):
+    for chunk_names, chunk_args in zip(
+        np.split(name_codes, bounds), np.split(arg_codes, bounds), strict=True
+    ):
         out[names[int(chunk_names[0])]] = args.take(pa.array(chunk_args))
     return out
 
@@ -57,8 +57,7 @@ def samples() -> dict[str, dict[str, pa.Array]]:
     return {
         "all": _texts_by_name(segments),
         "7.2": _texts_by_name([s for s, e in zip(segments, era, strict=True) if e == "qemu-7.2"]),
-        "threadify": _texts_by_name(
-            [s for s, e in zip(segments, era, strict=True) if e == "qemu-threadify"]),
+        "threadify": _texts_by_name([s for s, e in zip(segments, era, strict=True) if e == "qemu-threadify"]),
     }
 
 
@@ -74,8 +73,8 @@ def catalog() -> Catalog:
 
 # --- real traces -----------------------------------------------------------------------------
 
-def test_every_sample_event_is_catalogued(sample_texts: dict[str, pa.Array],
-                                          catalog: Catalog) -> None:
+
+def test_every_sample_event_is_catalogued(sample_texts: dict[str, pa.Array], catalog: Catalog) -> None:
     assert len(sample_texts) > 150
     missing = sorted(n for n in sample_texts if not catalog.is_known(n))
     assert missing == []
@@ -94,29 +93,29 @@ def test_every_sample_text_decodes(sample_texts: dict[str, pa.Array], catalog: C
     assert total > 100_000
 
 
-def test_mutex_fields_match_the_raw_text(sample_texts: dict[str, pa.Array],
-                                         catalog: Catalog) -> None:
-    for name, verb in (("qemu_mutex_lock", "waiting on"), ("qemu_mutex_locked", "taken"),
-                       ("qemu_mutex_unlock", "released")):
+def test_mutex_fields_match_the_raw_text(sample_texts: dict[str, pa.Array], catalog: Catalog) -> None:
+    for name, verb in (
+        ("qemu_mutex_lock", "waiting on"),
+        ("qemu_mutex_locked", "taken"),
+        ("qemu_mutex_unlock", "released"),
+    ):
         texts = sample_texts[name].to_pylist()
         assert len(texts) > 100
         frame = catalog.decode_text(name, texts).frame
         for i, text in enumerate(texts):
             # e.g. "released mutex 0x55861b3958a0 (./include/qemu/thread.h:128)"
-            head, site = text[len(verb) + 1:].split(" (", 1)
+            head, site = text[len(verb) + 1 :].split(" (", 1)
             assert head.startswith("mutex 0x")
             file, line = site[:-1].rsplit(":", 1)
             assert frame["mutex"][i] == int(head.split()[1], 16)
             assert frame["file"][i] == file
             assert frame["line"][i] == int(line)
-    files = set(catalog.decode_text("qemu_mutex_unlock", sample_texts["qemu_mutex_unlock"])
-                .frame["file"])
+    files = set(catalog.decode_text("qemu_mutex_unlock", sample_texts["qemu_mutex_unlock"]).frame["file"])
     assert any(f.endswith("softmmu/cpus.c") for f in files)
     assert any(f.endswith("system/cpus.c") for f in files)
 
 
-def test_startfull_fields_match_the_raw_text(sample_texts: dict[str, pa.Array],
-                                             catalog: Catalog) -> None:
+def test_startfull_fields_match_the_raw_text(sample_texts: dict[str, pa.Array], catalog: Catalog) -> None:
     texts = sample_texts["qemu_loadvm_state_section_startfull"].to_pylist()
     frame = catalog.decode_text("qemu_loadvm_state_section_startfull", texts).frame
     seen_space = False
@@ -132,8 +131,9 @@ def test_startfull_fields_match_the_raw_text(sample_texts: dict[str, pa.Array],
     assert "ram" in set(frame["idstr"])
 
 
-def test_postcopy_loop_channel_matches_the_raw_text(sample_texts: dict[str, pa.Array],
-                                                    catalog: Catalog) -> None:
+def test_postcopy_loop_channel_matches_the_raw_text(
+    sample_texts: dict[str, pa.Array], catalog: Catalog
+) -> None:
     texts = sample_texts["ram_load_postcopy_loop"].to_pylist()
     decoded = catalog.decode_text("ram_load_postcopy_loop", texts)
     assert (decoded.variant == 0).all()
@@ -162,20 +162,17 @@ def test_null_strings_in_real_traces(sample_texts: dict[str, pa.Array], catalog:
     assert frame["rbname"].isna().tolist() == nulls
 
 
-def test_incoming_end_event_per_era(samples: dict[str, dict[str, pa.Array]],
-                                    catalog: Catalog) -> None:
+def test_incoming_end_event_per_era(samples: dict[str, dict[str, pa.Array]], catalog: Catalog) -> None:
     old = samples["7.2"]
     new = samples["threadify"]
     assert "process_incoming_migration_co_end" in old
     assert "process_incoming_migration_end" not in old
     assert "process_incoming_migration_end" in new
     assert "process_incoming_migration_co_end" not in new
-    for texts, name in ((old, "process_incoming_migration_co_end"),
-                        (new, "process_incoming_migration_end")):
+    for texts, name in ((old, "process_incoming_migration_co_end"), (new, "process_incoming_migration_end")):
         decoded = catalog.decode_text(name, texts[name])
         assert decoded.matched.all()
-        expected = [tuple(int(x.split("=")[1]) for x in t.split())
-                    for t in texts[name].to_pylist()]
+        expected = [tuple(int(x.split("=")[1]) for x in t.split()) for t in texts[name].to_pylist()]
         got = list(zip(decoded.frame["ret"], decoded.frame["ps"], strict=True))
         assert got == expected
     assert "mark_postcopy_blocktime_begin" in catalog
@@ -184,9 +181,11 @@ def test_incoming_end_event_per_era(samples: dict[str, dict[str, pa.Array]],
 
 # --- variants across eras --------------------------------------------------------------------
 
+
 def test_ram_load_postcopy_loop_eras(catalog: Catalog) -> None:
-    decoded = catalog.decode_text("ram_load_postcopy_loop",
-                                  ["chan=1 addr=0x200000 flags=0x8", "@201000 28", "nonsense"])
+    decoded = catalog.decode_text(
+        "ram_load_postcopy_loop", ["chan=1 addr=0x200000 flags=0x8", "@201000 28", "nonsense"]
+    )
     assert decoded.variant.tolist() == [0, 1, -1]
     assert decoded.matched.tolist() == [True, True, False]
     frame = decoded.frame
@@ -207,21 +206,27 @@ def test_loadvm_process_command_eras(catalog: Catalog) -> None:
 
 
 def test_multifd_eras(catalog: Catalog) -> None:
-    decoded = catalog.decode_text("multifd_recv", [
-        "channel 1 packet_num 7 pages 128 flags 0x0 next packet size 524288",
-        "channel 2 packet_num 8 normal pages 100 zero pages 28 flags 0x1 next packet size 0",
-    ])
+    decoded = catalog.decode_text(
+        "multifd_recv",
+        [
+            "channel 1 packet_num 7 pages 128 flags 0x0 next packet size 524288",
+            "channel 2 packet_num 8 normal pages 100 zero pages 28 flags 0x1 next packet size 0",
+        ],
+    )
     assert decoded.matched.all()
     assert decoded.frame["used"].tolist() == [128, pd.NA]
     assert decoded.frame["normal"].tolist() == [pd.NA, 100]
     assert decoded.frame["zero"].tolist() == [pd.NA, 28]
     assert decoded.frame["next_packet_size"].tolist() == [524288, 0]
 
-    end = catalog.decode_text("multifd_recv_thread_end", [
-        "channel 0 packets 10",
-        "channel 0 packets 10 normal pages 5 zero pages 6",
-        "channel 0 packets 10 pages 99",
-    ])
+    end = catalog.decode_text(
+        "multifd_recv_thread_end",
+        [
+            "channel 0 packets 10",
+            "channel 0 packets 10 normal pages 5 zero pages 6",
+            "channel 0 packets 10 pages 99",
+        ],
+    )
     assert end.variant.tolist() == [0, 1, 2]
     assert set(end.frame.columns) == {"id", "packets", "normal_pages", "zero_pages", "pages"}
     assert end.frame["pages"].tolist() == [pd.NA, pd.NA, 99]
@@ -230,8 +235,9 @@ def test_multifd_eras(catalog: Catalog) -> None:
 
 
 def test_vmstate_field_variant_order(catalog: Catalog) -> None:
-    decoded = catalog.decode_text("vmstate_load_state_field",
-                                  ["pit channel:count exists=1", "timer:cpu_ticks_offset"])
+    decoded = catalog.decode_text(
+        "vmstate_load_state_field", ["pit channel:count exists=1", "timer:cpu_ticks_offset"]
+    )
     assert decoded.variant.tolist() == [0, 1]
     assert decoded.frame["name"].tolist() == ["pit channel", "timer"]
     assert decoded.frame["exists"].tolist() == [1, pd.NA]
@@ -246,9 +252,7 @@ def test_unknown_name_decodes_nothing(catalog: Catalog) -> None:
 
 
 def test_union_of_conflicting_column_types() -> None:
-    defs = parse_trace_events(
-        'e(int x, const char *s) "i%d %s"\n'
-        'e(unsigned x, int s) "u%u %d"\n', "t")
+    defs = parse_trace_events('e(int x, const char *s) "i%d %s"\ne(unsigned x, int s) "u%u %d"\n', "t")
     cat = Catalog(defs)
     decoded = cat.decode_text("e", ["i-3 hello", "u4000000000 7"])
     assert decoded.variant.tolist() == [0, 1]
@@ -259,6 +263,7 @@ def test_union_of_conflicting_column_types() -> None:
 
 
 # --- families and names ----------------------------------------------------------------------
+
 
 def test_qmp_families(catalog: Catalog) -> None:
     enter = catalog.variants("qmp_enter_query_migrate")
@@ -275,14 +280,26 @@ def test_qmp_families(catalog: Catalog) -> None:
 
 
 def test_brief_event_families_are_present(catalog: Catalog) -> None:
-    for name in ("qemu_aio_coroutine_enter", "qemu_coroutine_yield", "qemu_coroutine_terminate",
-                 "aio_co_schedule", "aio_co_schedule_bh_cb", "runstate_set", "vm_state_notify",
-                 "handle_qmp_command", "monitor_qmp_respond", "monitor_qmp_in_band_dequeue",
-                 "vmstate_downtime_load", "vmstate_downtime_checkpoint",
-                 "loadvm_postcopy_handle_run_bh", "postcopy_blocktime_end",
-                 "get_mem_fault_cpu_index", "multifd_recv_unfill",
-                 "process_incoming_migration_postcopy_end_main",
-                 "process_incoming_migration_co_postcopy_end_main"):
+    for name in (
+        "qemu_aio_coroutine_enter",
+        "qemu_coroutine_yield",
+        "qemu_coroutine_terminate",
+        "aio_co_schedule",
+        "aio_co_schedule_bh_cb",
+        "runstate_set",
+        "vm_state_notify",
+        "handle_qmp_command",
+        "monitor_qmp_respond",
+        "monitor_qmp_in_band_dequeue",
+        "vmstate_downtime_load",
+        "vmstate_downtime_checkpoint",
+        "loadvm_postcopy_handle_run_bh",
+        "postcopy_blocktime_end",
+        "get_mem_fault_cpu_index",
+        "multifd_recv_unfill",
+        "process_incoming_migration_postcopy_end_main",
+        "process_incoming_migration_co_postcopy_end_main",
+    ):
         assert name in catalog.names(), name
     assert catalog.get("vmstate_downtime_load").since == "8.2"  # type: ignore[union-attr]
     assert catalog.get("loadvm_postcopy_handle_run_bh").until == "8.1"  # type: ignore[union-attr]
@@ -295,8 +312,9 @@ def test_builtin_has_no_duplicate_variants_and_sane_versions(catalog: Catalog) -
     seen: dict[str, list[EventDef]] = {}
     for ev in catalog.definitions():
         sig = (tuple((a.ctype.replace(" ", ""), a.name) for a in ev.args), ev.fmt)
-        assert sig not in [(tuple((a.ctype.replace(" ", ""), a.name) for a in o.args), o.fmt)
-                           for o in seen.get(ev.name, [])], ev.signature()
+        assert sig not in [
+            (tuple((a.ctype.replace(" ", ""), a.name) for a in o.args), o.fmt) for o in seen.get(ev.name, [])
+        ], ev.signature()
         seen.setdefault(ev.name, []).append(ev)
         if ev.since and ev.until:
             assert version(ev.since) <= version(ev.until), ev.signature()
@@ -305,8 +323,15 @@ def test_builtin_has_no_duplicate_variants_and_sane_versions(catalog: Catalog) -
 
 def _printed(ev: EventDef) -> str:
     """A text ``ev`` could print, written from its format by hand-picked sample values."""
-    samples = {"int": "-12", "uint": "12", "hex": "1f", "ptr": "0x7f00", "str": "pit channel",
-               "char": "c", "float": "1.5"}
+    samples = {
+        "int": "-12",
+        "uint": "12",
+        "hex": "1f",
+        "ptr": "0x7f00",
+        "str": "pit channel",
+        "char": "c",
+        "float": "1.5",
+    }
     out = []
     for part in split_format(ev.fmt):
         if isinstance(part, str):
@@ -357,21 +382,22 @@ def test_catalog_agrees_with_real_trace_events_all(path: str, catalog: Catalog) 
 
 # --- user files ------------------------------------------------------------------------------
 
+
 def test_user_file_overrides_and_extends(tmp_path: Path, catalog: Catalog) -> None:
     events = tmp_path / "trace-events-all"
     events.write_text(
         "# my patched QEMU\n"
-        'ram_load_postcopy_loop(int channel, uint64_t addr, int flags, int tid) '
+        "ram_load_postcopy_loop(int channel, uint64_t addr, int flags, int tid) "
         '"chan=%d addr=0x%" PRIx64 " flags=0x%x tid=%d"\n'
         'my_new_event(const char *what, uint64_t ns) "%s took %" PRIu64 " ns"\n'
     )
     mine = catalog.with_files([str(events)])
     variants = mine.variants("ram_load_postcopy_loop")
     assert variants[0].source == str(events)
-    assert [v.source for v in variants[1:]] == [v.source for v in
-                                                catalog.variants("ram_load_postcopy_loop")]
-    decoded = mine.decode_text("ram_load_postcopy_loop", [
-        "chan=1 addr=0x1000 flags=0x8 tid=4242", "chan=0 addr=0x2000 flags=0x28"])
+    assert [v.source for v in variants[1:]] == [v.source for v in catalog.variants("ram_load_postcopy_loop")]
+    decoded = mine.decode_text(
+        "ram_load_postcopy_loop", ["chan=1 addr=0x1000 flags=0x8 tid=4242", "chan=0 addr=0x2000 flags=0x28"]
+    )
     assert decoded.variant.tolist() == [0, 1]
     assert decoded.frame["tid"].tolist() == [4242, pd.NA]
     assert "my_new_event" in mine.names()
@@ -385,8 +411,9 @@ def test_user_file_overrides_and_extends(tmp_path: Path, catalog: Catalog) -> No
 
 def test_user_file_same_definition_is_not_duplicated(tmp_path: Path, catalog: Catalog) -> None:
     events = tmp_path / "trace-events"
-    events.write_text('qemu_mutex_lock(void *mutex, const char *file, const int line) '
-                      '"waiting on mutex %p (%s:%d)"\n')
+    events.write_text(
+        'qemu_mutex_lock(void *mutex, const char *file, const int line) "waiting on mutex %p (%s:%d)"\n'
+    )
     mine = catalog.with_files([str(events)])
     assert len(mine.variants("qemu_mutex_lock")) == len(catalog.variants("qemu_mutex_lock"))
     assert mine.variants("qemu_mutex_lock")[0].source == str(events)

@@ -36,7 +36,7 @@ def counts() -> Counter[str]:
 def _rules_file(tmp_path: Path, counts: Counter[str]) -> Path:
     loads = counts["vmstate_load"]
     f = tmp_path / "nightly.toml"
-    f.write_text(f'''\
+    f.write_text(f"""\
 [[rule]]
 name = "device loads were traced"
 expr = "events.vmstate_load.count == {loads}"
@@ -57,7 +57,7 @@ optional = true
 [[rule]]
 name = "needs the downtime event"
 expr = "devices.downtime < 1ms"
-''')
+""")
     return f
 
 
@@ -78,12 +78,15 @@ def test_rules_file_with_failures_exit_1_text_and_junit(tmp_path: Path, counts: 
 
     xml = JUnitXml.fromfile(str(junit))
     (suite,) = list(xml)
-    assert (suite.name, suite.tests, suite.failures, suite.skipped, suite.errors) == (
-        "nightly", 5, 2, 1, 0)
+    assert (suite.name, suite.tests, suite.failures, suite.skipped, suite.errors) == ("nightly", 5, 2, 1, 0)
     cases = {c.name: c for c in suite}
-    assert list(cases) == ["device loads were traced", "too few device loads",
-                           "no preempt channel in precopy", "per-device downtime",
-                           "needs the downtime event"]
+    assert list(cases) == [
+        "device loads were traced",
+        "too few device loads",
+        "no preempt channel in precopy",
+        "per-device downtime",
+        "needs the downtime event",
+    ]
     assert all(c.classname == "nightly" for c in cases.values())
     assert cases["device loads were traced"].is_passed
     (fail,) = cases["too few device loads"].result
@@ -103,15 +106,25 @@ def test_rules_file_with_failures_exit_1_text_and_junit(tmp_path: Path, counts: 
     assert root.tag == "testsuites" and root.get("tests") == "5" and root.get("failures") == "2"
 
 
-def test_command_line_rules_json_exit_0(capsys: pytest.CaptureFixture[str],
-                                        counts: Counter[str]) -> None:
+def test_command_line_rules_json_exit_0(capsys: pytest.CaptureFixture[str], counts: Counter[str]) -> None:
     names = json.loads(Path(THREADS).read_text())["tid_to_name"]
     tids = Counter(int(m.group(1)) for x in read_lines(TRACE) if (m := LOG_LINE.match(x)))
     busiest = names[str(tids.most_common(1)[0][0])]
     code, out, err = run_in_process(
-        capsys, "check", TRACE, "--threads", THREADS, "--format", "json",
-        "--rule", f"events.count == {sum(counts.values())}",
-        "--rule", f'thread("{busiest}") exists', "--rule", f"threads.count == {len(tids)}")
+        capsys,
+        "check",
+        TRACE,
+        "--threads",
+        THREADS,
+        "--format",
+        "json",
+        "--rule",
+        f"events.count == {sum(counts.values())}",
+        "--rule",
+        f'thread("{busiest}") exists',
+        "--rule",
+        f"threads.count == {len(tids)}",
+    )
     assert code == 0, out + err
     doc = json.loads(out)
     assert (doc["total"], doc["passed"], doc["failed"], doc["exit_code"]) == (3, 3, 0, 0)
@@ -120,18 +133,24 @@ def test_command_line_rules_json_exit_0(capsys: pytest.CaptureFixture[str],
     assert first["name"] == f"events.count == {sum(counts.values())}"
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--rule", "bql.hold.mx < 5ms"], "unknown metric bql.hold.mx (did you mean: bql.hold.max"),
-    (["--rule", "bql.hold.max{thraed=x} < 5ms"], "unknown selector 'thraed' (did you mean: thread"),
-    (["--rule", "bql.hold.max < 5 lightyears"], "bad unit 'lightyears'"),
-    (["--rule", "bql.hold.max < "], "column 16: expected a value"),
-    ([], "no rules: give --rules FILE or --rule EXPR"),
-    (["--rules", "/nonexistent.toml"], "/nonexistent.toml: no such rules file"),
-    (["--rule", 'event("postcopy_preempt_new_chanel") exists'],
-     "did you mean: postcopy_preempt_new_channel"),
-])
-def test_usage_and_rule_errors_exit_2_in_one_line(capsys: pytest.CaptureFixture[str],
-                                                  args: list[str], message: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--rule", "bql.hold.mx < 5ms"], "unknown metric bql.hold.mx (did you mean: bql.hold.max"),
+        (["--rule", "bql.hold.max{thraed=x} < 5ms"], "unknown selector 'thraed' (did you mean: thread"),
+        (["--rule", "bql.hold.max < 5 lightyears"], "bad unit 'lightyears'"),
+        (["--rule", "bql.hold.max < "], "column 16: expected a value"),
+        ([], "no rules: give --rules FILE or --rule EXPR"),
+        (["--rules", "/nonexistent.toml"], "/nonexistent.toml: no such rules file"),
+        (
+            ["--rule", 'event("postcopy_preempt_new_chanel") exists'],
+            "did you mean: postcopy_preempt_new_channel",
+        ),
+    ],
+)
+def test_usage_and_rule_errors_exit_2_in_one_line(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
     code, out, err = run_in_process(capsys, "check", TRACE, *args)
     assert code == 2, out + err
     assert message in err
@@ -139,8 +158,9 @@ def test_usage_and_rule_errors_exit_2_in_one_line(capsys: pytest.CaptureFixture[
     assert out == ""
 
 
-def test_malformed_toml_exit_2_with_line_and_column(capsys: pytest.CaptureFixture[str],
-                                                    tmp_path: Path) -> None:
+def test_malformed_toml_exit_2_with_line_and_column(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     f = tmp_path / "bad.toml"
     f.write_text('[[rule]]\nname = "x"\nexpr = "unparsed_lines == 0\n')
     code, _, err = run_in_process(capsys, "check", TRACE, "--rules", str(f))
@@ -149,26 +169,37 @@ def test_malformed_toml_exit_2_with_line_and_column(capsys: pytest.CaptureFixtur
 
 
 def test_bad_input_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code, _, err = run_in_process(capsys, "check", str(tmp_path / "missing.trace"),
-                                  "--rule", "unparsed_lines == 0")
+    code, _, err = run_in_process(
+        capsys, "check", str(tmp_path / "missing.trace"), "--rule", "unparsed_lines == 0"
+    )
     assert code == 2 and "no such file" in err and "Traceback" not in err
 
 
-def test_junit_target_that_cannot_be_written_exit_2(capsys: pytest.CaptureFixture[str],
-                                                    tmp_path: Path) -> None:
-    code, _, err = run_in_process(capsys, "check", TRACE, "--rule", "unparsed_lines == 0",
-                                  "--junit", str(tmp_path / "no" / "such" / "dir" / "r.xml"))
+def test_junit_target_that_cannot_be_written_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = run_in_process(
+        capsys,
+        "check",
+        TRACE,
+        "--rule",
+        "unparsed_lines == 0",
+        "--junit",
+        str(tmp_path / "no" / "such" / "dir" / "r.xml"),
+    )
     assert code == 2 and "--junit" in err
 
 
 # ---------------------------------------------------------------------------------- events
 def test_events_list_is_a_valid_trace_events_file_for_each_generation(
-        capsys: pytest.CaptureFixture[str]) -> None:
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     catalog = Catalog.builtin()
     names = catalog.names()
     for generation in event_data().generations:
-        code, text, err = run_in_process(capsys, "events", "--for", "bql,phases,preempt",
-                                         "--qemu", generation)
+        code, text, err = run_in_process(
+            capsys, "events", "--for", "bql,phases,preempt", "--qemu", generation
+        )
         assert code == 0, err
         patterns = [x for x in text.splitlines() if x and not x.startswith("#")]
         assert len(patterns) == len(set(patterns))

@@ -26,7 +26,7 @@ def _line_of(text: str, needle: str) -> int:
     return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
 
 
-RULES = '''\
+RULES = """\
 [check]
 name = "nightly"
 
@@ -48,7 +48,7 @@ name = "no garbage"
 metric = "unparsed_lines"
 op = "=="
 value = 0
-'''
+"""
 
 
 def test_rules_file_is_parsed_in_order_with_lines() -> None:
@@ -110,13 +110,12 @@ def test_unknown_metric_lists_close_matches() -> None:
 
 
 def test_unknown_metric_with_placeholder_suggests_the_template() -> None:
-    err = _error(RULES.replace("bql.hold.max{thread=\"mig/dst/main\"}", "phases.devices.durration"))
+    err = _error(RULES.replace('bql.hold.max{thread="mig/dst/main"}', "phases.devices.durration"))
     assert "did you mean: phases.devices.duration" in str(err)
 
 
 def test_unknown_phase_name_lists_the_phases() -> None:
-    err = _error(RULES.replace("bql.hold.max{thread=\"mig/dst/main\"}",
-                               "phases.switchovr.duration"))
+    err = _error(RULES.replace('bql.hold.max{thread="mig/dst/main"}', "phases.switchovr.duration"))
     assert "unknown phase 'switchovr'" in str(err) and "did you mean: switchover" in str(err)
 
 
@@ -145,13 +144,16 @@ def test_structured_selector_error_names_the_rule() -> None:
     assert err.rule == "structured" and "did you mean: device" in str(err)
 
 
-@pytest.mark.parametrize(("threshold", "message"), [
-    ("5mss", "bad unit 'mss'"),
-    ("5 hours", "bad unit 'hours'"),
-    ("5", "give a unit"),
-    ('"fast"', "expected a number"),
-    ("fast", "expected a number"),
-])
+@pytest.mark.parametrize(
+    ("threshold", "message"),
+    [
+        ("5mss", "bad unit 'mss'"),
+        ("5 hours", "bad unit 'hours'"),
+        ("5", "give a unit"),
+        ('"fast"', "expected a number"),
+        ("fast", "expected a number"),
+    ],
+)
 def test_bad_duration_thresholds(threshold: str, message: str) -> None:
     text = RULES.replace("< 5ms", f"< {threshold}")
     err = _error(text)
@@ -204,19 +206,26 @@ def test_command_line_rule_errors_quote_the_rule() -> None:
     assert f"column {text.index('parsecs') + 1}: bad unit 'parsecs'" in str(err.value)
 
 
-@pytest.mark.parametrize(("mutate", "message", "key"), [
-    (lambda t: t.replace('name = "no garbage"\n', ""), "needs a name", None),
-    (lambda t: t.replace("optional = true", "optional = 1"), "optional must be true or false",
-     "optional = 1"),
-    (lambda t: t.replace("optional = true", "optinal = true"), "did you mean: optional",
-     "optinal"),
-    (lambda t: t.replace('op = "<="', 'op = "=<"'), "op must be one of", 'op = "=<"'),
-    (lambda t: t.replace('name = "structured"', 'name = "load thread BQL"'),
-     "duplicate rule name", None),
-    (lambda t: t.replace("[[rule]]", "[[rules]]"), "unknown top-level key 'rules'", None),
-    (lambda t: t.replace('name = "structured"', 'name = "structured"\nexpr = "x < 1"'),
-     "either expr or metric", 'metric = "devices.duration"'),
-])
+@pytest.mark.parametrize(
+    ("mutate", "message", "key"),
+    [
+        (lambda t: t.replace('name = "no garbage"\n', ""), "needs a name", None),
+        (
+            lambda t: t.replace("optional = true", "optional = 1"),
+            "optional must be true or false",
+            "optional = 1",
+        ),
+        (lambda t: t.replace("optional = true", "optinal = true"), "did you mean: optional", "optinal"),
+        (lambda t: t.replace('op = "<="', 'op = "=<"'), "op must be one of", 'op = "=<"'),
+        (lambda t: t.replace('name = "structured"', 'name = "load thread BQL"'), "duplicate rule name", None),
+        (lambda t: t.replace("[[rule]]", "[[rules]]"), "unknown top-level key 'rules'", None),
+        (
+            lambda t: t.replace('name = "structured"', 'name = "structured"\nexpr = "x < 1"'),
+            "either expr or metric",
+            'metric = "devices.duration"',
+        ),
+    ],
+)
 def test_rule_table_errors_name_the_line(mutate: object, message: str, key: str | None) -> None:
     text = mutate(RULES)  # type: ignore[operator]
     err = _error(text)
@@ -227,8 +236,10 @@ def test_rule_table_errors_name_the_line(mutate: object, message: str, key: str 
 
 
 def test_multiline_strings_do_not_confuse_rule_lines() -> None:
-    text = ('[[rule]]\nname = "a"\ndescription = """\nfirst\n[[rule]]\nlast\n"""\n'
-            'expr = "unparsed_lines == 0"\n[[rule]]\nname = "b"\nexpr = "bql.holds < 3ms"\n')
+    text = (
+        '[[rule]]\nname = "a"\ndescription = """\nfirst\n[[rule]]\nlast\n"""\n'
+        'expr = "unparsed_lines == 0"\n[[rule]]\nname = "b"\nexpr = "bql.holds < 3ms"\n'
+    )
     err = _error(text)
     assert err.line == 11 and err.rule == "b"
 

@@ -28,16 +28,24 @@ def counts() -> Counter[str]:
     return Counter(m.group(1).decode() for x in read_lines(TRACE) if (m := EVENT.match(x)))
 
 
-def test_check_is_exported_and_takes_every_form_of_rules(tmp_path: Path,
-                                                         counts: Counter[str]) -> None:
+def test_check_is_exported_and_takes_every_form_of_rules(tmp_path: Path, counts: Counter[str]) -> None:
     trace = testing.load_cached(TRACE)
     n = counts["vmstate_load"]
     expr = f"events.vmstate_load.count == {n}"
     toml = f'[[rule]]\nname = "devices"\nexpr = "{expr}"\n'
     f = tmp_path / "r.toml"
     f.write_text(toml)
-    forms: list[object] = [expr, [expr], toml, str(f), f, load_rules(f), load_rules(f).rules[0],
-                           parse_expression(expr), [expr, load_rules(f).rules[0]]]
+    forms: list[object] = [
+        expr,
+        [expr],
+        toml,
+        str(f),
+        f,
+        load_rules(f),
+        load_rules(f).rules[0],
+        parse_expression(expr),
+        [expr, load_rules(f).rules[0]],
+    ]
     for form in forms:
         report = tracetool.check_trace(trace, form)  # type: ignore[arg-type]
         assert report.ok and all(r.observed == n for r in report.results), form
@@ -49,16 +57,16 @@ def test_check_loads_paths_itself(counts: Counter[str]) -> None:
 
 
 def test_assert_trace_passes_and_returns_the_report(counts: Counter[str]) -> None:
-    report = assert_trace(TRACE, f"events.count == {sum(counts.values())}",
-                          'event("vmstate_load") exists')
+    report = assert_trace(TRACE, f"events.count == {sum(counts.values())}", 'event("vmstate_load") exists')
     assert [r.status for r in report.results] == [Status.PASS, Status.PASS]
 
 
 def test_assert_trace_failure_message_is_readable(counts: Counter[str]) -> None:
     n = counts["vmstate_load"]
     with pytest.raises(TraceCheckFailed) as err:
-        assert_trace(TRACE, f"events.vmstate_load.count < {n}", "unparsed_lines == 0",
-                     "bql.hold.max{role=load} < 5ms")
+        assert_trace(
+            TRACE, f"events.vmstate_load.count < {n}", "unparsed_lines == 0", "bql.hold.max{role=load} < 5ms"
+        )
     text = str(err.value)
     assert text.startswith(f"2 of 3 trace rules failed on {TRACE}:")
     assert f"observed: {n}\n" in text and f"expected: < {n}" in text

@@ -96,13 +96,16 @@ def _only_messages(p: Path) -> str:
     return str(p / "errors.log")
 
 
-@pytest.mark.parametrize(("make", "message"), [
-    (_missing, "no such file"),
-    (_empty, "empty"),
-    (_binary_junk, "not a QEMU trace"),
-    (_prose, "not a QEMU trace"),
-    (_only_messages, "not a QEMU trace"),
-])
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (_missing, "no such file"),
+        (_empty, "empty"),
+        (_binary_junk, "not a QEMU trace"),
+        (_prose, "not a QEMU trace"),
+        (_only_messages, "not a QEMU trace"),
+    ],
+)
 def test_errors_are_one_line_and_exit_2(tmp_path: Path, make: Callable[[Path], str], message: str) -> None:
     r = run_cli("summary", make(tmp_path))
     assert r.returncode == 2
@@ -141,8 +144,9 @@ def test_samples_exist() -> None:
 def test_borrow_from_gives_a_simple_trace_the_wall_clock() -> None:
     run = ("qemu-threadify", "e-precopy-mutex")
     plain = json.loads(run_cli("summary", sample(*run, "dst.simple.xz"), "-f", "json").stdout)
-    r = run_cli("summary", sample(*run, "dst.simple.xz"), "--borrow-from",
-                sample(*run, "dst.trace.xz"), "-f", "json")
+    r = run_cli(
+        "summary", sample(*run, "dst.simple.xz"), "--borrow-from", sample(*run, "dst.trace.xz"), "-f", "json"
+    )
     assert r.returncode == 0, r.stderr
     borrowed = json.loads(r.stdout)
     assert plain["clock"] == "monotonic" and borrowed["clock"] == "wall"

@@ -72,18 +72,35 @@ def test_threads_are_matched_by_role_then_name() -> None:
 
 
 def ref(name: str | None, role: str, tid: int) -> tuple[ThreadRef, dict[str, float]]:
-    stats = {m: float(tid) for m in ("holds", "hold_total_us", "hold_max_us", "hold_p50_us",
-                                     "hold_p99_us", "waits", "wait_total_us", "wait_max_us")}
+    stats = {
+        m: float(tid)
+        for m in (
+            "holds",
+            "hold_total_us",
+            "hold_max_us",
+            "hold_p50_us",
+            "hold_p99_us",
+            "waits",
+            "wait_total_us",
+            "wait_max_us",
+        )
+    }
     return ThreadRef(tid, name, role, False), stats
 
 
 def test_matching_prefers_equal_names_within_a_role_and_keeps_the_unmatched() -> None:
     before = [ref("CPU 0/TCG", "vcpu", 1), ref("CPU 1/TCG", "vcpu", 2), ref("IO x", "other", 3)]
     after = [ref("CPU 1/TCG", "vcpu", 11), ref("CPU 0/TCG", "vcpu", 10), ref(None, "vcpu", 12)]
-    got = [(p.before.tid if p.before else None, p.after.tid if p.after else None, p.matched_by)
-           for p in match_threads(before, after)]
-    assert got == [(1, 10, "role+name"), (2, 11, "role+name"), (None, 12, "unmatched"),
-                   (3, None, "unmatched")]
+    got = [
+        (p.before.tid if p.before else None, p.after.tid if p.after else None, p.matched_by)
+        for p in match_threads(before, after)
+    ]
+    assert got == [
+        (1, 10, "role+name"),
+        (2, 11, "role+name"),
+        (None, 12, "unmatched"),
+        (3, None, "unmatched"),
+    ]
 
 
 def test_deltas_and_their_formatting() -> None:
@@ -112,8 +129,12 @@ def test_every_format_states_the_load_move_and_the_bql_table() -> None:
     md = compare_markdown(cmp)
     doc = json.loads(json.dumps(cmp.to_json(), allow_nan=False))
     assert LOAD_MOVE in text and LOAD_MOVE in md
-    assert doc["load_thread"] == {"before": "main (coroutine)", "after": "mig/dst/main", "moved": True,
-                                  "text": "main (coroutine) → mig/dst/main"}
+    assert doc["load_thread"] == {
+        "before": "main (coroutine)",
+        "after": "mig/dst/main",
+        "moved": True,
+        "text": "main (coroutine) → mig/dst/main",
+    }
     bql = next(t for t in md_tables(md) if t[0][0] == "role")
     rows = {r[0]: r for r in bql[2:]}
     assert rows["main"][1] == "qemu-system-x86 (30905, load)"
@@ -140,9 +161,21 @@ def test_html_comparison_embeds_the_paired_figure() -> None:
 # ---------------------------------------------------------------------------------- CLI
 def test_cli_splits_before_and_after_at_the_double_dash(tmp_path: Path) -> None:
     out = tmp_path / "cmp.md"
-    app(["compare", str(MUTEX_72 / "dst.trace.xz"), "--before-threads", str(MUTEX_72 / "dst-threads.json"),
-         "--", str(MUTEX_THREADIFY / "dst.*.trace.xz"), "--after-threads",
-         str(MUTEX_THREADIFY / "dst-threads.json"), "-o", str(out)], standalone_mode=False)
+    app(
+        [
+            "compare",
+            str(MUTEX_72 / "dst.trace.xz"),
+            "--before-threads",
+            str(MUTEX_72 / "dst-threads.json"),
+            "--",
+            str(MUTEX_THREADIFY / "dst.*.trace.xz"),
+            "--after-threads",
+            str(MUTEX_THREADIFY / "dst-threads.json"),
+            "-o",
+            str(out),
+        ],
+        standalone_mode=False,
+    )
     md = out.read_text()
     assert f"**{LOAD_MOVE}**" in md
     assert f"before: {MUTEX_72 / 'dst.trace.xz'}" in md

@@ -27,10 +27,11 @@ def decode_one(line: str, text: str) -> dict[str, object] | None:
     return {str(k): (None if pd.isna(v) else v) for k, v in frame.iloc[0].items()}
 
 
-MUTEX = ('qemu_mutex_lock(void *mutex, const char *file, const int line) '
-         '"waiting on mutex %p (%s:%d)"')
-STARTFULL = ('qemu_loadvm_state_section_startfull(uint32_t section_id, const char *idstr, '
-             'uint32_t instance_id, uint32_t version_id) "%u(%s) %u %u"')
+MUTEX = 'qemu_mutex_lock(void *mutex, const char *file, const int line) "waiting on mutex %p (%s:%d)"'
+STARTFULL = (
+    "qemu_loadvm_state_section_startfull(uint32_t section_id, const char *idstr, "
+    'uint32_t instance_id, uint32_t version_id) "%u(%s) %u %u"'
+)
 QMP_EXIT = 'qmp_exit_query_migrate(const char *result, bool succeeded) "%s %d"'
 
 
@@ -58,11 +59,14 @@ def test_float_and_char_dtypes() -> None:
 
 def test_strings_with_spaces() -> None:
     # Real device names: "pit channel" (vmstate_load_state, vmstate_save_state_loop).
-    assert decode_one('vmstate_load_state(const char *name, int version_id) "%s v%d"',
-                      "pit channel v2") == {"name": "pit channel", "version_id": 2}
-    assert decode_one('vmstate_save_state_loop(const char *name, const char *field, int n) '
-                      '"%s/%s[%d]"', "pit channel/count[1]") == {
-        "name": "pit channel", "field": "count", "n": 1}
+    assert decode_one('vmstate_load_state(const char *name, int version_id) "%s v%d"', "pit channel v2") == {
+        "name": "pit channel",
+        "version_id": 2,
+    }
+    assert decode_one(
+        'vmstate_save_state_loop(const char *name, const char *field, int n) "%s/%s[%d]"',
+        "pit channel/count[1]",
+    ) == {"name": "pit channel", "field": "count", "n": 1}
 
 
 def test_json_payloads() -> None:
@@ -74,23 +78,33 @@ def test_json_payloads() -> None:
 
 
 def test_null_string_and_nil_pointer() -> None:
-    line = 'migrate_handle_rp_req_pages(const char *rbname, size_t start, size_t len) ' \
-           '"in %s at 0x%zx len 0x%zx"'
+    line = (
+        'migrate_handle_rp_req_pages(const char *rbname, size_t start, size_t len) "in %s at 0x%zx len 0x%zx"'
+    )
     assert decode_one(line, "in (null) at 0x472d000 len 0x1000") == {
-        "rbname": None, "start": 0x472D000, "len": 0x1000}
-    assert decode_one(MUTEX, "waiting on mutex (nil) (a.c:1)") == {
-        "mutex": 0, "file": "a.c", "line": 1}
+        "rbname": None,
+        "start": 0x472D000,
+        "len": 0x1000,
+    }
+    assert decode_one(MUTEX, "waiting on mutex (nil) (a.c:1)") == {"mutex": 0, "file": "a.c", "line": 1}
 
 
 def test_hex_with_and_without_literal_prefix() -> None:
-    line = 'ram_discard_range(const char *rbname, uint64_t start, size_t len) ' \
-           '"%s: start: %" PRIx64 " %zx"'
+    line = 'ram_discard_range(const char *rbname, uint64_t start, size_t len) "%s: start: %" PRIx64 " %zx"'
     assert decode_one(line, "pc.ram: start: 0 40000000") == {
-        "rbname": "pc.ram", "start": 0, "len": 0x40000000}
-    line = 'ram_load_postcopy_loop(int channel, uint64_t addr, int flags) ' \
-           '"chan=%d addr=0x%" PRIx64 " flags=0x%x"'
+        "rbname": "pc.ram",
+        "start": 0,
+        "len": 0x40000000,
+    }
+    line = (
+        "ram_load_postcopy_loop(int channel, uint64_t addr, int flags) "
+        '"chan=%d addr=0x%" PRIx64 " flags=0x%x"'
+    )
     assert decode_one(line, "chan=1 addr=0x7f4d17e01000 flags=0x22") == {
-        "channel": 1, "addr": 0x7F4D17E01000, "flags": 0x22}
+        "channel": 1,
+        "addr": 0x7F4D17E01000,
+        "flags": 0x22,
+    }
     # The literal 0x is part of the format, so a text without it does not match.
     assert decode_one(line, "chan=1 addr=7f4d17e01000 flags=0x22") is None
 
@@ -105,15 +119,13 @@ def test_upper_case_hex() -> None:
     assert decode_one('f(unsigned a) "v=%X"', "v=DEADBEEF") == {"a": 0xDEADBEEF}
     # Text printed with upper-case digits (LTTng style) also reads with a %x format.
     assert decode_one('f(void *p) "p=%p"', "p=0x7FE23BE00000") == {"p": 0x7FE23BE00000}
-    assert decode_one('f(uint64_t a) "a=0x%" PRIx64', "a=0xABCDEF0123456789") == {
-        "a": 0xABCDEF0123456789}
+    assert decode_one('f(uint64_t a) "a=0x%" PRIx64', "a=0xABCDEF0123456789") == {"a": 0xABCDEF0123456789}
 
 
 def test_qemu_ud_typo() -> None:
     line = 'loadvm_postcopy_ram_handle_discard_header(const char *ramid, uint16_t len) "%s: %ud"'
     assert decode_one(line, "pc.ram: 16d") == {"ramid": "pc.ram", "len": 16}
-    assert decode_one(line, "0000:00:02.0/vga.vram: 1d") == {
-        "ramid": "0000:00:02.0/vga.vram", "len": 1}
+    assert decode_one(line, "0000:00:02.0/vga.vram: 1d") == {"ramid": "0000:00:02.0/vga.vram", "len": 1}
     assert decode_one(line, "pc.ram: 16") is None
 
 
@@ -187,8 +199,7 @@ def test_event_without_arguments() -> None:
 
 
 def test_unmatched_rows_are_all_na() -> None:
-    frame, matched = decoder_for(ev(STARTFULL)).decode(
-        ["2(ram) 0 4", "garbage", None, "4(cpu_common) 0 1"])
+    frame, matched = decoder_for(ev(STARTFULL)).decode(["2(ram) 0 4", "garbage", None, "4(cpu_common) 0 1"])
     assert matched.tolist() == [True, False, False, True]
     assert frame.iloc[1].isna().all()
     assert frame.iloc[2].isna().all()
@@ -199,14 +210,18 @@ def test_input_containers() -> None:
     dec = decoder_for(ev(STARTFULL))
     texts = ["2(ram) 0 4", "0(timer) 0 2"]
     expected = [2, 0]
-    for given in (texts, pa.array(texts), pa.array(texts, pa.large_string()),
-                  pa.chunked_array([texts[:1], texts[1:]]), pd.Series(texts)):
+    for given in (
+        texts,
+        pa.array(texts),
+        pa.array(texts, pa.large_string()),
+        pa.chunked_array([texts[:1], texts[1:]]),
+        pd.Series(texts),
+    ):
         frame, matched = dec.decode(given)
         assert matched.all()
         assert frame["section_id"].tolist() == expected
     frame, matched = dec.decode([])
-    assert len(frame) == 0 and list(frame.columns) == ["section_id", "idstr", "instance_id",
-                                                       "version_id"]
+    assert len(frame) == 0 and list(frame.columns) == ["section_id", "idstr", "instance_id", "version_id"]
 
 
 def test_decoder_cache() -> None:
@@ -216,8 +231,10 @@ def test_decoder_cache() -> None:
 def test_many_generated_texts_round_trip() -> None:
     """Texts printed from known values (Python's % formatting) decode back to those values."""
     rng = random.Random(7)
-    line = ('ram_load_loop(const char *rbname, uint64_t addr, int flags, void *host) '
-            '"%s: addr: 0x%" PRIx64 " flags: 0x%x host: %p"')
+    line = (
+        "ram_load_loop(const char *rbname, uint64_t addr, int flags, void *host) "
+        '"%s: addr: 0x%" PRIx64 " flags: 0x%x host: %p"'
+    )
     names = ["pc.ram", "pit channel", "0000:00:02.0/vga.vram", "/rom@etc/acpi/tables"]
     rows = []
     for _ in range(20000):
@@ -233,8 +250,9 @@ def test_many_generated_texts_round_trip() -> None:
     frame, matched = decoder_for(ev(line)).decode(pa.array(texts))
     assert matched.all()
     assert frame["rbname"].tolist() == [r[0] for r in rows]
-    assert np.array_equal(frame["addr"].to_numpy(dtype=np.uint64),
-                          np.array([r[1] for r in rows], dtype=np.uint64))
+    assert np.array_equal(
+        frame["addr"].to_numpy(dtype=np.uint64), np.array([r[1] for r in rows], dtype=np.uint64)
+    )
     assert frame["flags"].tolist() == [r[2] for r in rows]
     assert frame["host"].tolist() == [r[3] for r in rows]
 
@@ -248,21 +266,33 @@ def test_pattern_is_anchored() -> None:
     ("line", "text", "expected"),
     [
         # A value that contains the literal after it: the split is the greedy one.
-        ('vmstate_save_state_loop(const char *name, const char *field, int n) "%s/%s[%d]"',
-         "cpu/poll_control_msr/msr[1]", {"name": "cpu/poll_control_msr", "field": "msr", "n": 1}),
-        ('vmstate_subsection_load_bad(const char *parent, const char *sub, const char *sub2) '
-         '"%s: %s/%s"', "ymmh_reg: cpu/poll_control_msr/(prefix)",
-         {"parent": "ymmh_reg", "sub": "cpu/poll_control_msr", "sub2": "(prefix)"}),
-        ('vmstate_load(const char *idstr, const char *vmsd_name) "%s, %s"',
-         "a, b, c", {"idstr": "a, b", "vmsd_name": "c"}),
-        ('f(const char *a, uint64_t x) "%s: addr: 0x%" PRIx64',
-         "pc.ram: addr: 0x1: addr: 0x2", {"a": "pc.ram: addr: 0x1", "x": 2}),
+        (
+            'vmstate_save_state_loop(const char *name, const char *field, int n) "%s/%s[%d]"',
+            "cpu/poll_control_msr/msr[1]",
+            {"name": "cpu/poll_control_msr", "field": "msr", "n": 1},
+        ),
+        (
+            'vmstate_subsection_load_bad(const char *parent, const char *sub, const char *sub2) "%s: %s/%s"',
+            "ymmh_reg: cpu/poll_control_msr/(prefix)",
+            {"parent": "ymmh_reg", "sub": "cpu/poll_control_msr", "sub2": "(prefix)"},
+        ),
+        (
+            'vmstate_load(const char *idstr, const char *vmsd_name) "%s, %s"',
+            "a, b, c",
+            {"idstr": "a, b", "vmsd_name": "c"},
+        ),
+        (
+            'f(const char *a, uint64_t x) "%s: addr: 0x%" PRIx64',
+            "pc.ram: addr: 0x1: addr: 0x2",
+            {"a": "pc.ram: addr: 0x1", "x": 2},
+        ),
         # Literal that overlaps itself ("aa"): always decoded with the greedy pattern.
         ('f(const char *a, int x) "%saa%d"', "xaaa5", {"a": "xa", "x": 5}),
     ],
 )
 def test_ambiguous_splits_follow_greedy_printf_reading(
-        line: str, text: str, expected: dict[str, object]) -> None:
+    line: str, text: str, expected: dict[str, object]
+) -> None:
     frame, matched = decoder_for(ev(line)).decode([text])
     assert matched.all()
     assert {k: frame[k][0] for k in frame.columns} == expected
@@ -270,10 +300,10 @@ def test_ambiguous_splits_follow_greedy_printf_reading(
 
 
 def test_mixed_ambiguous_and_plain_texts_keep_their_rows() -> None:
-    dec = decoder_for(ev('vmstate_save_state_loop(const char *name, const char *field, int n) '
-                         '"%s/%s[%d]"'))
-    frame, matched = dec.decode(["timer/cpu_ticks_offset[1]", "cpu/poll_control_msr/msr[3]",
-                                 "bad", "pit channel/count[2]"])
+    dec = decoder_for(ev('vmstate_save_state_loop(const char *name, const char *field, int n) "%s/%s[%d]"'))
+    frame, matched = dec.decode(
+        ["timer/cpu_ticks_offset[1]", "cpu/poll_control_msr/msr[3]", "bad", "pit channel/count[2]"]
+    )
     assert matched.tolist() == [True, True, False, True]
     assert frame["name"].tolist() == ["timer", "cpu/poll_control_msr", pd.NA, "pit channel"]
     assert frame["field"].tolist() == ["cpu_ticks_offset", "msr", pd.NA, "count"]

@@ -126,7 +126,7 @@ def test_argument_types(ctype: str, signed: bool, bits: int) -> None:
 
 def test_format_macros_between_literals() -> None:
     ev = one(
-        'f(uint64_t a, uint32_t b, int8_t c, uintptr_t d, intmax_t e, uint16_t g) '
+        "f(uint64_t a, uint32_t b, int8_t c, uintptr_t d, intmax_t e, uint16_t g) "
         '"a=0x%" PRIx64 " b=%" PRIu32 " c=%"PRId8 " d=%" PRIxPTR " e=%" PRIiMAX " g=%"PRIX16'
     )
     assert ev.fmt == "a=0x%llx b=%u c=%hhd d=%tx e=%ji g=%hX"
@@ -232,7 +232,7 @@ def test_extended_annotations_and_families() -> None:
 @pytest.mark.parametrize(
     ("text", "line"),
     [
-        ('#@ since=1.0\n', 1),
+        ("#@ since=1.0\n", 1),
         ('a(void) ""\n#@ frobnicate=1\nb(void) ""\n', 2),
         ('#@ note="unterminated\na(void) ""\n', 1),
     ],
@@ -244,8 +244,10 @@ def test_extended_annotation_errors(text: str, line: int) -> None:
 
 
 def test_signature_round_trip() -> None:
-    ev = one('ram_load_loop(const char *rbname, uint64_t addr, int flags, void *host) '
-             '"%s: addr: 0x%" PRIx64 " flags: 0x%x host: %p"')
+    ev = one(
+        "ram_load_loop(const char *rbname, uint64_t addr, int flags, void *host) "
+        '"%s: addr: 0x%" PRIx64 " flags: 0x%x host: %p"'
+    )
     again = one(ev.signature())
     assert (again.name, again.args, again.fmt) == (ev.name, ev.args, ev.fmt)
 
@@ -256,9 +258,7 @@ def test_parses_a_real_trace_events_all() -> None:
     with open(DEBIAN_72) as f:
         lines = f.read().splitlines()
     # Independent count: lines that start like an event definition.
-    looks_like_event = [
-        ln for ln in lines if re.match(r"\s*(?:(?:disable|vcpu|tcg)\s+)*\w+\(", ln)
-    ]
+    looks_like_event = [ln for ln in lines if re.match(r"\s*(?:(?:disable|vcpu|tcg)\s+)*\w+\(", ln)]
     assert len(events) == len(looks_like_event) > 4000
     by_name = {e.name: e for e in events}
     mutex = by_name["qemu_mutex_lock"]

@@ -151,8 +151,10 @@ def _nesting(key: tuple[int, int], items: list[tuple[Any, Any, int]], unit: str)
         while stack and stack[-1][0] <= start:
             stack.pop()
         if stack and end > stack[-1][0]:
-            out.append(f"track {key}: event {n} [{start}, {end}] {unit} overlaps event "
-                       f"{stack[-1][1]} partially (it ends at {stack[-1][0]})")
+            out.append(
+                f"track {key}: event {n} [{start}, {end}] {unit} overlaps event "
+                f"{stack[-1][1]} partially (it ends at {stack[-1][0]})"
+            )
         stack.append((end, n))
     return out
 
@@ -162,8 +164,9 @@ def events_of(doc: dict[str, Any], ph: str, cat: str | None = None) -> list[dict
 
 
 def track_names(doc: dict[str, Any]) -> dict[tuple[int, int], str]:
-    return {(e["pid"], e["tid"]): e["args"]["name"] for e in events_of(doc, "M")
-            if e["name"] == "thread_name"}
+    return {
+        (e["pid"], e["tid"]): e["args"]["name"] for e in events_of(doc, "M") if e["name"] == "thread_name"
+    }
 
 
 def abs_ns(doc: dict[str, Any], e: dict[str, Any]) -> tuple[int, int]:
@@ -217,8 +220,9 @@ def test_validator_catches_broken_documents(postcopy_simple: tuple[Trace, dict[s
 
     def overlap(ev: list[dict[str, Any]]) -> None:
         parent = max((ev[i] for i in xs), key=lambda e: e["dur"])
-        ev.append({**parent, "name": "straddler", "ts": parent["ts"] + parent["dur"] / 2,
-                   "dur": parent["dur"]})
+        ev.append(
+            {**parent, "name": "straddler", "ts": parent["ts"] + parent["dur"] / 2, "dur": parent["dur"]}
+        )
         ev.sort(key=lambda e: e.get("ts", -1))
 
     assert any("overlaps" in p for p in broken(overlap))
@@ -240,8 +244,11 @@ def test_threadify_mutex_run_exports_a_valid_trace(mutex_run: tuple[Trace, Any, 
     assert names[(dst, 22760)] == "qemu-system-x86 (main, 22760)"
     for r in trace.threads.to_dict("records"):  # every thread of the trace has its track
         assert any(tid == int(r["tid"]) for (_, tid) in names), r
-    sort = {(e["pid"], e["tid"]): e["args"]["sort_index"] for e in events_of(doc, "M")
-            if e["name"] == "thread_sort_index"}
+    sort = {
+        (e["pid"], e["tid"]): e["args"]["sort_index"]
+        for e in events_of(doc, "M")
+        if e["name"] == "thread_sort_index"
+    }
     assert sort[(dst, 22760)] < sort[(dst, 22774)] < sort[(dst, 22768)]  # main, load, vCPU
 
     procs = [p for p in bql.processes.values() if p.mutex is not None]
@@ -255,8 +262,11 @@ def test_threadify_mutex_run_exports_a_valid_trace(mutex_run: tuple[Trace, Any, 
     bql_track = next(k for k, v in names.items() if v == "mig/dst/main (load, 22774) · BQL")
     on_track = Counter(abs_ns(doc, e) for e in holds if (e["pid"], e["tid"]) == bql_track)
     assert on_track == Counter(zip(load["start_ns"].astype(int), load["end_ns"].astype(int), strict=True))
-    sites = Counter(e["args"].get("lock_site") for e in holds
-                    if (e["pid"], e["tid"]) == bql_track and e["args"]["status"] == "complete")
+    sites = Counter(
+        e["args"].get("lock_site")
+        for e in holds
+        if (e["pid"], e["tid"]) == bql_track and e["args"]["status"] == "complete"
+    )
     assert sites == Counter(load["lock_site"].astype(str))
 
     tl = build_timeline(trace)
@@ -269,7 +279,8 @@ def test_threadify_mutex_run_exports_a_valid_trace(mutex_run: tuple[Trace, Any, 
 
 
 def test_page_requests_keep_exact_nanoseconds_and_counter(
-        postcopy_simple: tuple[Trace, dict[str, Any]]) -> None:
+    postcopy_simple: tuple[Trace, dict[str, Any]],
+) -> None:
     trace, doc = postcopy_simple
     assert validate(doc) == []
     spans = build_timeline(trace).spans
@@ -279,8 +290,9 @@ def test_page_requests_keep_exact_nanoseconds_and_counter(
     assert got == Counter(zip(req["start_ns"].astype(int), req["end_ns"].astype(int), strict=True))
     # the counter follows the requests in flight, computed here the plain way
     s = req["start_ns"].to_numpy(dtype=np.int64)
-    e = np.where(req["closed"].to_numpy(dtype=bool), req["end_ns"].to_numpy(dtype=np.int64),
-                 np.iinfo(np.int64).max)
+    e = np.where(
+        req["closed"].to_numpy(dtype=bool), req["end_ns"].to_numpy(dtype=np.int64), np.iinfo(np.int64).max
+    )
     in_flight = ((s[None, :] <= s[:, None]) & (e[None, :] > s[:, None])).sum(axis=1)
     counter = [c["args"]["in_flight"] for c in events_of(doc, "C")]
     assert max(counter) == int(in_flight.max()) and counter[-1] == int((~req["closed"]).sum())
@@ -291,7 +303,8 @@ def test_page_requests_keep_exact_nanoseconds_and_counter(
 
 
 def test_nanosecond_trace_nests_for_both_kinds_of_reader(
-        mutex_simple: tuple[Trace, Any, dict[str, Any]]) -> None:
+    mutex_simple: tuple[Trace, Any, dict[str, Any]],
+) -> None:
     _, bql, doc = mutex_simple
     assert validate(doc) == []  # Perfetto's integer ns and floating-point µs alike
     p = bql.primary
@@ -315,8 +328,9 @@ def test_partial_overlaps_go_to_extra_tracks(killed: Trace) -> None:
     assert validate(doc) == []
     spans = build_timeline(killed).spans
     phases = spans[spans["kind"] == "phase"]
-    layers = nest_layers(phases["start_ns"].to_numpy(dtype=np.int64),
-                         phases["end_ns"].to_numpy(dtype=np.int64))
+    layers = nest_layers(
+        phases["start_ns"].to_numpy(dtype=np.int64), phases["end_ns"].to_numpy(dtype=np.int64)
+    )
     names = track_names(doc)
     phase_tracks = {(e["pid"], e["tid"]) for e in events_of(doc, "X", "phase")}
     assert len(phase_tracks) == int(layers.max()) + 1
@@ -375,20 +389,26 @@ console.log(JSON.stringify({generic: data.Meta.traceIsGeneric, threads}));
 
 
 def test_chrome_devtools_trace_engine_loads_the_export(
-        mutex_run: tuple[Trace, Any, dict[str, Any]], postcopy_simple: tuple[Trace, dict[str, Any]],
-        mutex_simple: tuple[Trace, Any, dict[str, Any]], tmp_path: Path) -> None:
+    mutex_run: tuple[Trace, Any, dict[str, Any]],
+    postcopy_simple: tuple[Trace, dict[str, Any]],
+    mutex_simple: tuple[Trace, Any, dict[str, Any]],
+    tmp_path: Path,
+) -> None:
     engine = _trace_engine()
     if engine is None:
-        pytest.skip("Chrome DevTools trace engine not installed (npm install -g "
-                    "@paulirish/trace_engine, or set MIGTRACE_TRACE_ENGINE to its directory)")
+        pytest.skip(
+            "Chrome DevTools trace engine not installed (npm install -g "
+            "@paulirish/trace_engine, or set MIGTRACE_TRACE_ENGINE to its directory)"
+        )
     script = tmp_path / "load.mjs"
     script.write_text(ENGINE_SCRIPT)
     docs = (("mutex", mutex_run[2]), ("postcopy", postcopy_simple[1]), ("simple", mutex_simple[2]))
     for name, doc in docs:
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps(doc))
-        run = subprocess.run(["node", str(script), str(engine), str(path)], capture_output=True,
-                             text=True, timeout=300)
+        run = subprocess.run(
+            ["node", str(script), str(engine), str(path)], capture_output=True, text=True, timeout=300
+        )
         assert run.returncode == 0, run.stderr[-2000:]
         got = json.loads(run.stdout)
         assert got["generic"] is True
@@ -405,11 +425,16 @@ def test_chrome_devtools_trace_engine_loads_the_export(
 # ---------------------------------------------------------------------------------- tables
 def test_parquet_tables_round_trip(mutex_run: tuple[Trace, Any, dict[str, Any]], tmp_path: Path) -> None:
     trace, bql, _ = mutex_run
-    written = export_tables(trace_tables(trace, build_timeline(trace), bql), f"{tmp_path}/out/",
-                            "parquet")
-    assert [p.name for p in written] == ["events.parquet", "spans.parquet", "instants.parquet",
-                                         "threads.parquet", "processes.parquet",
-                                         "bql_holds.parquet", "bql_waits.parquet"]
+    written = export_tables(trace_tables(trace, build_timeline(trace), bql), f"{tmp_path}/out/", "parquet")
+    assert [p.name for p in written] == [
+        "events.parquet",
+        "spans.parquet",
+        "instants.parquet",
+        "threads.parquet",
+        "processes.parquet",
+        "bql_holds.parquet",
+        "bql_waits.parquet",
+    ]
     events = pd.read_parquet(written[0])
     assert len(events) == len(trace)
     assert (events["ts_ns"].to_numpy() == trace.ts).all()
@@ -425,8 +450,13 @@ def test_parquet_tables_round_trip(mutex_run: tuple[Trace, Any, dict[str, Any]],
 
 def test_csv_tables_with_a_prefix(killed: Trace, tmp_path: Path) -> None:
     written = export_tables(trace_tables(killed, build_timeline(killed)), tmp_path / "run1", "csv")
-    assert [p.name for p in written] == ["run1-events.csv", "run1-spans.csv", "run1-instants.csv",
-                                         "run1-threads.csv", "run1-processes.csv"]
+    assert [p.name for p in written] == [
+        "run1-events.csv",
+        "run1-spans.csv",
+        "run1-instants.csv",
+        "run1-threads.csv",
+        "run1-processes.csv",
+    ]
     events = pd.read_csv(written[0])
     assert len(events) == len(killed) and events["ts_ns"].is_monotonic_increasing
     assert events["event"].tolist()[:20] == killed.events["event"].astype(str).tolist()[:20]
@@ -450,4 +480,9 @@ def test_cli_export_perfetto_and_csv(tmp_path: Path) -> None:
     run = run_cli("export", Q72_NO_TIME, "--to", "csv", "-o", f"{tmp_path}/tables/")
     assert run.returncode == 0, run.stderr
     assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == [
-        "events.csv", "instants.csv", "processes.csv", "spans.csv", "threads.csv"]
+        "events.csv",
+        "instants.csv",
+        "processes.csv",
+        "spans.csv",
+        "threads.csv",
+    ]

@@ -24,8 +24,7 @@ from tracetool._analyses.summary import summarize
 CAPTURES = {
     "ftrace": sample("qemu-threadify-ftrace", "a-precopy-mutex", "ftrace.txt.xz"),
     "ftrace-markers": sample("qemu-threadify-ftrace", "e-precopy-markers-only", "ftrace.txt.xz"),
-    "trace-cmd": sample("qemu-threadify-ftrace", "d-precopy-mutex-trace-cmd",
-                        "trace-cmd-report.txt.xz"),
+    "trace-cmd": sample("qemu-threadify-ftrace", "d-precopy-mutex-trace-cmd", "trace-cmd-report.txt.xz"),
     "lttng": sample("qemu-threadify-lttng", "a-precopy-mutex", "lttng-babeltrace2.txt.xz"),
     "log-iso": sample("qemu-threadify-lttng", "a-precopy-mutex", "dst.trace.xz"),
     "log-tid": sample("qemu-7.2", "a-precopy-plain", "dst.trace.xz"),
@@ -70,8 +69,11 @@ def test_sniffers_do_not_claim_each_others_captures(name: str) -> None:
 def test_every_compression_is_detected_and_read_alike(tmp_path: Path, kind: str, name: str) -> None:
     raw = _head(name)
     packed = {
-        "plain": lambda b: b, "gzip": gzip.compress, "xz": lzma.compress,
-        "zstd": lambda b: zstandard.ZstdCompressor().compress(b), "bz2": bz2.compress,
+        "plain": lambda b: b,
+        "gzip": gzip.compress,
+        "xz": lzma.compress,
+        "zstd": lambda b: zstandard.ZstdCompressor().compress(b),
+        "bz2": bz2.compress,
     }[kind](raw)
     path = tmp_path / "capture.bin"  # the name says nothing: the bytes decide
     path.write_bytes(packed)
@@ -89,10 +91,8 @@ def test_summary_shows_the_format_of_each_input(tmp_path: Path) -> None:
         paths.append(str(p))
     out = run_cli("summary", "--format", "json", *paths)
     assert out.returncode == 0, out.stderr
-    got = [(Path(i["path"]).stem, i["format"], i["variant"])
-           for i in json.loads(out.stdout)["inputs"]]
-    assert got == [(n, *EXPECTED[n][1:]) for n in ("ftrace", "trace-cmd", "lttng", "log-iso",
-                                                   "log-tid")]
+    got = [(Path(i["path"]).stem, i["format"], i["variant"]) for i in json.loads(out.stdout)["inputs"]]
+    assert got == [(n, *EXPECTED[n][1:]) for n in ("ftrace", "trace-cmd", "lttng", "log-iso", "log-tid")]
 
 
 def test_input_format_forces_the_reader(tmp_path: Path) -> None:

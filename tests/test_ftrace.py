@@ -32,10 +32,12 @@ KERNEL_TASK_EVENTS = ["task_newtask", "task_rename"]
 # The regex of the capture's README (every line of a/e matches it), plus trace-cmd's form.
 TRACEFS = re.compile(
     rb"^\s*(?P<comm>.+?)-(?P<tid>\d+)\s+(?:\(\s*(?P<tgid>[-\d]+)\)\s+)?\[(?P<cpu>\d+)\]\s+"
-    rb"(?P<flags>\S{4,5})\s+(?P<ts>\d+\.\d+):\s+(?P<event>[A-Za-z0-9_:]+):\s?(?P<msg>.*)$")
+    rb"(?P<flags>\S{4,5})\s+(?P<ts>\d+\.\d+):\s+(?P<event>[A-Za-z0-9_:]+):\s?(?P<msg>.*)$"
+)
 TRACE_CMD = re.compile(
     rb"^\s*(?P<comm>.+?)-(?P<tid>\d+)\s+\[(?P<cpu>\d+)\]\s+(?P<ts>\d+\.\d+):\s+"
-    rb"(?P<event>[A-Za-z0-9_]+):\s+(?:tracing_mark_write: )?(?P<msg>.*)$")
+    rb"(?P<event>[A-Za-z0-9_]+):\s+(?:tracing_mark_write: )?(?P<msg>.*)$"
+)
 
 
 def _read(path: str, engine: str | None = None) -> Segment:
@@ -105,16 +107,23 @@ def _plain(path: str, regex: re.Pattern[bytes]) -> Plain:
         keys = ("comm", "tid", "comm", "cpu", "ts", "event", "msg")
     g = list(zip(*[m.group(*keys) for _, m in matches], strict=True)) or [()] * 7
     marker = [e in (b"tracing_mark_write", b"print") for e in g[5]]
-    split = [m.decode().partition(" ") if k else (e.decode(), "", m.decode().lstrip(" "))
-             for k, e, m in zip(marker, g[5], g[6], strict=True)]
+    split = [
+        m.decode().partition(" ") if k else (e.decode(), "", m.decode().lstrip(" "))
+        for k, e, m in zip(marker, g[5], g[6], strict=True)
+    ]
     return Plain(
-        line=[i for i, _ in matches], comm=[c.decode() for c in g[0]],
+        line=[i for i, _ in matches],
+        comm=[c.decode() for c in g[0]],
         tid=[int(t) for t in g[1]],
         tgid=[int(t) if "tgid" in regex.groupindex and t else -1 for t in g[2]],
-        cpu=[int(c) for c in g[3]], ts=[_ns(t) for t in g[4]],
-        name=[n for n, _, _ in split], args=[a for _, _, a in split],
+        cpu=[int(c) for c in g[3]],
+        ts=[_ns(t) for t in g[4]],
+        name=[n for n, _, _ in split],
+        args=[a for _, _, a in split],
         marker_bytes=[len(m) if k else -1 for k, m in zip(marker, g[6], strict=True)],
-        header=header, other=other)
+        header=header,
+        other=other,
+    )
 
 
 @functools.cache
@@ -150,7 +159,8 @@ def test_markers_only_capture_has_no_comm_and_no_tgid() -> None:
     assert (seg.thread_code == -1).all() and (seg.pid == -1).all()
     assert seg.details["lines.header"] == plain.header and plain.other == seg.other_lines == 0
     assert Counter(zip(seg.tid.tolist(), _names(seg), strict=True)) == Counter(
-        zip(plain.tid, plain.name, strict=True))
+        zip(plain.tid, plain.name, strict=True)
+    )
     # The TIDs the /proc sampler saw for each process are exactly the TIDs that wrote markers.
     sampled = set()
     for side in ("dst", "src"):
@@ -208,8 +218,7 @@ def test_marker_bodies_at_qemus_511_byte_limit_are_flagged() -> None:
 def test_kernel_events_are_kept_as_events_of_their_own() -> None:
     seg = _read_sample(A_FTRACE)
     plain = _plain(A_FTRACE, TRACEFS)
-    kernel = [(n, a) for n, a, b in zip(plain.name, plain.args, plain.marker_bytes, strict=True)
-              if b < 0]
+    kernel = [(n, a) for n, a, b in zip(plain.name, plain.args, plain.marker_bytes, strict=True) if b < 0]
     got = [(n, a) for n, a in zip(_names(seg), _args(seg), strict=True) if n in KERNEL_TASK_EVENTS]
     assert got == kernel and {n for n, _ in kernel} == set(KERNEL_TASK_EVENTS)
     assert seg.details["lines.kernel"] == len(kernel)
@@ -232,14 +241,23 @@ def test_dst_process_equals_its_log_twin() -> None:
     name, args = first_log_line.split(" ", 2)[1:]
     assert b - a == Counter({(name, args): 1}) and name == "qemu_mutex_unlock"
     # Decoded arguments agree too (same decoder; checked on the events analyses use most).
-    for event in ("qemu_mutex_lock", "qemu_mutex_locked", "ram_load_loop",
-                  "qemu_loadvm_state_section_startfull"):
+    for event in (
+        "qemu_mutex_lock",
+        "qemu_mutex_locked",
+        "ram_load_loop",
+        "qemu_loadvm_state_section_startfull",
+    ):
         mf = trace.fields(event).loc[mine.index[mine["event"] == event]]
         lf = log.fields(event)
         assert mf["decoded"].all() and lf["decoded"].all()
         cols = [c for c in lf.columns if c != "decoded"]
-        assert (mf[cols].astype(str).value_counts().sort_index().equals(
-            lf[cols].astype(str).value_counts().sort_index()))
+        assert (
+            mf[cols]
+            .astype(str)
+            .value_counts()
+            .sort_index()
+            .equals(lf[cols].astype(str).value_counts().sort_index())
+        )
 
 
 def test_summary_shows_comm_names_and_roles() -> None:
@@ -294,13 +312,16 @@ def test_unknown_comms_are_named_by_task_events(tmp_path: Path, engine: str) -> 
         m = re.search(rb"task_rename: pid=(\d+) oldcomm=.* newcomm=(.*) oom_score_adj", ln)
         if m and int(m.group(1)) not in renamed:
             renamed[int(m.group(1))] = (i, m.group(2).decode())
-    hidden = [TRACEFS.sub(lambda m: m.group(0).replace(m.group("comm") + b"-", b"<...>-", 1), ln)
-              if b"tracing_mark_write" in ln else ln for ln in real]
+    hidden = [
+        TRACEFS.sub(lambda m: m.group(0).replace(m.group("comm") + b"-", b"<...>-", 1), ln)
+        if b"tracing_mark_write" in ln
+        else ln
+        for ln in real
+    ]
     seg = _read(_write(tmp_path, "unknown.txt", hidden), engine)
     names = _threads(seg)
     checked = 0
-    for i, (tid, name, line) in enumerate(zip(seg.tid.tolist(), names, seg.line.tolist(),
-                                              strict=True)):
+    for i, (tid, name, line) in enumerate(zip(seg.tid.tolist(), names, seg.line.tolist(), strict=True)):
         if b"tracing_mark_write" not in real[line - 1]:
             continue
         if tid in renamed and renamed[tid][0] < line - 1:
@@ -331,8 +352,11 @@ def test_lost_events_garbage_and_odd_markers_are_counted(tmp_path: Path, engine:
     by_line = dict(zip(seg.line.tolist(), zip(_names(seg), _args(seg), strict=True), strict=True))
     assert by_line[53] == ("tracing_mark_write", "hello-world! not a QEMU event")
     assert by_line[54][0] == "migrate_set_state" and "\ufffd" in by_line[54][1]
-    assert by_line[55] == ("sched_switch", "prev_comm=swapper/1 prev_pid=0 prev_prio=120 "
-                           "prev_state=R ==> next_comm=CPU 0/TCG next_pid=20545 next_prio=120")
+    assert by_line[55] == (
+        "sched_switch",
+        "prev_comm=swapper/1 prev_pid=0 prev_prio=120 "
+        "prev_state=R ==> next_comm=CPU 0/TCG next_pid=20545 next_prio=120",
+    )
     row = seg.line.tolist().index(55)
     assert seg.pid[row] == -1 and _threads(seg)[row] == "<idle>" and seg.extra["cpu"][row] == 1
     assert seg.flags[seg.line.tolist().index(54)] & EVENT_BAD_UTF8
@@ -365,8 +389,10 @@ def test_compiled_and_python_scanners_agree(tmp_path: Path, path: str) -> None:
 def test_comms_with_blanks_and_dashes_split_at_the_last_dash(tmp_path: Path) -> None:
     """The comm of a line is a thread name even with blanks and dashes (split at the last -)."""
     real = [ln for ln in _real_lines(A_FTRACE, 200000) if b"tracing_mark_write" in ln]
-    picked = [next(ln for ln in real if ln.lstrip().startswith(c)) for c in
-              (b"CPU 0/TCG-", b"IO mon_iothread-", b"io-task-worker-", b"qemu-system-x86-")]
+    picked = [
+        next(ln for ln in real if ln.lstrip().startswith(c))
+        for c in (b"CPU 0/TCG-", b"IO mon_iothread-", b"io-task-worker-", b"qemu-system-x86-")
+    ]
     seg = _read(_write(tmp_path, "names.txt", picked))
     assert _threads(seg) == ["CPU 0/TCG", "IO mon_iothread", "io-task-worker", "qemu-system-x86"]
     expected = [int(TRACEFS.match(ln).group("tid")) for ln in picked]  # type: ignore[union-attr]

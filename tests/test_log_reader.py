@@ -19,9 +19,7 @@ from parsers.log import LogInput, read_log_inputs
 from parsers.segment import NO_TIME
 from tests.conftest import SAMPLES, read_lines, sample
 
-LOG_SAMPLES = sorted(
-    str(p.relative_to(SAMPLES)) for p in SAMPLES.rglob("*.trace.xz")
-)
+LOG_SAMPLES = sorted(str(p.relative_to(SAMPLES)) for p in SAMPLES.rglob("*.trace.xz"))
 
 
 def _decompressed(path: str) -> bytes:
@@ -54,23 +52,35 @@ def _args(seg: object) -> list[str]:
 # ---------------------------------------------------------------- each era, checked by hand
 
 
-ERA_LINES = b"\n".join([
-    b"30905@1795694361.432507:qemu_mutex_unlock released mutex 0x55861b3958a0 (./include/qemu/thread.h:128)",
-    b"2026-11-26T11:50:10.587768Z qemu_mutex_lock waiting on mutex 0x55fafcd00c00 "
-    b"(/usr/src/qemu-10/src/include/qemu/lockable.h:56)",
-    b"2026-11-26T11:50:11Z loadvm_state_setup ",
-    b"qemu-system-x86_64(22774:mig/dst/main): qemu_loadvm_state_section 4",
-    b"2026-11-26T11:50:12.000001Z [my guest] qemu-system-x86_64(22760:CPU 0/TCG): "
-    b"vm_state_notify running 1 reason 9 (running)",
-    b"migrate_set_state new state active",
-]) + b"\n"
+ERA_LINES = (
+    b"\n".join(
+        [
+            b"30905@1795694361.432507:qemu_mutex_unlock released mutex 0x55861b3958a0 "
+            b"(./include/qemu/thread.h:128)",
+            b"2026-11-26T11:50:10.587768Z qemu_mutex_lock waiting on mutex 0x55fafcd00c00 "
+            b"(/usr/src/qemu-10/src/include/qemu/lockable.h:56)",
+            b"2026-11-26T11:50:11Z loadvm_state_setup ",
+            b"qemu-system-x86_64(22774:mig/dst/main): qemu_loadvm_state_section 4",
+            b"2026-11-26T11:50:12.000001Z [my guest] qemu-system-x86_64(22760:CPU 0/TCG): "
+            b"vm_state_notify running 1 reason 9 (running)",
+            b"migrate_set_state new state active",
+        ]
+    )
+    + b"\n"
+)
 
 
 def test_every_era_is_recognised(tmp_path: Path, engine: str) -> None:
     seg = _read(_write(tmp_path, "eras.trace", ERA_LINES), engine)
     assert seg.events == 6 and seg.other_lines == 0  # type: ignore[attr-defined]
-    assert _names(seg) == ["qemu_mutex_unlock", "qemu_mutex_lock", "loadvm_state_setup",
-                           "qemu_loadvm_state_section", "vm_state_notify", "migrate_set_state"]
+    assert _names(seg) == [
+        "qemu_mutex_unlock",
+        "qemu_mutex_lock",
+        "loadvm_state_setup",
+        "qemu_loadvm_state_section",
+        "vm_state_notify",
+        "migrate_set_state",
+    ]
     assert _args(seg)[2] == ""  # empty format: trailing space, no arguments
     assert _args(seg)[4] == "running 1 reason 9 (running)"
 
@@ -138,12 +148,15 @@ def test_real_trace_counts_match_a_plain_count(rel: str) -> None:
     assert got == expected
 
 
-@pytest.mark.parametrize("rel", [
-    "qemu-7.2/e-precopy-mutex/dst.trace.xz",
-    "qemu-7.2/g-precopy-plain-notimestamp/dst.trace.xz",
-    "qemu-threadify/e-precopy-mutex/dst.trace.xz",
-    "qemu-threadify/e-precopy-mutex/per-thread/dst.22760.trace.xz",
-])
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "qemu-7.2/e-precopy-mutex/dst.trace.xz",
+        "qemu-7.2/g-precopy-plain-notimestamp/dst.trace.xz",
+        "qemu-threadify/e-precopy-mutex/dst.trace.xz",
+        "qemu-threadify/e-precopy-mutex/per-thread/dst.22760.trace.xz",
+    ],
+)
 def test_compiled_and_python_scanners_agree(rel: str) -> None:
     a = read_log_inputs([LogInput(sample(rel))], engine="compiled", lanes=2)[0]
     b = read_log_inputs([LogInput(sample(rel))], engine="python")[0]

@@ -29,8 +29,9 @@ DAY_NS = 86_400 * 10**9
 
 # The line grammar of the capture's RECORDING.md, as a plain regex.
 LINE = re.compile(
-    rb'^\[(\d\d):(\d\d):(\d\d)\.(\d{9})\] \(\+(?:\d+\.\d{9}|\?\.\?{9})\) (\S+) (\w+):(\w+): '
-    rb'\{ cpu_id = (\d+) \}, \{ vpid = (\d+), vtid = (\d+), procname = "([^"]*)" \}, (\{.*\})$')
+    rb"^\[(\d\d):(\d\d):(\d\d)\.(\d{9})\] \(\+(?:\d+\.\d{9}|\?\.\?{9})\) (\S+) (\w+):(\w+): "
+    rb'\{ cpu_id = (\d+) \}, \{ vpid = (\d+), vtid = (\d+), procname = "([^"]*)" \}, (\{.*\})$'
+)
 
 
 def _read(path: str, engine: str | None = None) -> Segment:
@@ -104,13 +105,21 @@ def _plain() -> Plain:
             groups.append(m.groups())
     g = list(zip(*groups, strict=True))
     return Plain(
-        ts=[(int(h) * 3600 + int(mi) * 60 + int(s)) * 10**9 + int(ns)
-            for h, mi, s, ns in zip(g[0], g[1], g[2], g[3], strict=True)],
-        cpu=[int(x) for x in g[7]], pid=[int(x) for x in g[8]], tid=[int(x) for x in g[9]],
+        ts=[
+            (int(h) * 3600 + int(mi) * 60 + int(s)) * 10**9 + int(ns)
+            for h, mi, s, ns in zip(g[0], g[1], g[2], g[3], strict=True)
+        ],
+        cpu=[int(x) for x in g[7]],
+        pid=[int(x) for x in g[8]],
+        tid=[int(x) for x in g[9]],
         procname=[x.decode() for x in g[10]],
-        name=[x.decode() if p == b"qemu" else f"{p.decode()}:{x.decode()}"
-              for p, x in zip(g[5], g[6], strict=True)],
-        payload=[x.decode() for x in g[11]], unmatched=unmatched)
+        name=[
+            x.decode() if p == b"qemu" else f"{p.decode()}:{x.decode()}"
+            for p, x in zip(g[5], g[6], strict=True)
+        ],
+        payload=[x.decode() for x in g[11]],
+        unmatched=unmatched,
+    )
 
 
 # ---------------------------------------------------------------- the real capture
@@ -159,12 +168,10 @@ def test_dst_process_equals_its_log_twin_but_for_the_start_and_end() -> None:
     after = Counter(map(tuple, late[pair].astype(str).to_numpy().tolist()))
     # The log's first line is the last of the early events (the unlock of the log's own lock).
     first_line = next(read_lines(LOG)).decode().split(" ", 1)[1]
-    assert Counter(only_lttng) - Counter(odd_lttng) + Counter({tuple(first_line.split(" ", 1)): 1}
-                                                              ) == before
+    assert Counter(only_lttng) - Counter(odd_lttng) + Counter({tuple(first_line.split(" ", 1)): 1}) == before
     assert Counter(only_log) - Counter(odd_log) == after
     assert len(before) > 0 and len(after) > 0
-    assert sorted(k[1].replace("/(prefix)", "/") for k in odd_lttng) == sorted(
-        k[1] for k in odd_log)
+    assert sorted(k[1].replace("/(prefix)", "/") for k in odd_lttng) == sorted(k[1] for k in odd_log)
     # The capture's RECORDING.md counts: 217499 LTTng events of the dst process, 217484 log lines.
     assert (len(mine), len(theirs)) == (217499, 217484)
 
@@ -176,11 +183,18 @@ def test_decoded_fields_equal_the_log_decoding() -> None:
         dst_pid = json.load(f)["pid"]
     first_log = int(log.events["ts_ns"].min()) % DAY_NS
     ev = lt.events
-    for event in ("qemu_mutex_lock", "qemu_mutex_locked", "ram_load_loop", "runstate_set",
-                  "qmp_exit_query_migrate", "migrate_set_state", "vmstate_n_elems",
-                  "qemu_loadvm_state_section_startfull", "vm_state_notify"):
-        rows = ev.index[(ev["event"] == event) & (ev["pid"] == dst_pid)
-                        & (ev["ts_ns"] >= first_log)]
+    for event in (
+        "qemu_mutex_lock",
+        "qemu_mutex_locked",
+        "ram_load_loop",
+        "runstate_set",
+        "qmp_exit_query_migrate",
+        "migrate_set_state",
+        "vmstate_n_elems",
+        "qemu_loadvm_state_section_startfull",
+        "vm_state_notify",
+    ):
+        rows = ev.index[(ev["event"] == event) & (ev["pid"] == dst_pid) & (ev["ts_ns"] >= first_log)]
         mine = lt.fields(event).loc[rows]
         theirs = log.fields(event)
         assert list(mine.columns) == list(theirs.columns), event
@@ -200,7 +214,8 @@ def test_summary_shows_procnames_and_roles() -> None:
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert [(i["format"], i["variant"], i["clock"]) for i in data["inputs"]] == [
-        ("lttng", "time-of-day", "time-of-day")]
+        ("lttng", "time-of-day", "time-of-day")
+    ]
     threads = {(t["process"], t["tid"]): t for t in data["threads"]}
     for side in ("dst", "src"):
         with open(sample(*DIR, f"{side}-threads.json")) as f:
@@ -233,8 +248,7 @@ def test_lines_without_context_blocks(tmp_path: Path, engine: str) -> None:
 def test_delta_forms_and_hostless_lines(tmp_path: Path, engine: str) -> None:
     real = _real_lines(50)
     assert b"(+?.?????????)" in real[0]  # babeltrace's first line has no delta
-    no_delta = [re.sub(rb"\) \(\+[^)]*\) ", b") ", re.sub(rb"\] \(\+[^)]*\) ", b"] ", ln))
-                for ln in real]
+    no_delta = [re.sub(rb"\) \(\+[^)]*\) ", b") ", re.sub(rb"\] \(\+[^)]*\) ", b"] ", ln)) for ln in real]
     no_host = [ln.replace(b") vm qemu:", b") qemu:", 1) for ln in real]
     base = _read(_write(tmp_path, "real.txt", real), engine)
     for lines in (no_delta, no_host):
@@ -256,12 +270,16 @@ def test_clock_forms(tmp_path: Path, engine: str) -> None:
     seg = _read(_write(tmp_path, "date.txt", dated), engine)
     assert (seg.variant, seg.clock) == ("date", "wall")
     assert (seg.ts - tod.ts == midnight).all()
-    seconds = [re.sub(rb"^\[[^\]]*\]", f"[{(midnight + t) // 10**9}.{(midnight + t) % 10**9:09d}]"
-                      .encode(), ln) for ln, t in zip(real, tod.ts.tolist(), strict=True)]
+    seconds = [
+        re.sub(rb"^\[[^\]]*\]", f"[{(midnight + t) // 10**9}.{(midnight + t) % 10**9:09d}]".encode(), ln)
+        for ln, t in zip(real, tod.ts.tolist(), strict=True)
+    ]
     seg = _read(_write(tmp_path, "sec.txt", seconds), engine)
     assert (seg.variant, seg.clock) == ("seconds", "wall") and (seg.ts - tod.ts == midnight).all()
-    cycles = [re.sub(rb"^\[[^\]]*\]", f"[{t:020d}]".encode(), ln)
-              for ln, t in zip(real, tod.ts.tolist(), strict=True)]
+    cycles = [
+        re.sub(rb"^\[[^\]]*\]", f"[{t:020d}]".encode(), ln)
+        for ln, t in zip(real, tod.ts.tolist(), strict=True)
+    ]
     seg = _read(_write(tmp_path, "cyc.txt", cycles), engine)
     assert (seg.variant, seg.clock) == ("cycles", "monotonic") and np.array_equal(seg.ts, tod.ts)
     none = [re.sub(rb"^\[[^\]]*\]", b"[??:??:??.?????????]", ln) for ln in real]
@@ -271,13 +289,16 @@ def test_clock_forms(tmp_path: Path, engine: str) -> None:
 
 def test_time_of_day_crosses_midnight(tmp_path: Path, engine: str) -> None:
     real = _real_lines(4)
-    stamps = [b"23:59:59.999999000", b"23:59:59.999999500", b"00:00:00.000000200",
-              b"00:00:01.000000000"]
+    stamps = [b"23:59:59.999999000", b"23:59:59.999999500", b"00:00:00.000000200", b"00:00:01.000000000"]
     lines = [re.sub(rb"^\[[^\]]*\]", b"[" + s + b"]", ln) for s, ln in zip(stamps, real, strict=True)]
     seg = _read(_write(tmp_path, "midnight.txt", lines), engine)
     last_second = 86_399 * 10**9
-    assert seg.ts.tolist() == [last_second + 999_999_000, last_second + 999_999_500,
-                               DAY_NS + 200, DAY_NS + 10**9]
+    assert seg.ts.tolist() == [
+        last_second + 999_999_000,
+        last_second + 999_999_500,
+        DAY_NS + 200,
+        DAY_NS + 10**9,
+    ]
     assert seg.details["midnight_crossings"] == 1
 
 
@@ -288,14 +309,17 @@ def test_escaped_and_raw_quoted_strings(tmp_path: Path, engine: str) -> None:
     raw = next(ln for ln in read_lines(BABELTRACE) if b"qmp_exit_query_migrate:" in ln)
     bt1 = raw.replace(b'\\"', b'"')  # what babeltrace 1 prints for the same event
     # A raw quote followed by ", " is no end of the value unless a field name follows.
-    tricky = re.sub(rb"qemu:\w+: (.*), \{[^{]*\}$",
-                    rb'qemu:vmstate_downtime_checkpoint: \1, { checkpoint = "say "a", }b" }', real)
+    tricky = re.sub(
+        rb"qemu:\w+: (.*), \{[^{]*\}$",
+        rb'qemu:vmstate_downtime_checkpoint: \1, { checkpoint = "say "a", }b" }',
+        real,
+    )
     lines = [escaped, raw, bt1, tricky]
     path = _write(tmp_path, "strings.txt", lines)
     trace = tracetool.load(path, input_format="lttng", engine=engine)
     assert trace.fields("vmstate_downtime_checkpoint")["checkpoint"].tolist() == ['say "a", }b']
     lock = trace.fields("qemu_mutex_lock")
-    assert lock["file"].iloc[0].startswith('dir\\sub"q?\'\n\x01/')
+    assert lock["file"].iloc[0].startswith("dir\\sub\"q?'\n\x01/")
     result = trace.fields("qmp_exit_query_migrate")
     want = unescape_babeltrace(raw.split(b'result = "', 1)[1].rsplit(b'", succeeded', 1)[0].decode())
     assert want.startswith('{"') and result["result"].tolist() == [want, want]
@@ -306,28 +330,32 @@ def test_render_gives_the_log_text(tmp_path: Path) -> None:
     """events["args"] of an LTTng trace is the log backend's text: lower-case %p, site as
     (file:line), and payloads no definition fits are shown as babeltrace printed them."""
     real = _real_lines(3)
-    odd = re.sub(rb"\{ mutex = .*\}$", b"{ something = 1, else = \"x\" }", real[0])
+    odd = re.sub(rb"\{ mutex = .*\}$", b'{ something = 1, else = "x" }', real[0])
     path = _write(tmp_path, "render.txt", [*real, odd])
     trace = tracetool.load(path)
     args = trace.events.sort_values("line")["args"].astype(str).tolist()
     for ln, text in zip(real, args[:3], strict=True):
         m = re.search(rb'mutex = 0x([0-9A-F]+), file = "([^"]*)", line = (\d+)', ln)
         assert m is not None
-        assert text.endswith(f"mutex 0x{m.group(1).decode().lower()} "
-                             f"({m.group(2).decode()}:{m.group(3).decode()})")
+        assert text.endswith(
+            f"mutex 0x{m.group(1).decode().lower()} ({m.group(2).decode()}:{m.group(3).decode()})"
+        )
     assert args[3] == '{ something = 1, else = "x" }'
     assert not trace.fields("qemu_mutex_lock")["decoded"].iloc[-1]
 
 
 def test_other_providers_discarded_events_and_garbage(tmp_path: Path, engine: str) -> None:
     real = _real_lines(10)
-    statedump = re.sub(rb"qemu:\w+: (.*), \{[^{]*\}$", rb"lttng_ust_statedump:start: \1, { }",
-                       real[1])
-    lines = [real[0], statedump,
-             b"WARNING: Tracer discarded 7 events between [12:28:03.1] and [12:28:03.2] in trace "
-             b'"x" (no UUID) within stream "ch0_0" (stream class ID: 0, stream ID: 0).',
-             b"not a babeltrace line", b"[12:28:02.237975789] (+?.?????????) vm qemu:broken: { x = ",
-             *real[2:]]
+    statedump = re.sub(rb"qemu:\w+: (.*), \{[^{]*\}$", rb"lttng_ust_statedump:start: \1, { }", real[1])
+    lines = [
+        real[0],
+        statedump,
+        b"WARNING: Tracer discarded 7 events between [12:28:03.1] and [12:28:03.2] in trace "
+        b'"x" (no UUID) within stream "ch0_0" (stream class ID: 0, stream ID: 0).',
+        b"not a babeltrace line",
+        b"[12:28:02.237975789] (+?.?????????) vm qemu:broken: { x = ",
+        *real[2:],
+    ]
     path = _write(tmp_path, "odd.txt", lines)
     seg = _read(path, engine)
     assert _names(seg)[1] == "lttng_ust_statedump:start" and _payloads(seg)[1] == "{ }"
@@ -339,8 +367,11 @@ def test_other_providers_discarded_events_and_garbage(tmp_path: Path, engine: st
 
 def test_compiled_and_python_scanners_agree(tmp_path: Path) -> None:
     head = _real_lines(20000)
-    head += [b"[23:59:59.000000001] (+0.1) h qemu:x: { s = \"a\\\"b\" }", b"junk",
-             b"[2026-11-26 12:28:02.237975789] qemu:y: { cpu_id = 1 }, { }"]
+    head += [
+        b'[23:59:59.000000001] (+0.1) h qemu:x: { s = "a\\"b" }',
+        b"junk",
+        b"[2026-11-26 12:28:02.237975789] qemu:y: { cpu_id = 1 }, { }",
+    ]
     p = _write(tmp_path, "head.txt", head)
     a, b = _read(p, "compiled"), _read(p, "python")
     for col in ("ts", "tid", "pid", "line", "flags", "other_line", "thread_code"):
@@ -363,10 +394,18 @@ def test_events_frame_and_fields_have_log_dtypes() -> None:
     assert (first["addr"], first["flags"], first["host"]) == tuple(int(x, 16) for x in m.groups())
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("plain", "plain"), ('a\\"b', 'a"b'), ("a\\\\b", "a\\b"), ("\\?\\'", "?'"),
-    ("\\n\\t\\x7f", "\n\t\x7f"), ("\\e\\0", "\x1b\0"), ("\\a\\b\\f\\v\\r", "\a\b\f\v\r"),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("plain", "plain"),
+        ('a\\"b', 'a"b'),
+        ("a\\\\b", "a\\b"),
+        ("\\?\\'", "?'"),
+        ("\\n\\t\\x7f", "\n\t\x7f"),
+        ("\\e\\0", "\x1b\0"),
+        ("\\a\\b\\f\\v\\r", "\a\b\f\v\r"),
+    ],
+)
 def test_unescape_babeltrace(text: str, expected: str) -> None:
     assert unescape_babeltrace(text) == expected
 
@@ -383,8 +422,7 @@ def test_null_strings_are_missing_values_and_print_as_glibc_does(tmp_path: Path)
     assert fields["idstr"].iloc[0] == m.group(1).decode() and pd.isna(fields["idstr"].iloc[1])
     assert fields["decoded"].all()
     args = trace.events.sort_values("line")["args"].astype(str).tolist()
-    assert args == [f"{m.group(1).decode()}, {m.group(2).decode()}",
-                    f"(null), {m.group(2).decode()}"]
+    assert args == [f"{m.group(1).decode()}, {m.group(2).decode()}", f"(null), {m.group(2).decode()}"]
 
 
 def test_hex_recorded_signed_arguments_are_sign_extended(tmp_path: Path) -> None:
@@ -392,12 +430,13 @@ def test_hex_recorded_signed_arguments_are_sign_extended(tmp_path: Path) -> None
     (0xFFFFFFFF for -1). QEMU hands its backends the sign-extended 64-bit value, so a 64-bit
     conversion of that argument reads -1, as the simple backend decoder reads it too."""
     events = tmp_path / "trace-events"
-    events.write_text('widen_test(int narrow, uint32_t unsigned_narrow) '
-                      '"%" PRId64 " %" PRIu64\n')
+    events.write_text('widen_test(int narrow, uint32_t unsigned_narrow) "%" PRId64 " %" PRIu64\n')
     real = _real_lines(1)[0]
-    line = re.sub(rb"qemu:\w+: (.*), \{[^{]*\}$",
-                  rb"qemu:widen_test: \1, { narrow = 0xFFFFFFFF, unsigned_narrow = 0xFFFFFFFF }",
-                  real)
+    line = re.sub(
+        rb"qemu:\w+: (.*), \{[^{]*\}$",
+        rb"qemu:widen_test: \1, { narrow = 0xFFFFFFFF, unsigned_narrow = 0xFFFFFFFF }",
+        real,
+    )
     trace = tracetool.load(_write(tmp_path, "widen.txt", [line]), events=[str(events)])
     fields = trace.fields("widen_test")
     assert fields["narrow"].tolist() == [-1] and fields["unsigned_narrow"].tolist() == [2**32 - 1]

@@ -31,8 +31,12 @@ from tracetool.errors import UsageError
 
 LINE_72 = re.compile(rb"^(\d+)@(\d+)\.(\d{6}):(.*)$")
 ISO = re.compile(rb"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?)Z (.*)$")
-PAIRS = ["qemu-7.2/a-precopy-plain", "qemu-7.2/e-precopy-mutex", "qemu-threadify/d-postcopy-preempt",
-         "qemu-threadify/e-precopy-mutex"]
+PAIRS = [
+    "qemu-7.2/a-precopy-plain",
+    "qemu-7.2/e-precopy-mutex",
+    "qemu-threadify/d-postcopy-preempt",
+    "qemu-threadify/e-precopy-mutex",
+]
 
 
 @cache
@@ -208,8 +212,7 @@ def require_qemu() -> None:
 def capture(out: Path, scenario: str) -> Path:
     """Runs one real migration with ``migtrace capture`` into ``out``; returns the run folder."""
     require_qemu()
-    res = run_cli("capture", "--scenario", scenario, "--out", str(out), "--label", "qemu",
-                  "--timeout", "60")
+    res = run_cli("capture", "--scenario", scenario, "--out", str(out), "--label", "qemu", "--timeout", "60")
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     return out / "qemu" / "run-1"
 
@@ -227,6 +230,7 @@ def test_a_real_cancelled_migration_is_cancelled_with_the_source_and_failed_with
     assert alone.outcome == "failed"
     together = analyze_phases(tracetool.load([str(run / "dst.trace"), str(run / "src.trace")]), query)
     assert together.outcome == "cancelled"
-    assert any("the source cancelled the migration; the destination recorded 'failed'" in n
-               for n in together.notes)
+    assert any(
+        "the source cancelled the migration; the destination recorded 'failed'" in n for n in together.notes
+    )
     assert together.qemu_status is not None and together.qemu_status["agrees"] is True

@@ -44,8 +44,20 @@ def test_events_are_time_sorted_and_each_thread_keeps_file_order(t72: tracetool.
 
 def test_events_frame_shape(t72: tracetool.Trace) -> None:
     ev = t72.events
-    assert list(ev.columns) == ["ts_ns", "time", "process", "pid", "tid", "thread", "role",
-                                "event", "args", "source", "line", "flags"]
+    assert list(ev.columns) == [
+        "ts_ns",
+        "time",
+        "process",
+        "pid",
+        "tid",
+        "thread",
+        "role",
+        "event",
+        "args",
+        "source",
+        "line",
+        "flags",
+    ]
     assert ev["ts_ns"].dtype == np.int64
     assert isinstance(ev["time"].dtype, pd.DatetimeTZDtype)
     assert ev["event"].dtype == "category"
@@ -110,8 +122,7 @@ def test_per_thread_counts_match_the_files(tfy_per_thread: tracetool.Trace) -> N
 
 def test_event_counts_equal_a_plain_count(t72: tracetool.Trace) -> None:
     plain = Counter(
-        line.split(b":", 1)[1].split(b" ", 1)[0].decode()
-        for line in read_lines(sample(*E72, "dst.trace.xz"))
+        line.split(b":", 1)[1].split(b" ", 1)[0].decode() for line in read_lines(sample(*E72, "dst.trace.xz"))
     )
     assert t72.event_counts() == dict(plain)
 
@@ -125,19 +136,24 @@ def test_untimed_trace_keeps_file_order() -> None:
 
 
 def test_src_and_dst_together() -> None:
-    t = tracetool.load([sample(*E72, "dst.trace.xz"), sample(*E72, "src.trace.xz")],
-                       threads=[sample(*E72, "dst-threads.json"), sample(*E72, "src-threads.json")])
+    t = tracetool.load(
+        [sample(*E72, "dst.trace.xz"), sample(*E72, "src.trace.xz")],
+        threads=[sample(*E72, "dst-threads.json"), sample(*E72, "src-threads.json")],
+    )
     assert sorted(t.processes["label"]) == ["dst", "src"]
     assert t.events["ts_ns"].is_monotonic_increasing
     save = t.threads[t.threads["role"] == "save"]
     assert len(save) == 1 and save.iloc[0]["process"] == "src"
 
 
-@pytest.mark.parametrize("data", [
-    {"1": "a", "2": "mig/dst/main"},
-    {"tid_to_name": {"1": "a", "2": "mig/dst/main"}, "pid": 1, "role": "dst"},
-    {"threads": {"1": {"names": [{"name": "a"}]}, "2": {"names": ["x", "mig/dst/main"]}}},
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"1": "a", "2": "mig/dst/main"},
+        {"tid_to_name": {"1": "a", "2": "mig/dst/main"}, "pid": 1, "role": "dst"},
+        {"threads": {"1": {"names": [{"name": "a"}]}, "2": {"names": ["x", "mig/dst/main"]}}},
+    ],
+)
 def test_sidecar_shapes(data: dict) -> None:
     m = parse_thread_map(data)
     assert m.names == {1: "a", 2: "mig/dst/main"}

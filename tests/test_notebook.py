@@ -16,10 +16,12 @@ NOTEBOOK = REPO / "examples" / "analysis.ipynb"
 
 def test_analysis_notebook_runs_and_shows_tables_and_figures(tmp_path: Path) -> None:
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), \
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), (
         "commit the notebook without outputs"
-    client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
-                                     resources={"metadata": {"path": str(NOTEBOOK.parent)}})
+    )
+    client = nbclient.NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+    )
     client.execute()  # raises CellExecutionError, with the cell and traceback, when a cell fails
     code = [c for c in nb.cells if c.cell_type == "code"]
     kinds = [{k for o in c.outputs for k in o.get("data", {})} for c in code]
@@ -27,12 +29,17 @@ def test_analysis_notebook_runs_and_shows_tables_and_figures(tmp_path: Path) -> 
     assert not errors
     # figures are PNGs, analysis results HTML tables, DataFrames HTML
     by_source = {c.source.splitlines()[-1]: k for c, k in zip(code, kinds, strict=True)}
-    for line in ("plots.bql_distribution(bql)", "plots.phase_waterfall(phases, top=10)",
-                 "plots.gantt(trace, bql=bql)", "plots.page_latency(post)"):
+    for line in (
+        "plots.bql_distribution(bql)",
+        "plots.phase_waterfall(phases, top=10)",
+        "plots.gantt(trace, bql=bql)",
+        "plots.page_latency(post)",
+    ):
         assert "image/png" in by_source[line], line
     for line in ("bql", "phases", "tracetool.analyze_preempt(post)", "trace", "trace.threads"):
         assert "text/html" in by_source[line], line
-    html = "".join(o["data"]["text/html"] for c in code for o in c.outputs
-                   if "text/html" in o.get("data", {}))
+    html = "".join(
+        o["data"]["text/html"] for c in code for o in c.outputs if "text/html" in o.get("data", {})
+    )
     assert "BQL analysis" in html and "mig/dst/main" in html and "Incoming phases" in html
     assert "Postcopy preempt" in html

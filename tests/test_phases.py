@@ -60,8 +60,11 @@ def phase(r: PhaseReport, name: str) -> dict:
 def test_threaded_load_runs_on_mig_dst_main(case: str) -> None:
     folder = SAMPLES / CASES[case][0]
     # the per-thread file that holds loadvm_state_setup is named after the thread that ran it
-    owner = [int(p.name.split(".")[1]) for p in folder.glob("dst.*.trace.xz")
-             if any(b"loadvm_state_setup" in raw for raw in read_lines(str(p)))]
+    owner = [
+        int(p.name.split(".")[1])
+        for p in folder.glob("dst.*.trace.xz")
+        if any(b"loadvm_state_setup" in raw for raw in read_lines(str(p)))
+    ]
     names = json.loads((folder / "dst-threads.json").read_text())["tid_to_name"]
     r, _ = report(case)
     assert r.load_thread["tid"] == owner[0]
@@ -96,12 +99,23 @@ def test_outcome_agrees_with_query_migrate(case: str) -> None:
     assert r.qemu_status is not None and r.qemu_status["agrees"] is True
     if case == "7.2/f3-killed":
         assert q.status("src") == "postcopy-paused"
-        assert any(n.startswith("incomplete: the trace ends while the incoming migration is "
-                                "'postcopy-active'") for n in r.notes)
+        assert any(
+            n.startswith("incomplete: the trace ends while the incoming migration is 'postcopy-active'")
+            for n in r.notes
+        )
 
 
-@pytest.mark.parametrize("case", ["7.2/a-precopy", "7.2/e-precopy", "thr/d-preempt", "thr/d-preempt-tids",
-                                  "thr/e-precopy", "thr/e-precopy-tids"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "7.2/a-precopy",
+        "7.2/e-precopy",
+        "thr/d-preempt",
+        "thr/d-preempt-tids",
+        "thr/e-precopy",
+        "thr/e-precopy-tids",
+    ],
+)
 def test_source_total_time_and_downtime_match_qemu(case: str) -> None:
     """QEMU reports whole milliseconds from its own clock reads, taken within microseconds of
     the trace events that bound our phases (migrate command -> completed; VM stop /
@@ -150,7 +164,7 @@ def plain_device_durations(path: str) -> list[tuple[str, int, float]]:
             continue
         idstr, rest = m[5].split(b"(", 1)[1].split(b")", 1)
         start = int(m[2]) * 1_000_000 + int(m[3])
-        end = next(x for x in lines[i + 1:] if x[1] == m[1] and x[4] in enders)
+        end = next(x for x in lines[i + 1 :] if x[1] == m[1] and x[4] in enders)
         stop = int(end[2]) * 1_000_000 + int(end[3])
         out.append((idstr.decode(), int(rest.split()[0]), float(stop - start)))
     return out
@@ -180,8 +194,14 @@ def test_device_spans_enclose_qemus_own_load_time(case: str) -> None:
 def test_postcopy_runs_show_listen_package_and_run(case: str) -> None:
     r, _ = report(case)
     names = [p["name"] for p in r.to_json()["phases"]]
-    for want in ("postcopy-advise", "postcopy-discard", "postcopy-package", "postcopy-listen",
-                 "postcopy-run", "postcopy"):
+    for want in (
+        "postcopy-advise",
+        "postcopy-discard",
+        "postcopy-package",
+        "postcopy-listen",
+        "postcopy-run",
+        "postcopy",
+    ):
         assert want in names
     assert "vm-start" not in names  # the RUN command starts the VM, not the end of the load
     assert phase(r, "postcopy")["role"] == "listen"
@@ -198,8 +218,11 @@ def test_checkpoints_of_a_threaded_run_are_listed() -> None:
     r, _ = report("thr/e-precopy-tids")
     cps = r.to_json()["checkpoints"]
     assert [c["name"] for c in cps if c["process"] == "dst"] == [
-        "dst-precopy-loadvm-completed", "dst-precopy-bh-enter", "dst-precopy-bh-announced",
-        "dst-precopy-bh-vm-started"]
+        "dst-precopy-loadvm-completed",
+        "dst-precopy-bh-enter",
+        "dst-precopy-bh-announced",
+        "dst-precopy-bh-vm-started",
+    ]
     # the load thread completes the load; the bottom halves run on the main thread
     by_name = {c["name"]: c["thread"] for c in cps}
     assert by_name["dst-precopy-loadvm-completed"] == "mig/dst/main"
@@ -238,8 +261,17 @@ def test_trace_cut_before_the_migration_started(tmp_path: Path) -> None:
 def test_phases_json_document_keys_and_types() -> None:
     # the document the CLI prints (test_cut_trace_... runs the CLI itself), as JSON sees it
     doc = json.loads(json.dumps(report("7.2/a-precopy")[0].to_json(), allow_nan=False))
-    assert {"phases", "devices", "load_thread", "outcome", "ram", "checkpoints", "multifd", "notes",
-            "downtime"} <= set(doc)
+    assert {
+        "phases",
+        "devices",
+        "load_thread",
+        "outcome",
+        "ram",
+        "checkpoints",
+        "multifd",
+        "notes",
+        "downtime",
+    } <= set(doc)
     for p in doc["phases"]:
         assert set(p) == {"name", "tid", "thread", "role", "start_ns", "end_ns", "duration_us", "closed"}
         assert isinstance(p["start_ns"], int) and isinstance(p["duration_us"], float)
@@ -293,8 +325,10 @@ def synth_multifd(path: Path, channels: int, packets: int, pages: int, packet_ev
     for k in range(packets):
         for c in range(channels):
             if packet_events:
-                line(200 + c, f"multifd_recv channel {c} packet_num {k} pages {pages} flags 0x0 "
-                              "next packet size 0")
+                line(
+                    200 + c,
+                    f"multifd_recv channel {c} packet_num {k} pages {pages} flags 0x0 next packet size 0",
+                )
         for c in range(channels):
             line(100, f"multifd_recv_sync_main_wait channel {c}")
         line(100, f"multifd_recv_sync_main packet num {k}")
@@ -309,7 +343,10 @@ def test_multifd_channels_count_packets_pages_and_sync_waits(tmp_path: Path) -> 
     assert got["present"] is True
     # traced packets, not traced packets plus QEMU's end-of-thread total
     assert [(c["id"], c["tid"], c["packets"], c["pages"], c["packets_from"]) for c in got["channels"]] == [
-        (0, 200, 5, 80, "events"), (1, 201, 5, 80, "events"), (2, 202, 5, 80, "events")]
+        (0, 200, 5, 80, "events"),
+        (1, 201, 5, 80, "events"),
+        (2, 202, 5, 80, "events"),
+    ]
     assert got["sync"]["count"] == 5
     # each sync waits from the first channel's wait line to the sync line: 3 lines, 7 µs apart
     assert got["sync"]["max_us"] == 21.0
@@ -319,7 +356,9 @@ def test_multifd_without_packet_events_takes_qemus_totals(tmp_path: Path) -> Non
     synth_multifd(tmp_path / "mf.trace", channels=2, packets=4, pages=8, packet_events=False)
     got = multifd_recv(tracetool.load(str(tmp_path / "mf.trace"))).to_json()
     assert [(c["id"], c["tid"], c["packets"], c["pages"], c["packets_from"]) for c in got["channels"]] == [
-        (0, 200, 5, 32, "thread_end"), (1, 201, 5, 32, "thread_end")]
+        (0, 200, 5, 32, "thread_end"),
+        (1, 201, 5, 32, "thread_end"),
+    ]
 
 
 @pytest.mark.qemu
@@ -341,7 +380,8 @@ def test_multifd_of_a_real_capture(tmp_path: Path) -> None:
     r = analyze_phases(tracetool.load(path, threads=[str(run / "dst-threads.json")]))
     got = r.multifd.channels
     assert [(c["id"], c["packets"], c["pages"]) for c in got] == [
-        (i, packets[i], qemu_pages[i]) for i in sorted(packets)]
+        (i, packets[i], qemu_pages[i]) for i in sorted(packets)
+    ]
     assert all(names[str(c["tid"])] == f"multifdrecv_{c['id']}" for c in got)
     assert r.multifd.sync["count"] > 0 and r.outcome == "completed"
 

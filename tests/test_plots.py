@@ -109,8 +109,9 @@ def width(patch: Any) -> float:
     return float(patch.get_width())
 
 
-def window(frame: pd.DataFrame, lo: int, hi: int, start: str = "start_ns", end: str = "end_ns"
-           ) -> pd.DataFrame:
+def window(
+    frame: pd.DataFrame, lo: int, hi: int, start: str = "start_ns", end: str = "end_ns"
+) -> pd.DataFrame:
     s = frame[start].astype("Int64")
     e = frame[end].astype("Int64")
     return frame[(s.notna() & e.notna() & (e >= lo) & (s <= hi)).to_numpy(dtype=bool)]
@@ -120,9 +121,13 @@ def window(frame: pd.DataFrame, lo: int, hi: int, start: str = "start_ns", end: 
 def test_gantt_lanes_bars_and_holds_of_a_72_trace(q72: Loaded) -> None:
     fig = plots.gantt(q72.trace, q72.timeline, q72.bql)
     ax = fig.axes[0]
-    assert lane_labels(fig) == ["phases", "qemu-system-x86 (main+load, 30905)",
-                                "CPU 0/TCG (vcpu, 30912)", "IO mon_iothread (other, 30910)",
-                                "qemu-system-x86 (other, 30908)"]
+    assert lane_labels(fig) == [
+        "phases",
+        "qemu-system-x86 (main+load, 30905)",
+        "CPU 0/TCG (vcpu, 30912)",
+        "IO mon_iothread (other, 30910)",
+        "qemu-system-x86 (other, 30908)",
+    ]
     spans = q72.timeline.spans
     for kind in ("section", "device", "phase", "qmp"):
         assert bar_count(ax, f"span:{kind}:") == int((spans["kind"] == kind).sum()), kind
@@ -135,7 +140,8 @@ def test_gantt_lanes_bars_and_holds_of_a_72_trace(q72: Loaded) -> None:
     assert drawn == {
         "bql:qemu-system-x86 (main+load, 30905)": int((timed["tid"] == 30905).sum()),
         "bql:CPU 0/TCG (vcpu, 30912)": int((timed["tid"] == 30912).sum()),
-        "bql:qemu-system-x86 (other, 30908)": int((timed["tid"] == 30908).sum())}
+        "bql:qemu-system-x86 (other, 30908)": int((timed["tid"] == 30908).sum()),
+    }
     inst = q72.timeline.instants
     for kind in ("state", "runstate", "vm-state"):
         got = sum(points(c) for c in collections(ax, f"instant:{kind}"))
@@ -163,8 +169,11 @@ def test_gantt_zooms_to_100ms_and_10us(q72: Loaded) -> None:
     shown = window(spans, lo, hi)
     seen = np.minimum(shown["end_ns"], hi) - np.maximum(shown["start_ns"], lo)
     wide = shown[np.asarray(seen >= 0.04 * (hi - lo), dtype=bool)]
-    assert sorted(t.get_text() for t in ax.texts) == sorted(wide["name"]) == [
-        "devices", "incoming", "switchover"]
+    assert (
+        sorted(t.get_text() for t in ax.texts)
+        == sorted(wide["name"])
+        == ["devices", "incoming", "switchover"]
+    )
 
     lo, hi = start + 1_000, start + 11_000
     fig = plots.gantt(q72.trace, q72.timeline, q72.bql, start_ns=lo, end_ns=hi)
@@ -183,8 +192,12 @@ def test_gantt_of_both_processes_orders_lanes(tfy: Loaded) -> None:
     dst = [x for x in labels if x.startswith("dst · ")]
     src = [x for x in labels if x.startswith("src · ")]
     assert labels == dst + src and len(dst) >= 4 and len(src) >= 4
-    assert dst[:4] == ["dst · phases", "dst · qemu-system-x86 (main, 22760)",
-                       "dst · mig/dst/main (load, 22774)", "dst · CPU 0/TCG (vcpu, 22768)"]
+    assert dst[:4] == [
+        "dst · phases",
+        "dst · qemu-system-x86 (main, 22760)",
+        "dst · mig/dst/main (load, 22774)",
+        "dst · CPU 0/TCG (vcpu, 22768)",
+    ]
     assert src[:2] == ["src · phases", "src · main (main, 22761)"]
     ax = fig.axes[0]
     devices = list(collections(ax, "span:device:"))
@@ -215,8 +228,12 @@ def test_bql_distribution_one_cdf_per_thread_with_percentiles(tfy: Loaded) -> No
     fig = plots.bql_distribution(tfy.bql)
     assert len(fig.axes) == 4
     titles = [ax.get_title() for ax in fig.axes]
-    assert titles == ["dst: BQL hold durations", "dst: BQL wait durations",
-                      "src: BQL hold durations", "src: BQL wait durations"]
+    assert titles == [
+        "dst: BQL hold durations",
+        "dst: BQL wait durations",
+        "src: BQL hold durations",
+        "src: BQL wait durations",
+    ]
     for ax, proc in ((fig.axes[0], "dst"), (fig.axes[2], "src")):
         assert ax.get_xscale() == "log"
         p = tfy.bql.processes[proc]
@@ -227,17 +244,24 @@ def test_bql_distribution_one_cdf_per_thread_with_percentiles(tfy: Loaded) -> No
         for r in threads.to_dict("records"):
             label = plots.thread_label(r["name"], r["role"], r["tid"])
             # percentiles as the BQL analysis computed them, written in the legend
-            assert (f"{label}: {r['holds']} holds, p50 {fmt_us(r['hold_p50_us'])}, "
-                    f"p99 {fmt_us(r['hold_p99_us'])}") in legend
+            assert (
+                f"{label}: {r['holds']} holds, p50 {fmt_us(r['hold_p50_us'])}, p99 {fmt_us(r['hold_p99_us'])}"
+            ) in legend
         p50 = [ln for ln in ax.get_lines() if (ln.get_gid() or "").startswith("p50:hold:")]
         assert len(p50) == len(threads)
         load = next(ln for ln in p50 if "22774" in str(ln.get_gid()) or proc == "src")
         assert list(np.asarray(load.get_ydata())) == [0.5]
     # the same thread has the same colour in the hold and the wait panel
-    hold = {gid(ln).split(":", 2)[2]: ln.get_color() for ln in fig.axes[0].get_lines()
-            if gid(ln).startswith("cdf:")}
-    wait = {gid(ln).split(":", 2)[2]: ln.get_color() for ln in fig.axes[1].get_lines()
-            if gid(ln).startswith("cdf:")}
+    hold = {
+        gid(ln).split(":", 2)[2]: ln.get_color()
+        for ln in fig.axes[0].get_lines()
+        if gid(ln).startswith("cdf:")
+    }
+    wait = {
+        gid(ln).split(":", 2)[2]: ln.get_color()
+        for ln in fig.axes[1].get_lines()
+        if gid(ln).startswith("cdf:")
+    }
     assert all(hold[k] == wait[k] for k in hold.keys() & wait.keys()) and hold.keys() & wait.keys()
 
 
@@ -249,8 +273,9 @@ def test_bql_distribution_by_call_site_without_thread_ids(tfy_no_tids: Loaded) -
 
 
 def test_bql_distribution_without_mutex_events_names_them(preempt: Loaded) -> None:
-    with pytest.raises(NotInTrace, match="not in this trace: enable qemu_mutex_lock, "
-                       "qemu_mutex_locked, qemu_mutex_unlock"):
+    with pytest.raises(
+        NotInTrace, match="not in this trace: enable qemu_mutex_lock, qemu_mutex_locked, qemu_mutex_unlock"
+    ):
         plots.bql_distribution(preempt.bql)
 
 
@@ -291,8 +316,10 @@ def test_page_latency_split_by_channel(preempt: Loaded) -> None:
     fig = plots.page_latency(preempt.trace)
     ax = fig.axes[0]
     counts = {gid(c): points(c) for c in ax.collections}
-    assert counts == {"channel:0": int((req["channel"] == 0).sum()),
-                      "channel:1": int((req["channel"] == 1).sum())}
+    assert counts == {
+        "channel:0": int((req["channel"] == 0).sum()),
+        "channel:1": int((req["channel"] == 1).sum()),
+    }
     assert counts["channel:1"] > 100 and ax.get_yscale() == "log"
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend[1].startswith("channel 1 (preempt): 127 requests, p50 ")
@@ -371,6 +398,7 @@ def test_cli_plot(tmp_path: Path) -> None:
     assert out.read_bytes()[:4] == b"\x89PNG"
     run = run_cli("plot", "bql", Q72_KILLED, "-o", str(tmp_path / "bql.png"))
     assert run.returncode == 2
-    assert run.stderr == ("migtrace: not in this trace: enable qemu_mutex_lock, qemu_mutex_locked, "
-                          "qemu_mutex_unlock\n")
+    assert run.stderr == (
+        "migtrace: not in this trace: enable qemu_mutex_lock, qemu_mutex_locked, qemu_mutex_unlock\n"
+    )
     assert not (tmp_path / "bql.png").exists()

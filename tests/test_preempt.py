@@ -27,8 +27,11 @@ def waits(*paths: str) -> PreemptReport:
 @cache
 def plain_72(path: str) -> list[tuple[int, int, str, str]]:
     """(tid, ts_us, event, args) of every event line."""
-    return [(int(m[1]), int(m[2]) * 1_000_000 + int(m[3]), m[4].decode(), m[5].decode())
-            for m in map(LINE_72.match, read_lines(path)) if m]
+    return [
+        (int(m[1]), int(m[2]) * 1_000_000 + int(m[3]), m[4].decode(), m[5].decode())
+        for m in map(LINE_72.match, read_lines(path))
+        if m
+    ]
 
 
 def plain_page_requests(lines: list[tuple[int, int, str, str]]) -> tuple[list[float], int]:
@@ -104,8 +107,11 @@ def test_precopy_trace_has_no_postcopy() -> None:
 def test_threaded_load_has_no_packaged_wait() -> None:
     d = Path(sample("qemu-threadify/d-postcopy-preempt/per-thread"))
     # plain: in the load thread's own file, the gap from _received to the next section event
-    load_file = next(p for p in d.glob("dst.*.trace.xz")
-                     if any(b"loadvm_handle_cmd_packaged_received" in raw for raw in read_lines(str(p))))
+    load_file = next(
+        p
+        for p in d.glob("dst.*.trace.xz")
+        if any(b"loadvm_handle_cmd_packaged_received" in raw for raw in read_lines(str(p)))
+    )
     lines = [m for m in map(LINE_ISO.match, read_lines(str(load_file))) if m]
     raw_ts = [raw.split(b" ", 1)[0] for raw in read_lines(str(load_file)) if LINE_ISO.match(raw)]
     i = next(k for k, m in enumerate(lines) if m[1] == b"loadvm_handle_cmd_packaged_received")
@@ -126,8 +132,9 @@ def _iso_us(stamp: bytes) -> float:
 
 def test_source_side_counts_the_preempt_events() -> None:
     d = "qemu-threadify/d-postcopy-preempt"
-    sent = sum(1 for raw in read_lines(sample(d, "src.trace.xz"))
-               if b" postcopy_preempt_send_host_page " in raw)
+    sent = sum(
+        1 for raw in read_lines(sample(d, "src.trace.xz")) if b" postcopy_preempt_send_host_page " in raw
+    )
     r = waits(sample(d, "dst.trace.xz"), sample(d, "src.trace.xz"))
     assert r.source is not None
     assert r.source["send_host_page"] == sent == 3054
@@ -139,8 +146,15 @@ def test_preempt_json_document_keys() -> None:
     res = run_cli("preempt", D72, "--format", "json")
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)["preempt"]
-    assert {"enabled", "thread_wait_us", "packaged_wait_us", "page_requests", "pages_by_channel",
-            "source", "notes"} <= set(doc)
+    assert {
+        "enabled",
+        "thread_wait_us",
+        "packaged_wait_us",
+        "page_requests",
+        "pages_by_channel",
+        "source",
+        "notes",
+    } <= set(doc)
     assert {"count", "p50_us", "p99_us", "max_us", "unmatched"} <= set(doc["page_requests"])
     assert doc["source"] is None and doc["enabled"] is True
     assert set(doc["pages_by_channel"]) == {"0", "1"}
@@ -157,9 +171,12 @@ def test_a_channel_that_comes_late_is_waited_for(tmp_path: Path) -> None:
     late = int(m[2]) * 1_000_000 + int(m[3]) + 1500
     tid = lines[ready].split(b"@", 1)[0]
     moved = b"%s@%d.%06d:postcopy_preempt_new_channel " % (tid, late // 1_000_000, late % 1_000_000)
-    rest = lines[:ready] + lines[ready + 1:]
-    at = next(i for i, raw in enumerate(rest) if (x := LINE_72.match(raw)) is not None
-              and i > entry and int(x[2]) * 1_000_000 + int(x[3]) > late)
+    rest = lines[:ready] + lines[ready + 1 :]
+    at = next(
+        i
+        for i, raw in enumerate(rest)
+        if (x := LINE_72.match(raw)) is not None and i > entry and int(x[2]) * 1_000_000 + int(x[3]) > late
+    )
     path = tmp_path / "late.trace"
     path.write_bytes(b"\n".join([*rest[:at], moved, *rest[at:]]) + b"\n")
     r = analyze_preempt(tracetool.load(str(path)))

@@ -21,8 +21,10 @@ from tracetool._replay import EventContext
 
 E72 = ("qemu-7.2", "e-precopy-mutex")
 TFY_RUN = sample("qemu-threadify", "e-precopy-mutex", "per-thread")
-LINE = re.compile(r"^(?:(?P<tid>\d+)@(?P<sec>\d+)\.(?P<usec>\d{6}):|(?P<iso>\S+Z) )"
-                  r"(?P<ev>\w+) ?(?P<args>.*)$")
+LINE = re.compile(
+    r"^(?:(?P<tid>\d+)@(?P<sec>\d+)\.(?P<usec>\d{6}):|(?P<iso>\S+Z) )"
+    r"(?P<ev>\w+) ?(?P<args>.*)$"
+)
 
 
 def raw(path: str) -> list[tuple[int, re.Match[str]]]:
@@ -49,9 +51,9 @@ class Sections:
     def __init__(self) -> None:
         self.seen: list[tuple[int | None, int | None, int, str, int, int]] = []
 
-    def qemu_loadvm_state_section_startfull(self, ctx: EventContext, section_id: int,
-                                            idstr: str, instance_id: int, version_id: int
-                                            ) -> None:
+    def qemu_loadvm_state_section_startfull(
+        self, ctx: EventContext, section_id: int, idstr: str, instance_id: int, version_id: int
+    ) -> None:
         self.seen.append((ctx.ts_ns, ctx.tid, section_id, idstr, instance_id, version_id))
 
 
@@ -61,8 +63,7 @@ def test_handlers_get_typed_arguments_in_time_order(t72: tracetool.Trace) -> Non
     expected = []
     for _, m in raw(sample(*E72, "dst.trace.xz")):
         if m.group("ev") == "qemu_loadvm_state_section_startfull":
-            sid, idstr, inst, ver = re.fullmatch(r"(\d+)\((.*)\) (\d+) (\d+)",
-                                                 m.group("args")).groups()  # type: ignore[union-attr]
+            sid, idstr, inst, ver = re.fullmatch(r"(\d+)\((.*)\) (\d+) (\d+)", m.group("args")).groups()  # type: ignore[union-attr]
             expected.append((ns(m), int(m.group("tid")), int(sid), idstr, int(inst), int(ver)))
     expected.sort(key=lambda e: e[0])  # stable: file order among equal times
     assert h.seen == expected
@@ -77,8 +78,9 @@ def test_context_says_where_each_event_is(t72: tracetool.Trace) -> None:
             seen.append(ctx)
 
     tracetool.replay(t72, Collect())
-    lines = {n: m for n, m in raw(sample(*E72, "dst.trace.xz"))
-             if m.group("ev") == "qmp_enter_migrate_incoming"}
+    lines = {
+        n: m for n, m in raw(sample(*E72, "dst.trace.xz")) if m.group("ev") == "qmp_enter_migrate_incoming"
+    }
     assert len(seen) == len(lines) == 1
     ctx = seen[0]
     m = lines[ctx.line]
@@ -126,8 +128,7 @@ def test_unreadable_arguments_arrive_as_none(tmp_path: Path) -> None:
     assert [s[1:] for s in h.seen[:2]] == [(tid, 3, "ram", 0, 4), (tid, None, None, None, None)]
 
 
-def test_only_handled_events_are_decoded(t72: tracetool.Trace,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_only_handled_events_are_decoded(t72: tracetool.Trace, monkeypatch: pytest.MonkeyPatch) -> None:
     decoded: list[str] = []
     real = type(t72).fields
 
@@ -166,8 +167,9 @@ def test_hooks_catchall_and_event_patterns(t72: tracetool.Trace) -> None:
     plain = Counter(m.group("ev") for _, m in raw(sample(*E72, "dst.trace.xz")))
     assert calls == ["begin", "end"]
     assert locked == plain["qemu_mutex_locked"]
-    assert dict(counts) == {k: v for k, v in plain.items()
-                            if k.startswith(("qemu_mutex_", "qmp_")) and k != "qemu_mutex_locked"}
+    assert dict(counts) == {
+        k: v for k, v in plain.items() if k.startswith(("qemu_mutex_", "qmp_")) and k != "qemu_mutex_locked"
+    }
 
 
 def test_source_and_destination_replay_as_one_timeline() -> None:
@@ -191,8 +193,12 @@ def test_source_and_destination_replay_as_one_timeline() -> None:
     assert h.times == sorted(h.times)
     files = {int(p.name.split(".")[1]) for p in Path(TFY_RUN).glob("*.trace.xz")}
     assert h.tids <= files
-    plain = sum(1 for p in Path(TFY_RUN).glob("*.trace.xz") for _, m in raw(str(p))
-                if m.group("ev").startswith(("migrate", "qmp_enter_")))
+    plain = sum(
+        1
+        for p in Path(TFY_RUN).glob("*.trace.xz")
+        for _, m in raw(str(p))
+        if m.group("ev").startswith(("migrate", "qmp_enter_"))
+    )
     assert len(h.times) == plain
 
 
@@ -201,8 +207,14 @@ def test_documented_example_matches_a_plain_interval_computation() -> None:
     example = textwrap.dedent(source.split("::\n\n", 1)[1].split("    # ->", 1)[0])
     example = example.replace('"sample_traces/', f'"{Path(TFY_RUN).parents[2]}/')
     scope: dict[str, Any] = {}
-    exec(compile(example.replace("tracetool.replay(trace,", "result = tracetool.replay(trace,"),
-                 "replay-example", "exec"), scope)
+    exec(
+        compile(
+            example.replace("tracetool.replay(trace,", "result = tracetool.replay(trace,"),
+            "replay-example",
+            "exec",
+        ),
+        scope,
+    )
     result = dict(scope["result"])
 
     # The same figure from the per-thread files, plainly: main-thread waits for the BQL,

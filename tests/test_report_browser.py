@@ -32,11 +32,25 @@ def test_chromium_renders_the_report_offline_with_its_figures(tmp_path: Path) ->
     shot = tmp_path / "report.png"
     assert CHROMIUM is not None
     r = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run",
-         "--host-resolver-rules=MAP * ~NOTFOUND", f"--user-data-dir={tmp_path / 'profile'}",
-         f"--screenshot={shot}", f"--window-size={WIDTH},{HEIGHT}", page.as_uri()],
-        capture_output=True, timeout=180, check=False)
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--screenshot={shot}",
+            f"--window-size={WIDTH},{HEIGHT}",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        timeout=180,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr.decode(errors="replace")[-2000:]
     img = np.asarray(Image.open(shot).convert("RGB")).astype(np.int16)
     assert img.shape == (HEIGHT, WIDTH, 3)

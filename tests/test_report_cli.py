@@ -29,8 +29,12 @@ def test_format_comes_from_the_flag_then_the_suffix() -> None:
 
 def test_report_writes_html_markdown_and_json_by_suffix(tmp_path: Path) -> None:
     trace = str(PLAIN_72 / "dst.trace.xz")
-    common = ["--threads", str(PLAIN_72 / "dst-threads.json"),
-              "--query-migrate", str(PLAIN_72 / "query-migrate.json")]
+    common = [
+        "--threads",
+        str(PLAIN_72 / "dst-threads.json"),
+        "--query-migrate",
+        str(PLAIN_72 / "query-migrate.json"),
+    ]
     for name in ("r.html", "r.md", "r.json"):
         app(["report", trace, *common, "-o", str(tmp_path / name)], standalone_mode=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html", "r.json", "r.md"]
@@ -50,8 +54,13 @@ def test_report_writes_html_markdown_and_json_by_suffix(tmp_path: Path) -> None:
     assert f"- note: {NOT_IN_TRACE}" in md
 
     page = Page((tmp_path / "r.html").read_text())
-    assert [a["id"] for a in page.all("section")] == ["sec-summary", "sec-phases", "sec-downtime",
-                                                      "sec-bql", "sec-preempt"]
+    assert [a["id"] for a in page.all("section")] == [
+        "sec-summary",
+        "sec-phases",
+        "sec-downtime",
+        "sec-bql",
+        "sec-preempt",
+    ]
     text = " ".join(page.text)
     assert "in a coroutine on the main thread" in text and NOT_IN_TRACE in text
 
@@ -59,8 +68,13 @@ def test_report_writes_html_markdown_and_json_by_suffix(tmp_path: Path) -> None:
 def test_default_is_text_on_stdout_with_every_section() -> None:
     r = run_cli("report", str(PLAIN_72 / "dst.trace.xz"))
     assert r.returncode == 0, r.stderr
-    for title in ("Trace", "Incoming migration phases", "Downtime and total time",
-                  "Big QEMU Lock (BQL)", "Postcopy preempt"):
+    for title in (
+        "Trace",
+        "Incoming migration phases",
+        "Downtime and total time",
+        "Big QEMU Lock (BQL)",
+        "Postcopy preempt",
+    ):
         assert f"\n{title} ─" in r.stdout
     assert f"note: {NOT_IN_TRACE}" in r.stdout
     assert r.stderr == ""

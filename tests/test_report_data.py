@@ -34,8 +34,9 @@ def mutex_72() -> ReportData:
 @cache
 def mutex_threadify() -> ReportData:
     """Threadify destination, one file per thread, with mutex events: the load is mig/dst/main."""
-    trace = tracetool.load([str(MUTEX_THREADIFY / "dst.*.trace.xz")],
-                           threads=[str(MUTEX_THREADIFY / "dst-threads.json")])
+    trace = tracetool.load(
+        [str(MUTEX_THREADIFY / "dst.*.trace.xz")], threads=[str(MUTEX_THREADIFY / "dst-threads.json")]
+    )
     return collect(trace, load_query_migrate(str(MUTEX_THREADIFY / "query-migrate.json")))
 
 
@@ -63,8 +64,7 @@ def test_trace_without_mutex_events_says_which_to_enable() -> None:
     data = plain_72()
     assert data.bql is None
     assert data.notes["bql"] == [NOT_IN_TRACE]
-    assert NOT_IN_TRACE == ("not in this trace: enable qemu_mutex_lock, qemu_mutex_locked, "
-                            "qemu_mutex_unlock")
+    assert NOT_IN_TRACE == ("not in this trace: enable qemu_mutex_lock, qemu_mutex_locked, qemu_mutex_unlock")
     assert data.phases is not None  # the other sections are still there
 
 
@@ -78,7 +78,8 @@ def test_source_only_trace_has_no_phases_but_says_why() -> None:
 
 
 def test_a_failing_analysis_becomes_a_note_and_the_rest_still_reports(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     def broken(trace: object) -> None:
         raise RuntimeError("mutex table exploded")
 

@@ -19,9 +19,35 @@ from tests.test_report_data import mutex_72, mutex_threadify, plain_72
 from tracetool._analyses.bql.bql import NOT_IN_TRACE
 from tracetool._analyses.reportdata import ReportData
 
-ALLOWED_TAGS = {"html", "head", "meta", "title", "style", "body", "main", "h1", "h2", "h3", "p",
-                "nav", "a", "section", "div", "table", "thead", "tbody", "tr", "th", "td",
-                "details", "summary", "figure", "img", "figcaption", "footer"}
+ALLOWED_TAGS = {
+    "html",
+    "head",
+    "meta",
+    "title",
+    "style",
+    "body",
+    "main",
+    "h1",
+    "h2",
+    "h3",
+    "p",
+    "nav",
+    "a",
+    "section",
+    "div",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "details",
+    "summary",
+    "figure",
+    "img",
+    "figcaption",
+    "footer",
+}
 UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
 
 
@@ -71,11 +97,19 @@ def test_text_report_names_the_load_thread_and_shows_bql_figures_per_thread() ->
     assert data.bql is not None and data.bql.primary is not None
     threads = data.bql.primary.threads
     load = threads[threads["name"] == "mig/dst/main"].iloc[0]
-    row = next(line for line in out.splitlines() if line.strip().startswith("mig/dst/main (22774)")
-               and " load " in line)
+    row = next(
+        line
+        for line in out.splitlines()
+        if line.strip().startswith("mig/dst/main (22774)") and " load " in line
+    )
     assert fmt_us(load["hold_total_us"]) in row and fmt_us(load["hold_max_us"]) in row
-    for title in ("Trace", "Incoming migration phases", "Downtime and total time",
-                  "Big QEMU Lock (BQL)", "Postcopy preempt"):
+    for title in (
+        "Trace",
+        "Incoming migration phases",
+        "Downtime and total time",
+        "Big QEMU Lock (BQL)",
+        "Postcopy preempt",
+    ):
         assert re.search(rf"^{re.escape(title)} ─", out, re.M), title
     assert "\x1b[" not in out  # not a terminal: no colour codes
     assert data.phases is not None
@@ -134,7 +168,8 @@ def test_html_report_is_one_offline_page_with_the_figures_embedded() -> None:
 
 
 def test_html_report_without_the_plotting_module_says_so_and_still_renders(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setitem(sys.modules, "reports.plots", None)  # import now raises ImportError
     page = Page(report_html(mutex_72()))
     assert page.all("img") == []

@@ -21,7 +21,7 @@ from tests.test_report_data import MUTEX_THREADIFY
 from tests.test_report_formats import ALLOWED_TAGS, Page, md_tables
 from tracetool._analyses.reportdata import ReportData, collect
 
-EVIL_DEVICE = "<script>alert(\"dev\")</script>'|`x`"
+EVIL_DEVICE = '<script>alert("dev")</script>\'|`x`'
 EVIL_SITE = "<script>site</script>\"q'|`y`.c"
 EVIL_THREAD = "mig/<img src=x onerror=alert(1)>|`t`\"'"
 LOAD_TID = 22774
@@ -78,7 +78,7 @@ def test_markdown_escapes_every_string_and_keeps_table_cells_intact(hostile: Rep
         assert all(len(row) == len(table[0]) for row in table), table[0]
     tables = md_tables(md)
     devices = next(t for t in tables if t[0][0] == "device")
-    assert devices[2][0] == md_escape(EVIL_DEVICE) == "\\<script\\>alert(\"dev\")\\</script\\>'\\|\\`x\\`"
+    assert devices[2][0] == md_escape(EVIL_DEVICE) == '\\<script\\>alert("dev")\\</script\\>\'\\|\\`x\\`'
     threads = next(t for t in tables if t[0][:3] == ["process", "tid", "name"])
     assert [r[2] for r in threads if r[1] == str(LOAD_TID)] == [md_escape(EVIL_THREAD)]
     longest = next(t for t in tables if "lock site" in t[0])
@@ -108,8 +108,9 @@ def test_an_interrupted_write_leaves_the_old_file_and_no_temporary(tmp_path: Pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
 
 
-def test_a_failure_while_writing_leaves_no_partial_file(tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failure_while_writing_leaves_no_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     target = tmp_path / "report.md"
     real_fsync = os.fsync
 

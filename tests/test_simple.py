@@ -35,17 +35,18 @@ from tracetool._events.eventdefs import parse_trace_events
 from tracetool.errors import InputError
 
 PAIRS = {
-    "d-dst": ("qemu-threadify/d-postcopy-preempt/dst.simple.xz",
-              "qemu-threadify/d-postcopy-preempt/dst.trace.xz"),
-    "e-dst": ("qemu-threadify/e-precopy-mutex/dst.simple.xz",
-              "qemu-threadify/e-precopy-mutex/dst.trace.xz"),
-    "e-src": ("qemu-threadify/e-precopy-mutex/src.simple.xz",
-              "qemu-threadify/e-precopy-mutex/src.trace.xz"),
+    "d-dst": (
+        "qemu-threadify/d-postcopy-preempt/dst.simple.xz",
+        "qemu-threadify/d-postcopy-preempt/dst.trace.xz",
+    ),
+    "e-dst": ("qemu-threadify/e-precopy-mutex/dst.simple.xz", "qemu-threadify/e-precopy-mutex/dst.trace.xz"),
+    "e-src": ("qemu-threadify/e-precopy-mutex/src.simple.xz", "qemu-threadify/e-precopy-mutex/src.trace.xz"),
 }
 DROPPED_ID = 0xFFFFFFFFFFFFFFFE
 
 
 # ------------------------------------------------------------------------------ plain walk
+
 
 @dataclass
 class Plain:
@@ -113,9 +114,11 @@ def loaded(rel: str) -> tracetool.Trace:
 
 def context(catalog: Catalog | None = None, engine: str | None = None) -> ReadContext:
     cat = catalog or Catalog.builtin()
-    ctx = ReadContext(is_known_event=cat.is_known,
-                      arg_types=lambda n: [[a.ctype for a in v.args] for v in cat.variants(n)],
-                      options={"catalog": cat})
+    ctx = ReadContext(
+        is_known_event=cat.is_known,
+        arg_types=lambda n: [[a.ctype for a in v.args] for v in cat.variants(n)],
+        options={"catalog": cat},
+    )
     if engine:
         ctx.options["simple_engine"] = engine
     return ctx
@@ -134,12 +137,12 @@ def texts(trace: tracetool.Trace) -> Counter[tuple[str, str]]:
     """(event, argument text) multiset of a trace."""
     if id(trace) not in _TEXTS:
         ev = trace.events
-        _TEXTS[id(trace)] = Counter(zip(ev["event"].astype(str), ev["args"].astype(str),
-                                        strict=True))
+        _TEXTS[id(trace)] = Counter(zip(ev["event"].astype(str), ev["args"].astype(str), strict=True))
     return Counter(_TEXTS[id(trace)])
 
 
 # ------------------------------------------------------------------------------ real files
+
 
 def test_detected_as_simple_and_stap_never_detected() -> None:
     path = sample("qemu-threadify", "e-precopy-mutex", "dst.simple.xz")
@@ -181,15 +184,20 @@ def _segments_equal(a: Segment, b: Segment) -> None:
     assert a.names.to_list() == b.names.to_list()
     assert a.args.values.equals(b.args.values)
     assert [str(w) for w in a.warnings] == [str(w) for w in b.warnings]
-    assert (a.dropped_events, a.details, a.lines, a.variant) == \
-        (b.dropped_events, b.details, b.lines, b.variant)
+    assert (a.dropped_events, a.details, a.lines, a.variant) == (
+        b.dropped_events,
+        b.details,
+        b.lines,
+        b.variant,
+    )
 
 
 def test_compiled_and_python_walks_agree() -> None:
     assert walker_engine() == "compiled", "the C walker was not built (pip install -e .)"
     path = sample(*PAIRS["d-dst"][0].split("/"))  # has pid-0 and dropped-events records
-    _segments_equal(read_simple_file(path, context(engine="compiled")),
-                    read_simple_file(path, context(engine="python")))
+    _segments_equal(
+        read_simple_file(path, context(engine="compiled")), read_simple_file(path, context(engine="python"))
+    )
 
 
 def test_dropped_events_are_reported_everywhere() -> None:
@@ -206,6 +214,7 @@ def test_dropped_events_are_reported_everywhere() -> None:
 
 
 # ------------------------------------------------------------------------------ log twins
+
 
 def _log_only_runs(simple: tracetool.Trace, log: tracetool.Trace) -> list[list[int]]:
     """Runs (in log file order) of log events that the simple file does not have."""
@@ -288,8 +297,9 @@ def test_same_events_as_the_log_twin(scenario: str) -> None:
             # present on one side only: every row of it must be accounted for above
             assert len(s_rows) == len(simple.rows(name)) and len(l_rows) == len(log.rows(name))
             continue
-        pd.testing.assert_frame_equal(_field_rows(simple, name, s_rows),
-                                      _field_rows(log, name, l_rows), obj=name)
+        pd.testing.assert_frame_equal(
+            _field_rows(simple, name, s_rows), _field_rows(log, name, l_rows), obj=name
+        )
 
 
 def test_variant_chosen_by_payload_shape() -> None:
@@ -308,6 +318,7 @@ def test_variant_chosen_by_payload_shape() -> None:
 
 # ------------------------------------------------------------------------------ rendering
 
+
 def test_printed_field_layout_matches_the_text_decoder() -> None:
     cat = Catalog.builtin()
     for ev in cat.definitions():
@@ -317,10 +328,12 @@ def test_printed_field_layout_matches_the_text_decoder() -> None:
 RENDER_CASES = [
     ('a(int x, unsigned y, unsigned y2, int x2, uint64_t z) "%08x|%-5d|%5u|%#x|%llx"', None),
     ('b(const char *s, int n, void *p, void *q) "%s:%d %p %p"', None),
-    ('c(uint8_t a, int16_t b, char c, const char *s, const char *s2, const char *s3) '
-     '"%hhu %hd %c [%.3s] [%6s] [%-6s]"', None),
-    ('d(int a, int a2, int a3, unsigned b, unsigned b2, int64_t c) '
-     '"%o %+d % d %.4x %8.3x %lld"', None),
+    (
+        "c(uint8_t a, int16_t b, char c, const char *s, const char *s2, const char *s3) "
+        '"%hhu %hd %c [%.3s] [%6s] [%-6s]"',
+        None,
+    ),
+    ('d(int a, int a2, int a3, unsigned b, unsigned b2, int64_t c) "%o %+d % d %.4x %8.3x %lld"', None),
 ]
 
 
@@ -351,13 +364,15 @@ def test_rendering_matches_printf_semantics() -> None:
             expected.append(_expected_text(ev.name, vals))
         import pyarrow as pa
 
-        got = render_payloads(catalog, ev.name,
-                              Payloads.from_values(pa.array(payloads, pa.large_binary()), False))
+        got = render_payloads(
+            catalog, ev.name, Payloads.from_values(pa.array(payloads, pa.large_binary()), False)
+        )
         assert got.to_pylist() == expected, ev.name
 
 
 def _expected_text(name: str, v: dict[str, object]) -> str:
     """What glibc printf prints, written with Python's % and C's conversion rules by hand."""
+
     def u32(x: object) -> int:
         return int(x) & 0xFFFFFFFF  # type: ignore[call-overload]
 
@@ -377,14 +392,17 @@ def _expected_text(name: str, v: dict[str, object]) -> str:
     if name == "c":
         c = int(v["c"]) & 0xFF  # type: ignore[call-overload]
         ch = chr(c) if c < 0x80 else "\ufffd"  # a lone byte >= 0x80 is no UTF-8
-        return (f"{int(v['a']) & 0xFF} {v['b']} {ch} [{str(v['s'])[:3]}] [{v['s2']:>6}] "  # type: ignore[call-overload]
-                f"[{v['s3']:<6}]")
+        return (
+            f"{int(v['a']) & 0xFF} {v['b']} {ch} [{str(v['s'])[:3]}] [{v['s2']:>6}] "  # type: ignore[call-overload]
+            f"[{v['s3']:<6}]"
+        )
     a2, a3 = s32(v["a2"]), s32(v["a3"])
     b2 = f"{u32(v['b2']):03x}"
     return f"{u32(v['a']):o} {a2:+d} {a3: d} {u32(v['b']):04x} {b2:>8} {v['c']}"
 
 
 # ------------------------------------------------------------------------------ derived files
+
 
 def _real_bytes(rel: str = PAIRS["e-dst"][0]) -> bytes:
     return plain(rel).data
@@ -430,11 +448,13 @@ def test_truncated_last_record_keeps_the_rest(tmp_path: Path) -> None:
     assert len(trace) == len(ref.offsets) - 1
     assert [str(w) for w in trace.warnings if "incomplete" in w.message] == [
         f"{path}@{last}: last record is incomplete (30 bytes; the file was cut while QEMU was "
-        "writing it?); the records before it were kept"]
+        "writing it?); the records before it were kept"
+    ]
     r = run_cli("summary", path, "-f", "json")
     assert r.returncode == 0, r.stderr
-    assert any(f"@{last}: last record is incomplete" in w
-               for w in json.loads(r.stdout)["inputs"][0]["warnings"])
+    assert any(
+        f"@{last}: last record is incomplete" in w for w in json.loads(r.stdout)["inputs"][0]["warnings"]
+    )
 
 
 def test_garbage_is_an_error_with_the_byte_offset(tmp_path: Path) -> None:
@@ -481,8 +501,7 @@ def reopened_bytes(ref: Plain) -> tuple[bytes, int]:
         ids.append((eid, table[p + 20 : p + 20 + n]))
         p += 20 + n
     new_id = {eid: other for (eid, _), (other, _) in zip(ids, reversed(ids), strict=True)}
-    table2 = table[:24] + b"".join(struct.pack("<QQI", 0, new_id[e], len(nm)) + nm
-                                   for e, nm in ids)
+    table2 = table[:24] + b"".join(struct.pack("<QQI", 0, new_id[e], len(nm)) + nm for e, nm in ids)
     rest = bytearray(data[cut:])
     p = 0
     while p < len(rest):
@@ -497,8 +516,10 @@ def unknown_bytes(ref: Plain, old: bytes, new: bytes) -> bytes:
     """``ref`` with the mapping name ``old`` renamed ``new`` (same length)."""
     assert len(old) == len(new)
     end = ref.table_end
-    return ref.data[:end].replace(struct.pack("<I", len(old)) + old,
-                                  struct.pack("<I", len(new)) + new) + ref.data[end:]
+    return (
+        ref.data[:end].replace(struct.pack("<I", len(old)) + old, struct.pack("<I", len(new)) + new)
+        + ref.data[end:]
+    )
 
 
 def test_reopened_file_follows_the_new_mapping(tmp_path: Path) -> None:
@@ -521,14 +542,15 @@ def test_walks_agree_on_derived_files(tmp_path: Path) -> None:
     }
     for name, data in files.items():
         path = write(tmp_path, f"{name}.simple", data)
-        _segments_equal(read_simple_file(path, context(engine="compiled")),
-                        read_simple_file(path, context(engine="python")))
+        _segments_equal(
+            read_simple_file(path, context(engine="compiled")),
+            read_simple_file(path, context(engine="python")),
+        )
 
 
 def test_unknown_event_is_kept_with_raw_bytes(tmp_path: Path) -> None:
     ref = plain(PAIRS["e-dst"][0])
-    path = write(tmp_path, "unknown.simple", unknown_bytes(ref, b"ram_load_loop",
-                                                             b"ram_load_lopp"))
+    path = write(tmp_path, "unknown.simple", unknown_bytes(ref, b"ram_load_loop", b"ram_load_lopp"))
     trace = tracetool.load(path)
     expected_rows = ref.names.count("ram_load_loop")
     assert trace.event_counts()["ram_load_lopp"] == expected_rows
@@ -538,13 +560,15 @@ def test_unknown_event_is_kept_with_raw_bytes(tmp_path: Path) -> None:
     assert w.line == ref.offsets[ref.names.index("ram_load_loop")]
     ev = trace.events
     rows = ev[ev["event"] == "ram_load_lopp"]
-    want = Counter(f"<raw {p.hex()}>" for p, n in zip(ref.payloads, ref.names, strict=True)
-                   if n == "ram_load_loop")
+    want = Counter(
+        f"<raw {p.hex()}>" for p, n in zip(ref.payloads, ref.names, strict=True) if n == "ram_load_loop"
+    )
     assert Counter(rows["args"].astype(str)) == want
     assert not trace.fields("ram_load_lopp")["decoded"].any()
 
 
 # ------------------------------------------------------------------------------ CLI
+
 
 def test_summary_of_a_simple_file() -> None:
     path = sample(*PAIRS["d-dst"][0].split("/"))
@@ -563,6 +587,7 @@ def test_summary_of_a_simple_file() -> None:
 
 
 # ------------------------------------------------------------------------------ SystemTap
+
 
 def _trace_events_file(tmp_path: Path, log: tracetool.Trace) -> tuple[str, list[str]]:
     """A trace-events file with the trace's events among unrelated ones, some disabled."""
@@ -613,8 +638,9 @@ def test_simpletrace_stap_file(tmp_path: Path) -> None:
 TRACE_EVENTS_ALL = Path(os.environ.get("MIGTRACE_THREADIFY_TRACE_EVENTS", "/nonexistent"))
 
 
-@pytest.mark.skipif(not TRACE_EVENTS_ALL.exists(), reason="the QEMU build's trace-events-all "
-                    "is not shipped with migtrace")
+@pytest.mark.skipif(
+    not TRACE_EVENTS_ALL.exists(), reason="the QEMU build's trace-events-all is not shipped with migtrace"
+)
 def test_the_builds_own_trace_events_all_gives_the_same_text() -> None:
     rel = PAIRS["d-dst"][0]
     with_build = tracetool.load(sample(*rel.split("/")), events=[str(TRACE_EVENTS_ALL)])

@@ -49,8 +49,7 @@ def generate(tmp_path_factory: pytest.TempPathFactory) -> Generate:
         if (folder, side) not in made:
             sidecar = sample(*folder, f"{side}-threads.json")
             out = tmp_path_factory.mktemp("stap") / f"{side}.stap.log"
-            rc = make_stap.main([sample(*folder, f"{side}.trace.xz"), "--threads", sidecar,
-                                 "-o", str(out)])
+            rc = make_stap.main([sample(*folder, f"{side}.trace.xz"), "--threads", sidecar, "-o", str(out)])
             assert rc == 0
             with open(sidecar) as f:
                 made[(folder, side)] = (str(out), int(json.load(f)["pid"]))
@@ -92,8 +91,7 @@ def _plain_stap(path: str) -> list[tuple[int, int, str, str]]:
 
 
 @pytest.mark.parametrize("folder", [POSTCOPY, OLD_ERA])
-def test_generated_lines_follow_the_log_line_for_line(generate: Generate,
-                                                      folder: tuple[str, str]) -> None:
+def test_generated_lines_follow_the_log_line_for_line(generate: Generate, folder: tuple[str, str]) -> None:
     """Same events, same times in ns, the process id on every line; the argument text differs
     only where glibc and SystemTap print NULL differently."""
     side = "src" if folder == POSTCOPY else "dst"
@@ -130,9 +128,15 @@ def test_decoded_fields_equal_the_log_decoding(generate: Generate) -> None:
     path, _ = generate(POSTCOPY, "src")
     stap = tracetool.load(path)
     log = tracetool.load(sample(*POSTCOPY, "src.trace.xz"))
-    for event in ("migrate_handle_rp_req_pages", "migration_set_outgoing_channel",
-                  "ram_save_iterate_big_wait", "migrate_transferred", "savevm_section_start",
-                  "migration_bitmap_sync_end", "qmp_exit_query_migrate"):
+    for event in (
+        "migrate_handle_rp_req_pages",
+        "migration_set_outgoing_channel",
+        "ram_save_iterate_big_wait",
+        "migrate_transferred",
+        "savevm_section_start",
+        "migration_bitmap_sync_end",
+        "qmp_exit_query_migrate",
+    ):
         if log.code_of(event) is None:
             continue
         mine = stap.fields(event).reset_index(drop=True)
@@ -167,30 +171,34 @@ def _piece(line: str, field: str) -> object:
     return piece
 
 
-@pytest.mark.parametrize("definition,value,expected", [
-    # %x of an int prints 32 bits with glibc; SystemTap holds the sign-extended 64-bit value.
-    ('f(int v) "%x"', 0xFFFFFFFF, "ffffffffffffffff"),
-    ('f(int v) "%08x"', 0x2A, "0000002a"),
-    # %d of a uint32_t 4294967295 prints -1 with glibc; SystemTap zero-extends it.
-    ('f(uint32_t v) "%d"', -1, "4294967295"),
-    ('f(int v) "%d"', -5, "-5"),
-    ('f(uint64_t v) "%" PRIx64', 0xDEADBEEF00, "deadbeef00"),
-    ('f(uint64_t v) "%" PRIu64', 2**64 - 1, "18446744073709551615"),
-    ('f(size_t v) "%zu"', 7, "7"),
-    ('f(long v) "%ld"', -7, "-7"),
-    ('f(void *v) "%p"', 0, "0x0"),
-    ('f(void *v) "%p"', 0x55AC7FDB6600, "0x55ac7fdb6600"),
-    ('f(const char *v) "%s"', None, "<null>"),
-    ('f(const char *v) "%s"', "x" * 600, "x" * 511),
-    ('f(bool v) "%d"', 1, "1"),
-])
+@pytest.mark.parametrize(
+    "definition,value,expected",
+    [
+        # %x of an int prints 32 bits with glibc; SystemTap holds the sign-extended 64-bit value.
+        ('f(int v) "%x"', 0xFFFFFFFF, "ffffffffffffffff"),
+        ('f(int v) "%08x"', 0x2A, "0000002a"),
+        # %d of a uint32_t 4294967295 prints -1 with glibc; SystemTap zero-extends it.
+        ('f(uint32_t v) "%d"', -1, "4294967295"),
+        ('f(int v) "%d"', -5, "-5"),
+        ('f(uint64_t v) "%" PRIx64', 0xDEADBEEF00, "deadbeef00"),
+        ('f(uint64_t v) "%" PRIu64', 2**64 - 1, "18446744073709551615"),
+        ('f(size_t v) "%zu"', 7, "7"),
+        ('f(long v) "%ld"', -7, "-7"),
+        ('f(void *v) "%p"', 0, "0x0"),
+        ('f(void *v) "%p"', 0x55AC7FDB6600, "0x55ac7fdb6600"),
+        ('f(const char *v) "%s"', None, "<null>"),
+        ('f(const char *v) "%s"', "x" * 600, "x" * 511),
+        ('f(bool v) "%d"', 1, "1"),
+    ],
+)
 def test_stap_printf(definition: str, value: object, expected: str) -> None:
     piece = _piece(definition, "v")
     assert make_stap.format_stap(piece, value, make_stap.DEFAULT_STRING_LIMIT) == expected
 
 
-def test_generator_refuses_traces_without_time_or_pid(tmp_path: Path, capsys: pytest.CaptureFixture[str]
-                                                      ) -> None:
+def test_generator_refuses_traces_without_time_or_pid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = ("qemu-7.2", "g-precopy-plain-notimestamp")
     rc = make_stap.main([sample(*folder, "dst.trace.xz"), "--pid", "1", "-o", str(tmp_path / "x")])
     assert rc == 2 and "timestamp" in capsys.readouterr().err

@@ -74,6 +74,7 @@ def test_vectorised_pairing_matches_a_plain_walk(repeat: str, seed: int) -> None
         else:  # a row that ends one span and begins the next (chained sections)
             begins.append((row, g))
             ends.append((row, g))
+
     def col(items: list[tuple[int, int]], k: int) -> np.ndarray:
         return np.array([x[k] for x in items], dtype=np.int64)
 
@@ -98,8 +99,12 @@ def test_part_sections_end_where_the_ram_loader_returns(a72: tracetool.Trace) ->
     expected = []
     for i, (tid, ts, ev, args, _) in enumerate(lines):
         if ev == "qemu_loadvm_state_section" and args.strip() == "2":
-            end = next(x for x in lines[i + 1:] if x[0] == tid and x[2] in (
-                "ram_load_complete", "qemu_loadvm_state_section", "qemu_loadvm_state_post_main"))
+            end = next(
+                x
+                for x in lines[i + 1 :]
+                if x[0] == tid
+                and x[2] in ("ram_load_complete", "qemu_loadvm_state_section", "qemu_loadvm_state_post_main")
+            )
             expected.append(float(end[1] - ts))
     spans = build_timeline(a72).spans
     part = spans[(spans["kind"] == "section") & (spans["name"] == "PART")]
@@ -121,8 +126,11 @@ def test_enclosing_names_the_device_each_vmstate_load_ran_in(a72: tracetool.Trac
 
 def test_a_span_encloses_the_instant_it_starts(a72: tracetool.Trace) -> None:
     path = sample("qemu-7.2/a-precopy-plain", "dst.trace.xz")
-    starts = [(tid, ts, args.split("(")[1].split(")")[0]) for tid, ts, ev, args, _ in parse_72(path)
-              if ev == "qemu_loadvm_state_section_startfull"]
+    starts = [
+        (tid, ts, args.split("(")[1].split(")")[0])
+        for tid, ts, ev, args, _ in parse_72(path)
+        if ev == "qemu_loadvm_state_section_startfull"
+    ]
     got = enclosing(build_timeline(a72), "dst", starts[0][0], np.array([ts * 1000 for _, ts, _ in starts]))
     assert got["kind"].tolist() == ["device"] * len(starts)
     assert got["name"].tolist() == [name for _, _, name in starts]
@@ -143,8 +151,11 @@ def test_threadless_trace_still_gets_spans_with_the_implied_role() -> None:
     tr = tracetool.load(sample("qemu-threadify/e-precopy-mutex", "dst.trace.xz"))
     tl = build_timeline(tr)
     dev = tl.spans[tl.spans["kind"] == "device"]
-    starts = sum(1 for raw in read_lines(sample("qemu-threadify/e-precopy-mutex", "dst.trace.xz"))
-                 if b" qemu_loadvm_state_section_startfull " in raw)
+    starts = sum(
+        1
+        for raw in read_lines(sample("qemu-threadify/e-precopy-mutex", "dst.trace.xz"))
+        if b" qemu_loadvm_state_section_startfull " in raw
+    )
     assert len(dev) == starts == 34
     assert dev["tid"].isna().all()
     assert set(dev["role"]) == {"load"}
@@ -156,8 +167,11 @@ def test_per_thread_run_puts_device_loads_on_the_named_load_thread() -> None:
     tr = tracetool.load(d, threads=[str(Path(d) / "dst-threads.json")])
     dev = build_timeline(tr).spans.query("kind == 'device'")
     # the file that holds the startfull lines is named after the thread that wrote them
-    owner = {int(p.name.split(".")[1]) for p in Path(d).glob("dst.*.trace.xz")
-             if any(b"qemu_loadvm_state_section_startfull" in raw for raw in read_lines(str(p)))}
+    owner = {
+        int(p.name.split(".")[1])
+        for p in Path(d).glob("dst.*.trace.xz")
+        if any(b"qemu_loadvm_state_section_startfull" in raw for raw in read_lines(str(p)))
+    }
     assert set(dev["tid"].astype(int)) == owner
     assert set(dev["thread"]) == {"mig/dst/main"}
 
@@ -200,7 +214,7 @@ def test_events_out_of_order_within_a_thread_are_flagged_with_file_and_line(tmp_
     lines = list(read_lines(sample("qemu-7.2/a-precopy-plain", "dst.trace.xz")))
     i = next(k for k, raw in enumerate(lines) if b"qemu_loadvm_state_section_startfull 7(apic)" in raw)
     # move the apic startfull line 30 lines later: same thread, earlier timestamp, later line
-    moved = lines[:i] + lines[i + 1: i + 31] + [lines[i]] + lines[i + 31:]
+    moved = lines[:i] + lines[i + 1 : i + 31] + [lines[i]] + lines[i + 31 :]
     path = _write_lines(tmp_path / "swapped.trace", moved)
     tl = build_timeline(tracetool.load(path))
     ooo = tl.issues[tl.issues["kind"] == "out-of-order"]
@@ -253,12 +267,28 @@ def test_select_by_kind_and_role(a72: tracetool.Trace) -> None:
 
 def test_timeline_cli_lists_records_filtered_by_kind_and_thread() -> None:
     d = sample("qemu-threadify/e-precopy-mutex/per-thread")
-    res = run_cli("timeline", d, "--threads", str(Path(d) / "dst-threads.json"), "--kind", "device",
-                  "--kind", "checkpoint", "--thread", "mig/dst/main", "--format", "json")
+    res = run_cli(
+        "timeline",
+        d,
+        "--threads",
+        str(Path(d) / "dst-threads.json"),
+        "--kind",
+        "device",
+        "--kind",
+        "checkpoint",
+        "--thread",
+        "mig/dst/main",
+        "--format",
+        "json",
+    )
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
-    starts = sum(1 for p in Path(d).glob("dst.*.trace.xz") for raw in read_lines(str(p))
-                 if b" qemu_loadvm_state_section_startfull " in raw)
+    starts = sum(
+        1
+        for p in Path(d).glob("dst.*.trace.xz")
+        for raw in read_lines(str(p))
+        if b" qemu_loadvm_state_section_startfull " in raw
+    )
     assert len(doc["spans"]) == starts
     assert {s["thread"] for s in doc["spans"]} == {"mig/dst/main"}
     assert all(isinstance(s["start_ns"], int) and isinstance(s["duration_us"], float) for s in doc["spans"])
@@ -270,9 +300,9 @@ def test_cli_answers_bad_input_flags_it_with_file_and_line_and_fails_only_with_s
     gone = next(k for k, raw in enumerate(lines) if b":qmp_exit_migrate_incoming " in raw)
     begin = gone - 1  # its qmp_enter_migrate_incoming: a begin whose end was lost
     assert b":qmp_enter_migrate_incoming " in lines[begin]
-    lines = lines[:gone] + lines[gone + 1:]
+    lines = lines[:gone] + lines[gone + 1 :]
     i = next(k for k, raw in enumerate(lines) if b"qemu_loadvm_state_section_startfull 9(PCIHost)" in raw)
-    lines = lines[:i] + lines[i + 1: i + 6] + [lines[i]] + lines[i + 6:]  # 5 lines too late
+    lines = lines[:i] + lines[i + 1 : i + 6] + [lines[i]] + lines[i + 6 :]  # 5 lines too late
     path = _write_lines(tmp_path / "bad.trace", lines)
     res = run_cli("timeline", path, "--format", "json")
     assert res.returncode == 0, res.stderr

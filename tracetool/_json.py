@@ -57,8 +57,9 @@ def text(v: Any) -> str | None:
     return None if is_missing(v) else str(v)
 
 
-def records(frame: pd.DataFrame, keys: Sequence[str] | None = None, *,
-            keep: Iterable[str] | None = None) -> list[dict[str, Any]]:
+def records(
+    frame: pd.DataFrame, keys: Sequence[str] | None = None, *, keep: Iterable[str] | None = None
+) -> list[dict[str, Any]]:
     """Rows of ``frame`` as JSON-ready dicts.
 
     ``keys``: the keys of every record, in order (a key the frame lacks is None); default: all

@@ -98,8 +98,9 @@ class _Arguments:
     def __init__(self, trace: Trace, name: str) -> None:
         frame = trace.fields(name)
         self.decoded: list[bool] = frame["decoded"].to_numpy(dtype=bool).tolist()
-        self.columns = [(str(c), [_plain(v) for v in frame[c].tolist()])
-                        for c in frame.columns if c != "decoded"]
+        self.columns = [
+            (str(c), [_plain(v) for v in frame[c].tolist()]) for c in frame.columns if c != "decoded"
+        ]
         self.next = 0
 
     def take(self) -> tuple[dict[str, Any], bool]:
@@ -163,15 +164,29 @@ def _dispatch(trace: Trace, rows: np.ndarray, methods: dict[str, Callable[..., A
     ts = trace.ts[rows]
     args: dict[int, _Arguments] = {}
     for row, code, t, stamp, tid, src, line in zip(
-            rows.tolist(), trace.name_codes[rows].tolist(), t_of_row.tolist(), ts.tolist(),
-            trace.tid[rows].tolist(), trace.source[rows].tolist(), trace.line[rows].tolist(),
-            strict=True):
+        rows.tolist(),
+        trace.name_codes[rows].tolist(),
+        t_of_row.tolist(),
+        ts.tolist(),
+        trace.tid[rows].tolist(),
+        trace.source[rows].tolist(),
+        trace.line[rows].tolist(),
+        strict=True,
+    ):
         decoder = args.get(code)
         if decoder is None:
             decoder = args[code] = _Arguments(trace, names[code])
         values, ok = decoder.take()
         ctx = EventContext(
-            ts_ns=None if stamp == NO_TIME else stamp, tid=None if tid < 0 else tid,
-            thread=thread_names[t], role=roles[t], process=procs[t], event=names[code],
-            source=paths[src], line=line, row=row, decoded=ok)
+            ts_ns=None if stamp == NO_TIME else stamp,
+            tid=None if tid < 0 else tid,
+            thread=thread_names[t],
+            role=roles[t],
+            process=procs[t],
+            event=names[code],
+            source=paths[src],
+            line=line,
+            row=row,
+            decoded=ok,
+        )
         methods[names[code]](ctx, **values)

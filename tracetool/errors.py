@@ -41,10 +41,15 @@ class NotInTrace(UsageError):
 class RulesError(UsageError):
     """A rules file or rule that cannot be used; ``str()`` is one line with the location."""
 
-    def __init__(self, message: str, origin: str, line: int | None = None,
-                 column: int | None = None, rule: str | None = None) -> None:
-        self.message, self.origin, self.line, self.column, self.rule = (
-            message, origin, line, column, rule)
+    def __init__(
+        self,
+        message: str,
+        origin: str,
+        line: int | None = None,
+        column: int | None = None,
+        rule: str | None = None,
+    ) -> None:
+        self.message, self.origin, self.line, self.column, self.rule = (message, origin, line, column, rule)
         super().__init__(str(self))
 
     def __str__(self) -> str:
@@ -71,5 +76,12 @@ class TraceEventsError(Exception):
         super().__init__(f"{where}: {message}")
 
 
-__all__ = ["EmptyTrace", "InputError", "NotInTrace", "RulesError", "TraceEventsError",
-           "UnknownFormat", "UsageError"]
+__all__ = [
+    "EmptyTrace",
+    "InputError",
+    "NotInTrace",
+    "RulesError",
+    "TraceEventsError",
+    "UnknownFormat",
+    "UsageError",
+]

@@ -42,12 +42,16 @@ def _stamp(path: str) -> tuple[str, int, int]:
 
 
 @lru_cache(maxsize=CACHED_TRACES)
-def _load(paths: tuple[tuple[str, int, int], ...], threads: tuple[tuple[str, int, int], ...],
-          events: tuple[tuple[str, int, int], ...]) -> Trace:
+def _load(
+    paths: tuple[tuple[str, int, int], ...],
+    threads: tuple[tuple[str, int, int], ...],
+    events: tuple[tuple[str, int, int], ...],
+) -> Trace:
     from tracetool._model.load import load
 
-    return load([p for p, _, _ in paths], threads=[t for t, _, _ in threads],
-                events=[e for e, _, _ in events])
+    return load(
+        [p for p, _, _ in paths], threads=[t for t, _, _ in threads], events=[e for e, _, _ in events]
+    )
 
 
 def _paths(value: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[str]:
@@ -56,13 +60,18 @@ def _paths(value: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> 
     return [os.fspath(v) for v in value]
 
 
-def load_cached(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
-                threads: Sequence[str | os.PathLike[str]] = (),
-                events: Sequence[str | os.PathLike[str]] = ()) -> Trace:
+def load_cached(
+    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    threads: Sequence[str | os.PathLike[str]] = (),
+    events: Sequence[str | os.PathLike[str]] = (),
+) -> Trace:
     """Loads a trace once per process (per inputs, sidecars, event files and their mtimes)."""
-    return _load(tuple(_stamp(p) for p in _paths(path)),
-                 tuple(_stamp(os.fspath(t)) for t in threads),
-                 tuple(_stamp(os.fspath(e)) for e in events))
+    return _load(
+        tuple(_stamp(p) for p in _paths(path)),
+        tuple(_stamp(os.fspath(t)) for t in threads),
+        tuple(_stamp(os.fspath(e)) for e in events),
+    )
 
 
 def clear_cache() -> None:
@@ -70,9 +79,12 @@ def clear_cache() -> None:
     _load.cache_clear()
 
 
-def assert_trace(trace: Trace | str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-                 *rules: RulesLike, threads: Sequence[str | os.PathLike[str]] = (),
-                 events: Sequence[str | os.PathLike[str]] = ()) -> CheckReport:
+def assert_trace(
+    trace: Trace | str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *rules: RulesLike,
+    threads: Sequence[str | os.PathLike[str]] = (),
+    events: Sequence[str | os.PathLike[str]] = (),
+) -> CheckReport:
     """Asserts that a trace satisfies rules; returns the report when every rule passed.
 
     ``trace``: a loaded Trace or the paths to load (cached, see :func:`load_cached`).
@@ -83,8 +95,7 @@ def assert_trace(trace: Trace | str | os.PathLike[str] | Sequence[str | os.PathL
     if not rules:
         raise ValueError("assert_trace needs at least one rule")
     bound = [r for item in rules for r in as_rules(item)]
-    loaded = trace if isinstance(trace, Trace) else load_cached(trace, threads=threads,
-                                                                events=events)
+    loaded = trace if isinstance(trace, Trace) else load_cached(trace, threads=threads, events=events)
     report = evaluate(loaded, bound)
     if report.ok:
         return report

@@ -23,17 +23,31 @@ import pandas as pd
 from tracetool._analyses.reportdata import ReportData, collect
 from tracetool._model.trace import Trace
 
-BQL_METRICS = ("holds", "hold_total_us", "hold_max_us", "hold_p50_us", "hold_p99_us", "waits",
-               "wait_total_us", "wait_max_us")
-DOWNTIME_ROWS = (("downtime (source)", "switchover", "src_us"),
-                 ("downtime (destination)", "switchover", "dst_us"),
-                 ("downtime (end to end)", "switchover", "end_to_end_us"),
-                 ("total time (source)", "total_time", "src_us"),
-                 ("total time (destination)", "total_time", "dst_us"))
+BQL_METRICS = (
+    "holds",
+    "hold_total_us",
+    "hold_max_us",
+    "hold_p50_us",
+    "hold_p99_us",
+    "waits",
+    "wait_total_us",
+    "wait_max_us",
+)
+DOWNTIME_ROWS = (
+    ("downtime (source)", "switchover", "src_us"),
+    ("downtime (destination)", "switchover", "dst_us"),
+    ("downtime (end to end)", "switchover", "end_to_end_us"),
+    ("total time (source)", "total_time", "src_us"),
+    ("total time (destination)", "total_time", "dst_us"),
+)
 QEMU_ROWS = (("downtime (QEMU reported)", "switchover"), ("total time (QEMU reported)", "total_time"))
 PREEMPT_ROWS = (("preempt thread wait", "thread_wait_us"), ("packaged-load wait", "packaged_wait_us"))
-PAGE_REQUEST_ROWS = (("page requests", "count"), ("page request p50", "p50_us"),
-                     ("page request p99", "p99_us"), ("page request max", "max_us"))
+PAGE_REQUEST_ROWS = (
+    ("page requests", "count"),
+    ("page request p50", "p50_us"),
+    ("page request p99", "p99_us"),
+    ("page request max", "max_us"),
+)
 LOAD_ROLE = "load"
 
 
@@ -61,8 +75,14 @@ class Delta:
 
     def to_json(self) -> dict[str, Any]:
         """``name``, ``unit``, ``before``, ``after``, ``delta``, ``relative``."""
-        return {"name": self.name, "unit": self.unit, "before": self.before, "after": self.after,
-                "delta": self.change, "relative": self.relative}
+        return {
+            "name": self.name,
+            "unit": self.unit,
+            "before": self.before,
+            "after": self.after,
+            "delta": self.change,
+            "relative": self.relative,
+        }
 
 
 @dataclass(frozen=True)
@@ -105,10 +125,12 @@ class ThreadPair:
 
     def to_json(self) -> dict[str, Any]:
         """before/after thread, how they were matched, and each metric with its delta."""
-        return {"before": self.before.to_json() if self.before else None,
-                "after": self.after.to_json() if self.after else None,
-                "matched_by": self.matched_by,
-                "metrics": {m.name: m.to_json() for m in self.metrics}}
+        return {
+            "before": self.before.to_json() if self.before else None,
+            "after": self.after.to_json() if self.after else None,
+            "matched_by": self.matched_by,
+            "metrics": {m.name: m.to_json() for m in self.metrics},
+        }
 
 
 @dataclass
@@ -121,8 +143,11 @@ class PhaseDelta:
 
     def to_json(self) -> dict[str, Any]:
         """The delta plus ``before_thread``/``after_thread``."""
-        return {**self.delta.to_json(), "before_thread": self.before_thread,
-                "after_thread": self.after_thread}
+        return {
+            **self.delta.to_json(),
+            "before_thread": self.before_thread,
+            "after_thread": self.after_thread,
+        }
 
 
 @dataclass
@@ -140,9 +165,13 @@ class Side:
 
     def to_json(self) -> dict[str, Any]:
         """label, inputs, load_thread (with its label)."""
-        return {"label": self.label, "inputs": list(self.inputs),
-                "load_thread": None if self.load_thread is None else
-                {**self.load_thread, "label": self.load_label}}
+        return {
+            "label": self.label,
+            "inputs": list(self.inputs),
+            "load_thread": None
+            if self.load_thread is None
+            else {**self.load_thread, "label": self.load_label},
+        }
 
 
 @dataclass
@@ -171,14 +200,19 @@ class Comparison:
         return {
             "before": self.before.to_json(),
             "after": self.after.to_json(),
-            "load_thread": {"before": self.before.load_label, "after": self.after.load_label,
-                            "moved": self.before.load_label != self.after.load_label,
-                            "text": self.load_move},
+            "load_thread": {
+                "before": self.before.load_label,
+                "after": self.after.load_label,
+                "moved": self.before.load_label != self.after.load_label,
+                "text": self.load_move,
+            },
             "phases": [p.to_json() for p in self.phases],
             "devices": [d.to_json() for d in self.devices],
-            "bql": {"process": self.bql_process,
-                    "load": self.bql_load.to_json() if self.bql_load else None,
-                    "threads": [t.to_json() for t in self.bql_threads]},
+            "bql": {
+                "process": self.bql_process,
+                "load": self.bql_load.to_json() if self.bql_load else None,
+                "threads": [t.to_json() for t in self.bql_threads],
+            },
             "preempt": [d.to_json() for d in self.preempt],
             "downtime": [d.to_json() for d in self.downtime],
             "notes": list(self.notes),
@@ -204,8 +238,9 @@ def load_thread_label(lt: dict[str, Any] | None) -> str:
 
 
 # ---------------------------------------------------------------------------------- compare
-def compare(before: ReportData | Trace, after: ReportData | Trace,
-            labels: Sequence[str] = ("before", "after")) -> Comparison:
+def compare(
+    before: ReportData | Trace, after: ReportData | Trace, labels: Sequence[str] = ("before", "after")
+) -> Comparison:
     """Compares two traces (see module docstring), each a loaded Trace or the
     :func:`~tracetool._analyses.reportdata.collect` of one. Sections one side lacks are left
     out, with a note saying which side and why."""
@@ -223,9 +258,16 @@ def compare(before: ReportData | Trace, after: ReportData | Trace,
                 notes.append(f"{side}: no {section}: {why}")
     process, pairs, load_pair = _bql(before, after)
     return Comparison(
-        before=b_side, after=a_side, phases=_phases(before, after), devices=_devices(before, after),
-        bql_process=process, bql_threads=pairs, bql_load=load_pair,
-        preempt=_preempt(before, after), downtime=_downtime(before, after), notes=notes,
+        before=b_side,
+        after=a_side,
+        phases=_phases(before, after),
+        devices=_devices(before, after),
+        bql_process=process,
+        bql_threads=pairs,
+        bql_load=load_pair,
+        preempt=_preempt(before, after),
+        downtime=_downtime(before, after),
+        notes=notes,
     )
 
 
@@ -253,20 +295,27 @@ def _phases(before: ReportData, after: ReportData) -> list[PhaseDelta]:
         return out
 
     b, a = table(before), table(after)
-    return [PhaseDelta(Delta(n, b.get(n, (None, ""))[0], a.get(n, (None, ""))[0]),
-                       b[n][1] if n in b else None, a[n][1] if n in a else None)
-            for n in _union(b, a)]
+    return [
+        PhaseDelta(
+            Delta(n, b.get(n, (None, ""))[0], a.get(n, (None, ""))[0]),
+            b[n][1] if n in b else None,
+            a[n][1] if n in a else None,
+        )
+        for n in _union(b, a)
+    ]
 
 
 def _devices(before: ReportData, after: ReportData) -> list[Delta]:
     """Total load time per device (idstr and instance), largest on either side first."""
+
     def table(d: ReportData) -> dict[str, float]:
         if d.phases is None or d.phases.devices.empty:
             return {}
         dev = d.phases.devices
         out: dict[str, float] = {}
-        for idstr, inst, dur in zip(dev["idstr"].tolist(), dev["instance_id"].tolist(),
-                                    dev["duration_us"].tolist(), strict=True):
+        for idstr, inst, dur in zip(
+            dev["idstr"].tolist(), dev["instance_id"].tolist(), dev["duration_us"].tolist(), strict=True
+        ):
             if idstr is None or idstr is pd.NA:
                 continue
             key = f"{idstr}" if _int(inst) in (None, 0) else f"{idstr} #{_int(inst)}"
@@ -308,15 +357,24 @@ def _bql_threads(d: ReportData) -> tuple[str | None, list[tuple[ThreadRef, dict[
     return p.process, out
 
 
-def _pair(b: tuple[ThreadRef, dict[str, Any]] | None, a: tuple[ThreadRef, dict[str, Any]] | None,
-          how: str) -> ThreadPair:
-    metrics = [Delta(m, _num(b[1][m]) if b else None, _num(a[1][m]) if a else None,
-                     "count" if m in ("holds", "waits") else "us") for m in BQL_METRICS]
+def _pair(
+    b: tuple[ThreadRef, dict[str, Any]] | None, a: tuple[ThreadRef, dict[str, Any]] | None, how: str
+) -> ThreadPair:
+    metrics = [
+        Delta(
+            m,
+            _num(b[1][m]) if b else None,
+            _num(a[1][m]) if a else None,
+            "count" if m in ("holds", "waits") else "us",
+        )
+        for m in BQL_METRICS
+    ]
     return ThreadPair(b[0] if b else None, a[0] if a else None, metrics, how)
 
 
-def match_threads(before: Sequence[tuple[ThreadRef, dict[str, Any]]],
-                  after: Sequence[tuple[ThreadRef, dict[str, Any]]]) -> list[ThreadPair]:
+def match_threads(
+    before: Sequence[tuple[ThreadRef, dict[str, Any]]], after: Sequence[tuple[ThreadRef, dict[str, Any]]]
+) -> list[ThreadPair]:
     """Pairs threads by role; within a role by equal name first, then by order (busiest first)."""
     pairs: list[ThreadPair] = []
     roles = _union([t.role for t, _ in before], [t.role for t, _ in after])
@@ -326,8 +384,14 @@ def match_threads(before: Sequence[tuple[ThreadRef, dict[str, Any]]],
         used: set[int] = set()
         rest_b = []
         for x in b:
-            hit = next((i for i, y in enumerate(a) if i not in used and x[0].name is not None
-                        and y[0].name == x[0].name), None)
+            hit = next(
+                (
+                    i
+                    for i, y in enumerate(a)
+                    if i not in used and x[0].name is not None and y[0].name == x[0].name
+                ),
+                None,
+            )
             if hit is None:
                 rest_b.append(x)
             else:
@@ -341,8 +405,7 @@ def match_threads(before: Sequence[tuple[ThreadRef, dict[str, Any]]],
     return pairs
 
 
-def _bql(before: ReportData, after: ReportData
-         ) -> tuple[str | None, list[ThreadPair], ThreadPair | None]:
+def _bql(before: ReportData, after: ReportData) -> tuple[str | None, list[ThreadPair], ThreadPair | None]:
     pb, tb = _bql_threads(before)
     pa, ta = _bql_threads(after)
     if not tb and not ta:
@@ -358,24 +421,39 @@ def _preempt(before: ReportData, after: ReportData) -> list[Delta]:
     if not _any_postcopy(before, after):
         return []
     b, a = before.preempt, after.preempt
-    rows = [Delta(name, getattr(b, key) if b else None, getattr(a, key) if a else None)
-            for name, key in PREEMPT_ROWS]
+    rows = [
+        Delta(name, getattr(b, key) if b else None, getattr(a, key) if a else None)
+        for name, key in PREEMPT_ROWS
+    ]
     for name, key in PAGE_REQUEST_ROWS:
-        rows.append(Delta(name, _num(b.page_requests.get(key)) if b else None,
-                          _num(a.page_requests.get(key)) if a else None,
-                          "count" if key == "count" else "us"))
-    rows.append(Delta("pages on the preempt channel",
-                      _num(b.pages_by_channel.get("1", 0)) if b else None,
-                      _num(a.pages_by_channel.get("1", 0)) if a else None, "count"))
+        rows.append(
+            Delta(
+                name,
+                _num(b.page_requests.get(key)) if b else None,
+                _num(a.page_requests.get(key)) if a else None,
+                "count" if key == "count" else "us",
+            )
+        )
+    rows.append(
+        Delta(
+            "pages on the preempt channel",
+            _num(b.pages_by_channel.get("1", 0)) if b else None,
+            _num(a.pages_by_channel.get("1", 0)) if a else None,
+            "count",
+        )
+    )
     return rows
 
 
 def _downtime(before: ReportData, after: ReportData) -> list[Delta]:
     b, a = before.downtime or {}, after.downtime or {}
-    rows = [Delta(name, _num((b.get(group) or {}).get(key)), _num((a.get(group) or {}).get(key)))
-            for name, group, key in DOWNTIME_ROWS]
+    rows = [
+        Delta(name, _num((b.get(group) or {}).get(key)), _num((a.get(group) or {}).get(key)))
+        for name, group, key in DOWNTIME_ROWS
+    ]
     for name, group in QEMU_ROWS:
         ms_b, ms_a = (_num((x.get(group) or {}).get("qemu_reported_ms")) for x in (b, a))
-        rows.append(Delta(name, None if ms_b is None else ms_b * 1000.0,
-                          None if ms_a is None else ms_a * 1000.0))
+        rows.append(
+            Delta(name, None if ms_b is None else ms_b * 1000.0, None if ms_a is None else ms_a * 1000.0)
+        )
     return [r for r in rows if r.before is not None or r.after is not None]

@@ -71,10 +71,19 @@ def event_data() -> EventData:
         for name, g in data["generation"].items()
     }
     analyses = {
-        name: AnalysisEvents(name, a["description"], tuple(
-            EventPattern(e["pattern"], e.get("why", ""), bool(e.get("required", False)),
-                         tuple(e["qemu"]) if "qemu" in e else None)
-            for e in a.get("event", [])))
+        name: AnalysisEvents(
+            name,
+            a["description"],
+            tuple(
+                EventPattern(
+                    e["pattern"],
+                    e.get("why", ""),
+                    bool(e.get("required", False)),
+                    tuple(e["qemu"]) if "qemu" in e else None,
+                )
+                for e in a.get("event", [])
+            ),
+        )
         for name, a in data["analysis"].items()
     }
     return EventData(gens, analyses)
@@ -92,10 +101,12 @@ def events_file(analyses: Sequence[str], generation: str | None) -> str:
     """The text of a ``-trace events=FILE`` list for the analyses, flags as comments on top."""
     data = event_data()
     gens = [data.generations[generation]] if generation else list(data.generations.values())
-    out = [f"# Trace events for migtrace: {', '.join(analyses)}"
-           + (f" (QEMU generation {generation})" if generation else " (every QEMU generation)"),
-           "# Use as: -trace events=THIS_FILE. One pattern per line; '#' lines are comments.",
-           "# QEMU warns about names it does not know and carries on."]
+    out = [
+        f"# Trace events for migtrace: {', '.join(analyses)}"
+        + (f" (QEMU generation {generation})" if generation else " (every QEMU generation)"),
+        "# Use as: -trace events=THIS_FILE. One pattern per line; '#' lines are comments.",
+        "# QEMU warns about names it does not know and carries on.",
+    ]
     for g in gens:
         out.append("#")
         out.append(f"# {g.label}")
@@ -112,8 +123,9 @@ def events_file(analyses: Sequence[str], generation: str | None) -> str:
                 continue
             seen.add(e.pattern)
             if e.why:
-                out.append(f"# {e.why}" + (f" [only {', '.join(e.qemu)}]" if e.qemu and not generation
-                                           else ""))
+                out.append(
+                    f"# {e.why}" + (f" [only {', '.join(e.qemu)}]" if e.qemu and not generation else "")
+                )
             out.append(e.pattern)
     return "\n".join(out) + "\n"
 

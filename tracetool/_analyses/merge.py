@@ -54,9 +54,14 @@ class Alignment:
     def to_json(self) -> dict[str, Any]:
         """JSON form: method, processes, offset and bounds (ns), pair counts, notes."""
         return {
-            "method": self.method, "src": self.src, "dst": self.dst, "offset_ns": self.offset_ns,
-            "lower_ns": self.lower_ns, "upper_ns": self.upper_ns,
-            "uncertainty_ns": self.uncertainty_ns, "pairs": dict(self.pairs),
+            "method": self.method,
+            "src": self.src,
+            "dst": self.dst,
+            "offset_ns": self.offset_ns,
+            "lower_ns": self.lower_ns,
+            "upper_ns": self.upper_ns,
+            "uncertainty_ns": self.uncertainty_ns,
+            "pairs": dict(self.pairs),
             "notes": list(self.notes),
         }
 
@@ -158,8 +163,10 @@ def align(trace: Trace, method: str = "auto") -> Alignment:
     if chosen == SAME_CLOCK:
         a.notes.append(f"both sides use the {c_src} clock: one time axis as recorded")
         if (hi is not None and hi < 0) or (lo is not None and lo > 0):
-            a.notes.append("wire events disagree with one clock (a receive before its send): "
-                           "the clocks may not be synchronised")
+            a.notes.append(
+                "wire events disagree with one clock (a receive before its send): "
+                "the clocks may not be synchronised"
+            )
         return a
     if lo is None and hi is None:
         a.method = NO_ALIGNMENT
@@ -168,13 +175,16 @@ def align(trace: Trace, method: str = "auto") -> Alignment:
     if lo is not None and hi is not None:
         a.offset_ns = (lo + hi) // 2
         if lo > hi:
-            a.notes.append("lower bound above upper bound: pairs disagree (clock drift or lost "
-                           "events); using the middle")
+            a.notes.append(
+                "lower bound above upper bound: pairs disagree (clock drift or lost events); using the middle"
+            )
     else:
         a.offset_ns = hi if hi is not None else int(lo)  # type: ignore[arg-type]
         a.notes.append("only one direction pairs: the offset assumes no transfer latency")
-    a.notes.append(f"source shifted by {a.offset_ns} ns onto the destination clock "
-                   f"({c_src} -> {c_dst}) from {sum(pairs.values())} wire pairs")
+    a.notes.append(
+        f"source shifted by {a.offset_ns} ns onto the destination clock "
+        f"({c_src} -> {c_dst}) from {sum(pairs.values())} wire pairs"
+    )
     return a
 
 
@@ -209,8 +219,13 @@ class Downtime:
 
     def to_json(self) -> dict[str, Any]:
         """The ``downtime`` object of ``migtrace phases --format json``."""
-        return {"src_us": self.src_us, "dst_us": self.dst_us, "qemu_reported_ms": self.qemu_reported_ms,
-                "method": self.method, "end_to_end_us": self.end_to_end_us}
+        return {
+            "src_us": self.src_us,
+            "dst_us": self.dst_us,
+            "qemu_reported_ms": self.qemu_reported_ms,
+            "method": self.method,
+            "end_to_end_us": self.end_to_end_us,
+        }
 
 
 @dataclass
@@ -241,8 +256,9 @@ def _us(span: pd.Series | None) -> float | None:
     return float(span["duration_us"])
 
 
-def switchover_downtime(trace: Trace, query: QueryMigrate | None = None,
-                        alignment: Alignment | None = None) -> Downtime:
+def switchover_downtime(
+    trace: Trace, query: QueryMigrate | None = None, alignment: Alignment | None = None
+) -> Downtime:
     """Downtime from the source's and the destination's phases (see :class:`Downtime`)."""
     tl = build_timeline(trace)
     a = alignment or align(trace)
@@ -256,14 +272,22 @@ def switchover_downtime(trace: Trace, query: QueryMigrate | None = None,
         end_to_end = (int(d_span["end_ns"]) - start) / 1000.0
     if d_span is not None and not bool(d_span["closed"]):
         notes.append("the destination VM never started in this trace")
-    return Downtime(src_us=_us(s_span), dst_us=_us(d_span), end_to_end_us=end_to_end,
-                    qemu_reported_ms=query.downtime_ms if query else None, method=a.method,
-                    notes=notes)
+    return Downtime(
+        src_us=_us(s_span),
+        dst_us=_us(d_span),
+        end_to_end_us=end_to_end,
+        qemu_reported_ms=query.downtime_ms if query else None,
+        method=a.method,
+        notes=notes,
+    )
 
 
 def total_time(trace: Trace, query: QueryMigrate | None = None) -> TotalTime:
     """Total migration time from the source's and the destination's phases."""
     tl = build_timeline(trace)
     src, dst = process_of_side(trace, "src"), process_of_side(trace, "dst")
-    return TotalTime(src_us=_us(phase_span(tl, src, "migrate")), dst_us=_us(phase_span(tl, dst, "incoming")),
-                     qemu_reported_ms=query.total_time_ms if query else None)
+    return TotalTime(
+        src_us=_us(phase_span(tl, src, "migrate")),
+        dst_us=_us(phase_span(tl, dst, "incoming")),
+        qemu_reported_ms=query.total_time_ms if query else None,
+    )

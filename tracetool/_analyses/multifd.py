@@ -27,12 +27,20 @@ from tracetool._model.trace import Trace
 from tracetool._timeline.timeline import build_timeline
 
 PACKET_EVENTS = ("multifd_recv", "multifd_recv_unfill")
-CHANNEL_EVENTS = ("multifd_recv_new_channel", "multifd_recv_thread_start", "multifd_recv_thread_end",
-                  *PACKET_EVENTS, "multifd_recv_sync_main_signal", "multifd_recv_sync_main_wait")
+CHANNEL_EVENTS = (
+    "multifd_recv_new_channel",
+    "multifd_recv_thread_start",
+    "multifd_recv_thread_end",
+    *PACKET_EVENTS,
+    "multifd_recv_sync_main_signal",
+    "multifd_recv_sync_main_wait",
+)
 PAGE_ARGS = ("used", "normal", "zero")
 END_PAGE_ARGS = ("pages", "normal_pages", "zero_pages")
-NOT_TRACED = ("not in this trace: enable multifd_* events (-trace 'multifd_*') and the multifd "
-              "capability to see recv_N channels")
+NOT_TRACED = (
+    "not in this trace: enable multifd_* events (-trace 'multifd_*') and the multifd "
+    "capability to see recv_N channels"
+)
 
 
 @dataclass
@@ -59,8 +67,7 @@ class MultifdReport:
         "packets_from"}], "sync": {"count", "total_us", "max_us"}, "note"}``. ``packets_from``
         says where the packet count comes from: "events" (traced packets) or "thread_end"
         (QEMU's total, which includes the handshake packet)."""
-        return {"present": self.present, "channels": self.channels, "sync": self.sync,
-                "note": self.note}
+        return {"present": self.present, "channels": self.channels, "sync": self.sync, "note": self.note}
 
 
 def multifd_recv(trace: Trace, process_mask: np.ndarray | None = None) -> MultifdReport:
@@ -74,9 +81,9 @@ def multifd_recv(trace: Trace, process_mask: np.ndarray | None = None) -> Multif
 
     def channel(cid_value: Any) -> dict[str, Any]:
         cid = int(str(cid_value))
-        return per_channel.setdefault(cid, {
-            "id": cid, "tid": None, "thread": None, "packets": 0, "pages": None,
-            "packets_from": None})
+        return per_channel.setdefault(
+            cid, {"id": cid, "tid": None, "thread": None, "packets": 0, "pages": None, "packets_from": None}
+        )
 
     for ev in ("multifd_recv_new_channel", "multifd_recv_thread_start", *PACKET_EVENTS):
         for cid_value, part in _by_channel(trace, ev, process_mask):
@@ -105,8 +112,11 @@ def multifd_recv(trace: Trace, process_mask: np.ndarray | None = None) -> Multif
     if process_mask is not None and len(waits):
         waits = waits[process_mask[waits["begin_row"].to_numpy()]]
     d = waits["duration_us"].dropna()
-    sync = {"count": len(waits), "total_us": float(d.sum()) if len(d) else None,
-            "max_us": float(d.max()) if len(d) else None}
+    sync = {
+        "count": len(waits),
+        "total_us": float(d.sum()) if len(d) else None,
+        "max_us": float(d.max()) if len(d) else None,
+    }
     return MultifdReport(True, [per_channel[k] for k in sorted(per_channel)], sync)
 
 

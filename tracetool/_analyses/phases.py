@@ -49,8 +49,21 @@ class PhaseReport:
         return {
             "process": self.process,
             "phases": records(self.phases, PHASE_KEYS),
-            "devices": records(self.devices, ("idstr", "instance_id", "section_id", "section_type", "tid",
-                                               "thread", "start_ns", "duration_us", "downtime_us", "closed")),
+            "devices": records(
+                self.devices,
+                (
+                    "idstr",
+                    "instance_id",
+                    "section_id",
+                    "section_type",
+                    "tid",
+                    "thread",
+                    "start_ns",
+                    "duration_us",
+                    "downtime_us",
+                    "closed",
+                ),
+            ),
             "load_thread": self.load_thread,
             "outcome": self.outcome,
             "ram": self.ram,
@@ -89,8 +102,10 @@ def analyze_phases(trace: Trace, query_migrate: QueryMigrate | None = None) -> P
         notes.append("no destination (incoming) process in this trace: nothing to cut into phases")
         unknown = trace.processes["side"].isna().sum()
         if unknown:
-            notes.append(f"{unknown} process(es) of unknown side: both QEMUs in one input without "
-                         "process ids (e.g. ftrace without record-tgid) cannot be told apart")
+            notes.append(
+                f"{unknown} process(es) of unknown side: both QEMUs in one input without "
+                "process ids (e.g. ftrace without record-tgid) cannot be told apart"
+            )
     spans = tl.spans[tl.spans["process"] == dst] if dst is not None else tl.spans.iloc[0:0]
     phases = spans[spans["kind"] == "phase"].reset_index(drop=True)
     devices = _devices(spans)
@@ -101,13 +116,16 @@ def analyze_phases(trace: Trace, query_migrate: QueryMigrate | None = None) -> P
     src_outcome, _ = _outcome(tl, process_of_side(trace, "src"))
     if dst is not None and src_outcome == "cancelled" and outcome in ("failed", "incomplete"):
         # A cancel on the source closes the stream; the destination only sees its load fail.
-        notes.append(f"the source cancelled the migration; the destination recorded "
-                     f"'{last_state or 'nothing'}' (a cancel looks like a failed load there)")
+        notes.append(
+            f"the source cancelled the migration; the destination recorded "
+            f"'{last_state or 'nothing'}' (a cancel looks like a failed load there)"
+        )
         outcome = "cancelled"
     lt = _load_thread(trace, dst)
     if lt.get("inferred"):
-        notes.append(f"no thread ids: the load thread is taken to be {lt['name']} from the end "
-                     f"events this QEMU emits")
+        notes.append(
+            f"no thread ids: the load thread is taken to be {lt['name']} from the end events this QEMU emits"
+        )
     ram = _ram(trace, spans, mask, query)
     checkpoints = tl.instants[tl.instants["kind"] == "checkpoint"].reset_index(drop=True)
     if dst is not None and not len(checkpoints):
@@ -128,10 +146,20 @@ def analyze_phases(trace: Trace, query_migrate: QueryMigrate | None = None) -> P
         if agree is False:
             notes.append(f"QEMU reported status {status} but the trace shows '{outcome}'")
     return PhaseReport(
-        process=dst, phases=phases, devices=devices, load_thread=lt, outcome=outcome, ram=ram,
-        checkpoints=checkpoints, multifd=mf, downtime=down.to_json(),
-        total_time=total_time(trace, query).to_json(), qemu_status=status, notes=notes,
-        issues=tl.issues, alignment=a.to_json(),
+        process=dst,
+        phases=phases,
+        devices=devices,
+        load_thread=lt,
+        outcome=outcome,
+        ram=ram,
+        checkpoints=checkpoints,
+        multifd=mf,
+        downtime=down.to_json(),
+        total_time=total_time(trace, query).to_json(),
+        qemu_status=status,
+        notes=notes,
+        issues=tl.issues,
+        alignment=a.to_json(),
     )
 
 
@@ -139,8 +167,9 @@ def _devices(spans: pd.DataFrame) -> pd.DataFrame:
     dev = spans[spans["kind"] == "device"].reset_index(drop=True).copy()
     names = rules().names.get("section_types", {})
     if "section_type" in dev:
-        dev["section_type"] = [names.get(str(x), str(x)) if not pd.isna(x) else None
-                               for x in dev["section_type"].tolist()]
+        dev["section_type"] = [
+            names.get(str(x), str(x)) if not pd.isna(x) else None for x in dev["section_type"].tolist()
+        ]
     dev["downtime_us"] = dev["downtime"].astype("Float64") if "downtime" in dev else pd.NA
     return dev
 
@@ -183,8 +212,10 @@ def _load_thread(trace: Trace, dst: str | None) -> dict[str, Any]:
         return {"tid": int(tid), "name": name, "role": role, "inferred": False}
     hints = rules().load_thread
     mask = process_mask(trace, dst)
-    for events, name in ((hints.get("threaded_events", []), hints.get("threaded_name")),
-                         (hints.get("coroutine_events", []), hints.get("coroutine_name"))):
+    for events, name in (
+        (hints.get("threaded_events", []), hints.get("threaded_name")),
+        (hints.get("coroutine_events", []), hints.get("coroutine_name")),
+    ):
         rows = trace.rows(list(events))
         if len(rows) and mask[rows].any():
             return {"tid": None, "name": name, "role": "load", "inferred": True}

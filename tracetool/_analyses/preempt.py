@@ -23,13 +23,26 @@ from tracetool._analyses.merge import process_mask, process_of_side
 from tracetool._model.trace import Trace
 from tracetool._timeline.timeline import build_timeline
 
-PACKAGE_CONTENT = ("qemu_loadvm_state_section", "qemu_loadvm_state_section_startfull", "vmstate_load",
-                   "loadvm_process_command")
-COROUTINE_EVENTS = ("aio_co_schedule", "aio_co_schedule_bh_cb", "qemu_coroutine_yield",
-                    "qemu_aio_coroutine_enter")
-SOURCE_EVENTS = ("postcopy_preempt_switch_channel", "postcopy_preempt_send_host_page",
-                 "postcopy_preempt_reset_channel", "postcopy_preempt_hit", "postcopy_preempt_triggered",
-                 "postcopy_preempt_restored")
+PACKAGE_CONTENT = (
+    "qemu_loadvm_state_section",
+    "qemu_loadvm_state_section_startfull",
+    "vmstate_load",
+    "loadvm_process_command",
+)
+COROUTINE_EVENTS = (
+    "aio_co_schedule",
+    "aio_co_schedule_bh_cb",
+    "qemu_coroutine_yield",
+    "qemu_aio_coroutine_enter",
+)
+SOURCE_EVENTS = (
+    "postcopy_preempt_switch_channel",
+    "postcopy_preempt_send_host_page",
+    "postcopy_preempt_reset_channel",
+    "postcopy_preempt_hit",
+    "postcopy_preempt_triggered",
+    "postcopy_preempt_restored",
+)
 
 
 @dataclass
@@ -51,19 +64,21 @@ class PreemptReport:
 
     def to_json(self) -> dict[str, Any]:
         """``{"preempt": {...}}`` as ``migtrace preempt --format json`` prints it."""
-        return {"preempt": {
-            "enabled": self.enabled,
-            "postcopy": self.postcopy,
-            "thread_wait_us": self.thread_wait_us,
-            "packaged_wait_us": self.packaged_wait_us,
-            "packaged_wait_yields": self.packaged_wait_yields,
-            "channel_ready_ns": self.channel_ready_ns,
-            "thread_entry_ns": self.thread_entry_ns,
-            "page_requests": self.page_requests,
-            "pages_by_channel": self.pages_by_channel,
-            "source": self.source,
-            "notes": list(self.notes),
-        }}
+        return {
+            "preempt": {
+                "enabled": self.enabled,
+                "postcopy": self.postcopy,
+                "thread_wait_us": self.thread_wait_us,
+                "packaged_wait_us": self.packaged_wait_us,
+                "packaged_wait_yields": self.packaged_wait_yields,
+                "channel_ready_ns": self.channel_ready_ns,
+                "thread_entry_ns": self.thread_entry_ns,
+                "page_requests": self.page_requests,
+                "pages_by_channel": self.pages_by_channel,
+                "source": self.source,
+                "notes": list(self.notes),
+            }
+        }
 
     @property
     def empty(self) -> bool:
@@ -100,9 +115,10 @@ def analyze_preempt(trace: Trace) -> PreemptReport:
 
     entry_ts, _ = _first_ts(trace, "postcopy_preempt_thread_entry", dmask)
     ready_ts, _ = _first_ts(trace, "postcopy_preempt_new_channel", dmask)
-    postcopy = bool(len(trace.rows(["postcopy_ram_listen_thread_start", "loadvm_postcopy_handle_listen"]))
-                    and (dmask[trace.rows(["postcopy_ram_listen_thread_start",
-                                           "loadvm_postcopy_handle_listen"])].any()))
+    postcopy = bool(
+        len(trace.rows(["postcopy_ram_listen_thread_start", "loadvm_postcopy_handle_listen"]))
+        and (dmask[trace.rows(["postcopy_ram_listen_thread_start", "loadvm_postcopy_handle_listen"])].any())
+    )
     th = trace.threads
     roles = th[th["process"] == dst]["role"].astype(str) if dst else pd.Series(dtype=str)
     enabled = entry_ts is not None or ready_ts is not None or bool((roles == "preempt").any())
@@ -117,8 +133,10 @@ def analyze_preempt(trace: Trace) -> PreemptReport:
     if entry_ts is not None and ready_ts is not None:
         if ready_ts <= entry_ts:
             thread_wait = 0.0
-            notes.append(f"preempt channel ready {(entry_ts - ready_ts) / 1e6:.3f} ms before the "
-                         "preempt thread started: the thread did not wait")
+            notes.append(
+                f"preempt channel ready {(entry_ts - ready_ts) / 1e6:.3f} ms before the "
+                "preempt thread started: the thread did not wait"
+            )
         else:
             thread_wait = _us(entry_ts, ready_ts)
     elif entry_ts is not None:
@@ -131,15 +149,24 @@ def analyze_preempt(trace: Trace) -> PreemptReport:
         notes.append("no page arrived on the preempt channel (chan=1) in this trace")
     source = _source(trace, src) if src else None
     return PreemptReport(
-        enabled=enabled, postcopy=postcopy, thread_wait_us=thread_wait,
-        packaged_wait_us=packaged_wait, packaged_wait_yields=yields, channel_ready_ns=ready_ts,
-        thread_entry_ns=entry_ts, page_requests=page_requests, pages_by_channel=pages_by_channel,
-        source=source, notes=notes, timeline_issues=len(tl.issues),
+        enabled=enabled,
+        postcopy=postcopy,
+        thread_wait_us=thread_wait,
+        packaged_wait_us=packaged_wait,
+        packaged_wait_yields=yields,
+        channel_ready_ns=ready_ts,
+        thread_entry_ns=entry_ts,
+        page_requests=page_requests,
+        pages_by_channel=pages_by_channel,
+        source=source,
+        notes=notes,
+        timeline_issues=len(tl.issues),
     )
 
 
-def _packaged_wait(trace: Trace, mask: np.ndarray, ready_ts: int | None,
-                   notes: list[str]) -> tuple[float | None, int | None]:
+def _packaged_wait(
+    trace: Trace, mask: np.ndarray, ready_ts: int | None, notes: list[str]
+) -> tuple[float | None, int | None]:
     rec = trace.rows("loadvm_handle_cmd_packaged_received")
     rec = rec[mask[rec]] if len(rec) else rec
     if not len(rec):
@@ -167,11 +194,21 @@ def _page_requests(tl: Any, dst: str | None) -> dict[str, Any]:
     s = tl.spans
     req = s[(s["kind"] == "page-request") & (s["process"] == dst)]
     done = req[req["closed"]]["duration_us"].dropna().to_numpy(dtype=float)
-    out: dict[str, Any] = {"count": len(req), "p50_us": None, "p99_us": None, "max_us": None,
-                           "mean_us": None, "unmatched": int((~req["closed"]).sum())}
+    out: dict[str, Any] = {
+        "count": len(req),
+        "p50_us": None,
+        "p99_us": None,
+        "max_us": None,
+        "mean_us": None,
+        "unmatched": int((~req["closed"]).sum()),
+    }
     if len(done):
-        out.update(p50_us=float(np.percentile(done, 50)), p99_us=float(np.percentile(done, 99)),
-                   max_us=float(done.max()), mean_us=float(done.mean()))
+        out.update(
+            p50_us=float(np.percentile(done, 50)),
+            p99_us=float(np.percentile(done, 99)),
+            max_us=float(done.max()),
+            mean_us=float(done.mean()),
+        )
     return out
 
 
@@ -185,8 +222,14 @@ def _pages_by_channel(trace: Trace, mask: np.ndarray) -> dict[str, int]:
     counts = f["channel"].astype("Int64").value_counts(dropna=False)
     # Both channels are always listed, so a run where chan=1 carried nothing reads as 0.
     out = {"0": 0, "1": 0}
-    out.update({("unknown" if pd.isna(k) else str(int(k))): int(v) for k, v in sorted(
-        counts.items(), key=lambda kv: (pd.isna(kv[0]), 0 if pd.isna(kv[0]) else int(kv[0])))})
+    out.update(
+        {
+            ("unknown" if pd.isna(k) else str(int(k))): int(v)
+            for k, v in sorted(
+                counts.items(), key=lambda kv: (pd.isna(kv[0]), 0 if pd.isna(kv[0]) else int(kv[0]))
+            )
+        }
+    )
     return out
 
 

@@ -32,8 +32,10 @@ from tracetool._model.trace import Trace
 from tracetool._timeline.timeline import Timeline, build_timeline, rules
 from tracetool.errors import UsageError
 
-NO_TIMESTAMPS = ("no timestamps in this trace: counts only, no durations (record with "
-                 "-msg timestamp=on, or use a backend with timestamps)")
+NO_TIMESTAMPS = (
+    "no timestamps in this trace: counts only, no durations (record with "
+    "-msg timestamp=on, or use a backend with timestamps)"
+)
 
 
 class Result(Protocol):
@@ -99,9 +101,15 @@ class Analysis:
 
 
 # ------------------------------------------------------------------------------ the entries
-PREEMPT_NOTE_EVENTS = ("loadvm_postcopy_handle_listen", "postcopy_ram_listen_thread_start",
-                       "postcopy_preempt_thread_entry", "postcopy_preempt_new_channel",
-                       "postcopy_page_req_add", "postcopy_page_req_del", "ram_load_postcopy_loop")
+PREEMPT_NOTE_EVENTS = (
+    "loadvm_postcopy_handle_listen",
+    "postcopy_ram_listen_thread_start",
+    "postcopy_preempt_thread_entry",
+    "postcopy_preempt_new_channel",
+    "postcopy_page_req_add",
+    "postcopy_page_req_del",
+    "ram_load_postcopy_loop",
+)
 
 
 def dst_phase_events() -> list[str]:
@@ -123,13 +131,16 @@ def switchover_events() -> list[str]:
 
 
 def _phases_missing(trace: Trace, result: PhaseReport) -> str:
-    return ("not in this trace: no incoming (destination) migration; trace the destination "
-            "QEMU with these events enabled: " + ", ".join(dst_phase_events()))
+    return (
+        "not in this trace: no incoming (destination) migration; trace the destination "
+        "QEMU with these events enabled: " + ", ".join(dst_phase_events())
+    )
 
 
 def _downtime_missing(trace: Trace, result: SwitchoverSummary) -> str:
-    return NO_TIMESTAMPS if not trace.has_time else "not in this trace: enable " + ", ".join(
-        switchover_events())
+    return (
+        NO_TIMESTAMPS if not trace.has_time else "not in this trace: enable " + ", ".join(switchover_events())
+    )
 
 
 def _bql_missing(trace: Trace, result: BqlReport) -> str:
@@ -137,31 +148,70 @@ def _bql_missing(trace: Trace, result: BqlReport) -> str:
 
 
 def _preempt_missing(trace: Trace, result: PreemptReport) -> str:
-    return ("not in this trace: no postcopy; to see preempt waits, migrate with the "
-            "postcopy-ram and postcopy-preempt capabilities and enable "
-            + ", ".join(PREEMPT_NOTE_EVENTS))
+    return (
+        "not in this trace: no postcopy; to see preempt waits, migrate with the "
+        "postcopy-ram and postcopy-preempt capabilities and enable " + ", ".join(PREEMPT_NOTE_EVENTS)
+    )
 
 
 def _downtime(trace: Trace, query_migrate: Any = None) -> SwitchoverSummary:
     return switchover_summary(run(trace, "phases", query_migrate=query_migrate))
 
 
-ANALYSES: dict[str, Analysis] = {a.name: a for a in (
-    Analysis("summary", "summary", summarize, TraceSummary, issues_from="summary"),
-    Analysis("phases", "phase", analyze_phases, PhaseReport,
-             options=frozenset({"query_migrate"}), events_key="phases", missing=_phases_missing,
-             issues_from="timeline"),
-    Analysis("downtime", "downtime", _downtime, SwitchoverSummary,
-             options=frozenset({"query_migrate"}), events_key="phases", missing=_downtime_missing),
-    Analysis("bql", "BQL", analyze_bql, BqlReport,
-             options=frozenset({"bql_addr", "top"}), events_key="bql", missing=_bql_missing,
-             issues_from="bql"),
-    Analysis("preempt", "preempt", analyze_preempt, PreemptReport, events_key="preempt",
-             missing=_preempt_missing, in_report=lambda r: r.to_json()["preempt"],
-             issues_from="timeline"),
-    Analysis("timeline", "timeline", build_timeline, Timeline, section=False, events_key="phases",
-             issues_from="timeline"),
-)}
+ANALYSES: dict[str, Analysis] = {
+    a.name: a
+    for a in (
+        Analysis("summary", "summary", summarize, TraceSummary, issues_from="summary"),
+        Analysis(
+            "phases",
+            "phase",
+            analyze_phases,
+            PhaseReport,
+            options=frozenset({"query_migrate"}),
+            events_key="phases",
+            missing=_phases_missing,
+            issues_from="timeline",
+        ),
+        Analysis(
+            "downtime",
+            "downtime",
+            _downtime,
+            SwitchoverSummary,
+            options=frozenset({"query_migrate"}),
+            events_key="phases",
+            missing=_downtime_missing,
+        ),
+        Analysis(
+            "bql",
+            "BQL",
+            analyze_bql,
+            BqlReport,
+            options=frozenset({"bql_addr", "top"}),
+            events_key="bql",
+            missing=_bql_missing,
+            issues_from="bql",
+        ),
+        Analysis(
+            "preempt",
+            "preempt",
+            analyze_preempt,
+            PreemptReport,
+            events_key="preempt",
+            missing=_preempt_missing,
+            in_report=lambda r: r.to_json()["preempt"],
+            issues_from="timeline",
+        ),
+        Analysis(
+            "timeline",
+            "timeline",
+            build_timeline,
+            Timeline,
+            section=False,
+            events_key="phases",
+            issues_from="timeline",
+        ),
+    )
+}
 """Every analysis, in the order reports show their sections."""
 
 
@@ -203,8 +253,9 @@ def parse_names(spec: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-_RESULTS: weakref.WeakKeyDictionary[Trace, dict[tuple[Hashable, ...], tuple[Any, Any]]] = \
+_RESULTS: weakref.WeakKeyDictionary[Trace, dict[tuple[Hashable, ...], tuple[Any, Any]]] = (
     weakref.WeakKeyDictionary()
+)
 
 
 def _key(analysis: Analysis, options: Mapping[str, Any]) -> tuple[Hashable, ...]:

@@ -96,8 +96,9 @@ class ReportData:
         return self.phases.load_thread if self.phases is not None else None
 
 
-def collect(trace: Trace, query_migrate: QueryMigrate | None = None,
-            inputs: Sequence[str] = ()) -> ReportData:
+def collect(
+    trace: Trace, query_migrate: QueryMigrate | None = None, inputs: Sequence[str] = ()
+) -> ReportData:
     """Runs every report section's analysis on ``trace`` (see module docstring).
 
     ``query_migrate``: QEMU's own status and numbers, compared with the trace.
@@ -115,8 +116,8 @@ def collect(trace: Trace, query_migrate: QueryMigrate | None = None,
             if os.environ.get("MIGTRACE_DEBUG"):
                 raise
             data.notes[analysis.name].append(
-                f"the {analysis.label} analysis failed on this trace: "
-                f"{type(exc).__name__}: {exc}")
+                f"the {analysis.label} analysis failed on this trace: {type(exc).__name__}: {exc}"
+            )
             continue
         if result.empty:
             data.notes[analysis.name].append(analysis.not_in_trace(trace, result))

@@ -49,22 +49,40 @@ def summarize(trace: Trace) -> TraceSummary:
     infos = trace.input_info
     return TraceSummary(
         inputs=[
-            {"path": i.path, "format": i.format, "variant": i.variant, "clock": i.clock,
-             "lines": i.lines, "events": i.events, "other_lines": i.other_lines,
-             "dropped_events": sum(n for _, n in i.dropped_events),
-             "warnings": [str(w) for w in i.warnings]}
+            {
+                "path": i.path,
+                "format": i.format,
+                "variant": i.variant,
+                "clock": i.clock,
+                "lines": i.lines,
+                "events": i.events,
+                "other_lines": i.other_lines,
+                "dropped_events": sum(n for _, n in i.dropped_events),
+                "warnings": [str(w) for w in i.warnings],
+            }
             for i in infos
         ],
         processes=[
-            {"label": r["label"], "side": text(r["side"]), "pid": integer(r["pid"]),
-             "load_tid": integer(r["load_tid"])}
+            {
+                "label": r["label"],
+                "side": text(r["side"]),
+                "pid": integer(r["pid"]),
+                "load_tid": integer(r["load_tid"]),
+            }
             for r in trace.processes.to_dict("records")
         ],
         threads=[
-            {"process": str(r["process"]), "tid": integer(r["tid"]), "name": text(r["name"]),
-             "name_source": text(r["name_source"]), "role": str(r["role"]),
-             "carries_load": bool(r["carries_load"]), "events": int(r["events"]),
-             "first_ns": integer(r["first_ns"]), "last_ns": integer(r["last_ns"])}
+            {
+                "process": str(r["process"]),
+                "tid": integer(r["tid"]),
+                "name": text(r["name"]),
+                "name_source": text(r["name_source"]),
+                "role": str(r["role"]),
+                "carries_load": bool(r["carries_load"]),
+                "events": int(r["events"]),
+                "first_ns": integer(r["first_ns"]),
+                "last_ns": integer(r["last_ns"]),
+            }
             for r in trace.threads.to_dict("records")
         ],
         event_counts=trace.event_counts(),

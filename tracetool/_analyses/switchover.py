@@ -32,8 +32,11 @@ class SwitchoverSummary:
 
     def to_json(self) -> dict[str, Any]:
         """``{"switchover": ..., "total_time": ..., "alignment": ...}``."""
-        return {"switchover": dict(self.switchover), "total_time": dict(self.total_time),
-                "alignment": dict(self.alignment)}
+        return {
+            "switchover": dict(self.switchover),
+            "total_time": dict(self.total_time),
+            "alignment": dict(self.alignment),
+        }
 
 
 def switchover_summary(phases: PhaseReport) -> SwitchoverSummary:

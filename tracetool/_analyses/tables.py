@@ -17,8 +17,7 @@ TABLES = ("events", "spans", "instants", "threads", "processes")
 BQL_TABLES = ("bql_holds", "bql_waits")
 
 
-def trace_tables(trace: Trace, timeline: Timeline, bql: BqlReport | None = None
-                 ) -> dict[str, pd.DataFrame]:
+def trace_tables(trace: Trace, timeline: Timeline, bql: BqlReport | None = None) -> dict[str, pd.DataFrame]:
     """The tables of ``trace`` by name (see module docstring)."""
     out = {
         "events": trace.events,
@@ -41,6 +40,8 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     if len(frames) == 1:
         return frames[0]
     # Categoricals with different categories per process: plain values concatenate cleanly.
-    plain = [f.astype({c: object for c in f.columns if isinstance(f[c].dtype, pd.CategoricalDtype)})
-             for f in frames]
+    plain = [
+        f.astype({c: object for c in f.columns if isinstance(f[c].dtype, pd.CategoricalDtype)})
+        for f in frames
+    ]
     return pd.concat(plain, ignore_index=True)

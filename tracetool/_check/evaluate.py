@@ -27,8 +27,12 @@ from tracetool._check.units import format_duration, format_number
 from tracetool._model.trace import Trace
 
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
-    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
-    "==": operator.eq, "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
 }
 MAX_NOTES = 2
 
@@ -87,8 +91,7 @@ class RuleResult:
         """Several lines for a failure message: rule, where, observed, expected, measured."""
         r = self.rule
         where = f" ({r.location})" if r.line is not None else ""
-        lines = [f"{self.status.value.upper()}: {r.name}{where}",
-                 f"  rule:     {r.expression}"]
+        lines = [f"{self.status.value.upper()}: {r.name}{where}", f"  rule:     {r.expression}"]
         if self.observed is None:
             lines.append(f"  observed: not measurable: {self.reason}")
         else:
@@ -103,12 +106,19 @@ class RuleResult:
         """The result as ``migtrace check --format json`` prints it."""
         r = self.rule
         return {
-            "name": r.name, "group": r.group, "location": r.location, "expr": str(r.expression),
-            "metric": r.metric.path, "kind": r.metric.kind.value,
+            "name": r.name,
+            "group": r.group,
+            "location": r.location,
+            "expr": str(r.expression),
+            "metric": r.metric.path,
+            "kind": r.metric.kind.value,
             "unit": "us" if r.metric.kind is Kind.DURATION else None,
-            "status": self.status.value, "observed": self.observed,
+            "status": self.status.value,
+            "observed": self.observed,
             "observed_text": None if self.observed is None else self.observed_text,
-            "expected": r.expected, "optional": r.optional, "measured": self.measured,
+            "expected": r.expected,
+            "optional": r.optional,
+            "measured": self.measured,
             "reason": self.reason,
         }
 
@@ -151,13 +161,21 @@ class CheckReport:
 
     def counts(self) -> dict[str, int]:
         """``{"total", "passed", "failed", "skipped"}``."""
-        return {"total": len(self.results), "passed": len(self.passed),
-                "failed": len(self.failed), "skipped": len(self.skipped)}
+        return {
+            "total": len(self.results),
+            "passed": len(self.passed),
+            "failed": len(self.failed),
+            "skipped": len(self.skipped),
+        }
 
     def to_json(self) -> dict[str, Any]:
         """``migtrace check --format json``."""
-        return {"inputs": list(self.inputs), "rules": [r.to_json() for r in self.results],
-                **self.counts(), "exit_code": self.exit_code}
+        return {
+            "inputs": list(self.inputs),
+            "rules": [r.to_json() for r in self.results],
+            **self.counts(),
+            "exit_code": self.exit_code,
+        }
 
 
 def format_value(kind: Kind, value: Any) -> str:
@@ -201,13 +219,19 @@ def _check_event_name(trace: Trace, rule: Rule) -> None:
     if trace.catalog.is_known(name) or trace.code_of(name) is not None:
         return
     known = set(trace.catalog.names()) | set(trace.event_names)
-    raise RulesError(f"unknown trace event {name!r}{close_matches(name, known)} (not in the "
-                     "migtrace catalog, the trace, or --events files)",
-                     rule.origin, rule.line, None, rule.name)
+    raise RulesError(
+        f"unknown trace event {name!r}{close_matches(name, known)} (not in the "
+        "migtrace catalog, the trace, or --events files)",
+        rule.origin,
+        rule.line,
+        None,
+        rule.name,
+    )
 
 
-def _measure(trace: Trace, rule: Rule, docs: dict[str, dict[str, Any]],
-             query_migrate: Any = None) -> Measurement:
+def _measure(
+    trace: Trace, rule: Rule, docs: dict[str, dict[str, Any]], query_migrate: Any = None
+) -> Measurement:
     """One rule's observed value; ``docs`` keeps each analysis's JSON for the next rules."""
     metric = rule.metric
     analysis = registry.get(metric.analysis)
@@ -216,8 +240,11 @@ def _measure(trace: Trace, rule: Rule, docs: dict[str, dict[str, Any]],
     if missing:
         return Measurement(None, analysis.command, reason=_enable(missing, metric))
     if metric.kind is Kind.DURATION and not trace.has_time:
-        return Measurement(None, analysis.command, reason="the trace has no timestamps "
-                           "(record with -msg timestamp=on; see migtrace events)")
+        return Measurement(
+            None,
+            analysis.command,
+            reason="the trace has no timestamps (record with -msg timestamp=on; see migtrace events)",
+        )
     doc = docs.get(metric.analysis)
     if doc is None:
         options = {"query_migrate": query_migrate} if "query_migrate" in analysis.options else {}
@@ -247,8 +274,7 @@ def notes_of(doc: dict[str, Any]) -> list[str]:
 
 
 def _enable(events: Sequence[str], metric: Metric) -> str:
-    more = f" (migtrace events --for {metric.analysis})" if metric.analysis in event_data().analyses \
-        else ""
+    more = f" (migtrace events --for {metric.analysis})" if metric.analysis in event_data().analyses else ""
     return f"enable {', '.join(events)}{more}"
 
 
@@ -308,8 +334,13 @@ def as_rules(rules: RulesLike) -> list[Rule]:
     return out
 
 
-def check_trace(trace: Trace | str | Path | Sequence[str], rules: RulesLike, *,
-          threads: Sequence[str] = (), events: Sequence[str] = ()) -> CheckReport:
+def check_trace(
+    trace: Trace | str | Path | Sequence[str],
+    rules: RulesLike,
+    *,
+    threads: Sequence[str] = (),
+    events: Sequence[str] = (),
+) -> CheckReport:
     """Checks a trace against rules and returns a :class:`CheckReport`.
 
     ``trace``: a loaded :class:`~tracetool.Trace`, or paths to load (with ``threads`` sidecars

@@ -140,8 +140,9 @@ def tokenize(text: str, *, value_first: bool = False) -> list[Token]:
         elif ch in "\"'":
             value, i = _string(text, i)
             tokens.append(Token("string", value, col))
-        elif ch in _DIGITS or (ch in "+-." and i + 1 < n and text[i + 1] in _DIGITS
-                               and _starts_value(tokens, value_first)):
+        elif ch in _DIGITS or (
+            ch in "+-." and i + 1 < n and text[i + 1] in _DIGITS and _starts_value(tokens, value_first)
+        ):
             end = _number_end(text, i)
             tokens.append(Token("number", text[i:end], col))
             i = end
@@ -152,7 +153,7 @@ def tokenize(text: str, *, value_first: bool = False) -> list[Token]:
             tokens.append(Token("name", text[i:end], col))
             i = end
         elif text.startswith(("<=", ">=", "==", "!="), i):
-            tokens.append(Token("op", text[i:i + 2], col))
+            tokens.append(Token("op", text[i : i + 2], col))
             i += 2
         elif ch in "<>=":
             tokens.append(Token("op", ch, col))
@@ -265,13 +266,16 @@ class _Parser:
         else:
             hint = " (use == to compare)" if op_tok.text == "=" else ""
             raise ExpressionError(
-                f"expected a comparison (< <= > >= == !=) or exists/absent, found "
-                f"{op_tok.describe()}{hint}", op_tok.column)
+                f"expected a comparison (< <= > >= == !=) or exists/absent, found {op_tok.describe()}{hint}",
+                op_tok.column,
+            )
         if not self.at("end"):
-            raise ExpressionError(f"unexpected {self.tok.describe()} after the end of the rule",
-                                  self.tok.column)
-        return Expression(ref.metric, ref.argument, ref.selectors, op_tok.text, value,
-                          ref.metric_column, op_tok.column)
+            raise ExpressionError(
+                f"unexpected {self.tok.describe()} after the end of the rule", self.tok.column
+            )
+        return Expression(
+            ref.metric, ref.argument, ref.selectors, op_tok.text, value, ref.metric_column, op_tok.column
+        )
 
     def path(self) -> str:
         parts = [self.expect("name", None, "a metric name such as bql.hold.max").text]
@@ -286,19 +290,23 @@ class _Parser:
         while not self.at("punct", "}"):
             key = self.expect("name", None, "a selector name such as thread, role or device")
             if not (self.at("op", "=") or self.at("op", "==")):
-                raise ExpressionError(f"expected '=' after {key.text}, found {self.tok.describe()}",
-                                      self.tok.column)
+                raise ExpressionError(
+                    f"expected '=' after {key.text}, found {self.tok.describe()}", self.tok.column
+                )
             self.advance()
             if self.tok.kind not in ("string", "name", "number"):
                 raise ExpressionError(
                     f"expected a value for {key.text} (a quoted string or a word), found "
-                    f"{self.tok.describe()}", self.tok.column)
+                    f"{self.tok.describe()}",
+                    self.tok.column,
+                )
             terms.append(SelectorTerm(key.text, self.advance().text, key.column))
             if self.at("punct", ","):
                 self.advance()
             elif not self.at("punct", "}"):
-                raise ExpressionError(f"expected ',' or '}}' in the selector, found "
-                                      f"{self.tok.describe()}", self.tok.column)
+                raise ExpressionError(
+                    f"expected ',' or '}}' in the selector, found {self.tok.describe()}", self.tok.column
+                )
         self.advance()  # "}"
         return tuple(terms)
 
@@ -317,8 +325,7 @@ class _Parser:
         if tok.kind == "name":
             self.advance()
             return Literal("word", tok.text, tok.column)
-        raise ExpressionError(f"expected a value (5ms, 20, \"text\"), found {tok.describe()}",
-                              tok.column)
+        raise ExpressionError(f'expected a value (5ms, 20, "text"), found {tok.describe()}', tok.column)
 
 
 def parse_expression(text: str) -> Expression:

@@ -56,15 +56,21 @@ class Selector:
     match: str  # "text": exact or glob; "device": idstr, its last '/' part, or glob; "int"
 
 
-SELECTORS: dict[str, Selector] = {s.name: s for s in (
-    Selector("thread", "thread name, exact or a glob (mig/dst/*)", "text"),
-    Selector("role", "thread role: main, load, vcpu, listen, fault, preempt, recv_N, ...", "text"),
-    Selector("tid", "thread id", "int"),
-    Selector("process", "process label: dst, src", "text"),
-    Selector("phase", "incoming phase name (see phases.<name>.duration)", "text"),
-    Selector("device", "device idstr (0000:00:02.0/virtio-net), its last part (virtio-net), "
-             "or a glob", "device"),
-)}
+SELECTORS: dict[str, Selector] = {
+    s.name: s
+    for s in (
+        Selector("thread", "thread name, exact or a glob (mig/dst/*)", "text"),
+        Selector("role", "thread role: main, load, vcpu, listen, fault, preempt, recv_N, ...", "text"),
+        Selector("tid", "thread id", "int"),
+        Selector("process", "process label: dst, src", "text"),
+        Selector("phase", "incoming phase name (see phases.<name>.duration)", "text"),
+        Selector(
+            "device",
+            "device idstr (0000:00:02.0/virtio-net), its last part (virtio-net), or a glob",
+            "device",
+        ),
+    )
+}
 
 _THREAD_SELECT = {"thread": "name", "role": "role", "tid": "tid"}
 _HOLDS = ("qemu_mutex_locked", "qemu_mutex_unlock")
@@ -112,116 +118,442 @@ _T, _P = _THREAD_SELECT, _PHASE_THREAD_SELECT
 
 METRICS: tuple[Metric, ...] = (
     # ---------------------------------------------------------------- migtrace summary
-    M("unparsed_lines", "summary", K.COUNT, "totals.other_lines",
-      help="input lines that are not trace events (QEMU messages, garbage)"),
-    M("dropped_events", "summary", K.COUNT, "totals.dropped_events",
-      help="events the tracer lost (simple backend records)"),
-    M("parse_warnings", "summary", K.COUNT, "totals.warnings",
-      help="lines the readers kept but did not fully understand"),
-    M("events.count", "summary", K.COUNT, "threads", "events", A.SUM,
-      {"thread": "name", "role": "role", "tid": "tid", "process": "process"},
-      help="trace events (of the selected threads)"),
-    M("events.<name>.count", "summary", K.COUNT, "event_counts.<name>", default=0, names="events",
-      help="occurrences of one trace event (0 when it never occurred)"),
-    M("event(<name>)", "summary", K.PRESENCE, "event_counts.<name>", names="events",
-      help="whether the event occurs: `event(\"name\") exists` / `absent`"),
-    M("thread(<name>)", "summary", K.PRESENCE, "threads", aggregate=A.ANY, key="name",
-      select={"role": "role", "process": "process"},
-      help="whether a thread of that name emitted events: `thread(\"mig/dst/main\") exists`"),
-    M("threads.count", "summary", K.COUNT, "threads", aggregate=A.COUNT,
-      select={"thread": "name", "role": "role", "process": "process"},
-      help="threads that emitted events"),
+    M(
+        "unparsed_lines",
+        "summary",
+        K.COUNT,
+        "totals.other_lines",
+        help="input lines that are not trace events (QEMU messages, garbage)",
+    ),
+    M(
+        "dropped_events",
+        "summary",
+        K.COUNT,
+        "totals.dropped_events",
+        help="events the tracer lost (simple backend records)",
+    ),
+    M(
+        "parse_warnings",
+        "summary",
+        K.COUNT,
+        "totals.warnings",
+        help="lines the readers kept but did not fully understand",
+    ),
+    M(
+        "events.count",
+        "summary",
+        K.COUNT,
+        "threads",
+        "events",
+        A.SUM,
+        {"thread": "name", "role": "role", "tid": "tid", "process": "process"},
+        help="trace events (of the selected threads)",
+    ),
+    M(
+        "events.<name>.count",
+        "summary",
+        K.COUNT,
+        "event_counts.<name>",
+        default=0,
+        names="events",
+        help="occurrences of one trace event (0 when it never occurred)",
+    ),
+    M(
+        "event(<name>)",
+        "summary",
+        K.PRESENCE,
+        "event_counts.<name>",
+        names="events",
+        help='whether the event occurs: `event("name") exists` / `absent`',
+    ),
+    M(
+        "thread(<name>)",
+        "summary",
+        K.PRESENCE,
+        "threads",
+        aggregate=A.ANY,
+        key="name",
+        select={"role": "role", "process": "process"},
+        help='whether a thread of that name emitted events: `thread("mig/dst/main") exists`',
+    ),
+    M(
+        "threads.count",
+        "summary",
+        K.COUNT,
+        "threads",
+        aggregate=A.COUNT,
+        select={"thread": "name", "role": "role", "process": "process"},
+        help="threads that emitted events",
+    ),
     # ---------------------------------------------------------------- migtrace bql
-    M("bql.hold.max", "bql", K.DURATION, "bql.threads", "hold_max_us", A.MAX, _T,
-      needs=_HOLDS, help="longest BQL hold (of the worst selected thread)"),
-    M("bql.hold.p50", "bql", K.DURATION, "bql.threads", "hold_p50_us", A.MAX, _T,
-      needs=_HOLDS, help="median hold, per thread; the highest of the selected threads"),
-    M("bql.hold.p90", "bql", K.DURATION, "bql.threads", "hold_p90_us", A.MAX, _T,
-      needs=_HOLDS, help="90th percentile hold, per thread; the highest of the selected threads"),
-    M("bql.hold.p99", "bql", K.DURATION, "bql.threads", "hold_p99_us", A.MAX, _T,
-      needs=_HOLDS, help="99th percentile hold, per thread; the highest of the selected threads"),
-    M("bql.hold.total", "bql", K.DURATION, "bql.threads", "hold_total_us", A.SUM, _T,
-      needs=_HOLDS, help="time the selected threads held the BQL"),
-    M("bql.hold.total", "bql", K.DURATION, "bql.by_phase[].threads", "hold_us", A.SUM,
-      {"phase": "phase", **_P},
-      needs=_HOLDS, help="with phase=: BQL hold time inside that phase (holds cut at the phase edges)"),
-    M("bql.holds", "bql", K.COUNT, "bql.threads", "holds", A.SUM, _T,
-      needs=_HOLDS, help="number of complete BQL holds"),
-    M("bql.holds", "bql", K.COUNT, "bql.by_phase[].threads", "holds", A.SUM,
-      {"phase": "phase", **_P}, needs=_HOLDS, help="with phase=: holds overlapping that phase"),
-    M("bql.held_fraction", "bql", K.NUMBER, "bql.by_phase", "held_fraction", A.MAX,
-      {"phase": "phase"}, needs=_HOLDS, help="share of a phase's wall time with the BQL held (0..1)"),
-    M("bql.wait.max", "bql", K.DURATION, "bql.threads", "wait_max_us", A.MAX, _T,
-      needs=_WAITS, help="longest wait for the BQL"),
-    M("bql.wait.p50", "bql", K.DURATION, "bql.threads", "wait_p50_us", A.MAX, _T,
-      needs=_WAITS, help="median wait, per thread; the highest selected"),
-    M("bql.wait.p99", "bql", K.DURATION, "bql.threads", "wait_p99_us", A.MAX, _T,
-      needs=_WAITS, help="99th percentile wait, per thread; the highest selected"),
-    M("bql.wait.total", "bql", K.DURATION, "bql.threads", "wait_total_us", A.SUM, _T,
-      needs=_WAITS, help="time the selected threads waited for the BQL"),
-    M("bql.waits", "bql", K.COUNT, "bql.threads", "waits", A.SUM, _T,
-      needs=_WAITS, help="number of waits for the BQL"),
-    M("bql.inconsistencies", "bql", K.COUNT, "bql.inconsistency_count",
-      needs=_HOLDS, help="mutex events that do not fit the lock protocol"),
+    M(
+        "bql.hold.max",
+        "bql",
+        K.DURATION,
+        "bql.threads",
+        "hold_max_us",
+        A.MAX,
+        _T,
+        needs=_HOLDS,
+        help="longest BQL hold (of the worst selected thread)",
+    ),
+    M(
+        "bql.hold.p50",
+        "bql",
+        K.DURATION,
+        "bql.threads",
+        "hold_p50_us",
+        A.MAX,
+        _T,
+        needs=_HOLDS,
+        help="median hold, per thread; the highest of the selected threads",
+    ),
+    M(
+        "bql.hold.p90",
+        "bql",
+        K.DURATION,
+        "bql.threads",
+        "hold_p90_us",
+        A.MAX,
+        _T,
+        needs=_HOLDS,
+        help="90th percentile hold, per thread; the highest of the selected threads",
+    ),
+    M(
+        "bql.hold.p99",
+        "bql",
+        K.DURATION,
+        "bql.threads",
+        "hold_p99_us",
+        A.MAX,
+        _T,
+        needs=_HOLDS,
+        help="99th percentile hold, per thread; the highest of the selected threads",
+    ),
+    M(
+        "bql.hold.total",
+        "bql",
+        K.DURATION,
+        "bql.threads",
+        "hold_total_us",
+        A.SUM,
+        _T,
+        needs=_HOLDS,
+        help="time the selected threads held the BQL",
+    ),
+    M(
+        "bql.hold.total",
+        "bql",
+        K.DURATION,
+        "bql.by_phase[].threads",
+        "hold_us",
+        A.SUM,
+        {"phase": "phase", **_P},
+        needs=_HOLDS,
+        help="with phase=: BQL hold time inside that phase (holds cut at the phase edges)",
+    ),
+    M(
+        "bql.holds",
+        "bql",
+        K.COUNT,
+        "bql.threads",
+        "holds",
+        A.SUM,
+        _T,
+        needs=_HOLDS,
+        help="number of complete BQL holds",
+    ),
+    M(
+        "bql.holds",
+        "bql",
+        K.COUNT,
+        "bql.by_phase[].threads",
+        "holds",
+        A.SUM,
+        {"phase": "phase", **_P},
+        needs=_HOLDS,
+        help="with phase=: holds overlapping that phase",
+    ),
+    M(
+        "bql.held_fraction",
+        "bql",
+        K.NUMBER,
+        "bql.by_phase",
+        "held_fraction",
+        A.MAX,
+        {"phase": "phase"},
+        needs=_HOLDS,
+        help="share of a phase's wall time with the BQL held (0..1)",
+    ),
+    M(
+        "bql.wait.max",
+        "bql",
+        K.DURATION,
+        "bql.threads",
+        "wait_max_us",
+        A.MAX,
+        _T,
+        needs=_WAITS,
+        help="longest wait for the BQL",
+    ),
+    M(
+        "bql.wait.p50",
+        "bql",
+        K.DURATION,
+        "bql.threads",
+        "wait_p50_us",
+        A.MAX,
+        _T,
+        needs=_WAITS,
+        help="median wait, per thread; the highest selected",
+    ),
+    M(
+        "bql.wait.p99",
+        "bql",
+        K.DURATION,
+        "bql.threads",
+        "wait_p99_us",
+        A.MAX,
+        _T,
+        needs=_WAITS,
+        help="99th percentile wait, per thread; the highest selected",
+    ),
+    M(
+        "bql.wait.total",
+        "bql",
+        K.DURATION,
+        "bql.threads",
+        "wait_total_us",
+        A.SUM,
+        _T,
+        needs=_WAITS,
+        help="time the selected threads waited for the BQL",
+    ),
+    M(
+        "bql.waits",
+        "bql",
+        K.COUNT,
+        "bql.threads",
+        "waits",
+        A.SUM,
+        _T,
+        needs=_WAITS,
+        help="number of waits for the BQL",
+    ),
+    M(
+        "bql.inconsistencies",
+        "bql",
+        K.COUNT,
+        "bql.inconsistency_count",
+        needs=_HOLDS,
+        help="mutex events that do not fit the lock protocol",
+    ),
     # ---------------------------------------------------------------- migtrace phases
-    M("phases.<name>.duration", "phases", K.DURATION, "phases", "duration_us", A.SUM, _P,
-      key="name", names="phases", help="time in one incoming phase (summed if it repeats)"),
-    M("phases.<name>.count", "phases", K.COUNT, "phases", aggregate=A.COUNT, select=_P,
-      key="name", names="phases", help="how often the phase occurred (0: never)"),
-    M("devices.count", "phases", K.COUNT, "devices", aggregate=A.COUNT,
-      select={"device": "idstr", **_P}, needs=_DEVICES, help="device state loads (sections)"),
-    M("phases.device_load.count", "phases", K.COUNT, "devices", aggregate=A.COUNT,
-      select={"device": "idstr", **_P}, needs=_DEVICES,
-      help="device state loads: the same as devices.count"),
-    M("devices.duration", "phases", K.DURATION, "devices", "duration_us", A.MAX,
-      {"device": "idstr", **_P}, needs=_DEVICES, help="slowest load of the selected devices"),
-    M("devices.duration.total", "phases", K.DURATION, "devices", "duration_us", A.SUM,
-      {"device": "idstr", **_P}, needs=_DEVICES, help="load time of the selected devices together"),
-    M("devices.downtime", "phases", K.DURATION, "devices", "downtime_us", A.MAX,
-      {"device": "idstr", **_P}, needs=("vmstate_downtime_load",),
-      help="largest per-device downtime QEMU reported (QEMU >= 8.2)"),
-    M("load_thread.name", "phases", K.TEXT, "load_thread.name",
-      help="the thread that ran the incoming load (mig/dst/main when threaded)"),
-    M("load_thread.role", "phases", K.TEXT, "load_thread.role",
-      help="role of the load thread: load (threaded) or main (coroutine)"),
-    M("outcome", "phases", K.TEXT, "outcome",
-      choices=("completed", "failed", "cancelled", "incomplete"),
-      help="completed, failed, cancelled or incomplete"),
-    M("downtime.dst", "phases", K.DURATION, "downtime.dst_us",
-      help="switchover downtime seen on the destination"),
-    M("downtime.src", "phases", K.DURATION, "downtime.src_us",
-      help="switchover downtime seen on the source (needs the source trace)"),
-    M("downtime.end_to_end", "phases", K.DURATION, "downtime.end_to_end_us",
-      help="source stop to destination start (needs both traces)"),
-    M("total_time.dst", "phases", K.DURATION, "total_time.dst_us",
-      help="incoming migration on the destination, first to last event"),
-    M("total_time.src", "phases", K.DURATION, "total_time.src_us",
-      help="outgoing migration on the source"),
+    M(
+        "phases.<name>.duration",
+        "phases",
+        K.DURATION,
+        "phases",
+        "duration_us",
+        A.SUM,
+        _P,
+        key="name",
+        names="phases",
+        help="time in one incoming phase (summed if it repeats)",
+    ),
+    M(
+        "phases.<name>.count",
+        "phases",
+        K.COUNT,
+        "phases",
+        aggregate=A.COUNT,
+        select=_P,
+        key="name",
+        names="phases",
+        help="how often the phase occurred (0: never)",
+    ),
+    M(
+        "devices.count",
+        "phases",
+        K.COUNT,
+        "devices",
+        aggregate=A.COUNT,
+        select={"device": "idstr", **_P},
+        needs=_DEVICES,
+        help="device state loads (sections)",
+    ),
+    M(
+        "phases.device_load.count",
+        "phases",
+        K.COUNT,
+        "devices",
+        aggregate=A.COUNT,
+        select={"device": "idstr", **_P},
+        needs=_DEVICES,
+        help="device state loads: the same as devices.count",
+    ),
+    M(
+        "devices.duration",
+        "phases",
+        K.DURATION,
+        "devices",
+        "duration_us",
+        A.MAX,
+        {"device": "idstr", **_P},
+        needs=_DEVICES,
+        help="slowest load of the selected devices",
+    ),
+    M(
+        "devices.duration.total",
+        "phases",
+        K.DURATION,
+        "devices",
+        "duration_us",
+        A.SUM,
+        {"device": "idstr", **_P},
+        needs=_DEVICES,
+        help="load time of the selected devices together",
+    ),
+    M(
+        "devices.downtime",
+        "phases",
+        K.DURATION,
+        "devices",
+        "downtime_us",
+        A.MAX,
+        {"device": "idstr", **_P},
+        needs=("vmstate_downtime_load",),
+        help="largest per-device downtime QEMU reported (QEMU >= 8.2)",
+    ),
+    M(
+        "load_thread.name",
+        "phases",
+        K.TEXT,
+        "load_thread.name",
+        help="the thread that ran the incoming load (mig/dst/main when threaded)",
+    ),
+    M(
+        "load_thread.role",
+        "phases",
+        K.TEXT,
+        "load_thread.role",
+        help="role of the load thread: load (threaded) or main (coroutine)",
+    ),
+    M(
+        "outcome",
+        "phases",
+        K.TEXT,
+        "outcome",
+        choices=("completed", "failed", "cancelled", "incomplete"),
+        help="completed, failed, cancelled or incomplete",
+    ),
+    M(
+        "downtime.dst",
+        "phases",
+        K.DURATION,
+        "downtime.dst_us",
+        help="switchover downtime seen on the destination",
+    ),
+    M(
+        "downtime.src",
+        "phases",
+        K.DURATION,
+        "downtime.src_us",
+        help="switchover downtime seen on the source (needs the source trace)",
+    ),
+    M(
+        "downtime.end_to_end",
+        "phases",
+        K.DURATION,
+        "downtime.end_to_end_us",
+        help="source stop to destination start (needs both traces)",
+    ),
+    M(
+        "total_time.dst",
+        "phases",
+        K.DURATION,
+        "total_time.dst_us",
+        help="incoming migration on the destination, first to last event",
+    ),
+    M("total_time.src", "phases", K.DURATION, "total_time.src_us", help="outgoing migration on the source"),
     M("ram.iterations", "phases", K.COUNT, "ram.iterations", help="RAM iterations loaded"),
     M("ram.pages", "phases", K.COUNT, "ram.pages", help="RAM pages loaded"),
-    M("ram.postcopy_pages", "phases", K.COUNT, "ram.postcopy_pages",
-      help="RAM pages loaded during postcopy"),
-    M("phases.issues", "phases", K.COUNT, "issue_counts", "value", A.SUM,
-      help="timeline inconsistencies (unclosed spans, lines out of order)"),
+    M("ram.postcopy_pages", "phases", K.COUNT, "ram.postcopy_pages", help="RAM pages loaded during postcopy"),
+    M(
+        "phases.issues",
+        "phases",
+        K.COUNT,
+        "issue_counts",
+        "value",
+        A.SUM,
+        help="timeline inconsistencies (unclosed spans, lines out of order)",
+    ),
     # ---------------------------------------------------------------- migtrace preempt
-    M("preempt.enabled", "preempt", K.FLAG, "preempt.enabled",
-      help="whether the postcopy preempt channel was in use"),
-    M("preempt.thread_wait", "preempt", K.DURATION, "preempt.thread_wait_us",
-      help="preempt thread start until its channel was ready"),
-    M("preempt.packaged_wait", "preempt", K.DURATION, "preempt.packaged_wait_us",
-      help="packaged command received until its load started"),
-    M("preempt.page_requests.count", "preempt", K.COUNT, "preempt.page_requests.count",
-      help="postcopy page requests (faults sent to the source)"),
-    M("preempt.page_requests.p50", "preempt", K.DURATION, "preempt.page_requests.p50_us",
-      help="median page-request latency"),
-    M("preempt.page_requests.p99", "preempt", K.DURATION, "preempt.page_requests.p99_us",
-      help="99th percentile page-request latency"),
-    M("preempt.page_requests.max", "preempt", K.DURATION, "preempt.page_requests.max_us",
-      help="slowest page request"),
-    M("preempt.pages.main", "preempt", K.COUNT, "preempt.pages_by_channel.0", default=0,
-      help="postcopy pages that arrived on the main channel"),
-    M("preempt.pages.preempt", "preempt", K.COUNT, "preempt.pages_by_channel.1", default=0,
-      help="postcopy pages that arrived on the preempt channel"),
+    M(
+        "preempt.enabled",
+        "preempt",
+        K.FLAG,
+        "preempt.enabled",
+        help="whether the postcopy preempt channel was in use",
+    ),
+    M(
+        "preempt.thread_wait",
+        "preempt",
+        K.DURATION,
+        "preempt.thread_wait_us",
+        help="preempt thread start until its channel was ready",
+    ),
+    M(
+        "preempt.packaged_wait",
+        "preempt",
+        K.DURATION,
+        "preempt.packaged_wait_us",
+        help="packaged command received until its load started",
+    ),
+    M(
+        "preempt.page_requests.count",
+        "preempt",
+        K.COUNT,
+        "preempt.page_requests.count",
+        help="postcopy page requests (faults sent to the source)",
+    ),
+    M(
+        "preempt.page_requests.p50",
+        "preempt",
+        K.DURATION,
+        "preempt.page_requests.p50_us",
+        help="median page-request latency",
+    ),
+    M(
+        "preempt.page_requests.p99",
+        "preempt",
+        K.DURATION,
+        "preempt.page_requests.p99_us",
+        help="99th percentile page-request latency",
+    ),
+    M(
+        "preempt.page_requests.max",
+        "preempt",
+        K.DURATION,
+        "preempt.page_requests.max_us",
+        help="slowest page request",
+    ),
+    M(
+        "preempt.pages.main",
+        "preempt",
+        K.COUNT,
+        "preempt.pages_by_channel.0",
+        default=0,
+        help="postcopy pages that arrived on the main channel",
+    ),
+    M(
+        "preempt.pages.preempt",
+        "preempt",
+        K.COUNT,
+        "preempt.pages_by_channel.1",
+        default=0,
+        help="postcopy pages that arrived on the preempt channel",
+    ),
 )
 del M, A, K, _T, _P, _HOLDS, _WAITS, _DEVICES
 
@@ -289,8 +621,7 @@ def _instantiated(path: str) -> list[str]:
         if PLACEHOLDER in p and "(" not in p:
             t = p.split(".")
             if len(t) == len(parts):
-                out.append(".".join(b if a == PLACEHOLDER else a for a, b in zip(t, parts,
-                                                                                  strict=True)))
+                out.append(".".join(b if a == PLACEHOLDER else a for a, b in zip(t, parts, strict=True)))
                 continue
         out.append(p)
     return out
@@ -310,8 +641,10 @@ def pick_metric(rows: list[Metric], selector_keys: list[str], column: int = 1) -
     """The row of a metric that takes all the given selectors (the first such row)."""
     for key in selector_keys:
         if key not in SELECTORS:
-            raise MetricError(f"unknown selector {key!r}{_suggest(key, SELECTORS)}; selectors: "
-                              + ", ".join(SELECTORS), column)
+            raise MetricError(
+                f"unknown selector {key!r}{_suggest(key, SELECTORS)}; selectors: " + ", ".join(SELECTORS),
+                column,
+            )
     for m in rows:
         if set(selector_keys) <= set(m.select):
             return m
@@ -411,8 +744,13 @@ def _number(v: Any) -> float | None:
     return None if math.isnan(f) else f
 
 
-def measure(metric: Metric, name: str | None, selectors: Mapping[str, str],
-            doc: Mapping[str, Any], analysis_label: str) -> Measurement:
+def measure(
+    metric: Metric,
+    name: str | None,
+    selectors: Mapping[str, str],
+    doc: Mapping[str, Any],
+    analysis_label: str,
+) -> Measurement:
     """Reads one metric from an analysis's JSON document."""
     m = _measure(metric, name, selectors, doc, analysis_label)
     if metric.kind is Kind.COUNT and isinstance(m.value, float) and m.value.is_integer():
@@ -420,8 +758,13 @@ def measure(metric: Metric, name: str | None, selectors: Mapping[str, str],
     return m
 
 
-def _measure(metric: Metric, name: str | None, selectors: Mapping[str, str],
-             doc: Mapping[str, Any], analysis_label: str) -> Measurement:
+def _measure(
+    metric: Metric,
+    name: str | None,
+    selectors: Mapping[str, str],
+    doc: Mapping[str, Any],
+    analysis_label: str,
+) -> Measurement:
     table = metric.table.replace(PLACEHOLDER, name) if name is not None else metric.table
     where = f"{analysis_label}: {table}"
     if metric.aggregate is Aggregate.VALUE:
@@ -458,8 +801,14 @@ def _single(metric: Metric, raw: Any, where: str, table: str, label: str) -> Mea
     return Measurement(str(raw), where)
 
 
-def _aggregate(metric: Metric, name: str | None, selectors: Mapping[str, str],
-               rows: list[Mapping[str, Any]], where: str, table: str) -> Measurement:
+def _aggregate(
+    metric: Metric,
+    name: str | None,
+    selectors: Mapping[str, str],
+    rows: list[Mapping[str, Any]],
+    where: str,
+    table: str,
+) -> Measurement:
     filters: list[tuple[str, str, str, str]] = []  # (selector, field, kind, wanted)
     if metric.key and name is not None:
         filters.append((metric.key, metric.key, "text", name))
@@ -478,7 +827,8 @@ def _aggregate(metric: Metric, name: str | None, selectors: Mapping[str, str],
     labels = tuple(_label(r) for r in chosen)
     sel_text = ", ".join(f"{k}={v}" for k, v in selectors.items())
     over = f" over {len(chosen)} record{'s' if len(chosen) != 1 else ''}" + (
-        f" with {sel_text}" if sel_text else "")
+        f" with {sel_text}" if sel_text else ""
+    )
     agg = metric.aggregate
     if agg is Aggregate.COUNT:
         return Measurement(len(chosen), f"count of {where}{over}", labels)
@@ -495,17 +845,23 @@ def _aggregate(metric: Metric, name: str | None, selectors: Mapping[str, str],
     if not nums:
         return Measurement(None, detail, labels, reason=f"no {metric.value_key} values (all empty)")
     folds: dict[Aggregate, Callable[[list[float]], float]] = {
-        Aggregate.MAX: max, Aggregate.MIN: min, Aggregate.SUM: sum}
+        Aggregate.MAX: max,
+        Aggregate.MIN: min,
+        Aggregate.SUM: sum,
+    }
     return Measurement(folds[agg](nums), detail, labels)
 
 
 def _no_match(selector: str, wanted: str, known: list[Any], table: str) -> str:
-    present = sorted({str(v) for v in known if v is not None and not (
-        isinstance(v, float) and math.isnan(v))})
+    present = sorted(
+        {str(v) for v in known if v is not None and not (isinstance(v, float) and math.isnan(v))}
+    )
     if not present:
-        return (f"{table} has no {selector} values in this trace"
-                + (" (no thread ids/names: capture with -d tid, or select by role)"
-                   if selector in ("thread", "tid") else ""))
+        return f"{table} has no {selector} values in this trace" + (
+            " (no thread ids/names: capture with -d tid, or select by role)"
+            if selector in ("thread", "tid")
+            else ""
+        )
     shown = ", ".join(present[:12]) + (", ..." if len(present) > 12 else "")
     return f"no {selector} matches {wanted!r} in {table} (have: {shown})"
 
@@ -513,13 +869,14 @@ def _no_match(selector: str, wanted: str, known: list[Any], table: str) -> str:
 # ---------------------------------------------------------------------------------- docs
 def metric_table_markdown() -> str:
     """The metric table of the README, generated from ``METRICS``."""
-    lines = ["| metric | kind | selectors | analysis: JSON | combined as | meaning |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| metric | kind | selectors | analysis: JSON | combined as | meaning |",
+        "|---|---|---|---|---|---|",
+    ]
     for m in METRICS:
         sel = ", ".join(m.select) or "–"
         agg = {"value": "value"}.get(m.aggregate, m.aggregate.value)
-        lines.append(f"| `{m.path}` | {m.kind} | {sel} | {m.analysis}: `{m.source()}` | {agg} "
-                     f"| {m.help} |")
+        lines.append(f"| `{m.path}` | {m.kind} | {sel} | {m.analysis}: `{m.source()}` | {agg} | {m.help} |")
     return "\n".join(lines)
 
 

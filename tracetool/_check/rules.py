@@ -152,8 +152,9 @@ def _check_name(metric: Metric, name: str, column: int) -> None:
     if metric.names == "phases":
         known = phase_names()
         if known and name not in known:
-            raise MetricError(f"unknown phase {name!r}{close_matches(name, known)}; phases: "
-                              + ", ".join(known), column)
+            raise MetricError(
+                f"unknown phase {name!r}{close_matches(name, known)}; phases: " + ", ".join(known), column
+            )
 
 
 _NUMBERED_ROLE = re.compile(r"(?:recv|send)_\d+")
@@ -166,8 +167,9 @@ def _check_role(role: str, column: int) -> None:
     if any(c in role for c in "*?[|") or role in ROLES or _NUMBERED_ROLE.fullmatch(role):
         return
     known = [r.replace("_N", "_<n>") for r in ROLES]
-    raise MetricError(f"unknown role {role!r}{close_matches(role, ROLES)}; roles: "
-                      + ", ".join(known), column)
+    raise MetricError(
+        f"unknown role {role!r}{close_matches(role, ROLES)}; roles: " + ", ".join(known), column
+    )
 
 
 def phase_names() -> list[str]:
@@ -183,32 +185,42 @@ def _threshold(metric: Metric, expr: Expression) -> Threshold | None:
     op, lit = expr.op, expr.value
     if metric.kind is Kind.PRESENCE:
         if op not in PRESENCE:
-            raise MetricError(f"{metric.path.replace('<name>', 'name')} is checked with "
-                              "'exists' or 'absent', not a comparison", expr.op_column)
+            raise MetricError(
+                f"{metric.path.replace('<name>', 'name')} is checked with "
+                "'exists' or 'absent', not a comparison",
+                expr.op_column,
+            )
         return None
     if op in PRESENCE:
-        raise MetricError(f"'{op}' applies to event(\"name\") and thread(\"name\"); compare "
-                          f"{expr.metric} with < <= > >= == !=", expr.op_column)
+        raise MetricError(
+            f'\'{op}\' applies to event("name") and thread("name"); compare '
+            f"{expr.metric} with < <= > >= == !=",
+            expr.op_column,
+        )
     assert lit is not None
     if metric.kind is Kind.DURATION:
         return _duration(expr.metric, _numeric(lit), op)
     if metric.kind in (Kind.COUNT, Kind.NUMBER):
         num = _numeric(lit)
         if num.unit is not None:
-            raise MetricError(f"bad unit {num.unit!r}: {expr.metric} is a "
-                              f"{metric.kind}, write a plain number", num.unit_column or num.column)
+            raise MetricError(
+                f"bad unit {num.unit!r}: {expr.metric} is a {metric.kind}, write a plain number",
+                num.unit_column or num.column,
+            )
         assert num.number is not None
         return Threshold(num.number, format_number(num.number))
     if op not in ("==", "!="):
-        raise MetricError(f"{expr.metric} is {metric.kind}: compare it with == or !=",
-                          expr.op_column)
+        raise MetricError(f"{expr.metric} is {metric.kind}: compare it with == or !=", expr.op_column)
     if metric.kind is Kind.FLAG:
         if lit.kind == "word" and lit.text in ("true", "false"):
             return Threshold(lit.text == "true", lit.text)
         raise MetricError(f"{expr.metric} is true or false, not {lit}", lit.column)
     if metric.choices and lit.text not in metric.choices:
-        raise MetricError(f"{expr.metric} is one of {', '.join(metric.choices)}, not {lit.text!r}"
-                          f"{close_matches(lit.text, metric.choices)}", lit.column)
+        raise MetricError(
+            f"{expr.metric} is one of {', '.join(metric.choices)}, not {lit.text!r}"
+            f"{close_matches(lit.text, metric.choices)}",
+            lit.column,
+        )
     return Threshold(lit.text, f'"{lit.text}"')
 
 
@@ -230,21 +242,32 @@ def _duration(metric: str, lit: Literal, op: str) -> Threshold:
     assert lit.number is not None
     if lit.unit is None:
         if lit.number != 0:
-            raise MetricError(f"{metric} is a duration: give a unit ({UNIT_NAMES}), "
-                              f"e.g. {lit.text}ms", lit.column)
+            raise MetricError(
+                f"{metric} is a duration: give a unit ({UNIT_NAMES}), e.g. {lit.text}ms", lit.column
+            )
         return Threshold(0.0, "0")
     if lit.unit not in DURATION_UNITS:
-        raise MetricError(f"bad unit {lit.unit!r} (durations take {UNIT_NAMES})"
-                          f"{close_matches(lit.unit, DURATION_UNITS)}", lit.unit_column or lit.column)
+        raise MetricError(
+            f"bad unit {lit.unit!r} (durations take {UNIT_NAMES}){close_matches(lit.unit, DURATION_UNITS)}",
+            lit.unit_column or lit.column,
+        )
     us = to_microseconds(lit.number, lit.unit)
     return Threshold(us, format_duration(us))
 
 
 # ---------------------------------------------------------------------------------- building
-def make_rule(expr: Expression, name: str | None = None, *, optional: bool = False,
-              description: str | None = None, origin: str = COMMAND_LINE,
-              line: int | None = None, group: str = "migtrace", error_line: int | None = None,
-              column_offset: int | None = None) -> Rule:
+def make_rule(
+    expr: Expression,
+    name: str | None = None,
+    *,
+    optional: bool = False,
+    description: str | None = None,
+    origin: str = COMMAND_LINE,
+    line: int | None = None,
+    group: str = "migtrace",
+    error_line: int | None = None,
+    column_offset: int | None = None,
+) -> Rule:
     """Binds a parsed expression into a rule.
 
     ``line`` is where the rule starts; errors name ``error_line`` (default ``line``) and, with
@@ -254,21 +277,22 @@ def make_rule(expr: Expression, name: str | None = None, *, optional: bool = Fal
     try:
         metric, arg, sels, thr = bind(expr)
     except MetricError as exc:
-        raise _located(str(exc), exc.column, origin, error_line or line, rule_name,
-                       column_offset) from None
+        raise _located(str(exc), exc.column, origin, error_line or line, rule_name, column_offset) from None
     return Rule(rule_name, expr, metric, arg, sels, thr, optional, description, origin, line, group)
 
 
-def _located(message: str, column: int, origin: str, line: int | None, rule: str,
-             column_offset: int | None) -> RulesError:
+def _located(
+    message: str, column: int, origin: str, line: int | None, rule: str, column_offset: int | None
+) -> RulesError:
     if line is not None and column_offset is not None:
         return RulesError(message, origin, line, column_offset + column, rule)
     where = f"column {column}: " if column else ""
     return RulesError(where + message, origin, line, None, rule)
 
 
-def rules_from_expressions(texts: Sequence[str], origin: str = COMMAND_LINE,
-                           group: str = "command-line") -> RuleSet:
+def rules_from_expressions(
+    texts: Sequence[str], origin: str = COMMAND_LINE, group: str = "command-line"
+) -> RuleSet:
     """One rule per expression, named by the expression itself."""
     out: list[Rule] = []
     for text in texts:
@@ -287,8 +311,7 @@ def _unique(rules: list[Rule]) -> tuple[Rule, ...]:
     seen: set[str] = set()
     for r in rules:
         if r.name in seen:
-            raise RulesError(f"duplicate rule name {r.name!r}: rule names must be unique",
-                             r.origin, r.line)
+            raise RulesError(f"duplicate rule name {r.name!r}: rule names must be unique", r.origin, r.line)
         seen.add(r.name)
     return tuple(rules)
 
@@ -344,22 +367,29 @@ def parse_rules(text: str, origin: str = "<rules>", name: str | None = None) -> 
         msg = str(exc)
         m = _TOML_POSITION.search(msg)
         if m:
-            raise RulesError(f"invalid TOML: {msg[:m.start()]}", origin, int(m.group(1)),
-                             int(m.group(2))) from None
+            raise RulesError(
+                f"invalid TOML: {msg[: m.start()]}", origin, int(m.group(1)), int(m.group(2))
+            ) from None
         raise RulesError(f"invalid TOML: {msg}", origin) from None
     lines = _scan_rule_lines(text)
     for key in data:
         if key not in TOP_KEYS:
-            raise RulesError(f"unknown top-level key {key!r}{close_matches(key, TOP_KEYS)}; "
-                             "a rules file has [check] and [[rule]] tables",
-                             origin, _top_line(text, key))
+            raise RulesError(
+                f"unknown top-level key {key!r}{close_matches(key, TOP_KEYS)}; "
+                "a rules file has [check] and [[rule]] tables",
+                origin,
+                _top_line(text, key),
+            )
     check = data.get("check", {})
     if not isinstance(check, dict):
         raise RulesError("[check] must be a table", origin, _top_line(text, "check"))
     for key in check:
         if key not in CHECK_KEYS:
-            raise RulesError(f"unknown key {key!r} in [check]{close_matches(key, CHECK_KEYS)}",
-                             origin, _top_line(text, "check"))
+            raise RulesError(
+                f"unknown key {key!r} in [check]{close_matches(key, CHECK_KEYS)}",
+                origin,
+                _top_line(text, "check"),
+            )
     group = check.get("name", name or Path(origin).stem)
     if not isinstance(group, str):
         raise RulesError("[check] name must be a string", origin, _top_line(text, "check"))
@@ -384,8 +414,9 @@ def _top_line(text: str, key: str) -> int | None:
     return None
 
 
-def _rule_from_table(raw: Mapping[str, Any], index: int, lines: _RuleLines | None, origin: str,
-                     group: str) -> Rule:
+def _rule_from_table(
+    raw: Mapping[str, Any], index: int, lines: _RuleLines | None, origin: str, group: str
+) -> Rule:
     header = lines.header if lines else None
 
     def line_of(key: str) -> int | None:
@@ -397,15 +428,22 @@ def _rule_from_table(raw: Mapping[str, Any], index: int, lines: _RuleLines | Non
     label = name if isinstance(name, str) else f"#{index + 1}"
 
     def error(message: str, key: str | None = None) -> RulesError:
-        return RulesError(message, origin if header else f"{origin} rule #{index + 1}",
-                          line_of(key) if key else header, None, label if name else None)
+        return RulesError(
+            message,
+            origin if header else f"{origin} rule #{index + 1}",
+            line_of(key) if key else header,
+            None,
+            label if name else None,
+        )
 
     for key in raw:
         if key not in RULE_KEYS:
-            raise error(f"unknown key {key!r}{close_matches(key, RULE_KEYS)}; a rule has: "
-                        + ", ".join(RULE_KEYS), key)
+            raise error(
+                f"unknown key {key!r}{close_matches(key, RULE_KEYS)}; a rule has: " + ", ".join(RULE_KEYS),
+                key,
+            )
     if not isinstance(name, str) or not name.strip():
-        raise error("every rule needs a name (name = \"...\")", "name")
+        raise error('every rule needs a name (name = "...")', "name")
     optional = raw.get("optional", False)
     if not isinstance(optional, bool):
         raise error("optional must be true or false", "optional")
@@ -414,52 +452,64 @@ def _rule_from_table(raw: Mapping[str, Any], index: int, lines: _RuleLines | Non
         raise error("description must be a string", "description")
     structured = [k for k in ("metric", "select", "op", "value") if k in raw]
     if "expr" in raw and structured:
-        raise error(f"give either expr or metric/select/op/value, not both ({structured[0]})",
-                    structured[0])
+        raise error(f"give either expr or metric/select/op/value, not both ({structured[0]})", structured[0])
     if "expr" in raw:
         text = raw["expr"]
         if not isinstance(text, str):
             raise error("expr must be a string", "expr")
         line = line_of("expr")
-        offset = _value_offset(*lines.keys["expr"][1:], text) if lines and "expr" in lines.keys \
-            else None
+        offset = _value_offset(*lines.keys["expr"][1:], text) if lines and "expr" in lines.keys else None
         try:
             expr = parse_expression(text)
         except ExpressionError as exc:
             raise _located(exc.message, exc.column, origin, line, name, offset) from None
-        return make_rule(expr, name, optional=optional, description=description,
-                         origin=origin, line=header, group=group, error_line=line,
-                         column_offset=offset)
+        return make_rule(
+            expr,
+            name,
+            optional=optional,
+            description=description,
+            origin=origin,
+            line=header,
+            group=group,
+            error_line=line,
+            column_offset=offset,
+        )
     if not structured:
         raise error("the rule has no expr (or metric and op)")
-    return make_rule(_structured(raw, error), name, optional=optional, description=description,
-                     origin=origin, line=header, group=group)
+    return make_rule(
+        _structured(raw, error),
+        name,
+        optional=optional,
+        description=description,
+        origin=origin,
+        line=header,
+        group=group,
+    )
 
 
 def _value_offset(line: str, start: int, value: str) -> int | None:
     """How many characters of its TOML line precede the expression, when that is exact:
     single-line literal strings ('...'), and basic strings ("...") without escapes."""
-    quote = line[start:start + 1]
+    quote = line[start : start + 1]
     if quote not in ("'", '"') or line.startswith(quote * 3, start):
         return None
     end = line.find(quote, start + 1)
-    if end < 0 or line[start + 1:end] != value:
+    if end < 0 or line[start + 1 : end] != value:
         return None
     return start + 1
 
 
-def _structured(raw: Mapping[str, Any],
-                error: Callable[[str, str | None], RulesError]) -> Expression:
+def _structured(raw: Mapping[str, Any], error: Callable[[str, str | None], RulesError]) -> Expression:
     metric = raw.get("metric")
     if not isinstance(metric, str):
-        raise error("metric must be a string such as \"bql.hold.max\"", "metric")
+        raise error('metric must be a string such as "bql.hold.max"', "metric")
     try:
         ref = parse_reference(metric)
     except ExpressionError as exc:
         raise error(f"metric: column {exc.column}: {exc.message}", "metric") from None
     select = raw.get("select", {})
     if not isinstance(select, dict):
-        raise error("select must be a table: select = { thread = \"mig/dst/main\" }", "select")
+        raise error('select must be a table: select = { thread = "mig/dst/main" }', "select")
     terms = list(ref.selectors)
     for key, value in select.items():
         if not isinstance(value, str | int) or isinstance(value, bool):
@@ -472,10 +522,10 @@ def _structured(raw: Mapping[str, Any],
     literal: Literal | None
     if op in PRESENCE:
         if value is not None:
-            raise error(f"op = \"{op}\" takes no value", "value")
+            raise error(f'op = "{op}" takes no value', "value")
         literal = None
     elif value is None:
-        raise error(f"op = \"{op}\" needs a value", "op")
+        raise error(f'op = "{op}" needs a value', "op")
     elif isinstance(value, bool):
         literal = Literal("word", "true" if value else "false", 0)
     elif isinstance(value, int | float):
@@ -483,8 +533,7 @@ def _structured(raw: Mapping[str, Any],
     elif isinstance(value, str):
         literal = Literal("string", value, 0)
     else:
-        raise error("value must be a number, a string (\"5ms\", \"completed\") or a boolean",
-                    "value")
+        raise error('value must be a number, a string ("5ms", "completed") or a boolean', "value")
     return Expression(ref.metric, ref.argument, tuple(terms), op, literal, 0, 0)
 
 

@@ -215,9 +215,7 @@ class Catalog:
         return DecodedText(to_pandas(columns, n), variant >= 0, variant)
 
     @staticmethod
-    def _assemble(
-        pieces: list[tuple[np.ndarray, pa.Array]], target: pa.DataType, n: int
-    ) -> pa.Array:
+    def _assemble(pieces: list[tuple[np.ndarray, pa.Array]], target: pa.DataType, n: int) -> pa.Array:
         if not pieces:
             return pa.nulls(n, type=target)
         parts = [_cast(col, target) for _, col in pieces]

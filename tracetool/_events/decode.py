@@ -39,8 +39,13 @@ KIND_DTYPES: dict[str, object] = {
 """The pandas dtype of each field kind."""
 
 KIND_ARROW: dict[str, pa.DataType] = {
-    "int": pa.int64(), "uint": pa.uint64(), "hex": pa.uint64(), "ptr": pa.uint64(),
-    "float": pa.float64(), "str": pa.large_string(), "char": pa.large_string(),
+    "int": pa.int64(),
+    "uint": pa.uint64(),
+    "hex": pa.uint64(),
+    "ptr": pa.uint64(),
+    "float": pa.float64(),
+    "str": pa.large_string(),
+    "char": pa.large_string(),
 }
 """The pyarrow type each field kind decodes to."""
 
@@ -49,13 +54,29 @@ _CONVERSION = re.compile(
     r"(?P<length>hh|h|ll|l|L|q|j|z|Z|t)?(?P<conv>[diouxXeEfFgGaAcspnm%])"
 )
 _KIND_OF = {
-    "d": "int", "i": "int", "u": "uint", "o": "uint", "x": "hex", "X": "hex", "p": "ptr",
-    "s": "str", "c": "char", "e": "float", "E": "float", "f": "float", "F": "float",
-    "g": "float", "G": "float", "a": "float", "A": "float",
+    "d": "int",
+    "i": "int",
+    "u": "uint",
+    "o": "uint",
+    "x": "hex",
+    "X": "hex",
+    "p": "ptr",
+    "s": "str",
+    "c": "char",
+    "e": "float",
+    "E": "float",
+    "f": "float",
+    "F": "float",
+    "g": "float",
+    "G": "float",
+    "a": "float",
+    "A": "float",
 }
 _META = set("\\.^$|?*+()[]{}")
-_FLOAT = (r"[-+ ]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-          r"|[iI][nN][fF](?:[iI][nN][iI][tT][yY])?|[nN][aA][nN])")
+_FLOAT = (
+    r"[-+ ]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+    r"|[iI][nN][fF](?:[iI][nN][iI][tT][yY])?|[nN][aA][nN])"
+)
 _HEXFLOAT = r"[-+ ]?0[xX][0-9a-fA-F]+(?:\.[0-9a-fA-F]*)?[pP][-+]?\d+"
 _HEX_LUT = np.full(256, 255, dtype=np.uint8)
 for _i, _ch in enumerate("0123456789abcdef"):
@@ -110,8 +131,16 @@ def split_format(fmt: str) -> list[str | Conversion]:
             if literal:
                 out.append("".join(literal))
                 literal = []
-            out.append(Conversion(m.group(0), m.group("flags"), m.group("width"), m.group("prec"),
-                                  m.group("length") or "", m.group("conv")))
+            out.append(
+                Conversion(
+                    m.group(0),
+                    m.group("flags"),
+                    m.group("width"),
+                    m.group("prec"),
+                    m.group("length") or "",
+                    m.group("conv"),
+                )
+            )
         pos = m.end()
     if literal and "".join(literal):
         out.append("".join(literal))
@@ -235,6 +264,7 @@ def _build(fmt: str, arg_names: Sequence[str]) -> _Pattern:
 
 # --- column conversion ----------------------------------------------------------------------
 
+
 def _python_ints(col: pa.Array, base: int, lo: int, hi: int, typ: pa.DataType) -> pa.Array:
     out: list[int | None] = []
     for s in col.to_pylist():
@@ -353,8 +383,7 @@ def as_text_array(texts: object) -> pa.Array:
     elif isinstance(texts, pa.Array):
         arr = texts
     elif isinstance(texts, pd.Series):
-        arr = pa.array(texts.astype(object).where(texts.notna(), None).tolist(),
-                       type=pa.large_string())
+        arr = pa.array(texts.astype(object).where(texts.notna(), None).tolist(), type=pa.large_string())
     else:
         arr = pa.array(list(cast(Iterable[str | None], texts)), type=pa.large_string())
     if not pa.types.is_large_string(arr.type):
@@ -365,8 +394,10 @@ def as_text_array(texts: object) -> pa.Array:
 def to_pandas(columns: dict[str, pa.Array], n: int) -> pd.DataFrame:
     """Arrow columns from a decoder as a DataFrame with migtrace's nullable dtypes."""
     mapper = {
-        pa.int64(): pd.Int64Dtype(), pa.uint64(): pd.UInt64Dtype(),
-        pa.float64(): pd.Float64Dtype(), pa.large_string(): pd.StringDtype("pyarrow"),
+        pa.int64(): pd.Int64Dtype(),
+        pa.uint64(): pd.UInt64Dtype(),
+        pa.float64(): pd.Float64Dtype(),
+        pa.large_string(): pd.StringDtype("pyarrow"),
         pa.string(): pd.StringDtype("pyarrow"),
     }
     data = {name: col.to_pandas(types_mapper=mapper.get) for name, col in columns.items()}
@@ -401,8 +432,9 @@ class TextDecoder:
             hit = pc.match_substring_regex(arr, self.pattern)
             return {}, np.asarray(pc.fill_null(hit, False).to_numpy(zero_copy_only=False), bool)
         if n == 0:
-            return {f.name: pa.array([], type=KIND_ARROW[f.kind]) for f in self._fields}, \
-                np.zeros(0, dtype=bool)
+            return {f.name: pa.array([], type=KIND_ARROW[f.kind]) for f in self._fields}, np.zeros(
+                0, dtype=bool
+            )
         groups, matched = self._extract(arr)
         columns: dict[str, pa.Array] = {}
         failed = np.zeros(n, dtype=bool)
@@ -435,8 +467,7 @@ class TextDecoder:
             index = np.arange(len(arr), dtype=np.int64)
             index[rows] = len(arr) + np.arange(len(rows))
             take = pa.array(index)
-            groups = [pa.concat_arrays([g, a]).take(take)
-                      for g, a in zip(groups, again, strict=True)]
+            groups = [pa.concat_arrays([g, a]).take(take) for g, a in zip(groups, again, strict=True)]
         return groups, matched
 
     def decode(self, texts: object) -> tuple[pd.DataFrame, np.ndarray]:

@@ -55,6 +55,7 @@ _NULL_STRING = "(null)"  # lttng-ust records a NULL string as this text, like gl
 
 # ------------------------------------------------------------------------------ reading values
 
+
 def split_entries(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
     """(event name, payload block) of each ``EVENT { ... }`` entry, as strings."""
     if isinstance(values, pa.ChunkedArray):
@@ -62,9 +63,15 @@ def split_entries(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Arra
     text = values.cast(_STR) if not pa.types.is_large_string(values.type) else values
     parts = pc.split_pattern(text, pattern=" ", max_splits=1)
     name = pc.list_element(parts, 0)
-    payload = pc.fill_null(pc.list_element(
-        pc.if_else(pc.greater(pc.list_value_length(parts), 1), parts,
-                   pa.scalar(["", ""], pa.list_(_STR))), 1), "")
+    payload = pc.fill_null(
+        pc.list_element(
+            pc.if_else(
+                pc.greater(pc.list_value_length(parts), 1), parts, pa.scalar(["", ""], pa.list_(_STR))
+            ),
+            1,
+        ),
+        "",
+    )
     return name.cast(_STR), payload.cast(_STR)
 
 
@@ -85,11 +92,12 @@ def hex_to_u64(digits: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     n = len(digits)
     lengths = np.asarray(pc.fill_null(pc.binary_length(digits), 0), dtype=np.int64)
     ok = (lengths >= 1) & (lengths <= 16)
-    padded = pc.utf8_lpad(pc.if_else(pa.array(ok), digits, pa.scalar("0", _STR)), width=16,
-                          padding="0").cast(_STR)
+    padded = pc.utf8_lpad(pc.if_else(pa.array(ok), digits, pa.scalar("0", _STR)), width=16, padding="0").cast(
+        _STR
+    )
     if isinstance(padded, pa.ChunkedArray):
         padded = padded.combine_chunks()
-    offsets = np.frombuffer(padded.buffers()[1], dtype=np.int64)[padded.offset:padded.offset + n + 1]
+    offsets = np.frombuffer(padded.buffers()[1], dtype=np.int64)[padded.offset : padded.offset + n + 1]
     data = np.frombuffer(padded.buffers()[2], dtype=np.uint8) if n else np.zeros(0, np.uint8)
     rows = np.arange(n)
     take = offsets[:-1, None] + np.arange(16)[None, :] if n else np.zeros((0, 16), np.int64)
@@ -178,12 +186,16 @@ def parse(layout: Layout, payloads: pa.Array) -> Parsed:
 
 # ------------------------------------------------------------------------------ typed fields
 
+
 def decode_payloads(catalog: Catalog, event: str, payloads: pa.Array) -> DecodedText:
     """Typed fields of ``event`` for each payload block, with the text decoder's columns."""
     return decode_variants(
-        catalog, event, len(payloads),
+        catalog,
+        event,
+        len(payloads),
         lambda layout, rows: parse(layout, payloads.take(pa.array(rows))),
-        lambda p, layout, parsed: _as_decoded(p, printed_value(p, layout, parsed)))
+        lambda p, layout, parsed: _as_decoded(p, printed_value(p, layout, parsed)),
+    )
 
 
 def _as_decoded(p: Printed, value: pa.Array) -> pa.Array:
@@ -199,6 +211,7 @@ def _decode(catalog: Catalog, event: str, values: pa.Array) -> DecodedText:
 
 
 # ------------------------------------------------------------------------------ rendering
+
 
 def render_payloads(catalog: Catalog, event: str, payloads: pa.Array) -> pa.Array:
     """The log backend's argument text for each payload block of ``event``."""

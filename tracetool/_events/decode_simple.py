@@ -36,8 +36,19 @@ from tracetool._events.eventdefs import EventDef
 if TYPE_CHECKING:
     from tracetool._model.trace import Trace
 
-_LENGTH_BITS = {"hh": 8, "h": 16, "": 32, "l": 64, "ll": 64, "q": 64, "L": 64, "j": 64,
-                "z": 64, "Z": 64, "t": 64}
+_LENGTH_BITS = {
+    "hh": 8,
+    "h": 16,
+    "": 32,
+    "l": 64,
+    "ll": 64,
+    "q": 64,
+    "L": 64,
+    "j": 64,
+    "z": 64,
+    "Z": 64,
+    "t": 64,
+}
 _FAST_CONVERSIONS = frozenset("diuxXpsc")
 _HEX_LOWER = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _HEX_UPPER = np.frombuffer(b"0123456789ABCDEF", dtype=np.uint8)
@@ -71,8 +82,11 @@ class Layout:
     @property
     def fields(self) -> list[tuple[str, str]]:
         """``(field name, kind)`` per printed value, as the text decoder lists them."""
-        return [(p.name, p.conv.kind or "") for p in self.parts
-                if isinstance(p, Printed) and p.conv.conv not in "nm"]
+        return [
+            (p.name, p.conv.kind or "")
+            for p in self.parts
+            if isinstance(p, Printed) and p.conv.conv not in "nm"
+        ]
 
 
 @functools.cache
@@ -105,13 +119,13 @@ def layout_for(event: EventDef) -> Layout:
         strings=tuple(a.is_string for a in event.args),
         bits=tuple(a.bits for a in event.args),
         signed=tuple(a.is_signed for a in event.args),
-        boolean=tuple(a.ctype.replace("const", "").strip() in ("bool", "_Bool")
-                      for a in event.args),
+        boolean=tuple(a.ctype.replace("const", "").strip() in ("bool", "_Bool") for a in event.args),
         parts=tuple(parts),
     )
 
 
 # ------------------------------------------------------------------------------ payload walk
+
 
 @dataclass
 class Payloads:
@@ -123,16 +137,20 @@ class Payloads:
     big_endian: bool
 
     @classmethod
-    def from_values(cls, values: pa.Array | pa.ChunkedArray, big_endian: bool,
-                    skip_name: bool = True) -> Payloads:
+    def from_values(
+        cls, values: pa.Array | pa.ChunkedArray, big_endian: bool, skip_name: bool = True
+    ) -> Payloads:
         """Views of ``name NUL payload`` values; ``skip_name`` starts each after its NUL."""
         if isinstance(values, pa.ChunkedArray):
             values = values.combine_chunks()
         if not pa.types.is_large_binary(values.type):
             values = values.cast(pa.large_binary())
         n = len(values)
-        offsets = np.frombuffer(values.buffers()[1], dtype=np.int64)[
-            values.offset : values.offset + n + 1] if n else np.zeros(1, dtype=np.int64)
+        offsets = (
+            np.frombuffer(values.buffers()[1], dtype=np.int64)[values.offset : values.offset + n + 1]
+            if n
+            else np.zeros(1, dtype=np.int64)
+        )
         buf = values.buffers()[2]
         data = np.frombuffer(buf, dtype=np.uint8) if buf is not None else np.zeros(0, np.uint8)
         if len(data) < 8:
@@ -144,14 +162,22 @@ class Payloads:
 
     def u64(self, pos: np.ndarray) -> np.ndarray:
         """The u64 at each byte position (positions must leave 8 bytes)."""
-        view = np.ndarray(buffer=self.data, dtype=">u8" if self.big_endian else "<u8",
-                          shape=(len(self.data) - 7,), strides=(1,))
+        view = np.ndarray(
+            buffer=self.data,
+            dtype=">u8" if self.big_endian else "<u8",
+            shape=(len(self.data) - 7,),
+            strides=(1,),
+        )
         return view[pos].astype(np.uint64)
 
     def u32(self, pos: np.ndarray) -> np.ndarray:
         """The u32 at each byte position."""
-        view = np.ndarray(buffer=self.data, dtype=">u4" if self.big_endian else "<u4",
-                          shape=(len(self.data) - 3,), strides=(1,))
+        view = np.ndarray(
+            buffer=self.data,
+            dtype=">u4" if self.big_endian else "<u4",
+            shape=(len(self.data) - 3,),
+            strides=(1,),
+        )
         return view[pos].astype(np.int64)
 
     def take(self, rows: np.ndarray) -> Payloads:
@@ -190,8 +216,9 @@ def _gather_strings(data: np.ndarray, start: np.ndarray, length: np.ndarray) -> 
         body = data[idx]
     else:
         body = np.zeros(0, dtype=np.uint8)
-    binary = pa.Array.from_buffers(pa.large_binary(), n,
-                                   [None, pa.py_buffer(offsets), pa.py_buffer(body.tobytes())])
+    binary = pa.Array.from_buffers(
+        pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(body.tobytes())]
+    )
     try:
         return binary.cast(_STR)
     except pa.ArrowInvalid:
@@ -247,6 +274,7 @@ def _in_range(v: np.ndarray, bits: int, signed: bool, boolean: bool) -> np.ndarr
 
 # ------------------------------------------------------------------------------ printf values
 
+
 def printed_value(p: Printed, layout: Layout, parsed: Parsed) -> pa.Array:
     """The value printf prints for conversion ``p`` (typed as the text decoder types it)."""
     kind = p.conv.kind
@@ -268,9 +296,15 @@ def printed_value(p: Printed, layout: Layout, parsed: Parsed) -> pa.Array:
     if kind == "char":
         low = (v & np.uint64(0xFF)).astype(np.uint8)
         ascii_ = low < 0x80
-        one_byte = pa.Array.from_buffers(_STR, n, [
-            None, pa.py_buffer(np.arange(n + 1, dtype=np.int64)),
-            pa.py_buffer(np.where(ascii_, low, ord("?")).astype(np.uint8).tobytes())])
+        one_byte = pa.Array.from_buffers(
+            _STR,
+            n,
+            [
+                None,
+                pa.py_buffer(np.arange(n + 1, dtype=np.int64)),
+                pa.py_buffer(np.where(ascii_, low, ord("?")).astype(np.uint8).tobytes()),
+            ],
+        )
         # a lone byte >= 0x80 is no UTF-8: the log reader shows it as U+FFFD
         return pc.if_else(pa.array(ascii_), one_byte, pa.scalar("\ufffd", _STR))
     if kind == "float":
@@ -278,9 +312,14 @@ def printed_value(p: Printed, layout: Layout, parsed: Parsed) -> pa.Array:
     bits = _LENGTH_BITS.get(p.conv.length, 64)
     masked = v if bits == 64 else v & np.uint64((1 << bits) - 1)
     if kind == "int":
-        signed = masked.view(np.int64) if bits == 64 else (
-            masked.astype(np.int64) - np.where(masked >= np.uint64(1 << (bits - 1)),
-                                               np.int64(1) << bits, 0))
+        signed = (
+            masked.view(np.int64)
+            if bits == 64
+            else (
+                masked.astype(np.int64)
+                - np.where(masked >= np.uint64(1 << (bits - 1)), np.int64(1) << bits, 0)
+            )
+        )
         return pa.array(signed, type=pa.int64())
     return pa.array(masked, type=pa.uint64())
 
@@ -290,30 +329,35 @@ def printed_value(p: Printed, layout: Layout, parsed: Parsed) -> pa.Array:
 PrintedValue = Callable[[Printed, Layout, Parsed], pa.Array]
 
 
-def decode_variants(catalog: Catalog, event: str, n: int,
-                    parse_rows: Callable[[Layout, np.ndarray], Parsed],
-                    value: PrintedValue = printed_value) -> DecodedText:
+def decode_variants(
+    catalog: Catalog,
+    event: str,
+    n: int,
+    parse_rows: Callable[[Layout, np.ndarray], Parsed],
+    value: PrintedValue = printed_value,
+) -> DecodedText:
     """Typed fields of ``n`` argument records of ``event``, trying its variants in catalog order.
 
     ``parse_rows(layout, rows)`` parses the given records with one variant's layout; ``value``
     turns a parsed argument into the value the text decoder would give. Shared by every
     backend whose arguments are not printed text (simple-backend bytes, LTTng fields).
     """
+
     def decode_rows(ev: EventDef, rows: np.ndarray) -> tuple[np.ndarray, dict[str, pa.Array]]:
         layout = layout_for(ev)
         parsed = parse_rows(layout, rows)
         if not parsed.ok.any():
             return parsed.ok, {}
-        return parsed.ok, {p.name: value(p, layout, parsed)
-                           for p in layout.parts if isinstance(p, Printed)}
+        return parsed.ok, {p.name: value(p, layout, parsed) for p in layout.parts if isinstance(p, Printed)}
 
     return catalog.decode_by_variants(event, n, lambda ev: layout_for(ev).fields, decode_rows)
 
 
 def decode_payloads(catalog: Catalog, event: str, payloads: Payloads) -> DecodedText:
     """Typed fields of ``event`` for each payload, trying its variants in catalog order."""
-    return decode_variants(catalog, event, len(payloads),
-                           lambda layout, rows: parse(layout, payloads.take(rows)))
+    return decode_variants(
+        catalog, event, len(payloads), lambda layout, rows: parse(layout, payloads.take(rows))
+    )
 
 
 def _decoder(big_endian: bool) -> Callable[[Catalog, str, pa.Array], DecodedText]:
@@ -324,6 +368,7 @@ def _decoder(big_endian: bool) -> Callable[[Catalog, str, pa.Array], DecodedText
 
 
 # ------------------------------------------------------------------------------ rendering
+
 
 def hex_digits(v: np.ndarray, upper: bool = False) -> pa.Array:
     """``%x`` of each uint64 (no prefix, no padding) as a large_string array."""
@@ -337,8 +382,11 @@ def hex_digits(v: np.ndarray, upper: bool = False) -> pa.Array:
         body = lut[nib][keep]
         offsets = np.zeros(len(part) + 1, dtype=np.int64)
         np.cumsum(16 - first, out=offsets[1:])
-        out.append(pa.Array.from_buffers(_STR, len(part), [None, pa.py_buffer(offsets),
-                                                           pa.py_buffer(body.tobytes())]))
+        out.append(
+            pa.Array.from_buffers(
+                _STR, len(part), [None, pa.py_buffer(offsets), pa.py_buffer(body.tobytes())]
+            )
+        )
     return pa.concat_arrays(out) if len(out) > 1 else out[0]
 
 
@@ -410,8 +458,7 @@ def _format_slow(p: Printed, layout: Layout, parsed: Parsed, value: pa.Array) ->
         if arg < 0 or layout.strings[arg]:
             return [None] * n
         v = parsed.ints[arg].astype(np.uint64) & np.uint64(0xFFFFFFFF)
-        return (v.astype(np.int64) - np.where(v >= np.uint64(1 << 31), np.int64(1) << 32, 0)
-                ).tolist()
+        return (v.astype(np.int64) - np.where(v >= np.uint64(1 << 31), np.int64(1) << 32, 0)).tolist()
 
     widths = star(p.width_arg) if c.width == "*" else [None] * n
     precisions = star(p.precision_arg) if c.precision == "*" else [None] * n
@@ -425,9 +472,16 @@ def _format_slow(p: Printed, layout: Layout, parsed: Parsed, value: pa.Array) ->
         width = str(w) if c.width == "*" and w is not None else (c.width or "")
         if width.startswith("-"):
             flags, width = flags + "-", width[1:]
-        prec = "" if c.precision is None else "." + (
-            str(pr) if c.precision == "*" and pr is not None and pr >= 0 else
-            ("" if c.precision == "*" else c.precision))
+        prec = (
+            ""
+            if c.precision is None
+            else "."
+            + (
+                str(pr)
+                if c.precision == "*" and pr is not None and pr >= 0
+                else ("" if c.precision == "*" else c.precision)
+            )
+        )
         if c.conv == "a" or c.conv == "A":
             text = float(v).hex()
             out.append(text.upper() if c.conv == "A" else text)
@@ -454,15 +508,15 @@ def render_parsed(layout: Layout, parsed: Parsed) -> pa.Array:
             pieces.append(pa.scalar(p, _STR))
             continue
         value = printed_value(p, layout, parsed)
-        text = _format_fast(p.conv, value) if _is_fast(p.conv) else _format_slow(
-            p, layout, parsed, value)
+        text = _format_fast(p.conv, value) if _is_fast(p.conv) else _format_slow(p, layout, parsed, value)
         pieces.append(text)
     if not pieces:
         return pa.nulls(n, _STR).fill_null("")
     if not any(isinstance(x, pa.Array) for x in pieces):
         return pa.array(["".join(str(x.as_py()) for x in pieces)] * n, type=_STR)
-    return pc.binary_join_element_wise(*pieces, pa.scalar("", _STR), null_handling="replace",
-                                       null_replacement="?")
+    return pc.binary_join_element_wise(
+        *pieces, pa.scalar("", _STR), null_handling="replace", null_replacement="?"
+    )
 
 
 def raw_text(payloads: Payloads) -> pa.Array:
@@ -474,10 +528,12 @@ def raw_text(payloads: Payloads) -> pa.Array:
     idx = np.arange(total, dtype=np.int64) - np.repeat(offsets[:-1] - payloads.start, length)
     body = payloads.data[idx]
     pairs = np.stack([_HEX_LOWER[body >> 4], _HEX_LOWER[body & 0xF]], axis=1).reshape(-1)
-    hexed = pa.Array.from_buffers(_STR, len(length), [None, pa.py_buffer(offsets * 2),
-                                                      pa.py_buffer(pairs.tobytes())])
-    return pc.binary_join_element_wise(pa.scalar("<raw ", _STR), hexed, pa.scalar(">", _STR),
-                                       pa.scalar("", _STR))
+    hexed = pa.Array.from_buffers(
+        _STR, len(length), [None, pa.py_buffer(offsets * 2), pa.py_buffer(pairs.tobytes())]
+    )
+    return pc.binary_join_element_wise(
+        pa.scalar("<raw ", _STR), hexed, pa.scalar(">", _STR), pa.scalar("", _STR)
+    )
 
 
 def render_payloads(catalog: Catalog, event: str, payloads: Payloads) -> pa.Array:

@@ -35,8 +35,17 @@ _TOKEN = re.compile(
     r'\s*(?:(?P<lit>"(?:[^"\\\n]|\\.)*")|(?P<pri>PRI[diouxX](?:8|16|32|64|PTR|MAX)\b)|(?P<comma>,))'
 )
 _ESCAPES = {
-    "n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "f": "\f", "v": "\v",
-    "\\": "\\", '"': '"', "'": "'", "?": "?",
+    "n": "\n",
+    "t": "\t",
+    "r": "\r",
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "v": "\v",
+    "\\": "\\",
+    '"': '"',
+    "'": "'",
+    "?": "?",
 }
 _ESCAPE = re.compile(r"\\(x[0-9a-fA-F]+|[0-7]{1,3}|.)", re.S)
 _IDENT = re.compile(r"[A-Za-z_]\w*\Z")
@@ -44,9 +53,22 @@ _ANNOTATION_KEYS = frozenset({"since", "until", "note"})
 
 _SIGNED_WORDS = {"int", "long", "short", "signed", "char", "ssize_t", "ptrdiff_t", "intptr_t"}
 _BITS_BY_WORD = {
-    "char": 8, "bool": 8, "_Bool": 8, "short": 16, "int": 32, "unsigned": 32, "signed": 32,
-    "long": 64, "size_t": 64, "ssize_t": 64, "ptrdiff_t": 64, "intptr_t": 64, "uintptr_t": 64,
-    "off_t": 64, "hwaddr": 64, "ram_addr_t": 64,
+    "char": 8,
+    "bool": 8,
+    "_Bool": 8,
+    "short": 16,
+    "int": 32,
+    "unsigned": 32,
+    "signed": 32,
+    "long": 64,
+    "size_t": 64,
+    "ssize_t": 64,
+    "ptrdiff_t": 64,
+    "intptr_t": 64,
+    "uintptr_t": 64,
+    "off_t": 64,
+    "hwaddr": 64,
+    "ram_addr_t": 64,
 }
 _FIXED = re.compile(r"u?int(8|16|32|64)_t\Z")
 
@@ -79,8 +101,9 @@ class ArgDef:
         if self.is_pointer:
             return False
         words = [w for w in self._words if w not in ("const", "volatile")]
-        if "unsigned" in words or any(w.startswith("uint") or w in ("bool", "_Bool", "size_t")
-                                      for w in words):
+        if "unsigned" in words or any(
+            w.startswith("uint") or w in ("bool", "_Bool", "size_t") for w in words
+        ):
             return False
         return any(w in _SIGNED_WORDS or _FIXED.match(w) for w in words)
 
@@ -138,8 +161,9 @@ class EventDef:
 
     def signature(self) -> str:
         """The definition written back in trace-events form (for messages and listings)."""
-        args = ", ".join(f"{a.ctype}{'' if a.ctype.endswith('*') else ' '}{a.name}"
-                         for a in self.args) or "void"
+        args = (
+            ", ".join(f"{a.ctype}{'' if a.ctype.endswith('*') else ' '}{a.name}" for a in self.args) or "void"
+        )
         return f"{self.name}({args}) {c_quote(self.fmt)}"
 
 
@@ -245,9 +269,7 @@ def _annotation(text: str, fail: _Fail) -> dict[str, str]:
     return out
 
 
-def parse_trace_events(
-    text: str, source: str = "<string>", *, extended: bool = False
-) -> list[EventDef]:
+def parse_trace_events(text: str, source: str = "<string>", *, extended: bool = False) -> list[EventDef]:
     """Parses trace-events text into definitions, in file order.
 
     Raises :class:`TraceEventsError` naming ``source`` and the 1-based line of the first
@@ -285,11 +307,19 @@ def parse_trace_events(
             args = (ArgDef("void *", "__cpu"), *args)
             fmt = "cpu=%p " + fmt
         name = m.group("name") + ("*" if m.group("star") else "")
-        events.append(EventDef(
-            name=name, args=args, fmt=fmt, props=props, source=source, line=lineno,
-            since=pending.get("since") or None, until=pending.get("until") or None,
-            note=pending.get("note", ""),
-        ))
+        events.append(
+            EventDef(
+                name=name,
+                args=args,
+                fmt=fmt,
+                props=props,
+                source=source,
+                line=lineno,
+                since=pending.get("since") or None,
+                until=pending.get("until") or None,
+                note=pending.get("note", ""),
+            )
+        )
         pending, pending_line = {}, 0
     if pending:
         fail.line = pending_line
@@ -312,8 +342,7 @@ def load_trace_events(path: str, *, extended: bool = False) -> list[EventDef]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise TraceEventsError(
-            path, line, "not UTF-8 text (is this a trace-events file?)") from None
+        raise TraceEventsError(path, line, "not UTF-8 text (is this a trace-events file?)") from None
     if "\x00" in text:
         raise TraceEventsError(path, None, "binary data, not a trace-events file")
     return parse_trace_events(text, path, extended=extended)

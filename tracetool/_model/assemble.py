@@ -179,8 +179,9 @@ def assemble(segments: list[Segment]) -> Columns:
     if offset >= 2**31:
         raise MemoryError("more than 2**31 distinct argument texts")
 
-    cols: dict[str, list[np.ndarray]] = {k: [] for k in (
-        "ts", "key", "tid", "pid", "source", "name", "args", "line_thread", "line", "flags")}
+    cols: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("ts", "key", "tid", "pid", "source", "name", "args", "line_thread", "line", "flags")
+    }
     inputs: list[InputInfo] = []
     others = []
     extra_names = sorted({k for s in segments for k in s.extra})
@@ -204,21 +205,44 @@ def assemble(segments: list[Segment]) -> Columns:
         cols["flags"].append(s.flags)
         for k in extra_names:
             extras[k].append(s.extra.get(k, np.full(n, -1, dtype=np.int64)))
-        inputs.append(InputInfo(
-            s.path, s.format, s.variant, s.clock, s.lines, s.events, s.other_lines,
-            s.process_hint, list(s.warnings), list(s.dropped_events), dict(s.details), s.line_unit,
-        ))
+        inputs.append(
+            InputInfo(
+                s.path,
+                s.format,
+                s.variant,
+                s.clock,
+                s.lines,
+                s.events,
+                s.other_lines,
+                s.process_hint,
+                list(s.warnings),
+                list(s.dropped_events),
+                dict(s.details),
+                s.line_unit,
+            )
+        )
         if s.other_lines:
-            others.append(pd.DataFrame({
-                "source": np.full(s.other_lines, i, dtype=np.int16),
-                "line": s.other_line,
-                "text": pd.array(s.other_text, dtype="string"),
-            }))
+            others.append(
+                pd.DataFrame(
+                    {
+                        "source": np.full(s.other_lines, i, dtype=np.int16),
+                        "line": s.other_line,
+                        "text": pd.array(s.other_text, dtype="string"),
+                    }
+                )
+            )
         _release(s)
 
     dtypes: dict[str, type] = {
-        "ts": np.int64, "key": np.int64, "tid": np.int32, "pid": np.int32, "source": np.int16,
-        "name": np.int32, "args": np.int32, "line_thread": np.int32, "line": np.int64,
+        "ts": np.int64,
+        "key": np.int64,
+        "tid": np.int32,
+        "pid": np.int32,
+        "source": np.int16,
+        "name": np.int32,
+        "args": np.int32,
+        "line_thread": np.int32,
+        "line": np.int64,
         "flags": np.uint8,
     }
     merged = {k: _concat(v, dtypes[k]) for k, v in cols.items()}
@@ -231,15 +255,30 @@ def assemble(segments: list[Segment]) -> Columns:
     other_df = (
         pd.concat(others, ignore_index=True)
         if others
-        else pd.DataFrame({"source": np.zeros(0, np.int16), "line": np.zeros(0, np.int64),
-                           "text": pd.array([], dtype="string")})
+        else pd.DataFrame(
+            {
+                "source": np.zeros(0, np.int16),
+                "line": np.zeros(0, np.int64),
+                "text": pd.array([], dtype="string"),
+            }
+        )
     )
     return Columns(
-        ts=merged["ts"], tid=merged["tid"], pid=merged["pid"], source=merged["source"],
-        name=merged["name"], args=merged["args"], line_thread=merged["line_thread"],
-        line=merged["line"], flags=merged["flags"], names=names,
-        line_thread_names=thread_names, args_tables=args_tables, inputs=inputs,
-        other_lines=other_df, extra=merged_extra,
+        ts=merged["ts"],
+        tid=merged["tid"],
+        pid=merged["pid"],
+        source=merged["source"],
+        name=merged["name"],
+        args=merged["args"],
+        line_thread=merged["line_thread"],
+        line=merged["line"],
+        flags=merged["flags"],
+        names=names,
+        line_thread_names=thread_names,
+        args_tables=args_tables,
+        inputs=inputs,
+        other_lines=other_df,
+        extra=merged_extra,
     )
 
 

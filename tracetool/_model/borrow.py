@@ -104,12 +104,16 @@ class BorrowResult:
         out = []
         for p in self.processes:
             d: dict[str, Any] = {
-                "simple_process": p.simple_process, "simple_pid": p.simple_pid,
-                "log_process": p.log_process, "simple_events": p.simple_events,
-                "log_events": p.log_events, "matched": p.matched,
+                "simple_process": p.simple_process,
+                "simple_pid": p.simple_pid,
+                "log_process": p.log_process,
+                "simple_events": p.simple_events,
+                "log_events": p.log_events,
+                "matched": p.matched,
                 "simple_match_rate": round(p.simple_match_rate, 6),
                 "log_match_rate": round(p.log_match_rate, 6),
-                "tids_borrowed": p.tids_borrowed, "tolerance_ns": p.tolerance_ns,
+                "tids_borrowed": p.tids_borrowed,
+                "tolerance_ns": p.tolerance_ns,
                 "clock": dataclasses.asdict(p.clock) if p.clock else None,
             }
             out.append(d)
@@ -117,6 +121,7 @@ class BorrowResult:
 
 
 # ------------------------------------------------------------------------------ keys
+
 
 def _keys(simple: Trace, log: Trace) -> tuple[np.ndarray, np.ndarray]:
     """One int64 key per row of each trace: equal keys = same event name and argument text."""
@@ -148,8 +153,9 @@ def _occurrence_rank(key: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.nda
     return order, np.arange(len(k)) - first
 
 
-def _rank_pairs(skey: np.ndarray, st: np.ndarray, lkey: np.ndarray, lt: np.ndarray,
-                equal_counts_only: bool) -> tuple[np.ndarray, np.ndarray]:
+def _rank_pairs(
+    skey: np.ndarray, st: np.ndarray, lkey: np.ndarray, lt: np.ndarray, equal_counts_only: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """(simple index, log index) of the i-th occurrences of each key on both sides."""
     nkeys = int(max(skey.max(initial=-1), lkey.max(initial=-1))) + 1
     scount = np.bincount(skey, minlength=nkeys)
@@ -169,6 +175,7 @@ def _rank_pairs(skey: np.ndarray, st: np.ndarray, lkey: np.ndarray, lt: np.ndarr
 
 # ------------------------------------------------------------------------------ clock
 
+
 def _fit_offset(d: np.ndarray) -> tuple[int, float, int]:
     """Robust offset of int64 differences ``d``: median, refined on inliers.
 
@@ -186,8 +193,14 @@ def _fit_offset(d: np.ndarray) -> tuple[int, float, int]:
     return base + round(med), mad, len(inliers)
 
 
-def _nearest_matches(skey: np.ndarray, st: np.ndarray, lkey: np.ndarray, lt: np.ndarray,
-                     tolerance: int, match: np.ndarray | None = None) -> np.ndarray:
+def _nearest_matches(
+    skey: np.ndarray,
+    st: np.ndarray,
+    lkey: np.ndarray,
+    lt: np.ndarray,
+    tolerance: int,
+    match: np.ndarray | None = None,
+) -> np.ndarray:
     """For each simple row, the log row with the same key nearest in time (or -1).
 
     ``st`` is already on the log's clock. Each log row is used at most once: when several
@@ -248,6 +261,7 @@ def _nearest_matches(skey: np.ndarray, st: np.ndarray, lkey: np.ndarray, lt: np.
 
 # ------------------------------------------------------------------------------ processes
 
+
 def _process_rows(trace: Trace) -> tuple[list[str], np.ndarray, list[int | None]]:
     """Process labels, the process index of every row, and each process's pid."""
     th = trace.threads
@@ -269,8 +283,7 @@ def _pick_log_process(skey: np.ndarray, lkeys: list[np.ndarray]) -> int:
         if not len(lk) or not len(skey):
             continue
         nkeys = int(max(skey.max(), lk.max())) + 1
-        score = int(np.minimum(np.bincount(skey, minlength=nkeys),
-                               np.bincount(lk, minlength=nkeys)).sum())
+        score = int(np.minimum(np.bincount(skey, minlength=nkeys), np.bincount(lk, minlength=nkeys)).sum())
         if score > best_score:
             best, best_score = j, score
     return best
@@ -308,15 +321,17 @@ def match_events(simple: Trace, log: Trace) -> tuple[np.ndarray, list[ProcessMat
             offset, mad, used = _fit_offset(lt[pl] - st[ps])
             tolerance = int(max(TOLERANCE_DEVIATIONS * mad, MIN_TOLERANCE_NS))
             local = _nearest_matches(sk, st + offset, lk, lt, tolerance)
-            local = _nearest_matches(sk, st + offset, lk, lt, max(tolerance, WIDE_TOLERANCE_NS),
-                                     local)
+            local = _nearest_matches(sk, st + offset, lk, lt, max(tolerance, WIDE_TOLERANCE_NS), local)
             hit = local >= 0
             resid = (lt[local[hit]] - (st[hit] + offset)).astype(np.float64)
             clock = ClockFit(
-                offset_ns=offset, pairs=used, mad_ns=mad,
+                offset_ns=offset,
+                pairs=used,
+                mad_ns=mad,
                 p05_ns=float(np.percentile(resid, 5)) if len(resid) else 0.0,
                 p95_ns=float(np.percentile(resid, 95)) if len(resid) else 0.0,
-                max_abs_ns=float(np.abs(resid).max()) if len(resid) else 0.0)
+                max_abs_ns=float(np.abs(resid).max()) if len(resid) else 0.0,
+            )
         else:
             order_s = np.argsort(simple.line[srows], kind="stable")
             order_l = np.argsort(log.line[lrows], kind="stable")
@@ -330,12 +345,24 @@ def match_events(simple: Trace, log: Trace) -> tuple[np.ndarray, list[ProcessMat
         hit = local >= 0
         match[srows[hit]] = lrows[local[hit]]
         borrowed = int((log.tid[lrows[local[hit]]] >= 0).sum())
-        results.append(ProcessMatch(label, spids[i], llabels[j], len(srows), len(lrows),
-                                    int(hit.sum()), borrowed, clock, tolerance))
+        results.append(
+            ProcessMatch(
+                label,
+                spids[i],
+                llabels[j],
+                len(srows),
+                len(lrows),
+                int(hit.sum()),
+                borrowed,
+                clock,
+                tolerance,
+            )
+        )
     return match, results
 
 
 # ------------------------------------------------------------------------------ the new trace
+
 
 def _thread_maps(log: Trace, results: list[ProcessMatch], log_path: str) -> list[ThreadMap]:
     th = log.threads
@@ -343,13 +370,23 @@ def _thread_maps(log: Trace, results: list[ProcessMatch], log_path: str) -> list
     for p in results:
         if not p.log_process or not p.tids_borrowed:
             continue
-        rows = th[(th["process"].astype(str) == p.log_process) & th["tid"].notna()
-                  & th["name"].notna() & th["name_source"].isin(["line", "sidecar"])]
+        rows = th[
+            (th["process"].astype(str) == p.log_process)
+            & th["tid"].notna()
+            & th["name"].notna()
+            & th["name_source"].isin(["line", "sidecar"])
+        ]
         names = {int(t): str(nm) for t, nm in zip(rows["tid"], rows["name"], strict=True)}
         procs = log.processes
         side = procs.loc[procs["label"].astype(str) == p.log_process, "side"]
-        maps.append(ThreadMap(path=f"{log_path} (borrowed)", names=names, pid=p.simple_pid,
-                              side=str(side.iloc[0]) if len(side) and side.iloc[0] else None))
+        maps.append(
+            ThreadMap(
+                path=f"{log_path} (borrowed)",
+                names=names,
+                pid=p.simple_pid,
+                side=str(side.iloc[0]) if len(side) and side.iloc[0] else None,
+            )
+        )
     return maps
 
 
@@ -372,23 +409,30 @@ def borrow(simple: Trace, log: Trace) -> BorrowResult:
     all_fitted = all(fits.get(label) is not None for label in slabels)
     ts = c.ts.copy()
     if all_fitted:
-        offsets = np.array([fits[label].offset_ns for label in slabels],  # type: ignore[union-attr]
-                           dtype=np.int64)
+        offsets = np.array(
+            [fits[label].offset_ns for label in slabels],  # type: ignore[union-attr]
+            dtype=np.int64,
+        )
         timed = ts != NO_TIME
         ts[timed] += offsets[sproc[timed]]
     log_paths = ", ".join(os.path.basename(i.path) for i in log._c.inputs)
     what = [w for w, ok in (("thread ids", bool(take.any())), ("wall clock", all_fitted)) if ok]
     note = f"; {' and '.join(what)} borrowed from {log_paths}" if what else ""
-    inputs = [dataclasses.replace(i, variant=i.variant + note,
-                                  clock="wall" if all_fitted and i.clock != "none" else i.clock)
-              for i in c.inputs]
+    inputs = [
+        dataclasses.replace(
+            i, variant=i.variant + note, clock="wall" if all_fitted and i.clock != "none" else i.clock
+        )
+        for i in c.inputs
+    ]
     columns = dataclasses.replace(c, ts=ts, tid=tid, inputs=inputs)
     order = stable_time_order(ts)
     if order is not None:
         per_row = ("ts", "tid", "pid", "source", "name", "args", "line_thread", "line", "flags")
         columns = dataclasses.replace(
-            columns, **{k: getattr(columns, k)[order] for k in per_row},
-            extra={k: v[order] for k, v in columns.extra.items()})
+            columns,
+            **{k: getattr(columns, k)[order] for k in per_row},
+            extra={k: v[order] for k, v in columns.extra.items()},
+        )
     table = build_thread_table(columns, _thread_maps(log, results, log_paths))
     new = Trace(columns, table, simple.catalog)
     log_row = match

@@ -40,8 +40,13 @@ def _context(catalog: Catalog, engine: str | None, progress: Progress | None) ->
     def arg_types(name: str) -> list[list[str]]:
         return [[a.ctype for a in ev.args] for ev in catalog.variants(name)]
 
-    return ReadContext(is_known_event=catalog.is_known, arg_types=arg_types, engine=engine,
-                       progress=progress, options={"catalog": catalog})
+    return ReadContext(
+        is_known_event=catalog.is_known,
+        arg_types=arg_types,
+        engine=engine,
+        progress=progress,
+        options={"catalog": catalog},
+    )
 
 
 def read_segments(
@@ -60,8 +65,11 @@ def read_segments(
         by_backend: dict[str, list[tuple[int, InputFile]]] = {}
         for i, f in enumerate(files):
             try:
-                backend = (registry.get(input_format) if input_format else registry.detect(
-                    f.path, registry.DIRECTORY_MIN_SCORE if f.from_directory else 1))
+                backend = (
+                    registry.get(input_format)
+                    if input_format
+                    else registry.detect(f.path, registry.DIRECTORY_MIN_SCORE if f.from_directory else 1)
+                )
             except UnknownFormat:
                 if f.from_directory:
                     continue  # a side file next to the traces (cmdline.txt, events.txt...)
@@ -108,8 +116,7 @@ def load(
     if events:
         cat = cat.with_files(list(events))
     maps = [t if isinstance(t, ThreadMap) else load_thread_map(t) for t in threads]
-    segments = read_segments(paths, catalog=cat, input_format=input_format, engine=engine,
-                             progress=progress)
+    segments = read_segments(paths, catalog=cat, input_format=input_format, engine=engine, progress=progress)
     if not any(s.events for s in segments):
         detail = "; ".join(f"{s.path}: {s.lines} lines, {s.other_lines} not trace lines" for s in segments)
         raise EmptyTrace(f"no trace events in the input ({detail})")

@@ -67,9 +67,7 @@ def parse_thread_map(data: Any, path: str = "<threads>") -> ThreadMap:
         elif all(isinstance(v, str) for v in data.values()) and data:
             tm.names = {_tid(k, path): str(v) for k, v in data.items()}
         else:
-            raise UsageError(
-                f"{path}: no thread names found (expected tid_to_name, threads, or a flat map)"
-            )
+            raise UsageError(f"{path}: no thread names found (expected tid_to_name, threads, or a flat map)")
     if isinstance(data.get("threads"), Mapping) and tm.names:
         for k, entry in data["threads"].items():
             name = _last_name(entry)

@@ -23,8 +23,20 @@ from parsers.segment import ARGS_TEXT, NO_TIME
 from tracetool._model.assemble import Columns
 from tracetool._model.sidecar import ThreadMap
 
-ROLES = ("main", "load", "listen", "fault", "preempt", "recv_N", "send_N", "return-path",
-         "vcpu", "save", "other", "unknown")
+ROLES = (
+    "main",
+    "load",
+    "listen",
+    "fault",
+    "preempt",
+    "recv_N",
+    "send_N",
+    "return-path",
+    "vcpu",
+    "save",
+    "other",
+    "unknown",
+)
 _GENERIC_NAMES = re.compile(r"qemu-system-.*|qemu-kvm|qemu|<\.\.\.>|")
 
 
@@ -219,8 +231,9 @@ def _line_names(c: Columns, row_thread: np.ndarray, nthreads: int) -> list[str |
     return out
 
 
-def _processes(procs: list[tuple[str, int]], t_proc: np.ndarray, t_tid: np.ndarray,
-               maps: list[ThreadMap], ev: _Evidence) -> list[_Proc]:
+def _processes(
+    procs: list[tuple[str, int]], t_proc: np.ndarray, t_tid: np.ndarray, maps: list[ThreadMap], ev: _Evidence
+) -> list[_Proc]:
     rules = role_rules()
     out = []
     for p, (group, pid) in enumerate(procs):
@@ -239,8 +252,9 @@ def _processes(procs: list[tuple[str, int]], t_proc: np.ndarray, t_tid: np.ndarr
     return out
 
 
-def _pick_main(proc: _Proc, real: list[int], t_tid: np.ndarray, names: list[str | None],
-               roles: list[str], ev: _Evidence) -> int | None:
+def _pick_main(
+    proc: _Proc, real: list[int], t_tid: np.ndarray, names: list[str | None], roles: list[str], ev: _Evidence
+) -> int | None:
     """The main thread: TID == pid, the sidecar's word, main-loop events, or the lowest TID
     among threads that carry only the process name."""
     rules = role_rules()
@@ -251,7 +265,8 @@ def _pick_main(proc: _Proc, real: list[int], t_tid: np.ndarray, names: list[str 
                 return hit
     scored = [
         (ev.count(t, rules.main_events) + ev.prefixed(t, rules.main_prefixes), -int(t_tid[t]), t)
-        for t in real if roles[t] in ("", "main")
+        for t in real
+        if roles[t] in ("", "main")
     ]
     scored = [x for x in scored if x[0] > 0]
     if scored:
@@ -260,8 +275,15 @@ def _pick_main(proc: _Proc, real: list[int], t_tid: np.ndarray, names: list[str 
     return min(generic, key=lambda t: int(t_tid[t])) if generic else None
 
 
-def _assign_roles(proc: _Proc, t_tid: np.ndarray, counts: np.ndarray, names: list[str | None],
-                  sources: list[str | None], roles: list[str], ev: _Evidence) -> None:
+def _assign_roles(
+    proc: _Proc,
+    t_tid: np.ndarray,
+    counts: np.ndarray,
+    names: list[str | None],
+    sources: list[str | None],
+    roles: list[str],
+    ev: _Evidence,
+) -> None:
     """Fills roles (and inferred names) of one process's threads; sets its load thread."""
     rules = role_rules()
     real = [t for t in proc.members if t_tid[t] >= 0]
@@ -277,12 +299,19 @@ def _assign_roles(proc: _Proc, t_tid: np.ndarray, counts: np.ndarray, names: lis
             names[main], sources[main] = "main", "inferred"
     for t in real:
         if not roles[t]:
-            roles[t] = next((_numbered(role, id_arg, t, events, ev)
-                             for events, role, id_arg in rules.by_event if ev.count(t, events)), "")
+            roles[t] = next(
+                (
+                    _numbered(role, id_arg, t, events, ev)
+                    for events, role, id_arg in rules.by_event
+                    if ev.count(t, events)
+                ),
+                "",
+            )
     candidates = [t for t in real if ev.count(t, rules.load_events) and roles[t] in ("", "main", "load")]
     if candidates:
-        load = max(candidates,
-                   key=lambda t: (roles[t] == "load", ev.count(t, rules.load_events), int(counts[t])))
+        load = max(
+            candidates, key=lambda t: (roles[t] == "load", ev.count(t, rules.load_events), int(counts[t]))
+        )
         if not roles[load]:
             roles[load] = "load"
         proc.load_tid = int(t_tid[load])
@@ -327,25 +356,29 @@ def build_thread_table(c: Columns, maps: list[ThreadMap]) -> ThreadTable:
         if p.load_tid is not None:
             carries_load[(t_proc == i) & (t_tid == p.load_tid)] = True
     labels = [p.label for p in processes]
-    threads = pd.DataFrame({
-        "process": pd.Categorical([labels[i] for i in t_proc.tolist()], categories=labels),
-        "pid": pd.array([processes[i].pid for i in t_proc.tolist()], dtype="Int64"),
-        "tid": pd.array([int(x) if x >= 0 else None for x in t_tid.tolist()], dtype="Int64"),
-        "name": pd.array(names, dtype="string"),
-        "name_source": pd.array(sources, dtype="string"),
-        "role": pd.Categorical(roles, categories=_role_categories(roles)),
-        "carries_load": carries_load,
-        "events": counts.astype(np.int64),
-        "first_ns": pd.array([int(x) if x != NO_TIME else None for x in first.tolist()], dtype="Int64"),
-        "last_ns": pd.array([int(x) if x != NO_TIME else None for x in last.tolist()], dtype="Int64"),
-    })
-    proc_frame = pd.DataFrame({
-        "label": labels,
-        "group": [p.group for p in processes],
-        "pid": pd.array([p.pid for p in processes], dtype="Int64"),
-        "side": [p.side for p in processes],
-        "load_tid": pd.array([p.load_tid for p in processes], dtype="Int64"),
-    })
+    threads = pd.DataFrame(
+        {
+            "process": pd.Categorical([labels[i] for i in t_proc.tolist()], categories=labels),
+            "pid": pd.array([processes[i].pid for i in t_proc.tolist()], dtype="Int64"),
+            "tid": pd.array([int(x) if x >= 0 else None for x in t_tid.tolist()], dtype="Int64"),
+            "name": pd.array(names, dtype="string"),
+            "name_source": pd.array(sources, dtype="string"),
+            "role": pd.Categorical(roles, categories=_role_categories(roles)),
+            "carries_load": carries_load,
+            "events": counts.astype(np.int64),
+            "first_ns": pd.array([int(x) if x != NO_TIME else None for x in first.tolist()], dtype="Int64"),
+            "last_ns": pd.array([int(x) if x != NO_TIME else None for x in last.tolist()], dtype="Int64"),
+        }
+    )
+    proc_frame = pd.DataFrame(
+        {
+            "label": labels,
+            "group": [p.group for p in processes],
+            "pid": pd.array([p.pid for p in processes], dtype="Int64"),
+            "side": [p.side for p in processes],
+            "load_tid": pd.array([p.load_tid for p in processes], dtype="Int64"),
+        }
+    )
     return ThreadTable(row_thread=row_thread, threads=threads, processes=proc_frame)
 
 

@@ -115,12 +115,19 @@ class Trace:
         """One row per input file: path, format, variant, clock, lines, events, other lines."""
         rows = []
         for i in self._c.inputs:
-            rows.append({
-                "path": i.path, "format": i.format, "variant": i.variant, "clock": i.clock,
-                "lines": i.lines, "events": i.events, "other_lines": i.other_lines,
-                "warnings": len(i.warnings),
-                "dropped_events": sum(n for _, n in i.dropped_events),
-            })
+            rows.append(
+                {
+                    "path": i.path,
+                    "format": i.format,
+                    "variant": i.variant,
+                    "clock": i.clock,
+                    "lines": i.lines,
+                    "events": i.events,
+                    "other_lines": i.other_lines,
+                    "warnings": len(i.warnings),
+                    "dropped_events": sum(n for _, n in i.dropped_events),
+                }
+            )
         return pd.DataFrame(rows)
 
     @property
@@ -138,12 +145,15 @@ class Trace:
         """Lines that are not trace events (QEMU messages, garbage): path, line, text."""
         o = self._c.other_lines
         paths = [i.path for i in self._c.inputs]
-        return pd.DataFrame({
-            "path": pd.Categorical.from_codes(o["source"].to_numpy(), categories=pd.Index(paths).unique())
-            if len(set(paths)) == len(paths) else [paths[s] for s in o["source"].tolist()],
-            "line": o["line"].to_numpy(),
-            "text": o["text"],
-        })
+        return pd.DataFrame(
+            {
+                "path": pd.Categorical.from_codes(o["source"].to_numpy(), categories=pd.Index(paths).unique())
+                if len(set(paths)) == len(paths)
+                else [paths[s] for s in o["source"].tolist()],
+                "line": o["line"].to_numpy(),
+                "text": o["text"],
+            }
+        )
 
     @property
     def warnings(self) -> list[ParseWarning]:
@@ -153,8 +163,11 @@ class Trace:
     @cached_property
     def dropped(self) -> pd.DataFrame:
         """Events the tracer itself lost (simple backend's dropped-events records)."""
-        rows = [{"path": i.path, "position": pos, "count": n}
-                for i in self._c.inputs for pos, n in i.dropped_events]
+        rows = [
+            {"path": i.path, "position": pos, "count": n}
+            for i in self._c.inputs
+            for pos, n in i.dropped_events
+        ]
         return pd.DataFrame(rows, columns=["path", "position", "count"])
 
     @property
@@ -196,24 +209,29 @@ class Trace:
         source_cats = pd.Index(paths).unique()
         source_of = source_cats.get_indexer(pd.Index(paths)).astype(np.int16)
         proc_codes = th["process"].cat.codes.to_numpy()
-        frame = pd.DataFrame({
-            "ts_ns": ts,
-            "time": time,
-            "process": pd.Categorical.from_codes(
-                proc_codes[rt], categories=th["process"].cat.categories, validate=False),
-            "pid": _nullable_int32(c.pid),
-            "tid": _nullable_int32(c.tid),
-            "thread": pd.Categorical.from_codes(thread_of[rt], categories=thread_cats, validate=False),
-            "role": pd.Categorical.from_codes(
-                th["role"].cat.codes.to_numpy()[rt], categories=th["role"].cat.categories,
-                validate=False),
-            "event": pd.Categorical.from_codes(c.name, categories=pd.Index(c.names), validate=False),
-            "args": self._args_categorical(),
-            "source": pd.Categorical.from_codes(source_of[c.source], categories=source_cats,
-                                                validate=False),
-            "line": c.line,
-            "flags": c.flags,
-        }, copy=False)
+        frame = pd.DataFrame(
+            {
+                "ts_ns": ts,
+                "time": time,
+                "process": pd.Categorical.from_codes(
+                    proc_codes[rt], categories=th["process"].cat.categories, validate=False
+                ),
+                "pid": _nullable_int32(c.pid),
+                "tid": _nullable_int32(c.tid),
+                "thread": pd.Categorical.from_codes(thread_of[rt], categories=thread_cats, validate=False),
+                "role": pd.Categorical.from_codes(
+                    th["role"].cat.codes.to_numpy()[rt], categories=th["role"].cat.categories, validate=False
+                ),
+                "event": pd.Categorical.from_codes(c.name, categories=pd.Index(c.names), validate=False),
+                "args": self._args_categorical(),
+                "source": pd.Categorical.from_codes(
+                    source_of[c.source], categories=source_cats, validate=False
+                ),
+                "line": c.line,
+                "flags": c.flags,
+            },
+            copy=False,
+        )
         return frame
 
     def _args_categorical(self) -> pd.Categorical:
@@ -222,16 +240,19 @@ class Trace:
         if len(texts) == 1:
             values = texts[0]
         else:
-            values = (pa.concat_arrays([x.cast(pa.large_string()) for x in texts]) if texts
-                      else pa.array([], pa.large_string()))
+            values = (
+                pa.concat_arrays([x.cast(pa.large_string()) for x in texts])
+                if texts
+                else pa.array([], pa.large_string())
+            )
         cats = pd.Index(pd.array(values, dtype=pd.ArrowDtype(values.type)))
         if cats.is_unique:
             return pd.Categorical.from_codes(self._c.args, categories=cats, validate=False)
         # Interned per (event, text): the same text under two events is one category here.
         codes, uniques = pd.factorize(cats)
         return pd.Categorical.from_codes(
-            np.asarray(codes, dtype=np.int32)[self._c.args], categories=pd.Index(uniques),
-            validate=False)
+            np.asarray(codes, dtype=np.int32)[self._c.args], categories=pd.Index(uniques), validate=False
+        )
 
     # ------------------------------------------------------------------ typed arguments
     def fields(self, event: str, rows: np.ndarray | None = None) -> pd.DataFrame:
@@ -251,8 +272,9 @@ class Trace:
             return out
         return self._decode_rows(event, np.asarray(rows, dtype=np.int64))
 
-    def fields_by_text(self, event: str, rows: np.ndarray | None = None
-                       ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    def fields_by_text(
+        self, event: str, rows: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
         """Typed arguments decoded once per distinct argument text, for bulk work.
 
         Returns ``(rows, text_index, frame)``: ``frame`` has one row per distinct text of the

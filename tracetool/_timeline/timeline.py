@@ -31,8 +31,20 @@ from parsers.segment import NO_TIME
 from tracetool._json import records as json_records
 from tracetool._model.trace import Trace
 
-SPAN_COLUMNS = ["process", "tid", "thread", "role", "kind", "name", "start_ns", "end_ns",
-                "duration_us", "closed", "begin_row", "end_row"]
+SPAN_COLUMNS = [
+    "process",
+    "tid",
+    "thread",
+    "role",
+    "kind",
+    "name",
+    "start_ns",
+    "end_ns",
+    "duration_us",
+    "closed",
+    "begin_row",
+    "end_row",
+]
 """Fixed columns of ``Timeline.spans``; attribute columns (idstr, section_id...) follow."""
 INSTANT_COLUMNS = ["process", "tid", "thread", "role", "kind", "name", "ts_ns", "row"]
 """Fixed columns of ``Timeline.instants``; attribute columns follow."""
@@ -149,59 +161,103 @@ def parse_rules(text: str) -> Rules:
         r = dict(r)
         r.pop("note", None)
         rule = SpanRule(
-            kind=r.pop("kind"), name=r.pop("name"), begin=_tuple(r.pop("begin", ())),
-            end=_tuple(r.pop("end", ())), begin_prefix=r.pop("begin_prefix", None),
-            end_prefix=r.pop("end_prefix", None), scope=r.pop("scope", "thread"),
-            key=_tuple(r.pop("key", ())), repeat=r.pop("repeat", "restart"),
-            orphan_ends=r.pop("orphan_ends", None), attrs=dict(r.pop("attrs", {})),
-            end_attrs=dict(r.pop("end_attrs", {})), begin_where=_where(r.pop("begin_where", None)),
-            end_where=_where(r.pop("end_where", None)), detail=_tuple(r.pop("detail", ())),
-            detail_attrs=dict(r.pop("detail_attrs", {})), inherit=dict(r.pop("inherit", {})),
+            kind=r.pop("kind"),
+            name=r.pop("name"),
+            begin=_tuple(r.pop("begin", ())),
+            end=_tuple(r.pop("end", ())),
+            begin_prefix=r.pop("begin_prefix", None),
+            end_prefix=r.pop("end_prefix", None),
+            scope=r.pop("scope", "thread"),
+            key=_tuple(r.pop("key", ())),
+            repeat=r.pop("repeat", "restart"),
+            orphan_ends=r.pop("orphan_ends", None),
+            attrs=dict(r.pop("attrs", {})),
+            end_attrs=dict(r.pop("end_attrs", {})),
+            begin_where=_where(r.pop("begin_where", None)),
+            end_where=_where(r.pop("end_where", None)),
+            detail=_tuple(r.pop("detail", ())),
+            detail_attrs=dict(r.pop("detail_attrs", {})),
+            inherit=dict(r.pop("inherit", {})),
             role=r.pop("role", None),
         )
         alt = r.pop("threadless", None)
         if alt is not None:
             alt = dict(alt)
-            rule = replace(rule, threadless=SpanRule(
-                kind=rule.kind, name=rule.name, begin=rule.begin, end=_tuple(alt.pop("end")),
-                scope=alt.pop("scope", rule.scope), key=_tuple(alt.pop("key", ())),
-                end_where=_where(alt.pop("end_where", None))))
+            rule = replace(
+                rule,
+                threadless=SpanRule(
+                    kind=rule.kind,
+                    name=rule.name,
+                    begin=rule.begin,
+                    end=_tuple(alt.pop("end")),
+                    scope=alt.pop("scope", rule.scope),
+                    key=_tuple(alt.pop("key", ())),
+                    end_where=_where(alt.pop("end_where", None)),
+                ),
+            )
             if alt:
-                raise ValueError(f"span rule {rule.kind}/{rule.name}: unknown threadless "
-                                 f"settings {sorted(alt)}")
+                raise ValueError(
+                    f"span rule {rule.kind}/{rule.name}: unknown threadless settings {sorted(alt)}"
+                )
         if r:
             raise ValueError(f"span rule {rule.kind}/{rule.name}: unknown settings {sorted(r)}")
         if rule.scope not in ("thread", "process") or rule.repeat not in ("restart", "keep", "nest"):
             raise ValueError(f"span rule {rule.kind}/{rule.name}: bad scope or repeat")
         spans.append(rule)
-    instants = [InstantRule(kind=r["kind"], name=r["name"], events=_tuple(r["events"]),
-                            attrs=dict(r.get("attrs", {})), where=_where(r.get("where")),
-                            role=r.get("role")) for r in data.get("instant", [])]
+    instants = [
+        InstantRule(
+            kind=r["kind"],
+            name=r["name"],
+            events=_tuple(r["events"]),
+            attrs=dict(r.get("attrs", {})),
+            where=_where(r.get("where")),
+            role=r.get("role"),
+        )
+        for r in data.get("instant", [])
+    ]
     phases = []
     for r in data.get("phase", []):
         r = dict(r)
-        phases.append(PhaseRule(
-            side=r.pop("side"), name=r.pop("name"), start=_tuple(r.pop("start")),
-            end=_tuple(r.pop("end", ())), start_where=_where(r.pop("start_where", None)),
-            end_where=_where(r.pop("end_where", None)),
-            end_fallback=_tuple(r.pop("end_fallback", ())),
-            end_fallback_where=_where(r.pop("end_fallback_where", None)),
-            start_pick=r.pop("start_pick", "first"), end_pick=r.pop("end_pick", "first"),
-            end_after=r.pop("end_after", "start"), end_thread=r.pop("end_thread", "any"),
-            instant=bool(r.pop("instant", False)), role=r.pop("role", None),
-        ))
+        phases.append(
+            PhaseRule(
+                side=r.pop("side"),
+                name=r.pop("name"),
+                start=_tuple(r.pop("start")),
+                end=_tuple(r.pop("end", ())),
+                start_where=_where(r.pop("start_where", None)),
+                end_where=_where(r.pop("end_where", None)),
+                end_fallback=_tuple(r.pop("end_fallback", ())),
+                end_fallback_where=_where(r.pop("end_fallback_where", None)),
+                start_pick=r.pop("start_pick", "first"),
+                end_pick=r.pop("end_pick", "first"),
+                end_after=r.pop("end_after", "start"),
+                end_thread=r.pop("end_thread", "any"),
+                instant=bool(r.pop("instant", False)),
+                role=r.pop("role", None),
+            )
+        )
         if r:
             raise ValueError(f"phase rule {phases[-1].name}: unknown settings {sorted(r)}")
     names = {k: {str(a): str(b) for a, b in v.items()} for k, v in data.get("names", {}).items()}
     return Rules(
-        spans=tuple(spans), instants=tuple(instants), phases=tuple(phases), names=names,
+        spans=tuple(spans),
+        instants=tuple(instants),
+        phases=tuple(phases),
+        names=names,
         outcome={k: _tuple(v) for k, v in data.get("outcome", {}).items()},
         load_thread=dict(data.get("load_thread", {})),
         ram={k: int(v) for k, v in data.get("ram", {}).items()},
         shared_roles=tuple(dict(x) for x in data.get("shared_role", [])),
-        wires=tuple(WireRule(name=w["name"], sender=w["from"], send=_tuple(w["send"]),
-                             receive=_tuple(w["receive"]), key=w.get("key", "ordinal"))
-                    for w in data.get("wire", [])),
+        wires=tuple(
+            WireRule(
+                name=w["name"],
+                sender=w["from"],
+                send=_tuple(w["send"]),
+                receive=_tuple(w["receive"]),
+                key=w.get("key", "ordinal"),
+            )
+            for w in data.get("wire", [])
+        ),
     )
 
 
@@ -250,14 +306,19 @@ class Timeline:
     def select(self, kinds: Sequence[str] | None = None, thread: str | None = None) -> Timeline:
         """The spans and instants of the given kinds and thread (a TID, name or role); notes
         and issues stay those of the whole trace."""
-        return replace(self, spans=select(self.spans, kinds, thread),
-                       instants=select(self.instants, kinds, thread))
+        return replace(
+            self, spans=select(self.spans, kinds, thread), instants=select(self.instants, kinds, thread)
+        )
 
     def to_json(self) -> dict[str, Any]:
         """``{"spans", "instants", "notes", "issues"}`` as ``migtrace timeline --format json``
         prints them (see :func:`records`)."""
-        return {"spans": records(self.spans), "instants": records(self.instants),
-                "notes": self.notes, "issues": records(self.issues)}
+        return {
+            "spans": records(self.spans),
+            "instants": records(self.instants),
+            "notes": self.notes,
+            "issues": records(self.issues),
+        }
 
 
 ALWAYS_KEPT = ("tid", "end_row", "start_ns", "end_ns", "ts_ns", "duration_us")
@@ -389,14 +450,16 @@ class _Builder:
             role = np.where(role == "unknown", role_hint, role)
         return {
             "process": np.array(self.proc_labels, dtype=object)[self.t_proc[t]]
-            if len(self.proc_labels) else np.zeros(0, dtype=object),
+            if len(self.proc_labels)
+            else np.zeros(0, dtype=object),
             "tid": pd.array(self.t_tid.to_numpy(dtype=object)[t] if len(t) else [], dtype="Int64"),
             "thread": self.t_name[t].astype(object),
             "role": role.astype(object),
         }
 
-    def render_names(self, template: str, rows: np.ndarray,
-                     extra: Mapping[str, pd.Series] | None = None) -> np.ndarray:
+    def render_names(
+        self, template: str, rows: np.ndarray, extra: Mapping[str, pd.Series] | None = None
+    ) -> np.ndarray:
         parts = re.split(r"(\{[^}]*\})", template)
         out = pd.Series([""] * len(rows), dtype=object)
         for part in parts:
@@ -435,16 +498,24 @@ class _Builder:
         parts_e = [self.scope_codes(rule.scope, e).astype(str)]
         if rule.begin_prefix:
             names = self.trace.event_names
-            parts_b.append(np.array([names[c][len(rule.begin_prefix):] for c in
-                                     self.trace.name_codes[b].tolist()], dtype=object).astype(str))
-            parts_e.append(np.array([names[c][len(rule.end_prefix or ""):] for c in
-                                     self.trace.name_codes[e].tolist()], dtype=object).astype(str))
+            parts_b.append(
+                np.array(
+                    [names[c][len(rule.begin_prefix) :] for c in self.trace.name_codes[b].tolist()],
+                    dtype=object,
+                ).astype(str)
+            )
+            parts_e.append(
+                np.array(
+                    [names[c][len(rule.end_prefix or "") :] for c in self.trace.name_codes[e].tolist()],
+                    dtype=object,
+                ).astype(str)
+            )
         for k in rule.key:
             parts_b.append(self.arg_values(b, k)[0].astype(str).to_numpy().astype(str))
             parts_e.append(self.arg_values(e, k)[0].astype(str).to_numpy().astype(str))
         if len(parts_b) == 1:
             codes = np.concatenate([self.scope_codes(rule.scope, b), self.scope_codes(rule.scope, e)])
-            return codes[: len(b)], codes[len(b):]
+            return codes[: len(b)], codes[len(b) :]
         kb = pd.Series(parts_b[0])
         ke = pd.Series(parts_e[0])
         for pb, pe in zip(parts_b[1:], parts_e[1:], strict=True):
@@ -452,7 +523,7 @@ class _Builder:
             ke = ke + "\x1f" + pd.Series(pe)
         codes, _ = pd.factorize(pd.concat([kb, ke], ignore_index=True))
         codes = np.asarray(codes, dtype=np.int64)
-        return codes[: len(b)], codes[len(b):]
+        return codes[: len(b)], codes[len(b) :]
 
     def span_rule(self, rule: SpanRule) -> pd.DataFrame | None:
         names = self.trace.event_names
@@ -480,8 +551,10 @@ class _Builder:
         frame["kind"] = rule.kind
         attrs = {col: self.typed_column(b_rows, arg) for col, arg in rule.attrs.items()}
         if rule.begin_prefix:
-            attrs["command"] = pd.Series([names[c][len(rule.begin_prefix):]
-                                          for c in self.trace.name_codes[b_rows].tolist()], dtype="string")
+            attrs["command"] = pd.Series(
+                [names[c][len(rule.begin_prefix) :] for c in self.trace.name_codes[b_rows].tolist()],
+                dtype="string",
+            )
         frame["name"] = self.render_names(rule.name, b_rows, attrs)
         start = self.ts[b_rows]
         end = self.ts[end_at]
@@ -548,15 +621,22 @@ class _Builder:
             superseded = pairs.cut_rows[open_] >= 0
             ends = "/".join(end_events) or "end event"
             msgs = [
-                (what.format(nm) + (f": begun again before {ends}" if sup else f": no {ends} follows "
-                                    f"(trace or thread ends first)"))
+                (
+                    what.format(nm)
+                    + (
+                        f": begun again before {ends}"
+                        if sup
+                        else f": no {ends} follows (trace or thread ends first)"
+                    )
+                )
                 for nm, sup in zip(out["name"].to_numpy()[open_].tolist(), superseded.tolist(), strict=True)
             ]
             self.add_issues("unclosed", rows, msgs)
         if rule.warns_orphans and len(pairs.orphan_ends):
             begins = "/".join(rule.begin) or f"{rule.begin_prefix}*"
-            self.add_issues("unmatched-end", pairs.orphan_ends,
-                            f"{rule.kind} end without a preceding {begins}")
+            self.add_issues(
+                "unmatched-end", pairs.orphan_ends, f"{rule.kind} end without a preceding {begins}"
+            )
 
     def inherit(self, spans: pd.DataFrame, rule: SpanRule) -> None:
         for col, kind in rule.inherit.items():
@@ -591,9 +671,13 @@ class _Builder:
             during = spans[(spans["kind"] == "phase") & (spans["name"] == share["phase"])]
             for p in _dicts(during):
                 stop = self.n if p["end_row"] is None else int(p["end_row"])
-                hit = ((spans["process"] == p["process"]) & (spans["kind"] != "phase")
-                       & (spans["role"] == share["role"]) & (spans["begin_row"] > p["begin_row"])
-                       & (spans["begin_row"] < stop))
+                hit = (
+                    (spans["process"] == p["process"])
+                    & (spans["kind"] != "phase")
+                    & (spans["role"] == share["role"])
+                    & (spans["begin_row"] > p["begin_row"])
+                    & (spans["begin_row"] < stop)
+                )
                 spans.loc[hit, "role"] = share["becomes"]
 
     # -- instants ----------------------------------------------------------------------------
@@ -674,8 +758,11 @@ class _Builder:
         scope = "thread" if rule.end_thread == "same" else "process"
         code = self.row_thread[start] if scope == "thread" else self.row_process[start]
         last = int(self.last_row_before(scope, np.array([code]), np.array([self.n]))[0])
-        self.add_issues("unclosed", np.array([start]),
-                        f"phase '{rule.name}': no {'/'.join(rule.end)} follows in this process")
+        self.add_issues(
+            "unclosed",
+            np.array([start]),
+            f"phase '{rule.name}': no {'/'.join(rule.end)} follows in this process",
+        )
         return start, max(last, start), False, rule.name
 
     # -- consistency of the input ------------------------------------------------------------
@@ -686,7 +773,8 @@ class _Builder:
                     "no thread ids in the trace (QEMU >= 10.1 log lines, logs without "
                     "-msg timestamp=on and the simple backend carry none): spans are attributed "
                     "to the one unknown thread, with the role their events imply; record with "
-                    "-d tid -D trace.%d for one file per thread, or use ftrace/LTTng")
+                    "-d tid -D trace.%d for one file per thread, or use ftrace/LTTng"
+                )
             return
         # Within one thread of one input, time order must keep the file's line order; rows the
         # stable time sort moved ahead of an earlier line of their own thread stepped back.
@@ -717,9 +805,14 @@ class _Builder:
             # in time order, row ``back`` comes from a later line than the row after it
             above_all = np.concatenate(above)
             order_all = np.argsort(rows_all, kind="stable")
-            self.add_issues("out-of-order", rows_all[order_all],
-                            [f"timestamp earlier than line {int(a)} above it (same thread)"
-                             for a in above_all[order_all].tolist()])
+            self.add_issues(
+                "out-of-order",
+                rows_all[order_all],
+                [
+                    f"timestamp earlier than line {int(a)} above it (same thread)"
+                    for a in above_all[order_all].tolist()
+                ],
+            )
 
     # -- all ---------------------------------------------------------------------------------
     def build(self) -> Timeline:
@@ -748,11 +841,19 @@ class _Builder:
         for w in self.trace.warnings:
             self.issues.append(("input", w.path, int(w.line), w.message))
         if not self.has_time and self.n:
-            self.notes.append("the trace has no timestamps (QEMU without -msg timestamp=on): "
-                              "spans keep their order but have no durations")
+            self.notes.append(
+                "the trace has no timestamps (QEMU without -msg timestamp=on): "
+                "spans keep their order but have no durations"
+            )
         issues = pd.DataFrame(self.issues, columns=ISSUE_COLUMNS)
-        return Timeline(spans=spans, instants=instants, issues=issues, notes=self.notes,
-                        has_time=self.has_time, threads_known=self.threads_known)
+        return Timeline(
+            spans=spans,
+            instants=instants,
+            issues=issues,
+            notes=self.notes,
+            has_time=self.has_time,
+            threads_known=self.threads_known,
+        )
 
 
 def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
@@ -804,8 +905,10 @@ def _typed(values: pd.Series) -> pd.Series:
 def _dicts(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as dicts of plain values (NA -> None), for loops over a handful of rows."""
     cols = list(frame.columns)
-    return [{c: (None if _missing(v) else v) for c, v in zip(cols, row, strict=True)}
-            for row in frame.itertuples(index=False, name=None)]
+    return [
+        {c: (None if _missing(v) else v) for c, v in zip(cols, row, strict=True)}
+        for row in frame.itertuples(index=False, name=None)
+    ]
 
 
 def _missing(v: object) -> bool:
@@ -837,8 +940,13 @@ class Pairs:
     orphan_ends: np.ndarray  # int64
 
 
-def pair_rows(begins: np.ndarray, ends: np.ndarray, begin_groups: np.ndarray,
-              end_groups: np.ndarray, repeat: str = "restart") -> Pairs:
+def pair_rows(
+    begins: np.ndarray,
+    ends: np.ndarray,
+    begin_groups: np.ndarray,
+    end_groups: np.ndarray,
+    repeat: str = "restart",
+) -> Pairs:
     """Pairs each begin row with the first end row after it in the same group.
 
     ``repeat``: "restart" (a begin seen again before the end leaves the earlier one unclosed),
@@ -899,8 +1007,9 @@ def pair_rows(begins: np.ndarray, ends: np.ndarray, begin_groups: np.ndarray,
 
 
 # ---------------------------------------------------------------------------------- queries
-def enclosing(timeline: Timeline, process: str, tid: int | None, ts_ns: np.ndarray,
-              kinds: Sequence[str] = DEFAULT_KINDS) -> pd.DataFrame:
+def enclosing(
+    timeline: Timeline, process: str, tid: int | None, ts_ns: np.ndarray, kinds: Sequence[str] = DEFAULT_KINDS
+) -> pd.DataFrame:
     """For each time, the innermost span of ``kinds`` on that thread (that process if tid is None).
 
     Innermost = the latest-starting span that contains the time (start <= t <= end); ties go
@@ -930,20 +1039,24 @@ def enclosing(timeline: Timeline, process: str, tid: int | None, ts_ns: np.ndarr
             ok &= stops[idx] >= t if len(stops) else ok
             st, ln = starts[idx], stops[idx] - starts[idx]
             rank = rank_of[str(kind)]
-            better = ok & ((st > best_start) | ((st == best_start) & (
-                (ln < best_len) | ((ln == best_len) & (rank < best_rank)))))
+            better = ok & (
+                (st > best_start)
+                | ((st == best_start) & ((ln < best_len) | ((ln == best_len) & (rank < best_rank))))
+            )
             best = np.where(better, layer.index.to_numpy()[idx], best)
             best_start = np.where(better, st, best_start)
             best_len = np.where(better, ln, best_len)
             best_rank = np.where(better, rank, best_rank)
     found = best >= 0
     pick = s.reindex(best[found])
-    out = pd.DataFrame({
-        "kind": pd.array([None] * m, dtype="string"),
-        "name": pd.array([None] * m, dtype="string"),
-        "idstr": pd.array([None] * m, dtype="string"),
-        "span": pd.array([None] * m, dtype="Int64"),
-    })
+    out = pd.DataFrame(
+        {
+            "kind": pd.array([None] * m, dtype="string"),
+            "name": pd.array([None] * m, dtype="string"),
+            "idstr": pd.array([None] * m, dtype="string"),
+            "span": pd.array([None] * m, dtype="Int64"),
+        }
+    )
     if found.any():
         out.loc[found, "kind"] = pick["kind"].to_numpy()
         out.loc[found, "name"] = pick["name"].to_numpy()
@@ -974,8 +1087,9 @@ def _layers(group: pd.DataFrame) -> list[pd.DataFrame]:
     return [g[assign == j] for j in range(len(layer_end))]
 
 
-def select(frame: pd.DataFrame, kinds: Sequence[str] | None = None,
-           thread: str | None = None) -> pd.DataFrame:
+def select(
+    frame: pd.DataFrame, kinds: Sequence[str] | None = None, thread: str | None = None
+) -> pd.DataFrame:
     """Rows of ``spans``/``instants`` of the given kinds and thread (a TID, name or role)."""
     out = frame
     if kinds:

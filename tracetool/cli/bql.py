@@ -8,15 +8,21 @@ import typer
 
 from tracetool.cli.common import Inputs, OutputFormat, command, show
 
-BqlAddrOpt = Annotated[str | None, typer.Option(
-    "--bql-addr", help="Address of the BQL mutex (e.g. 0x55fafcce4540) instead of finding it "
-    "from its releases in */cpus.c.")]
+BqlAddrOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--bql-addr",
+        help="Address of the BQL mutex (e.g. 0x55fafcce4540) instead of finding it "
+        "from its releases in */cpus.c.",
+    ),
+]
 TopOpt = Annotated[int, typer.Option("--top", min=1, help="How many of the longest holds to list.")]
 
 
 @command()
-def bql(inputs: Inputs, *, bql_addr: BqlAddrOpt = None, top: TopOpt = 10,
-        format: OutputFormat, strict: bool) -> None:
+def bql(
+    inputs: Inputs, *, bql_addr: BqlAddrOpt = None, top: TopOpt = 10, format: OutputFormat, strict: bool
+) -> None:
     """BQL holds and waits per thread, the longest holds with what the holder was loading,
     and hold time per incoming phase. Needs qemu_mutex_lock/locked/unlock in the trace."""
     from reports.bql import render_bql_text

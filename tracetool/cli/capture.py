@@ -33,27 +33,60 @@ def _scenario_names() -> str:
     return ", ".join(scenarios())
 
 
-QemuOpt = Annotated[list[str] | None, typer.Option(
-    "--qemu", metavar="PATH", help="QEMU binary (a path or a name on PATH); repeat to compare "
-    "builds, which then run alternately. Default: qemu-system-x86_64.", show_default=False)]
-ScenarioOpt = Annotated[str, typer.Option(
-    "--scenario", metavar="NAME", help=f"What to migrate and how: {_scenario_names()} "
-    "(tracetool/_capture/scenarios.toml describes each).")]
+QemuOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--qemu",
+        metavar="PATH",
+        help="QEMU binary (a path or a name on PATH); repeat to compare "
+        "builds, which then run alternately. Default: qemu-system-x86_64.",
+        show_default=False,
+    ),
+]
+ScenarioOpt = Annotated[
+    str,
+    typer.Option(
+        "--scenario",
+        metavar="NAME",
+        help=f"What to migrate and how: {_scenario_names()} "
+        "(tracetool/_capture/scenarios.toml describes each).",
+    ),
+]
 RunsOpt = Annotated[int, typer.Option("--runs", min=1, help="Runs per build.")]
-OutOpt = Annotated[Path, typer.Option(
-    "--out", help="Capture folder: DIR/<label>/run-K/ per run, DIR/capture.json.",
-    show_default=False)]
+OutOpt = Annotated[
+    Path,
+    typer.Option(
+        "--out", help="Capture folder: DIR/<label>/run-K/ per run, DIR/capture.json.", show_default=False
+    ),
+]
 AccelOpt = Annotated[Accel, typer.Option("--accel", help="QEMU accelerator (COLO needs kvm).")]
-PerThreadOpt = Annotated[bool, typer.Option(
-    "--per-thread", help="One trace file per thread (-d tid): run-K/per-thread/dst.<TID>.trace.")]
-LabelOpt = Annotated[list[str] | None, typer.Option(
-    "--label", metavar="NAME", help="Folder name of each --qemu, in the same order (default: "
-    "from 'qemu --version', e.g. qemu-7.2.22).", show_default=False)]
+PerThreadOpt = Annotated[
+    bool,
+    typer.Option(
+        "--per-thread", help="One trace file per thread (-d tid): run-K/per-thread/dst.<TID>.trace."
+    ),
+]
+LabelOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--label",
+        metavar="NAME",
+        help="Folder name of each --qemu, in the same order (default: "
+        "from 'qemu --version', e.g. qemu-7.2.22).",
+        show_default=False,
+    ),
+]
 MemOpt = Annotated[int, typer.Option("--mem", min=32, metavar="MB", help="Guest RAM in MiB.")]
-TimeoutOpt = Annotated[float, typer.Option(
-    "--timeout", min=1.0, metavar="S", help="A run gives up (and kills both QEMUs) after S seconds.")]
-WarmupOpt = Annotated[float, typer.Option(
-    "--warmup", min=0.0, metavar="S", help="Seconds the guest runs its loop before migrating.")]
+TimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--timeout", min=1.0, metavar="S", help="A run gives up (and kills both QEMUs) after S seconds."
+    ),
+]
+WarmupOpt = Annotated[
+    float,
+    typer.Option("--warmup", min=0.0, metavar="S", help="Seconds the guest runs its loop before migrating."),
+]
 
 
 class PlainProgress:
@@ -66,8 +99,9 @@ class PlainProgress:
     def __enter__(self) -> PlainProgress:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         return None
 
     def _line(self, text: str) -> None:
@@ -99,9 +133,14 @@ class BarProgress:
         )
 
         self.bar: Progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TextColumn("{task.fields[step]}"),
-            console=Console(file=stream), transient=True)
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[step]}"),
+            console=Console(file=stream),
+            transient=True,
+        )
         self.task = self.bar.add_task("capture", total=None, step="")
         self.name = ""
 
@@ -109,14 +148,16 @@ class BarProgress:
         self.bar.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.bar.stop()
 
     def run_started(self, position: int, total: int, build: Build, index: int) -> None:
         self.name = f"{build.label} run-{index}"
-        self.bar.update(self.task, total=total, completed=position - 1, description=self.name,
-                        step="starting")
+        self.bar.update(
+            self.task, total=total, completed=position - 1, description=self.name, step="starting"
+        )
 
     def log(self, message: str) -> None:
         self.bar.update(self.task, step=message[:60])
@@ -138,17 +179,20 @@ def _report(summary: CaptureSummary) -> None:
     runs = len(summary.results)
     where = summary.plan.out / "capture.json"
     if summary.status == "stopped":
-        sys.stderr.write(f"migtrace: capture stopped: {(summary.stop_reason or '').splitlines()[0]}"
-                         f" (see {where})\n")
+        sys.stderr.write(
+            f"migtrace: capture stopped: {(summary.stop_reason or '').splitlines()[0]} (see {where})\n"
+        )
     elif failed:
         sys.stderr.write(f"migtrace: {len(failed)} of {runs} runs failed (see {where})\n")
     else:
         sys.stderr.write(f"capture: {runs} runs ok, written to {summary.plan.out}\n")
 
 
-@app.command(epilog="Exit codes: 0 every run reached the state its scenario expects, 1 some run "
-             "did not (the others still ran), 2 usage or environment (QEMU missing, no KVM), "
-             "130 interrupted (both QEMUs are stopped first).")
+@app.command(
+    epilog="Exit codes: 0 every run reached the state its scenario expects, 1 some run "
+    "did not (the others still ran), 2 usage or environment (QEMU missing, no KVM), "
+    "130 interrupted (both QEMUs are stopped first)."
+)
 def capture(
     out: OutOpt,
     qemu: QemuOpt = None,
@@ -184,19 +228,19 @@ def capture(
         builds = resolve_builds(list(qemu or [DEFAULT_QEMU]), list(label or []))
     except CaptureError as e:
         fail(str(e).splitlines()[0], e.code)
-    plan = CapturePlan(out.resolve(), builds, chosen, runs, accel.value, mem, timeout,
-                       per_thread, warmup)
+    plan = CapturePlan(out.resolve(), builds, chosen, runs, accel.value, mem, timeout, per_thread, warmup)
     interactive = sys.stderr.isatty() and not os.environ.get("CI")
     listener = BarProgress(sys.stderr) if interactive else PlainProgress(sys.stderr)
     try:
         with listener:
             summary = capture(plan, listener)
     except (KeyboardInterrupt, Interrupted) as e:
-        sys.stderr.write("migtrace: interrupted; the QEMUs of the current run were stopped "
-                         f"(see {plan.out / 'capture.json'})\n")
+        sys.stderr.write(
+            "migtrace: interrupted; the QEMUs of the current run were stopped "
+            f"(see {plan.out / 'capture.json'})\n"
+        )
         raise SystemExit(e.exit_code if isinstance(e, Interrupted) else EXIT_INTERRUPTED) from None
     _report(summary)
     code = summary.exit_code()
     if code:
         raise SystemExit(code)
-

@@ -9,21 +9,42 @@ import typer
 from tracetool.cli.common import EXIT_FAIL, Inputs, OutputFormat, command, emit_json
 from tracetool.errors import UsageError
 
-RulesOpt = Annotated[list[str] | None, typer.Option(
-    "--rules", metavar="FILE", help="Rules file (TOML, [[rule]] tables). Repeatable.",
-    show_default=False)]
-RuleOpt = Annotated[list[str] | None, typer.Option(
-    "--rule", metavar="EXPR", help="One rule expression, e.g. 'bql.hold.max{thread=\"mig/dst/main\"} < 5ms'. "
-    "Repeatable; works without --rules.", show_default=False)]
-JunitOpt = Annotated[str | None, typer.Option(
-    "--junit", metavar="OUT.xml",
-    help="Also write the results as JUnit XML to this file (one testcase per rule).",
-    show_default=False)]
+RulesOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--rules", metavar="FILE", help="Rules file (TOML, [[rule]] tables). Repeatable.", show_default=False
+    ),
+]
+RuleOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--rule",
+        metavar="EXPR",
+        help="One rule expression, e.g. 'bql.hold.max{thread=\"mig/dst/main\"} < 5ms'. "
+        "Repeatable; works without --rules.",
+        show_default=False,
+    ),
+]
+JunitOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--junit",
+        metavar="OUT.xml",
+        help="Also write the results as JUnit XML to this file (one testcase per rule).",
+        show_default=False,
+    ),
+]
 
 
 @command(query_migrate=True, strict=False)
-def check(inputs: Inputs, *, rules: RulesOpt = None, rule: RuleOpt = None, junit: JunitOpt = None,
-          format: OutputFormat) -> None:
+def check(
+    inputs: Inputs,
+    *,
+    rules: RulesOpt = None,
+    rule: RuleOpt = None,
+    junit: JunitOpt = None,
+    format: OutputFormat,
+) -> None:
     """Check a trace against rules: PASS/FAIL/SKIP per rule with the observed value.
 
     Exit code 0 when every rule passes (optional rules that cannot be measured are skipped),

@@ -25,8 +25,7 @@ from tracetool.errors import InputError, TraceEventsError, UsageError
 
 app = typer.Typer(
     name="migtrace",
-    help="Analyse QEMU live-migration trace-events: BQL holds, postcopy preempt waits, "
-    "incoming phases.",
+    help="Analyse QEMU live-migration trace-events: BQL holds, postcopy preempt waits, incoming phases.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -43,26 +42,56 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
-Paths = Annotated[list[str], typer.Argument(
-    help="Trace files, globs or directories ('-' for stdin). Per-thread files written with "
-    "'-d tid -D trace.%d' are grouped into one process.", show_default=False)]
-ThreadsOpt = Annotated[list[str] | None, typer.Option(
-    "--threads", help="Thread-name sidecar JSON (tid -> name); repeat for several processes.")]
-EventsOpt = Annotated[list[str] | None, typer.Option(
-    "--events", help="QEMU trace-events or trace-events-all file; overrides the built-in "
-    "event catalog. Repeatable.")]
-InputFormatOpt = Annotated[str | None, typer.Option(
-    "--input-format", help="Force the input format instead of detecting it (see 'migtrace formats').")]
-BorrowOpt = Annotated[list[str] | None, typer.Option(
-    "--borrow-from", help="Log-backend file(s) of the same run: borrow thread ids and the wall "
-    "clock for a simple-backend trace by matching the event sequence.")]
-QueryMigrateOpt = Annotated[str | None, typer.Option(
-    "--query-migrate", help="QEMU's query-migrate result as JSON ({\"src\": ..., \"dst\": ...}, "
-    "{\"source\": ..., \"destination\": ...}, or one plain return object) to compare with.")]
+Paths = Annotated[
+    list[str],
+    typer.Argument(
+        help="Trace files, globs or directories ('-' for stdin). Per-thread files written with "
+        "'-d tid -D trace.%d' are grouped into one process.",
+        show_default=False,
+    ),
+]
+ThreadsOpt = Annotated[
+    list[str] | None,
+    typer.Option("--threads", help="Thread-name sidecar JSON (tid -> name); repeat for several processes."),
+]
+EventsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--events",
+        help="QEMU trace-events or trace-events-all file; overrides the built-in event catalog. Repeatable.",
+    ),
+]
+InputFormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--input-format", help="Force the input format instead of detecting it (see 'migtrace formats')."
+    ),
+]
+BorrowOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--borrow-from",
+        help="Log-backend file(s) of the same run: borrow thread ids and the wall "
+        "clock for a simple-backend trace by matching the event sequence.",
+    ),
+]
+QueryMigrateOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--query-migrate",
+        help='QEMU\'s query-migrate result as JSON ({"src": ..., "dst": ...}, '
+        '{"source": ..., "destination": ...}, or one plain return object) to compare with.',
+    ),
+]
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
-StrictOpt = Annotated[bool, typer.Option(
-    "--strict", help="Exit with code 1 when the input was inconsistent (each inconsistency is "
-    "listed with its file and line).")]
+StrictOpt = Annotated[
+    bool,
+    typer.Option(
+        "--strict",
+        help="Exit with code 1 when the input was inconsistent (each inconsistency is "
+        "listed with its file and line).",
+    ),
+]
 
 _INPUT_PARAMS: tuple[tuple[str, Any, Any], ...] = (
     ("threads", ThreadsOpt, None),
@@ -90,9 +119,14 @@ class Inputs:
         from tracetool._model.load import load
 
         def go(progress: ReadProgress | None) -> Any:
-            return load(list(self.paths), threads=list(self.threads or ()),
-                        events=list(self.events or ()), input_format=self.input_format,
-                        progress=progress, borrow_from=list(self.borrow_from or ()))
+            return load(
+                list(self.paths),
+                threads=list(self.threads or ()),
+                events=list(self.events or ()),
+                input_format=self.input_format,
+                progress=progress,
+                borrow_from=list(self.borrow_from or ()),
+            )
 
         if wants_progress(self.paths):
             with ReadProgress() as bar:
@@ -108,9 +142,15 @@ class Inputs:
         return load_query_migrate(self.query_migrate)
 
 
-def command(name: str | None = None, *, paths: bool = True, query_migrate: bool = False,
-            output_format: bool = True, strict: bool = True,
-            cls: type[typer.core.TyperCommand] | None = None) -> Callable[[Callable[..., Any]], Any]:
+def command(
+    name: str | None = None,
+    *,
+    paths: bool = True,
+    query_migrate: bool = False,
+    output_format: bool = True,
+    strict: bool = True,
+    cls: type[typer.core.TyperCommand] | None = None,
+) -> Callable[[Callable[..., Any]], Any]:
     """Registers ``fn`` as a command with the shared options added to its own.
 
     ``fn``'s parameter ``inputs`` receives an :class:`Inputs`; with ``output_format``/``strict`` it
@@ -136,23 +176,33 @@ def command(name: str | None = None, *, paths: bool = True, query_migrate: bool 
         # The command may list shared parameters (format, strict) to receive them; they are
         # declared once, here.
         own_params = [p for p in own_params if p.name not in names]
-        positional = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=a,
-                                        default=d) for n, a, d in shared[:1] if paths]
-        options = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=a, default=d)
-                   for n, a, d in (shared[1:] if paths else shared)]
-        mine = [p.replace(annotation=hints.get(p.name, p.annotation),
-                          kind=inspect.Parameter.KEYWORD_ONLY) for p in own_params]
+        positional = [
+            inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=a, default=d)
+            for n, a, d in shared[:1]
+            if paths
+        ]
+        options = [
+            inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=a, default=d)
+            for n, a, d in (shared[1:] if paths else shared)
+        ]
+        mine = [
+            p.replace(annotation=hints.get(p.name, p.annotation), kind=inspect.Parameter.KEYWORD_ONLY)
+            for p in own_params
+        ]
         # Arguments of the command itself come right after PATHS, options after the shared ones.
         args = [p for p in mine if _is_argument(p)]
         opts = [p for p in mine if not _is_argument(p)]
-        params = [*[p.replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in args],
-                  *positional, *options, *opts]
+        params = [
+            *[p.replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in args],
+            *positional,
+            *options,
+            *opts,
+        ]
 
         def wrapper(**kwargs: Any) -> Any:
             if not paths:
                 return fn(**kwargs)
-            given = {k: kwargs.pop(k) for k in list(kwargs) if k in names
-                     and k not in ("format", "strict")}
+            given = {k: kwargs.pop(k) for k in list(kwargs) if k in names and k not in ("format", "strict")}
             return fn(inputs=Inputs(**given), **kwargs)
 
         wrapper.__name__ = fn.__name__
@@ -173,8 +223,13 @@ def _is_argument(p: inspect.Parameter) -> bool:
     return any(isinstance(m, typer.models.ArgumentInfo) for m in meta)
 
 
-def show(result: Any, fmt: OutputFormat, strict: bool,
-         render_text: Callable[[Any, Any], None], document: dict[str, Any] | None = None) -> None:
+def show(
+    result: Any,
+    fmt: OutputFormat,
+    strict: bool,
+    render_text: Callable[[Any, Any], None],
+    document: dict[str, Any] | None = None,
+) -> None:
     """Prints ``result`` as JSON (``document`` or ``result.to_json()``) or as text
     (``render_text(result, console)``), then fails with exit code 1 under ``--strict`` when the
     input was inconsistent (``result.issue_count``)."""
@@ -240,8 +295,7 @@ def run(entry: Callable[..., Any], args: Sequence[str] | None = None) -> None:
     except Exception as exc:  # a bug must still not print a traceback by default
         if os.environ.get("MIGTRACE_DEBUG"):
             raise
-        fail(f"internal error: {type(exc).__name__}: {exc} (set MIGTRACE_DEBUG=1 for details)",
-             EXIT_INTERNAL)
+        fail(f"internal error: {type(exc).__name__}: {exc} (set MIGTRACE_DEBUG=1 for details)", EXIT_INTERNAL)
 
 
 @app.callback()

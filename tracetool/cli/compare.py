@@ -36,13 +36,18 @@ class SplitAtDoubleDash(TyperCommand):
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if "--" in args:
             cut = args.index("--")
-            args = args[:cut] + self._after_paths(args[cut + 1:])
+            args = args[:cut] + self._after_paths(args[cut + 1 :])
         return list(super().parse_args(ctx, args))
 
     def _after_paths(self, rest: Sequence[str]) -> list[str]:
-        takes_value = {name for p in self.params if getattr(p, "param_type_name", "") == "option"
-                       and not getattr(p, "is_flag", False) and not getattr(p, "count", False)
-                       for name in (*p.opts, *p.secondary_opts)}
+        takes_value = {
+            name
+            for p in self.params
+            if getattr(p, "param_type_name", "") == "option"
+            and not getattr(p, "is_flag", False)
+            and not getattr(p, "count", False)
+            for name in (*p.opts, *p.secondary_opts)
+        }
         out: list[str] = []
         i = 0
         while i < len(rest):
@@ -58,15 +63,25 @@ class SplitAtDoubleDash(TyperCommand):
         return out
 
 
-BeforeArgs = Annotated[list[str] | None, typer.Argument(
-    help="BEFORE trace files, globs or directories; the AFTER ones follow '--'.", show_default=False,
-    metavar="BEFORE")]
-BeforeOpt = Annotated[list[str] | None, typer.Option(
-    "--before", help="A BEFORE trace path (repeatable; adds to the paths before '--').")]
-AfterOpt = Annotated[list[str] | None, typer.Option(
-    AFTER_OPTION, help="An AFTER trace path (repeatable; what follows '--' lands here).")]
-SideThreads = Annotated[list[str] | None, typer.Option(help="Thread-name sidecar JSON of that side "
-                                                       "(repeatable).")]
+BeforeArgs = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="BEFORE trace files, globs or directories; the AFTER ones follow '--'.",
+        show_default=False,
+        metavar="BEFORE",
+    ),
+]
+BeforeOpt = Annotated[
+    list[str] | None,
+    typer.Option("--before", help="A BEFORE trace path (repeatable; adds to the paths before '--')."),
+]
+AfterOpt = Annotated[
+    list[str] | None,
+    typer.Option(AFTER_OPTION, help="An AFTER trace path (repeatable; what follows '--' lands here)."),
+]
+SideThreads = Annotated[
+    list[str] | None, typer.Option(help="Thread-name sidecar JSON of that side (repeatable).")
+]
 SideQuery = Annotated[str | None, typer.Option(help="QEMU's query-migrate JSON of that side.")]
 SideLabel = Annotated[str | None, typer.Option(help="Name of that side in the output.")]
 
@@ -99,13 +114,16 @@ def compare(
     b_paths = [*(before_paths or []), *(before or [])]
     a_paths = list(after or [])
     if not b_paths or not a_paths:
-        raise UsageError("compare needs traces on both sides: BEFORE... -- AFTER... "
-                         "(or --before P --after P)")
+        raise UsageError(
+            "compare needs traces on both sides: BEFORE... -- AFTER... (or --before P --after P)"
+        )
     fmt = pick_format(format, output)
     check_output(output)
     sides = []
-    for paths, threads, query in ((b_paths, before_threads, before_query_migrate),
-                                  (a_paths, after_threads, after_query_migrate)):
+    for paths, threads, query in (
+        (b_paths, before_threads, before_query_migrate),
+        (a_paths, after_threads, after_query_migrate),
+    ):
         side = Inputs(paths, threads, events, input_format, query_migrate=query)
         q = side.query()
         sides.append(collect(side.load(), q, inputs=paths))

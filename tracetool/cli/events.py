@@ -9,11 +9,20 @@ import typer
 
 from tracetool.cli.common import app
 
-ForOpt = Annotated[str, typer.Option(
-    "--for", metavar="LIST", help="Analyses, comma-separated: bql, phases, preempt, or all.")]
-QemuOpt = Annotated[str | None, typer.Option(
-    "--qemu", metavar="GENERATION", help="QEMU generation: 7.2 (<= 10.0), 10.1, threadify. "
-    "Default: events of every generation, flags of each.", show_default=False)]
+ForOpt = Annotated[
+    str,
+    typer.Option("--for", metavar="LIST", help="Analyses, comma-separated: bql, phases, preempt, or all."),
+]
+QemuOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--qemu",
+        metavar="GENERATION",
+        help="QEMU generation: 7.2 (<= 10.0), 10.1, threadify. "
+        "Default: events of every generation, flags of each.",
+        show_default=False,
+    ),
+]
 
 
 @app.command()

@@ -18,16 +18,29 @@ class ExportFormat(StrEnum):
     csv = "csv"
 
 
-ToOpt = Annotated[ExportFormat, typer.Option(
-    "--to", help="perfetto: Trace Event Format JSON for ui.perfetto.dev and chrome://tracing; "
-    "parquet / csv: one file per table (events, spans, instants, threads, processes, and "
-    "bql_holds / bql_waits when the trace has mutex events).", show_default=False)]
-OutputOpt = Annotated[str, typer.Option(
-    "--output", "-o", help="perfetto: the JSON file. parquet/csv: a directory (existing, or "
-    "ending in '/') for DIR/events.parquet..., or a prefix: runs/a gives runs/a-events.parquet...",
-    show_default=False)]
-NoBqlOpt = Annotated[bool, typer.Option(
-    "--no-bql", help="Leave out the BQL analysis (holds/waits tracks and tables).")]
+ToOpt = Annotated[
+    ExportFormat,
+    typer.Option(
+        "--to",
+        help="perfetto: Trace Event Format JSON for ui.perfetto.dev and chrome://tracing; "
+        "parquet / csv: one file per table (events, spans, instants, threads, processes, and "
+        "bql_holds / bql_waits when the trace has mutex events).",
+        show_default=False,
+    ),
+]
+OutputOpt = Annotated[
+    str,
+    typer.Option(
+        "--output",
+        "-o",
+        help="perfetto: the JSON file. parquet/csv: a directory (existing, or "
+        "ending in '/') for DIR/events.parquet..., or a prefix: runs/a gives runs/a-events.parquet...",
+        show_default=False,
+    ),
+]
+NoBqlOpt = Annotated[
+    bool, typer.Option("--no-bql", help="Leave out the BQL analysis (holds/waits tracks and tables).")
+]
 
 
 @command(output_format=False, strict=False)

@@ -21,21 +21,33 @@ class PlotKind(StrEnum):
     page_latency = "page-latency"
 
 
-KindArg = Annotated[PlotKind, typer.Argument(
-    help="gantt: per-thread timeline (phases, sections, device loads, BQL holds, instants); "
-    "bql: BQL hold/wait CDFs per thread; phases: incoming phase waterfall and slowest device "
-    "loads; page-latency: postcopy page-request latency per channel.", show_default=False)]
-OutputOpt = Annotated[str, typer.Option(
-    "--output", "-o", help="Output file; .png, .svg or .pdf.", show_default=False)]
-FromOpt = Annotated[str | None, typer.Option(
-    "--from", help="gantt: window start. Time since the trace start in seconds (1.5) or with a "
-    "unit (1500ms, 40us, 800ns), or an absolute trace time in ns after '@' (@1795694364092905000, "
-    "as in the start_ns columns).")]
+KindArg = Annotated[
+    PlotKind,
+    typer.Argument(
+        help="gantt: per-thread timeline (phases, sections, device loads, BQL holds, instants); "
+        "bql: BQL hold/wait CDFs per thread; phases: incoming phase waterfall and slowest device "
+        "loads; page-latency: postcopy page-request latency per channel.",
+        show_default=False,
+    ),
+]
+OutputOpt = Annotated[
+    str, typer.Option("--output", "-o", help="Output file; .png, .svg or .pdf.", show_default=False)
+]
+FromOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--from",
+        help="gantt: window start. Time since the trace start in seconds (1.5) or with a "
+        "unit (1500ms, 40us, 800ns), or an absolute trace time in ns after '@' (@1795694364092905000, "
+        "as in the start_ns columns).",
+    ),
+]
 ToOpt = Annotated[str | None, typer.Option("--to", help="gantt: window end, as --from.")]
 TopOpt = Annotated[int, typer.Option("--top", min=1, help="phases: how many device loads to show.")]
 
-_TIME = re.compile(r"^\s*(?P<value>[0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?)\s*(?P<unit>s|ms|us|µs|ns)?\s*$",
-                   re.IGNORECASE)
+_TIME = re.compile(
+    r"^\s*(?P<value>[0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?)\s*(?P<unit>s|ms|us|µs|ns)?\s*$", re.IGNORECASE
+)
 _SCALE = {"s": 1e9, "ms": 1e6, "us": 1e3, "µs": 1e3, "ns": 1.0}
 
 
@@ -55,8 +67,15 @@ def parse_time(text: str, trace_start_ns: int) -> int:
 
 
 @command(output_format=False, strict=False)
-def plot(kind: KindArg, inputs: Inputs, *, output: OutputOpt, start: FromOpt = None,
-         end: ToOpt = None, top: TopOpt = 15) -> None:
+def plot(
+    kind: KindArg,
+    inputs: Inputs,
+    *,
+    output: OutputOpt,
+    start: FromOpt = None,
+    end: ToOpt = None,
+    top: TopOpt = 15,
+) -> None:
     """Draws a figure of the trace into a PNG, SVG or PDF file (written atomically). A trace
     without the events a figure needs gives one line naming the events to enable (exit 2)."""
     from reports import plots
@@ -69,8 +88,11 @@ def plot(kind: KindArg, inputs: Inputs, *, output: OutputOpt, start: FromOpt = N
     fig: Any
     if kind is PlotKind.gantt:
         t0 = plots.trace_start_ns(trace)
-        fig = plots.gantt(trace, start_ns=parse_time(start, t0) if start else None,
-                          end_ns=parse_time(end, t0) if end else None)
+        fig = plots.gantt(
+            trace,
+            start_ns=parse_time(start, t0) if start else None,
+            end_ns=parse_time(end, t0) if end else None,
+        )
     elif kind is PlotKind.bql:
         from tracetool._analyses.bql.bql import analyze_bql
 

@@ -26,14 +26,28 @@ class ReportFormat(StrEnum):
     json = "json"
 
 
-SUFFIXES = {".html": ReportFormat.html, ".htm": ReportFormat.html, ".md": ReportFormat.md,
-            ".markdown": ReportFormat.md, ".json": ReportFormat.json, ".txt": ReportFormat.text}
+SUFFIXES = {
+    ".html": ReportFormat.html,
+    ".htm": ReportFormat.html,
+    ".md": ReportFormat.md,
+    ".markdown": ReportFormat.md,
+    ".json": ReportFormat.json,
+    ".txt": ReportFormat.text,
+}
 
-OutputOpt = Annotated[str | None, typer.Option(
-    "--output", "-o", help="Write the report to this file (format from its suffix: .html, .md, "
-    ".json, .txt) instead of standard output. Written atomically.")]
-ReportFormatOpt = Annotated[ReportFormat | None, typer.Option(
-    "--format", "-f", help="Output format; default: from the --output suffix, else text.")]
+OutputOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--output",
+        "-o",
+        help="Write the report to this file (format from its suffix: .html, .md, "
+        ".json, .txt) instead of standard output. Written atomically.",
+    ),
+]
+ReportFormatOpt = Annotated[
+    ReportFormat | None,
+    typer.Option("--format", "-f", help="Output format; default: from the --output suffix, else text."),
+]
 
 
 def pick_format(fmt: ReportFormat | None, output: str | None) -> ReportFormat:
@@ -44,8 +58,10 @@ def pick_format(fmt: ReportFormat | None, output: str | None) -> ReportFormat:
         return ReportFormat.text
     suffix = os.path.splitext(output)[1].lower()
     if suffix not in SUFFIXES:
-        raise UsageError(f"{output}: cannot tell the format from the suffix {suffix or '(none)'!r}; "
-                         "use .html, .md, .json or .txt, or give --format")
+        raise UsageError(
+            f"{output}: cannot tell the format from the suffix {suffix or '(none)'!r}; "
+            "use .html, .md, .json or .txt, or give --format"
+        )
     return SUFFIXES[suffix]
 
 
@@ -86,8 +102,7 @@ def plain_text(print_to: Callable[..., None]) -> str:
 
 
 @command(query_migrate=True, output_format=False)
-def report(inputs: Inputs, *, output: OutputOpt = None, format: ReportFormatOpt = None,
-           strict: bool) -> None:
+def report(inputs: Inputs, *, output: OutputOpt = None, format: ReportFormatOpt = None, strict: bool) -> None:
     """All analyses of one trace in one report: summary, incoming phases, downtime, BQL and
     postcopy preempt. Sections the trace has no events for say which events to enable."""
     from tracetool._analyses.reportdata import collect

@@ -8,17 +8,32 @@ import typer
 
 from tracetool.cli.common import Inputs, OutputFormat, command, show
 
-KindOpt = Annotated[list[str] | None, typer.Option(
-    "--kind", "-k", help="Only these kinds (phase, section, device, command, postcopy, wait, "
-    "thread, page-request, qmp; instants: checkpoint, state, runstate...). Repeatable.")]
-ThreadOpt = Annotated[str | None, typer.Option(
-    "--thread", "-t", help="Only this thread: a TID, a thread name, or a role (load, main...).")]
+KindOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--kind",
+        "-k",
+        help="Only these kinds (phase, section, device, command, postcopy, wait, "
+        "thread, page-request, qmp; instants: checkpoint, state, runstate...). Repeatable.",
+    ),
+]
+ThreadOpt = Annotated[
+    str | None,
+    typer.Option("--thread", "-t", help="Only this thread: a TID, a thread name, or a role (load, main...)."),
+]
 LimitOpt = Annotated[int, typer.Option("--limit", help="Rows shown per table in text output.")]
 
 
 @command()
-def timeline(inputs: Inputs, *, kind: KindOpt = None, thread: ThreadOpt = None,
-             limit: LimitOpt = 500, format: OutputFormat, strict: bool) -> None:
+def timeline(
+    inputs: Inputs,
+    *,
+    kind: KindOpt = None,
+    thread: ThreadOpt = None,
+    limit: LimitOpt = 500,
+    format: OutputFormat,
+    strict: bool,
+) -> None:
     """Spans (begin/end pairs: phases, sections, devices, waits...) and instants (checkpoints,
     state changes) of every thread, from the rules in tracetool/_timeline/spans.toml."""
     from reports.timeline import render_timeline_text

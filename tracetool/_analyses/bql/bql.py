@@ -49,8 +49,7 @@ from tracetool.errors import UsageError
 MUTEX_EVENTS = ("qemu_mutex_lock", "qemu_mutex_locked", "qemu_mutex_unlock")
 LOCK, LOCKED, UNLOCK = 0, 1, 2
 _START, _END = -1, -2  # neighbour markers: no earlier / later BQL event in the group
-NOT_IN_TRACE = ("not in this trace: enable qemu_mutex_lock, qemu_mutex_locked, "
-                "qemu_mutex_unlock")
+NOT_IN_TRACE = "not in this trace: enable qemu_mutex_lock, qemu_mutex_locked, qemu_mutex_unlock"
 ATTRIBUTION_THREAD = "thread"
 ATTRIBUTION_CALL_SITE = "call-site"
 TOP_HOLDS = 10
@@ -176,10 +175,11 @@ class BqlProcess:
 
     def longest_holds(self, n: int = 10) -> pd.DataFrame:
         """The ``n`` longest complete holds with a duration, longest first."""
-        done = self.holds[self.holds["complete"].to_numpy(dtype=bool)
-                          & self.holds["duration_us"].notna().to_numpy(dtype=bool)]
-        return done.sort_values(["duration_us", "start_ns"], ascending=[False, True],
-                                kind="stable").head(n)
+        done = self.holds[
+            self.holds["complete"].to_numpy(dtype=bool)
+            & self.holds["duration_us"].notna().to_numpy(dtype=bool)
+        ]
+        return done.sort_values(["duration_us", "start_ns"], ascending=[False, True], kind="stable").head(n)
 
 
 @dataclass
@@ -233,8 +233,14 @@ class MutexEvents:
     unreadable: np.ndarray  # rows whose arguments could not be decoded
 
     def take(self, which: np.ndarray) -> MutexEvents:
-        return MutexEvents(self.row[which], self.kind[which], self.mutex[which], self.site[which],
-                           self.site_line[which], self.unreadable)
+        return MutexEvents(
+            self.row[which],
+            self.kind[which],
+            self.mutex[which],
+            self.site[which],
+            self.site_line[which],
+            self.unreadable,
+        )
 
     @staticmethod
     def merge(parts: Sequence[MutexEvents]) -> MutexEvents:
@@ -243,8 +249,9 @@ class MutexEvents:
             return parts[0]
         row = np.concatenate([p.row for p in parts])
         unreadable = np.unique(np.concatenate([p.unreadable for p in parts]))
-        columns = [np.concatenate([getattr(p, c) for p in parts])
-                   for c in ("kind", "mutex", "site", "site_line")]
+        columns = [
+            np.concatenate([getattr(p, c) for p in parts]) for c in ("kind", "mutex", "site", "site_line")
+        ]
         if len(row) > 1 and not bool((row[1:] >= row[:-1]).all()):
             order = np.argsort(row, kind="stable")  # merges the sorted runs
             row, columns = row[order], [c[order] for c in columns]
@@ -252,9 +259,12 @@ class MutexEvents:
         return MutexEvents(row, kind, mutex, site, site_line, unreadable)
 
 
-def read_mutex_events(trace: Trace, events: Sequence[str] = MUTEX_EVENTS,
-                      keep: np.ndarray | None = None,
-                      sites: dict[str, int] | None = None) -> MutexEvents:
+def read_mutex_events(
+    trace: Trace,
+    events: Sequence[str] = MUTEX_EVENTS,
+    keep: np.ndarray | None = None,
+    sites: dict[str, int] | None = None,
+) -> MutexEvents:
     """Typed mutex address and call site of mutex events; only their distinct texts are decoded.
 
     ``keep``: mutex addresses to keep (None: all). ``sites``: the call-site table to code sites
@@ -266,8 +276,9 @@ def read_mutex_events(trace: Trace, events: Sequence[str] = MUTEX_EVENTS,
     return MutexEvents.merge(parts)
 
 
-def _read_parts(trace: Trace, events: Sequence[str], keep: np.ndarray | None,
-                sites: dict[str, int]) -> list[MutexEvents]:
+def _read_parts(
+    trace: Trace, events: Sequence[str], keep: np.ndarray | None, sites: dict[str, int]
+) -> list[MutexEvents]:
     """The events in time-ordered parts (one per event name).
 
     Arguments are decoded once per distinct text; rows only gather integers from those.
@@ -285,21 +296,33 @@ def _read_parts(trace: Trace, events: Sequence[str], keep: np.ndarray | None,
         u_mutex = f["mutex"].to_numpy(dtype=np.uint64, na_value=0)
         u_ok = u_readable if keep is None else u_readable & np.isin(u_mutex, keep)
         u_codes, uniques = pd.factorize(f["file"], use_na_sentinel=True)
-        remap = np.array([sites.setdefault(str(u), len(sites)) for u in uniques] + [-1],
-                         dtype=np.int32)
+        remap = np.array([sites.setdefault(str(u), len(sites)) for u in uniques] + [-1], dtype=np.int32)
         u_site = remap[u_codes]
         u_line = f["line"].to_numpy(dtype=np.int64, na_value=-1).astype(np.int32)
         ok = u_ok[text]
         kept = text[ok]
-        parts.append(MutexEvents(
-            rows[ok], np.full(len(kept), k, dtype=np.int8), u_mutex[kept], u_site[kept],
-            u_line[kept], rows[~u_readable[text]]))
+        parts.append(
+            MutexEvents(
+                rows[ok],
+                np.full(len(kept), k, dtype=np.int8),
+                u_mutex[kept],
+                u_site[kept],
+                u_line[kept],
+                rows[~u_readable[text]],
+            )
+        )
     return parts
 
 
 def _unreadable(rows: np.ndarray) -> MutexEvents:
-    return MutexEvents(np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.uint64),
-                       np.zeros(0, np.int32), np.zeros(0, np.int32), rows)
+    return MutexEvents(
+        np.zeros(0, np.int64),
+        np.zeros(0, np.int8),
+        np.zeros(0, np.uint64),
+        np.zeros(0, np.int32),
+        np.zeros(0, np.int32),
+        rows,
+    )
 
 
 # ---------------------------------------------------------------------------------- identify
@@ -334,8 +357,7 @@ def parse_address(value: str | int) -> int:
     try:
         return int(text, 16) if text.startswith("0x") or re.search("[a-f]", text) else int(text)
     except ValueError:
-        raise UsageError(f"--bql-addr {value!r}: not a mutex address (e.g. 0x55fafcce4540)") \
-            from None
+        raise UsageError(f"--bql-addr {value!r}: not a mutex address (e.g. 0x55fafcce4540)") from None
 
 
 def _site_key(site: np.ndarray, line: np.ndarray) -> np.ndarray:
@@ -343,8 +365,7 @@ def _site_key(site: np.ndarray, line: np.ndarray) -> np.ndarray:
     return site.astype(np.int64) << 32 | (line.astype(np.int64) & 0xFFFFFFFF)
 
 
-def identify_bql(unlocks: MutexEvents, sites: SiteTable, in_process: np.ndarray
-                 ) -> tuple[int, str] | None:
+def identify_bql(unlocks: MutexEvents, sites: SiteTable, in_process: np.ndarray) -> tuple[int, str] | None:
     """The mutex with the most releases from the BQL unlock function, and why; None if none."""
     sel = in_process & sites.unlock_fn[unlocks.site]
     if not sel.any():
@@ -361,8 +382,7 @@ def identify_bql(unlocks: MutexEvents, sites: SiteTable, in_process: np.ndarray
     site = sites.text(int(kv[top] >> 32), int(kv[top] & 0xFFFFFFFF))
     text = f"unlocks from {site} ({int(np.bincount(kc)[top])} of {total} releases)"
     if len(order) > 1:
-        text += (f"; next candidate {int(addrs[order[1]]):#x} with "
-                 f"{int(counts[order[1]])} such releases")
+        text += f"; next candidate {int(addrs[order[1]]):#x} with {int(counts[order[1]])} such releases"
     return best, text
 
 
@@ -392,18 +412,23 @@ def _neighbour(a: np.ndarray, same: np.ndarray, fill: int, step: int) -> np.ndar
     return out
 
 
-def _holds(complete: np.ndarray, complete_end: np.ndarray, missing: np.ndarray,
-           at_end: np.ndarray, at_start: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _holds(
+    complete: np.ndarray,
+    complete_end: np.ndarray,
+    missing: np.ndarray,
+    at_end: np.ndarray,
+    at_start: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Hold start/end indices and status codes, in HOLD_STATUS order."""
     start = np.concatenate([complete, np.full(len(at_start), -1), at_end, missing])
     end = np.concatenate([complete_end, at_start, np.full(len(at_end) + len(missing), -1)])
-    status = np.repeat(np.arange(4, dtype=np.int8),
-                       [len(complete), len(at_start), len(at_end), len(missing)])
+    status = np.repeat(np.arange(4, dtype=np.int8), [len(complete), len(at_start), len(at_end), len(missing)])
     return start.astype(np.int64), end.astype(np.int64), status
 
 
-def pair_per_thread(kind: np.ndarray, site: np.ndarray, group: np.ndarray, order: np.ndarray,
-                    unlock_fn: np.ndarray) -> Pairs:
+def pair_per_thread(
+    kind: np.ndarray, site: np.ndarray, group: np.ndarray, order: np.ndarray, unlock_fn: np.ndarray
+) -> Pairs:
     """Pairs the BQL events of each thread; arrays sorted by (thread, time), ``order`` is each
     event's position in time across threads."""
     n = len(kind)
@@ -429,8 +454,7 @@ def pair_per_thread(kind: np.ndarray, site: np.ndarray, group: np.ndarray, order
     before = np.searchsorted(taken_at, order[at_start], side="left")
     lost_start, at_start = at_start[before > 0], at_start[before == 0]
     lost_start_by = taken[before[before > 0] - 1]
-    start, end, status = _holds(complete, complete + 1, np.r_[missing, lost_end], at_end,
-                                at_start)
+    start, end, status = _holds(complete, complete + 1, np.r_[missing, lost_end], at_end, at_start)
     waits = idx[lock & (nk == LOCKED)]
     no_hold = idx[unlock & ((pk == UNLOCK) | (pk == LOCK))]
     no_locked = idx[lock & ((nk == LOCK) | (nk == UNLOCK))]
@@ -448,8 +472,11 @@ def pair_per_thread(kind: np.ndarray, site: np.ndarray, group: np.ndarray, order
         (stray, stray - 1, "locked-without-lock"),
         (foreign, foreign, "release-outside-unlock"),
     ]
-    edges = [(at_end, "held-at-end"), (at_start, "held-at-start"),
-             (idx[lock & (nk == _END)], "waiting-at-end")]
+    edges = [
+        (at_end, "held-at-end"),
+        (at_start, "held-at-start"),
+        (idx[lock & (nk == _END)], "waiting-at-end"),
+    ]
     return Pairs(start, end, status, waits, waits + 1, issues, edges)
 
 
@@ -467,8 +494,7 @@ def pair_by_call_site(kind: np.ndarray, site: np.ndarray) -> Pairs:
     double = (hk == UNLOCK) & (pk == UNLOCK)
     at_end = hv[(hk == LOCKED) & (nk == _END)]
     at_start = hv[(hk == UNLOCK) & (pk == _START)]
-    start, end, status = _holds(hv[is_complete], nxt[is_complete], hv[is_missing], at_end,
-                                at_start)
+    start, end, status = _holds(hv[is_complete], nxt[is_complete], hv[is_missing], at_end, at_start)
     # Waits: a lock and the next lock/locked at the same call site, when that is a locked.
     wv = idx[kind != UNLOCK]
     wv = wv[np.lexsort((wv, site[wv]))]
@@ -481,33 +507,39 @@ def pair_by_call_site(kind: np.ndarray, site: np.ndarray) -> Pairs:
         (hv[double], prv[double], "unlock-without-hold"),
     ]
     edges = [(at_end, "held-at-end"), (at_start, "held-at-start")]
-    return Pairs(start, end, status, ws_start[o], ws_end[o], issues, edges,
-                 unpaired_locks=int((kind == LOCK).sum()) - len(ws_start))
+    return Pairs(
+        start,
+        end,
+        status,
+        ws_start[o],
+        ws_end[o],
+        issues,
+        edges,
+        unpaired_locks=int((kind == LOCK).sum()) - len(ws_start),
+    )
 
 
 _MESSAGES = {
     "missing-unlock": "missing unlock: the BQL taken here at {site} is taken again, or waited "
-                      "for, on line {other} before any release",
-    "unlock-without-hold": "unlock without a hold: this thread has not taken the BQL since line "
-                           "{other}",
+    "for, on line {other} before any release",
+    "unlock-without-hold": "unlock without a hold: this thread has not taken the BQL since line {other}",
     "lock-without-locked": "lock without locked: waiting at {site}, but the next BQL event of "
-                           "the thread (line {other}) is not the acquisition",
+    "the thread (line {other}) is not the acquisition",
     "site-mismatch": "waiting at {site}, but the acquisition on line {other} names another site",
     "locked-without-lock": "locked without lock at {site}, and not a condition-variable wake "
-                           "(the release on line {other} names another site)",
+    "(the release on line {other} names another site)",
     "release-outside-unlock": "BQL released at {site}, which is neither the BQL unlock function "
-                              "nor a condition-variable wait (not re-taken at that site)",
+    "nor a condition-variable wait (not re-taken at that site)",
     "out-of-order": "out of time order: earlier in time than line {other}, which the same "
-                    "thread wrote before it",
-    "two-holders": "two threads hold the BQL at once: this hold starts inside the hold taken "
-                   "on line {other}",
+    "thread wrote before it",
+    "two-holders": "two threads hold the BQL at once: this hold starts inside the hold taken on line {other}",
     "not-bql-site": "mutex {mutex} used at {site}, which never takes the BQL: the address "
-                    "belongs to another lock; left out of the BQL figures",
+    "belongs to another lock; left out of the BQL figures",
     "unreadable": "mutex event whose arguments could not be read; left out",
     "no-thread-id": "BQL event without a thread id in a trace with thread ids; left out",
     "held-at-end": "hold still open when the trace ends (taken here at {site})",
     "held-at-start": "hold taken before the trace starts (the thread's first BQL event is this "
-                     "release at {site})",
+    "release at {site})",
     "waiting-at-end": "still waiting for the BQL when the trace ends (at {site})",
 }
 
@@ -524,8 +556,9 @@ class _BqlEvents:
     thread: np.ndarray  # index into trace.threads
 
     def take(self, order: np.ndarray) -> _BqlEvents:
-        return _BqlEvents(self.row[order], self.kind[order], self.site[order],
-                          self.site_line[order], self.thread[order])
+        return _BqlEvents(
+            self.row[order], self.kind[order], self.site[order], self.site_line[order], self.thread[order]
+        )
 
 
 class _Where:
@@ -537,15 +570,20 @@ class _Where:
         self.sites = sites
 
     def issue(self, row: int, kind: str, **args: Any) -> Inconsistency:
-        return Inconsistency(self.paths[int(self.trace.source[row])], int(self.trace.line[row]),
-                             kind, _MESSAGES[kind].format(**args))
+        return Inconsistency(
+            self.paths[int(self.trace.source[row])],
+            int(self.trace.line[row]),
+            kind,
+            _MESSAGES[kind].format(**args),
+        )
 
     def site(self, ev: _BqlEvents | MutexEvents, i: int) -> str:
         return self.sites.text(int(ev.site[i]), int(ev.site_line[i]))
 
 
-def analyze_bql(trace: Trace, bql_addr: str | int | None = None, *,
-                context: str = "auto", top: int = TOP_HOLDS) -> BqlReport:
+def analyze_bql(
+    trace: Trace, bql_addr: str | int | None = None, *, context: str = "auto", top: int = TOP_HOLDS
+) -> BqlReport:
     """BQL holds and waits per thread, for every process that has mutex events.
 
     ``bql_addr`` names the BQL mutex instead of finding it from ``*/cpus.c`` releases; it
@@ -557,12 +595,15 @@ def analyze_bql(trace: Trace, bql_addr: str | int | None = None, *,
     th = trace.threads
     labels = [str(c) for c in th["process"].cat.categories]
     procs = trace.processes
-    side_of = {str(lab): (str(side) if isinstance(side, str) else None)
-               for lab, side in zip(procs["label"].tolist(), procs["side"].tolist(), strict=True)}
+    side_of = {
+        str(lab): (str(side) if isinstance(side, str) else None)
+        for lab, side in zip(procs["label"].tolist(), procs["side"].tolist(), strict=True)
+    }
     present = [trace.code_of(name) is not None for name in MUTEX_EVENTS]
     if not any(present):
-        return BqlReport({lab: _empty(lab, side_of.get(lab), [NOT_IN_TRACE]) for lab in labels},
-                         note=NOT_IN_TRACE, top=top)
+        return BqlReport(
+            {lab: _empty(lab, side_of.get(lab), [NOT_IN_TRACE]) for lab in labels}, note=NOT_IN_TRACE, top=top
+        )
     wanted = parse_address(bql_addr) if bql_addr is not None else None
     ctx = _context(trace, context)  # first: its peak memory comes before ours
     proc_of_thread = th["process"].cat.codes.to_numpy()
@@ -573,14 +614,16 @@ def analyze_bql(trace: Trace, bql_addr: str | int | None = None, *,
     found = {p: identify_bql(unlocks, sites, unlock_proc == p) for p in range(len(labels))}
     addresses = [f[0] for f in found.values() if f is not None]
     keep = np.array(addresses + ([wanted] if wanted is not None else []), dtype=np.uint64)
-    ev = MutexEvents.merge([
-        unlocks.take(np.isin(unlocks.mutex, keep)),
-        *_read_parts(trace, ("qemu_mutex_lock", "qemu_mutex_locked"), keep, site_codes)])
+    ev = MutexEvents.merge(
+        [
+            unlocks.take(np.isin(unlocks.mutex, keep)),
+            *_read_parts(trace, ("qemu_mutex_lock", "qemu_mutex_locked"), keep, site_codes),
+        ]
+    )
     del unlocks, unlock_proc
     sites = SiteTable.of(list(site_codes))
     if wanted is not None and not (ev.mutex == np.uint64(wanted)).any():
-        raise UsageError(f"--bql-addr {wanted:#x}: no qemu_mutex events on that mutex in this "
-                         "trace")
+        raise UsageError(f"--bql-addr {wanted:#x}: no qemu_mutex events on that mutex in this trace")
     ev_thread = trace.row_thread[ev.row]
     ev_proc = proc_of_thread[ev_thread]
     bad_proc = proc_of_thread[trace.row_thread[ev.unreadable]]
@@ -591,32 +634,58 @@ def analyze_bql(trace: Trace, bql_addr: str | int | None = None, *,
         in_proc = ev_proc == p
         if found[p] is None and not in_proc.any() and not (bad_proc == p).any():
             continue
-        res = _analyze_process(trace, ev, sites, where, in_proc, ev_thread, label,
-                               side_of.get(label), wanted, found[p], ctx)
-        res.inconsistencies.extend(where.issue(int(r), "unreadable")
-                                   for r in ev.unreadable[bad_proc == p].tolist())
+        res = _analyze_process(
+            trace, ev, sites, where, in_proc, ev_thread, label, side_of.get(label), wanted, found[p], ctx
+        )
+        res.inconsistencies.extend(
+            where.issue(int(r), "unreadable") for r in ev.unreadable[bad_proc == p].tolist()
+        )
         res.inconsistencies.sort(key=lambda x: (x.path, x.line))
         if missing:
-            res.notes.append("not in this trace: " + ", ".join(missing)
-                             + (" (no wait times)" if "qemu_mutex_lock" in missing else ""))
+            res.notes.append(
+                "not in this trace: "
+                + ", ".join(missing)
+                + (" (no wait times)" if "qemu_mutex_lock" in missing else "")
+            )
         out[label] = res
     if not out:  # mutex events, but no process has a BQL among them
-        note = ("no BQL found: no qemu_mutex_unlock from " + " or ".join(bql_rules().unlock_files)
-                + "; name it with --bql-addr")
-        return BqlReport({lab: _empty(lab, side_of.get(lab), [note]) for lab in labels},
-                         note=note, top=top)
+        note = (
+            "no BQL found: no qemu_mutex_unlock from "
+            + " or ".join(bql_rules().unlock_files)
+            + "; name it with --bql-addr"
+        )
+        return BqlReport({lab: _empty(lab, side_of.get(lab), [note]) for lab in labels}, note=note, top=top)
     return BqlReport(out, top=top)
 
 
 def _empty(label: str, side: str | None, notes: list[str]) -> BqlProcess:
-    return BqlProcess(label, side, None, None, None, _frame(HOLD_COLUMNS), _frame(WAIT_COLUMNS),
-                      _frame(THREAD_COLUMNS), _frame(PHASE_COLUMNS), notes=list(notes))
+    return BqlProcess(
+        label,
+        side,
+        None,
+        None,
+        None,
+        _frame(HOLD_COLUMNS),
+        _frame(WAIT_COLUMNS),
+        _frame(THREAD_COLUMNS),
+        _frame(PHASE_COLUMNS),
+        notes=list(notes),
+    )
 
 
-def _analyze_process(trace: Trace, ev: MutexEvents, sites: SiteTable, where: _Where,
-                     in_proc: np.ndarray, ev_thread: np.ndarray, label: str, side: str | None,
-                     wanted: int | None, identified: tuple[int, str] | None, ctx: Context
-                     ) -> BqlProcess:
+def _analyze_process(
+    trace: Trace,
+    ev: MutexEvents,
+    sites: SiteTable,
+    where: _Where,
+    in_proc: np.ndarray,
+    ev_thread: np.ndarray,
+    label: str,
+    side: str | None,
+    wanted: int | None,
+    identified: tuple[int, str] | None,
+    ctx: Context,
+) -> BqlProcess:
     res = _empty(label, side, [])
     found = identified
     if wanted is not None:
@@ -625,20 +694,25 @@ def _analyze_process(trace: Trace, ev: MutexEvents, sites: SiteTable, where: _Wh
         else:
             res.notes.append(f"--bql-addr {wanted:#x} does not occur in this process")
     if found is None:
-        res.notes.append("no BQL found: no qemu_mutex_unlock from "
-                         + " or ".join(bql_rules().unlock_files) + "; name it with --bql-addr")
+        res.notes.append(
+            "no BQL found: no qemu_mutex_unlock from "
+            + " or ".join(bql_rules().unlock_files)
+            + "; name it with --bql-addr"
+        )
         return res
     res.mutex, res.identified_by = found
     mine = in_proc & (ev.mutex == np.uint64(found[0]))
     foreign = mine & sites.not_bql[ev.site]
     res.inconsistencies.extend(
         where.issue(int(ev.row[i]), "not-bql-site", site=where.site(ev, i), mutex=f"{found[0]:#x}")
-        for i in np.flatnonzero(foreign).tolist())
+        for i in np.flatnonzero(foreign).tolist()
+    )
     sel = np.flatnonzero(mine & ~foreign)
     with_tid = trace.tid[ev.row[sel]] >= 0
     if with_tid.any() and not with_tid.all():
-        res.inconsistencies.extend(where.issue(int(ev.row[i]), "no-thread-id")
-                                   for i in sel[~with_tid].tolist())
+        res.inconsistencies.extend(
+            where.issue(int(ev.row[i]), "no-thread-id") for i in sel[~with_tid].tolist()
+        )
         sel = sel[with_tid]
     bql = _BqlEvents(ev.row[sel], ev.kind[sel], ev.site[sel], ev.site_line[sel], ev_thread[sel])
     if with_tid.any():
@@ -652,20 +726,29 @@ def _analyze_process(trace: Trace, ev: MutexEvents, sites: SiteTable, where: _Wh
         res.attribution = ATTRIBUTION_CALL_SITE
         pairs = pair_by_call_site(bql.kind, bql.site)
         site_role = np.array([role_of_site(str(s), side) for s in sites.label], dtype=object)
-        res.notes.append("no thread ids: holds are exact (one holder at a time) and attributed "
-                         "to a thread role by the call site that took the BQL")
+        res.notes.append(
+            "no thread ids: holds are exact (one holder at a time) and attributed "
+            "to a thread role by the call site that took the BQL"
+        )
         if pairs.unpaired_locks:
-            res.notes.append(f"{pairs.unpaired_locks} lock events have no locked at the same "
-                             "call site (concurrent waiters cannot be told apart without thread "
-                             "ids): no wait time for them")
+            res.notes.append(
+                f"{pairs.unpaired_locks} lock events have no locked at the same "
+                "call site (concurrent waiters cannot be told apart without thread "
+                "ids): no wait time for them"
+            )
     for idx, other, kind in pairs.issues:
         res.inconsistencies.extend(
-            where.issue(int(bql.row[i]), kind, site=where.site(bql, i),
-                        other=int(trace.line[bql.row[o]]))
-            for i, o in zip(idx.tolist(), other.tolist(), strict=True))
-    res.edges = sorted((where.issue(int(bql.row[i]), kind, site=where.site(bql, i))
-                        for idx, kind in pairs.edges for i in idx.tolist()),
-                       key=lambda x: (x.path, x.line))
+            where.issue(int(bql.row[i]), kind, site=where.site(bql, i), other=int(trace.line[bql.row[o]]))
+            for i, o in zip(idx.tolist(), other.tolist(), strict=True)
+        )
+    res.edges = sorted(
+        (
+            where.issue(int(bql.row[i]), kind, site=where.site(bql, i))
+            for idx, kind in pairs.edges
+            for i in idx.tolist()
+        ),
+        key=lambda x: (x.path, x.line),
+    )
     holders = _Holders(trace, bql, site_role, label)
     res.holds, hold_key = _hold_frame(trace, bql, pairs, sites, holders)
     res.waits, wait_key = _wait_frame(trace, bql, pairs, sites, holders)
@@ -684,8 +767,7 @@ def _out_of_order(trace: Trace, where: _Where, bql: _BqlEvents) -> list[Inconsis
     src, line = trace.source[bql.row], trace.line[bql.row]
     same = (bql.thread[1:] == bql.thread[:-1]) & (src[1:] == src[:-1])
     back = np.flatnonzero(same & (line[1:] < line[:-1]))
-    return [where.issue(int(bql.row[i]), "out-of-order", other=int(line[i + 1]))
-            for i in back.tolist()]
+    return [where.issue(int(bql.row[i]), "out-of-order", other=int(line[i + 1])) for i in back.tolist()]
 
 
 def _overlaps(holds: pd.DataFrame) -> list[Inconsistency]:
@@ -704,22 +786,69 @@ def _overlaps(holds: pd.DataFrame) -> list[Inconsistency]:
     bad = bad[tid[bad] != tid[owner[bad - 1]]]
     src = h["source"].astype(object).to_numpy()
     line = h["line"].to_numpy(dtype=np.int64)
-    return [Inconsistency(str(src[i]), int(line[i]), "two-holders",
-                          _MESSAGES["two-holders"].format(other=int(line[owner[i - 1]])))
-            for i in bad.tolist()]
+    return [
+        Inconsistency(
+            str(src[i]),
+            int(line[i]),
+            "two-holders",
+            _MESSAGES["two-holders"].format(other=int(line[owner[i - 1]])),
+        )
+        for i in bad.tolist()
+    ]
 
 
 # ---------------------------------------------------------------------------------- frames
-HOLD_COLUMNS = ["process", "tid", "thread", "role", "start_ns", "end_ns", "duration_us",
-                "complete", "status", "started_by", "ended_by", "lock_site", "source", "line",
-                "end_line", "phase", "section", "device"]
-WAIT_COLUMNS = ["process", "tid", "thread", "role", "start_ns", "end_ns", "duration_us", "site",
-                "source", "line"]
-THREAD_COLUMNS = ["tid", "name", "role", "holds", "hold_total_us", "hold_max_us", "hold_p50_us",
-                  "hold_p90_us", "hold_p99_us", "open_holds", "waits", "wait_total_us",
-                  "wait_max_us", "wait_p50_us", "wait_p90_us", "wait_p99_us"]
-PHASE_COLUMNS = ["phase", "start_ns", "end_ns", "duration_us", "holds", "hold_us",
-                 "held_fraction", "threads"]
+HOLD_COLUMNS = [
+    "process",
+    "tid",
+    "thread",
+    "role",
+    "start_ns",
+    "end_ns",
+    "duration_us",
+    "complete",
+    "status",
+    "started_by",
+    "ended_by",
+    "lock_site",
+    "source",
+    "line",
+    "end_line",
+    "phase",
+    "section",
+    "device",
+]
+WAIT_COLUMNS = [
+    "process",
+    "tid",
+    "thread",
+    "role",
+    "start_ns",
+    "end_ns",
+    "duration_us",
+    "site",
+    "source",
+    "line",
+]
+THREAD_COLUMNS = [
+    "tid",
+    "name",
+    "role",
+    "holds",
+    "hold_total_us",
+    "hold_max_us",
+    "hold_p50_us",
+    "hold_p90_us",
+    "hold_p99_us",
+    "open_holds",
+    "waits",
+    "wait_total_us",
+    "wait_max_us",
+    "wait_p50_us",
+    "wait_p90_us",
+    "wait_p99_us",
+]
+PHASE_COLUMNS = ["phase", "start_ns", "end_ns", "duration_us", "holds", "hold_us", "held_fraction", "threads"]
 
 
 def _frame(columns: list[str]) -> pd.DataFrame:
@@ -731,8 +860,7 @@ def _categorical(codes: np.ndarray, labels: Sequence[Any]) -> pd.Categorical:
     lab_codes, uniques = pd.factorize(pd.Series(list(labels), dtype=object), use_na_sentinel=True)
     lab = np.r_[np.asarray(lab_codes, dtype=np.int64), -1]
     mapped = lab[np.where(codes >= 0, codes, len(lab) - 1)]
-    return pd.Categorical.from_codes(mapped, categories=pd.Index(list(uniques), dtype=object),
-                                     validate=False)
+    return pd.Categorical.from_codes(mapped, categories=pd.Index(list(uniques), dtype=object), validate=False)
 
 
 class _Holders:
@@ -741,8 +869,7 @@ class _Holders:
     A holder key is an index into ``tids`` / ``names`` / ``roles``.
     """
 
-    def __init__(self, trace: Trace, bql: _BqlEvents, site_role: np.ndarray | None,
-                 label: str) -> None:
+    def __init__(self, trace: Trace, bql: _BqlEvents, site_role: np.ndarray | None, label: str) -> None:
         th = trace.threads
         self.label = label
         self.by_site = site_role is not None
@@ -781,23 +908,26 @@ def _site_column(bql: _BqlEvents, sites: SiteTable, idx: np.ndarray) -> pd.Categ
     i = np.maximum(idx, 0)
     key = np.where(idx >= 0, _site_key(bql.site[i], bql.site_line[i]), -1)
     codes, uniques = pd.factorize(key)
-    labels = [None if u < 0 else sites.text(int(u >> 32), int(u & 0xFFFFFFFF))
-              for u in np.asarray(uniques).tolist()]
+    labels = [
+        None if u < 0 else sites.text(int(u >> 32), int(u & 0xFFFFFFFF)) for u in np.asarray(uniques).tolist()
+    ]
     return _categorical(np.asarray(codes, dtype=np.int64), labels)
 
 
 def _fixed(codes: np.ndarray, categories: Sequence[str]) -> pd.Categorical:
     """Categorical over a fixed vocabulary (-1: missing)."""
-    return pd.Categorical.from_codes(codes.astype(np.int64),
-                                     categories=pd.Index(list(categories), dtype=object))
+    return pd.Categorical.from_codes(
+        codes.astype(np.int64), categories=pd.Index(list(categories), dtype=object)
+    )
 
 
 def _nullable(values: np.ndarray, missing: np.ndarray) -> pd.arrays.IntegerArray:
     return pd.arrays.IntegerArray(np.where(missing, 0, values).astype(np.int64), missing)
 
 
-def _hold_frame(trace: Trace, bql: _BqlEvents, pairs: Pairs, sites: SiteTable,
-                holders: _Holders) -> tuple[pd.DataFrame, np.ndarray]:
+def _hold_frame(
+    trace: Trace, bql: _BqlEvents, pairs: Pairs, sites: SiteTable, holders: _Holders
+) -> tuple[pd.DataFrame, np.ndarray]:
     """The holds in start order, and the holder key of each."""
     s, e = pairs.hold_start, pairs.hold_end
     anchor = np.where(s >= 0, s, e)
@@ -816,21 +946,25 @@ def _hold_frame(trace: Trace, bql: _BqlEvents, pairs: Pairs, sites: SiteTable,
     ended_by = np.where(e < 0, -1, np.where(sites.unlock_fn[bql.site[ei]], 0, 1))
     paths = trace.inputs["path"].astype(str).tolist()
     none = _categorical(np.full(len(s), -1), [])
-    frame = pd.DataFrame({
-        **holders.columns(key),
-        "start_ns": _nullable(start_ns, start_ns == NO_TIME),
-        "end_ns": _nullable(end_ns, end_ns == NO_TIME),
-        "duration_us": np.where(timed & (status == 0), (end_ns - start_ns) / 1000.0, np.nan),
-        "complete": status == 0,
-        "status": _fixed(status, HOLD_STATUS),
-        "started_by": _fixed(_started_by(bql, s, holders.by_site), STARTED_BY),
-        "ended_by": _fixed(ended_by, ENDED_BY),
-        "lock_site": _site_column(bql, sites, s),
-        "source": _categorical(trace.source[rows[ai]].astype(np.int64), paths),
-        "line": trace.line[rows[ai]],
-        "end_line": _nullable(trace.line[rows[ei]], e < 0),
-        "phase": none, "section": none, "device": none,
-    })
+    frame = pd.DataFrame(
+        {
+            **holders.columns(key),
+            "start_ns": _nullable(start_ns, start_ns == NO_TIME),
+            "end_ns": _nullable(end_ns, end_ns == NO_TIME),
+            "duration_us": np.where(timed & (status == 0), (end_ns - start_ns) / 1000.0, np.nan),
+            "complete": status == 0,
+            "status": _fixed(status, HOLD_STATUS),
+            "started_by": _fixed(_started_by(bql, s, holders.by_site), STARTED_BY),
+            "ended_by": _fixed(ended_by, ENDED_BY),
+            "lock_site": _site_column(bql, sites, s),
+            "source": _categorical(trace.source[rows[ai]].astype(np.int64), paths),
+            "line": trace.line[rows[ai]],
+            "end_line": _nullable(trace.line[rows[ei]], e < 0),
+            "phase": none,
+            "section": none,
+            "device": none,
+        }
+    )
     return frame, key
 
 
@@ -854,11 +988,14 @@ def _started_by(bql: _BqlEvents, s: np.ndarray, by_site: bool) -> np.ndarray:
         same_site = has & (bql.site[pi] == bql.site[si])
     return np.select(
         [s < 0, prev_kind == LOCK, (prev_kind == UNLOCK) & same_site, prev_kind == _START],
-        [3, 0, 1, 3], default=2).astype(np.int8)
+        [3, 0, 1, 3],
+        default=2,
+    ).astype(np.int8)
 
 
-def _wait_frame(trace: Trace, bql: _BqlEvents, pairs: Pairs, sites: SiteTable,
-                holders: _Holders) -> tuple[pd.DataFrame, np.ndarray]:
+def _wait_frame(
+    trace: Trace, bql: _BqlEvents, pairs: Pairs, sites: SiteTable, holders: _Holders
+) -> tuple[pd.DataFrame, np.ndarray]:
     """The waits in start order, and the holder key of each."""
     s, e = pairs.wait_start, pairs.wait_end
     start_ns, end_ns = trace.ts[bql.row[s]], trace.ts[bql.row[e]]
@@ -867,15 +1004,17 @@ def _wait_frame(trace: Trace, bql: _BqlEvents, pairs: Pairs, sites: SiteTable,
     timed = (start_ns != NO_TIME) & (end_ns != NO_TIME)
     key = holders.key_of[s]
     paths = trace.inputs["path"].astype(str).tolist()
-    frame = pd.DataFrame({
-        **holders.columns(key),
-        "start_ns": _nullable(start_ns, start_ns == NO_TIME),
-        "end_ns": _nullable(end_ns, end_ns == NO_TIME),
-        "duration_us": np.where(timed, (end_ns - start_ns) / 1000.0, np.nan),
-        "site": _site_column(bql, sites, s),
-        "source": _categorical(trace.source[bql.row[s]].astype(np.int64), paths),
-        "line": trace.line[bql.row[s]],
-    })
+    frame = pd.DataFrame(
+        {
+            **holders.columns(key),
+            "start_ns": _nullable(start_ns, start_ns == NO_TIME),
+            "end_ns": _nullable(end_ns, end_ns == NO_TIME),
+            "duration_us": np.where(timed, (end_ns - start_ns) / 1000.0, np.nan),
+            "site": _site_column(bql, sites, s),
+            "source": _categorical(trace.source[bql.row[s]].astype(np.int64), paths),
+            "line": trace.line[bql.row[s]],
+        }
+    )
     return frame, key
 
 
@@ -889,9 +1028,14 @@ def _percentiles(d: np.ndarray) -> list[float]:
 
 def _stats(d: np.ndarray, prefix: str) -> dict[str, Any]:
     p50, p90, p99 = _percentiles(d)
-    return {f"{prefix}s": len(d), f"{prefix}_total_us": float(d.sum()) if len(d) else 0.0,
-            f"{prefix}_max_us": float(d.max()) if len(d) else float("nan"),
-            f"{prefix}_p50_us": p50, f"{prefix}_p90_us": p90, f"{prefix}_p99_us": p99}
+    return {
+        f"{prefix}s": len(d),
+        f"{prefix}_total_us": float(d.sum()) if len(d) else 0.0,
+        f"{prefix}_max_us": float(d.max()) if len(d) else float("nan"),
+        f"{prefix}_p50_us": p50,
+        f"{prefix}_p90_us": p90,
+        f"{prefix}_p99_us": p99,
+    }
 
 
 def _split(keys: np.ndarray, values: np.ndarray) -> dict[int, np.ndarray]:
@@ -902,11 +1046,12 @@ def _split(keys: np.ndarray, values: np.ndarray) -> dict[int, np.ndarray]:
     k, v = keys[order], values[order]
     uniq, first = np.unique(k, return_index=True)
     bounds = np.r_[first, len(k)]
-    return {int(u): v[bounds[i]:bounds[i + 1]] for i, u in enumerate(uniq.tolist())}
+    return {int(u): v[bounds[i] : bounds[i + 1]] for i, u in enumerate(uniq.tolist())}
 
 
-def _thread_stats(holds: pd.DataFrame, hold_key: np.ndarray, waits: pd.DataFrame,
-                  wait_key: np.ndarray, holders: _Holders) -> pd.DataFrame:
+def _thread_stats(
+    holds: pd.DataFrame, hold_key: np.ndarray, waits: pd.DataFrame, wait_key: np.ndarray, holders: _Holders
+) -> pd.DataFrame:
     """Per holder: count, total, max, p50/p90/p99 of complete holds and of waits."""
     hd = holds["duration_us"].to_numpy(dtype=float)
     wd = waits["duration_us"].to_numpy(dtype=float)
@@ -930,45 +1075,63 @@ def _thread_stats(holds: pd.DataFrame, hold_key: np.ndarray, waits: pd.DataFrame
                 rec[f"{kind}_total_us"] = float("nan")
         records.append(rec)
     out = pd.DataFrame(records, columns=THREAD_COLUMNS)
-    out = out.sort_values(["hold_total_us", "holds"], ascending=False, kind="stable") \
-        .reset_index(drop=True)
+    out = out.sort_values(["hold_total_us", "holds"], ascending=False, kind="stable").reset_index(drop=True)
     out["tid"] = pd.array(out["tid"].tolist(), dtype="Int64")
     return out
 
 
-def _by_phase(phases: pd.DataFrame, holds: pd.DataFrame, hold_key: np.ndarray,
-              holders: _Holders) -> pd.DataFrame:
+def _by_phase(
+    phases: pd.DataFrame, holds: pd.DataFrame, hold_key: np.ndarray, holders: _Holders
+) -> pd.DataFrame:
     """Hold time inside each phase (holds cut at the phase's edges), in all and per holder."""
     if phases.empty:
         return _frame(PHASE_COLUMNS)
-    done = (holds["complete"].to_numpy(dtype=bool) & holds["start_ns"].notna().to_numpy()
-            & holds["end_ns"].notna().to_numpy() & (hold_key >= 0))
+    done = (
+        holds["complete"].to_numpy(dtype=bool)
+        & holds["start_ns"].notna().to_numpy()
+        & holds["end_ns"].notna().to_numpy()
+        & (hold_key >= 0)
+    )
     hs = holds["start_ns"].to_numpy(dtype=np.int64, na_value=0)[done]
     he = holds["end_ns"].to_numpy(dtype=np.int64, na_value=0)[done]
     key = hold_key[done]
     records = []
-    for name, ps, pe in zip(phases["name"].astype(str).tolist(),
-                            phases["start_ns"].to_numpy(dtype=np.int64).tolist(),
-                            phases["end_ns"].to_numpy(dtype=np.int64).tolist(), strict=True):
+    for name, ps, pe in zip(
+        phases["name"].astype(str).tolist(),
+        phases["start_ns"].to_numpy(dtype=np.int64).tolist(),
+        phases["end_ns"].to_numpy(dtype=np.int64).tolist(),
+        strict=True,
+    ):
         # phases are few: one step each
         inside = (he > ps) & (hs < pe)
         overlap = np.minimum(he[inside], pe) - np.maximum(hs[inside], ps)
         per_ns = np.bincount(key[inside], weights=overlap, minlength=len(holders.roles))
         count = np.bincount(key[inside], minlength=len(holders.roles))
-        threads = [_phase_holder(holders, k, int(count[k]), float(per_ns[k]) / 1000.0)
-                   for k in np.flatnonzero(count).tolist()]
+        threads = [
+            _phase_holder(holders, k, int(count[k]), float(per_ns[k]) / 1000.0)
+            for k in np.flatnonzero(count).tolist()
+        ]
         threads.sort(key=lambda x: -float(x["hold_us"] or 0))
         duration = (pe - ps) / 1000.0
         total = float(overlap.sum()) / 1000.0
-        records.append({"phase": name, "start_ns": ps, "end_ns": pe,
-                        "duration_us": duration, "holds": int(inside.sum()), "hold_us": total,
-                        "held_fraction": total / duration if duration > 0 else float("nan"),
-                        "threads": threads})
+        records.append(
+            {
+                "phase": name,
+                "start_ns": ps,
+                "end_ns": pe,
+                "duration_us": duration,
+                "holds": int(inside.sum()),
+                "hold_us": total,
+                "held_fraction": total / duration if duration > 0 else float("nan"),
+                "threads": threads,
+            }
+        )
     return pd.DataFrame(records, columns=PHASE_COLUMNS)
 
 
-def _phase_holder(holders: _Holders, key: int, holds: int, hold_us: float
-                  ) -> dict[str, int | float | str | None]:
+def _phase_holder(
+    holders: _Holders, key: int, holds: int, hold_us: float
+) -> dict[str, int | float | str | None]:
     tid, name, role = holders.describe(key)
     return {"tid": tid, "thread": name, "role": role, "holds": holds, "hold_us": hold_us}
 
@@ -981,11 +1144,17 @@ class Context:
 
     def phases(self, process: str) -> pd.DataFrame:
         """Columns ``name``, ``start_ns``, ``end_ns``."""
-        return pd.DataFrame({"name": pd.Series([], dtype=object),
-                             "start_ns": np.zeros(0, np.int64), "end_ns": np.zeros(0, np.int64)})
+        return pd.DataFrame(
+            {
+                "name": pd.Series([], dtype=object),
+                "start_ns": np.zeros(0, np.int64),
+                "end_ns": np.zeros(0, np.int64),
+            }
+        )
 
-    def at(self, process: str, tid: int | None, start: np.ndarray, end: np.ndarray
-           ) -> dict[str, tuple[np.ndarray, list[str]]]:
+    def at(
+        self, process: str, tid: int | None, start: np.ndarray, end: np.ndarray
+    ) -> dict[str, tuple[np.ndarray, list[str]]]:
         """Per hold (taken at ``start``, released at ``end``): ``phase``, ``section`` and
         ``device`` as (codes, names); code -1 is unknown."""
         none = np.full(len(start), -1, dtype=np.int64)
@@ -1012,20 +1181,26 @@ class TimelineContext(Context):
 
     def _of(self, process: str, kind: str | None = None) -> pd.DataFrame:
         s = self._spans
-        sel = ((s["process"].astype(str) == process).to_numpy(dtype=bool)
-               & (s["start_ns"].to_numpy(dtype=np.int64) != NO_TIME))
+        sel = (s["process"].astype(str) == process).to_numpy(dtype=bool) & (
+            s["start_ns"].to_numpy(dtype=np.int64) != NO_TIME
+        )
         if kind is not None:
             sel = sel & (s["kind"] == kind).to_numpy(dtype=bool)
         return s[sel]
 
     def phases(self, process: str) -> pd.DataFrame:
         p = self._of(process, "phase")
-        return pd.DataFrame({"name": p["name"].astype(str).to_numpy(dtype=object),
-                             "start_ns": p["start_ns"].to_numpy(dtype=np.int64),
-                             "end_ns": p["end_ns"].to_numpy(dtype=np.int64)})
+        return pd.DataFrame(
+            {
+                "name": p["name"].astype(str).to_numpy(dtype=object),
+                "start_ns": p["start_ns"].to_numpy(dtype=np.int64),
+                "end_ns": p["end_ns"].to_numpy(dtype=np.int64),
+            }
+        )
 
-    def _enclosing_at(self, process: str, tid: int | None, ts: np.ndarray, kind: str
-                      ) -> tuple[np.ndarray, list[str]]:
+    def _enclosing_at(
+        self, process: str, tid: int | None, ts: np.ndarray, kind: str
+    ) -> tuple[np.ndarray, list[str]]:
         """``enclosing`` for many times, asked once per stretch between the edges of the
         spans it considers: between two consecutive edges every time has the same answer."""
         spans = self._of(process, kind)
@@ -1033,8 +1208,9 @@ class TimelineContext(Context):
             spans = spans[(spans["tid"] == tid).fillna(False).to_numpy(dtype=bool)]
         if spans.empty or not len(ts):
             return np.full(len(ts), -1, dtype=np.int64), []
-        edges = np.unique(np.r_[spans["start_ns"].to_numpy(dtype=np.int64),
-                                spans["end_ns"].to_numpy(dtype=np.int64)])
+        edges = np.unique(
+            np.r_[spans["start_ns"].to_numpy(dtype=np.int64), spans["end_ns"].to_numpy(dtype=np.int64)]
+        )
         pos = np.searchsorted(edges, ts, side="left")
         on_edge = edges[np.minimum(pos, len(edges) - 1)] == ts
         first, inverse = _runs(pos * 2 + on_edge)
@@ -1042,15 +1218,23 @@ class TimelineContext(Context):
         values = _objects(found["name"])
         if kind == "section" and "idstr" in found:
             idstr = _objects(found["idstr"])
-            values = np.array([v if i is None or v is None or i == v else f"{i} ({v})"
-                               for v, i in zip(values, idstr, strict=True)], dtype=object)
+            values = np.array(
+                [
+                    v if i is None or v is None or i == v else f"{i} ({v})"
+                    for v, i in zip(values, idstr, strict=True)
+                ],
+                dtype=object,
+            )
         codes, names = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
         return np.asarray(codes, dtype=np.int64)[inverse], [str(n) for n in names]
 
-    def at(self, process: str, tid: int | None, start: np.ndarray, end: np.ndarray
-           ) -> dict[str, tuple[np.ndarray, list[str]]]:
-        out = {"phase": self._enclosing_at(process, None, start, "phase"),
-               "section": self._enclosing_at(process, tid, start, "section")}
+    def at(
+        self, process: str, tid: int | None, start: np.ndarray, end: np.ndarray
+    ) -> dict[str, tuple[np.ndarray, list[str]]]:
+        out = {
+            "phase": self._enclosing_at(process, None, start, "phase"),
+            "section": self._enclosing_at(process, tid, start, "section"),
+        }
         dev_codes, dev_names = self._enclosing_at(process, tid, start, "device")
         todo = dev_codes < 0
         if todo.any():
@@ -1064,8 +1248,9 @@ class TimelineContext(Context):
             ok[ok] = starts[i[ok]] <= end[todo][ok]
             span_names = [str(n) for n in spans["name"].astype(object)]
             lookup = {n: k for k, n in enumerate(dev_names)}
-            span_code = np.array([lookup.setdefault(n, len(lookup)) for n in span_names] + [-1],
-                                 dtype=np.int64)
+            span_code = np.array(
+                [lookup.setdefault(n, len(lookup)) for n in span_names] + [-1], dtype=np.int64
+            )
             dev_names = list(lookup)
             fill = np.where(ok, span_code[np.where(ok, i, len(span_names))], -1)
             dev_codes = dev_codes.copy()
@@ -1098,8 +1283,7 @@ def _context(trace: Trace, source: str) -> Context:
     raise UsageError(f"unknown context source {source!r} (auto, timeline, none)")
 
 
-def _attach_context(ctx: Context, label: str, holds: pd.DataFrame, attribution: str | None
-                    ) -> None:
+def _attach_context(ctx: Context, label: str, holds: pd.DataFrame, attribution: str | None) -> None:
     """Fills phase, section and device of each hold from the time it was taken."""
     if ctx.source == "none" or holds.empty:
         return
@@ -1118,14 +1302,15 @@ def _attach_context(ctx: Context, label: str, holds: pd.DataFrame, attribution: 
     for tid, mask in queries:  # one query per thread
         if not mask.any():
             continue
-        for k, (local, local_names) in ctx.at(label, None if tid < 0 else tid, start[mask],
-                                              end[mask]).items():
-            remap = np.array([names[k].setdefault(n, len(names[k])) for n in local_names] + [-1],
-                             dtype=np.int64)
+        for k, (local, local_names) in ctx.at(
+            label, None if tid < 0 else tid, start[mask], end[mask]
+        ).items():
+            remap = np.array(
+                [names[k].setdefault(n, len(names[k])) for n in local_names] + [-1], dtype=np.int64
+            )
             codes[k][mask] = remap[np.where(local >= 0, local, len(local_names))]
     if attribution != ATTRIBUTION_THREAD:
         codes["section"][~is_load] = -1
         codes["device"][~is_load] = -1
     for k in codes:
-        holds[k] = pd.Categorical.from_codes(codes[k], categories=pd.Index(list(names[k]),
-                                                                           dtype=object))
+        holds[k] = pd.Categorical.from_codes(codes[k], categories=pd.Index(list(names[k]), dtype=object))

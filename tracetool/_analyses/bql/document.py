@@ -14,37 +14,67 @@ MAX_LISTED = 1000
 
 
 def _issues(items: list[Inconsistency]) -> list[dict[str, Any]]:
-    return [{"path": i.path, "line": i.line, "kind": i.kind, "message": i.message}
-            for i in items[:MAX_LISTED]]
+    return [
+        {"path": i.path, "line": i.line, "kind": i.kind, "message": i.message} for i in items[:MAX_LISTED]
+    ]
 
 
 def process_json(p: BqlProcess, top: int) -> dict[str, Any]:
     """One process's BQL figures as JSON-ready data (see README, ``migtrace bql``)."""
-    threads = [{
-        "tid": integer(r["tid"]), "name": text(r["name"]), "role": text(r["role"]),
-        "holds": int(r["holds"]), "hold_total_us": number(r["hold_total_us"]),
-        "hold_max_us": number(r["hold_max_us"]), "hold_p50_us": number(r["hold_p50_us"]),
-        "hold_p90_us": number(r["hold_p90_us"]), "hold_p99_us": number(r["hold_p99_us"]),
-        "open_holds": int(r["open_holds"]),
-        "waits": int(r["waits"]), "wait_total_us": number(r["wait_total_us"]),
-        "wait_max_us": number(r["wait_max_us"]), "wait_p50_us": number(r["wait_p50_us"]),
-        "wait_p90_us": number(r["wait_p90_us"]), "wait_p99_us": number(r["wait_p99_us"]),
-    } for r in p.threads.to_dict("records")]
-    longest = [{
-        "tid": integer(r["tid"]), "thread": text(r["thread"]), "role": text(r["role"]),
-        "start_ns": integer(r["start_ns"]), "end_ns": integer(r["end_ns"]),
-        "duration_us": number(r["duration_us"]), "lock_site": text(r["lock_site"]),
-        "started_by": text(r["started_by"]), "phase": text(r["phase"]),
-        "section": text(r["section"]), "device": text(r["device"]),
-        "path": text(r["source"]), "line": integer(r["line"]),
-    } for r in p.longest_holds(top).to_dict("records")]
-    by_phase = [{
-        "phase": r["phase"], "start_ns": int(r["start_ns"]), "end_ns": int(r["end_ns"]),
-        "duration_us": number(r["duration_us"]), "holds": int(r["holds"]),
-        "hold_us": number(r["hold_us"]), "held_fraction": number(r["held_fraction"]),
-        "threads": [{k: (number(v) if k == "hold_us" else v) for k, v in t.items()}
-                    for t in r["threads"]],
-    } for r in p.by_phase.to_dict("records")]
+    threads = [
+        {
+            "tid": integer(r["tid"]),
+            "name": text(r["name"]),
+            "role": text(r["role"]),
+            "holds": int(r["holds"]),
+            "hold_total_us": number(r["hold_total_us"]),
+            "hold_max_us": number(r["hold_max_us"]),
+            "hold_p50_us": number(r["hold_p50_us"]),
+            "hold_p90_us": number(r["hold_p90_us"]),
+            "hold_p99_us": number(r["hold_p99_us"]),
+            "open_holds": int(r["open_holds"]),
+            "waits": int(r["waits"]),
+            "wait_total_us": number(r["wait_total_us"]),
+            "wait_max_us": number(r["wait_max_us"]),
+            "wait_p50_us": number(r["wait_p50_us"]),
+            "wait_p90_us": number(r["wait_p90_us"]),
+            "wait_p99_us": number(r["wait_p99_us"]),
+        }
+        for r in p.threads.to_dict("records")
+    ]
+    longest = [
+        {
+            "tid": integer(r["tid"]),
+            "thread": text(r["thread"]),
+            "role": text(r["role"]),
+            "start_ns": integer(r["start_ns"]),
+            "end_ns": integer(r["end_ns"]),
+            "duration_us": number(r["duration_us"]),
+            "lock_site": text(r["lock_site"]),
+            "started_by": text(r["started_by"]),
+            "phase": text(r["phase"]),
+            "section": text(r["section"]),
+            "device": text(r["device"]),
+            "path": text(r["source"]),
+            "line": integer(r["line"]),
+        }
+        for r in p.longest_holds(top).to_dict("records")
+    ]
+    by_phase = [
+        {
+            "phase": r["phase"],
+            "start_ns": int(r["start_ns"]),
+            "end_ns": int(r["end_ns"]),
+            "duration_us": number(r["duration_us"]),
+            "holds": int(r["holds"]),
+            "hold_us": number(r["hold_us"]),
+            "held_fraction": number(r["held_fraction"]),
+            "threads": [
+                {k: (number(v) if k == "hold_us" else v) for k, v in t.items()} for t in r["threads"]
+            ],
+        }
+        for r in p.by_phase.to_dict("records")
+    ]
     return {
         "process": p.process,
         "side": p.side,
