@@ -108,3 +108,9 @@ def test_public_api_is_one_flat_list() -> None:
         "replay",
     ):
         assert name in tracetool.__all__
+
+
+def test_public_names_load_lazily_from_where_they_are_defined() -> None:
+    assert set(tracetool._WHERE) == set(tracetool.__all__)
+    for name, (module, attr) in tracetool._WHERE.items():
+        assert getattr(tracetool, name) is getattr(importlib.import_module(module), attr), name

@@ -14,32 +14,96 @@ them all (:func:`run_analysis` runs one by name). Everything not in ``__all__`` 
 In Jupyter, ``%load_ext reports.notebook`` shows results as tables.
 """
 
-from tracetool._analyses.bql.bql import BqlProcess, BqlReport, analyze_bql
-from tracetool._analyses.compare import Comparison, compare
-from tracetool._analyses.multifd import MultifdReport
-from tracetool._analyses.phases import PhaseReport, analyze_phases
-from tracetool._analyses.preempt import PreemptReport, analyze_preempt
-from tracetool._analyses.registry import ANALYSES as analyses
-from tracetool._analyses.registry import Analysis, Result
-from tracetool._analyses.registry import run as run_analysis
-from tracetool._analyses.reportdata import ReportData, collect
-from tracetool._analyses.summary import TraceSummary, summarize
-from tracetool._analyses.switchover import SwitchoverSummary
-from tracetool._check.evaluate import CheckReport, RuleResult, Status, check_trace
-from tracetool._model.load import load
-from tracetool._model.querymigrate import QueryMigrate, load_query_migrate
-from tracetool._model.trace import Trace
-from tracetool._replay import EventContext, replay
-from tracetool._timeline.timeline import Timeline, build_timeline
-from tracetool.errors import (
-    EmptyTrace,
-    InputError,
-    NotInTrace,
-    RulesError,
-    TraceEventsError,
-    UnknownFormat,
-    UsageError,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tracetool._analyses.bql.bql import BqlProcess, BqlReport, analyze_bql
+    from tracetool._analyses.compare import Comparison, compare
+    from tracetool._analyses.multifd import MultifdReport
+    from tracetool._analyses.phases import PhaseReport, analyze_phases
+    from tracetool._analyses.preempt import PreemptReport, analyze_preempt
+    from tracetool._analyses.registry import ANALYSES as analyses
+    from tracetool._analyses.registry import Analysis, Result
+    from tracetool._analyses.registry import run as run_analysis
+    from tracetool._analyses.reportdata import ReportData, collect
+    from tracetool._analyses.summary import TraceSummary, summarize
+    from tracetool._analyses.switchover import SwitchoverSummary
+    from tracetool._check.evaluate import CheckReport, RuleResult, Status, check_trace
+    from tracetool._model.load import load
+    from tracetool._model.querymigrate import QueryMigrate, load_query_migrate
+    from tracetool._model.trace import Trace
+    from tracetool._replay import EventContext, replay
+    from tracetool._timeline.timeline import Timeline, build_timeline
+    from tracetool.errors import (
+        EmptyTrace,
+        InputError,
+        NotInTrace,
+        RulesError,
+        TraceEventsError,
+        UnknownFormat,
+        UsageError,
+    )
+
+# Names are imported on first use, so that ``migtrace --help`` and ``import tracetool.errors``
+# do not pay for pandas and every analysis.
+_WHERE: dict[str, tuple[str, str]] = {
+    "Analysis": ("tracetool._analyses.registry", "Analysis"),
+    "BqlProcess": ("tracetool._analyses.bql.bql", "BqlProcess"),
+    "BqlReport": ("tracetool._analyses.bql.bql", "BqlReport"),
+    "CheckReport": ("tracetool._check.evaluate", "CheckReport"),
+    "Comparison": ("tracetool._analyses.compare", "Comparison"),
+    "EmptyTrace": ("tracetool.errors", "EmptyTrace"),
+    "EventContext": ("tracetool._replay", "EventContext"),
+    "InputError": ("tracetool.errors", "InputError"),
+    "MultifdReport": ("tracetool._analyses.multifd", "MultifdReport"),
+    "NotInTrace": ("tracetool.errors", "NotInTrace"),
+    "PhaseReport": ("tracetool._analyses.phases", "PhaseReport"),
+    "PreemptReport": ("tracetool._analyses.preempt", "PreemptReport"),
+    "QueryMigrate": ("tracetool._model.querymigrate", "QueryMigrate"),
+    "ReportData": ("tracetool._analyses.reportdata", "ReportData"),
+    "Result": ("tracetool._analyses.registry", "Result"),
+    "RuleResult": ("tracetool._check.evaluate", "RuleResult"),
+    "RulesError": ("tracetool.errors", "RulesError"),
+    "Status": ("tracetool._check.evaluate", "Status"),
+    "SwitchoverSummary": ("tracetool._analyses.switchover", "SwitchoverSummary"),
+    "Timeline": ("tracetool._timeline.timeline", "Timeline"),
+    "Trace": ("tracetool._model.trace", "Trace"),
+    "TraceEventsError": ("tracetool.errors", "TraceEventsError"),
+    "TraceSummary": ("tracetool._analyses.summary", "TraceSummary"),
+    "UnknownFormat": ("tracetool.errors", "UnknownFormat"),
+    "UsageError": ("tracetool.errors", "UsageError"),
+    "analyses": ("tracetool._analyses.registry", "ANALYSES"),
+    "analyze_bql": ("tracetool._analyses.bql.bql", "analyze_bql"),
+    "analyze_phases": ("tracetool._analyses.phases", "analyze_phases"),
+    "analyze_preempt": ("tracetool._analyses.preempt", "analyze_preempt"),
+    "build_timeline": ("tracetool._timeline.timeline", "build_timeline"),
+    "check_trace": ("tracetool._check.evaluate", "check_trace"),
+    "collect": ("tracetool._analyses.reportdata", "collect"),
+    "compare": ("tracetool._analyses.compare", "compare"),
+    "load": ("tracetool._model.load", "load"),
+    "load_query_migrate": ("tracetool._model.querymigrate", "load_query_migrate"),
+    "replay": ("tracetool._replay", "replay"),
+    "run_analysis": ("tracetool._analyses.registry", "run"),
+    "summarize": ("tracetool._analyses.summary", "summarize"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attr = _WHERE[name]
+    except KeyError:
+        raise AttributeError(f"module 'tracetool' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "Analysis",
