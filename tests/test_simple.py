@@ -30,8 +30,9 @@ from tests.conftest import run_cli, sample
 from tracetool._analyses.summary import summarize
 from tracetool._events.catalog import Catalog
 from tracetool._events.decode import decoder_for
-from tracetool._events.decode_simple import Payloads, layout_for, render_payloads
+from tracetool._events.decode_simple import render_payloads
 from tracetool._events.eventdefs import parse_trace_events
+from tracetool._events.simple_payloads import Payloads, layout_for
 from tracetool.errors import InputError
 
 PAIRS = {

@@ -30,16 +30,9 @@ from parsers.lttng import unescape_babeltrace
 from parsers.segment import ARGS_LTTNG
 from tracetool._events import argdecode, argrender
 from tracetool._events.catalog import MAX_VARIANTS, Catalog, DecodedText
-from tracetool._events.decode_simple import (
-    Layout,
-    Parsed,
-    Printed,
-    decode_variants,
-    layout_for,
-    printed_value,
-    render_parsed,
-)
+from tracetool._events.decode_simple import decode_variants, printed_value, render_parsed
 from tracetool._events.eventdefs import EventDef
+from tracetool._events.simple_payloads import Layout, Parsed, Printed, layout_for
 
 if TYPE_CHECKING:
     from tracetool._model.trace import Trace
