@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from tracetool._check.metrics import METRICS, SELECTORS, Kind, metric_table_markdown
-from tracetool._check.rules import RulesError, load_rules, parse_rules, rules_from_expressions
+from tracetool._check.rulefile import load_rules, parse_rules
+from tracetool._check.rules import rules_from_expressions
+from tracetool.errors import RulesError
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "rules"

@@ -15,7 +15,7 @@ from tests.conftest import read_lines, sample
 from tracetool import testing
 from tracetool._check.evaluate import Status
 from tracetool._check.grammar import parse_expression
-from tracetool._check.rules import load_rules
+from tracetool._check.rulefile import load_rules
 from tracetool.errors import RulesError
 from tracetool.testing import TraceCheckFailed, assert_trace
 

@@ -15,16 +15,11 @@ from tracetool._analyses import registry
 from tracetool._analyses.events import event_data, missing_required
 from tracetool._check.grammar import Expression
 from tracetool._check.metrics import Kind, Measurement, Metric, close_matches, measure
-from tracetool._check.rules import (
-    Rule,
-    RulesError,
-    RuleSet,
-    load_rules,
-    parse_rules,
-    rules_from_expressions,
-)
+from tracetool._check.rulefile import load_rules, parse_rules
+from tracetool._check.rules import Rule, RuleSet, rules_from_expressions
 from tracetool._check.units import format_duration, format_number
 from tracetool._model.trace import Trace
+from tracetool.errors import RulesError
 
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "<": operator.lt,

@@ -51,7 +51,8 @@ def check(
     1 when any rule fails, 2 for a bad option, rules file or input.
     """
     from tracetool._check.evaluate import evaluate
-    from tracetool._check.rules import load_rules, rules_from_expressions
+    from tracetool._check.rulefile import load_rules
+    from tracetool._check.rules import rules_from_expressions
 
     bound = [r for path in rules or () for r in load_rules(path)]
     if rule:
