@@ -190,9 +190,10 @@ class Trace:
         """One row per event, in time order.
 
         Columns: ``ts_ns`` (int64), ``time`` (UTC datetime for wall-clock traces, else a
-        timedelta on the trace's own clock), ``process``, ``pid``, ``tid``, ``thread``, ``role``,
-        ``event``, ``args`` (the argument text as the backend printed it), ``source`` (file),
-        ``line`` (line number, or byte offset for binary inputs), ``flags``.
+        timedelta on the trace's own clock), ``process``, ``pid`` and ``tid`` (Int64: the
+        line's, else the thread table's), ``thread``, ``role``, ``event``, ``args`` (the argument
+        text as the backend printed it), ``source`` (file), ``line`` (line number, or byte offset
+        for binary inputs), ``flags``.
         """
         c, t = self._c, self._t
         rt = t.row_thread
@@ -216,8 +217,8 @@ class Trace:
                 "process": pd.Categorical.from_codes(
                     proc_codes[rt], categories=th["process"].cat.categories, validate=False
                 ),
-                "pid": _nullable_int32(c.pid),
-                "tid": _nullable_int32(c.tid),
+                "pid": _nullable_int64(c.pid, th["pid"], rt),
+                "tid": _nullable_int64(c.tid, th["tid"], rt),
                 "thread": pd.Categorical.from_codes(thread_of[rt], categories=thread_cats, validate=False),
                 "role": pd.Categorical.from_codes(
                     th["role"].cat.codes.to_numpy()[rt], categories=th["role"].cat.categories, validate=False
@@ -330,8 +331,12 @@ class Trace:
         return f"<Trace {len(self)} events, {len(self.threads)} threads from {ins}>"
 
 
-def _nullable_int32(a: np.ndarray) -> pd.arrays.IntegerArray:
-    return pd.arrays.IntegerArray(a.astype(np.int32, copy=False), a < 0)
+def _nullable_int64(a: np.ndarray, per_thread: pd.Series, row_thread: np.ndarray) -> pd.arrays.IntegerArray:
+    """An Int64 column: the line's own value, else the value the thread table has for the
+    row's thread (a pid known from the sidecar, a tid from a per-thread file's name), else NA."""
+    known = per_thread.to_numpy(dtype=np.int64, na_value=-1)[row_thread]
+    out = np.where(a >= 0, a.astype(np.int64), known)
+    return pd.arrays.IntegerArray(out, out < 0)
 
 
 def _as_text(values: pa.Array, encoding: str, trace: Trace, offset: int) -> pa.Array:
