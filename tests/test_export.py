@@ -446,6 +446,9 @@ def test_parquet_tables_round_trip(mutex_run: tuple[Trace, Any, dict[str, Any]],
     holds = pd.read_parquet(written[5])
     assert len(holds) == sum(len(p.holds) for p in bql.processes.values() if p.mutex is not None)
     assert set(holds["process"]) == {"dst", "src"}
+    # names stay categorical when the holds of both processes are written as one table
+    for column in ("process", "thread", "role", "lock_site", "phase"):
+        assert isinstance(holds[column].dtype, pd.CategoricalDtype), column
 
 
 def test_csv_tables_with_a_prefix(killed: Trace, tmp_path: Path) -> None:

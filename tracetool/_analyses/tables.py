@@ -39,9 +39,13 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
         return pd.DataFrame()
     if len(frames) == 1:
         return frames[0]
-    # Categoricals with different categories per process: plain values concatenate cleanly.
-    plain = [
-        f.astype({c: object for c in f.columns if isinstance(f[c].dtype, pd.CategoricalDtype)})
-        for f in frames
-    ]
-    return pd.concat(plain, ignore_index=True)
+    # Categoricals differ per process; give each column the union of its categories so that
+    # the result (and the parquet written from it) stays categorical.
+    union: dict[str, pd.CategoricalDtype] = {}
+    for f in frames:
+        for c in f.columns:
+            if isinstance(f[c].dtype, pd.CategoricalDtype):
+                seen = union[c].categories if c in union else pd.Index([], dtype=object)
+                union[c] = pd.CategoricalDtype(seen.union(f[c].cat.categories, sort=False))
+    same = [f.astype({c: d for c, d in union.items() if c in f}) for f in frames]
+    return pd.concat(same, ignore_index=True)
