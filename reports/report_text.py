@@ -47,6 +47,7 @@ class Table:
     rows: tuple[tuple[str, ...], ...]
     right: frozenset[str] = frozenset()
     compact: int | None = None
+    optional: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,10 @@ class Section:
         rows: Sequence[Sequence[Any]],
         right: Sequence[str] = (),
         compact: int | None = None,
+        optional: Sequence[str] = (),
     ) -> None:
-        """Adds a table; cells become strings ("" for None)."""
+        """Adds a table; cells become strings ("" for None). ``optional``: columns a narrow
+        terminal may leave out, the first named first."""
         self.blocks.append(
             Table(
                 title,
@@ -84,6 +87,7 @@ class Section:
                 tuple(tuple("" if v is None else str(v) for v in r) for r in rows),
                 frozenset(right),
                 compact,
+                tuple(optional),
             )
         )
 
@@ -379,6 +383,7 @@ def _bql_process(sec: Section, p: dict[str, Any], origin: int | None, several: b
                 for t in p["threads"]
             ],
             right=["holds", "held", "max", "p50", "p99", "waits", "waited", "wait max"],
+            optional=["p50", "wait max", "p99"],
         )
     if p["longest_holds"]:
         sec.add_table(
@@ -499,7 +504,7 @@ def render_text(title: str, sections: Sequence[Section], out: Console, intro: Se
                 out.print(Text(f"note: {b.text}" if b.kind == "note" else b.text))
                 continue
             rows = b.rows if b.compact is None else b.rows[: b.compact]
-            out.print(table(b.title or None, b.columns, rows, right=sorted(b.right)))
+            out.print(table(b.title or None, b.columns, rows, right=sorted(b.right), optional=b.optional))
             if len(rows) < len(b.rows):
                 out.print(Text(f"  ... {len(b.rows) - len(rows)} more (all in --format json/html)"))
 

@@ -163,3 +163,27 @@ def test_readme_documents_every_metric() -> None:
 
     readme = (SAMPLES.parent / "README.md").read_text()
     assert metric_table_markdown().strip() in readme
+
+
+def test_tables_fit_100_columns_when_piped_and_wide_shows_everything() -> None:
+    run = SAMPLES / "qemu-threadify/e-precopy-mutex/per-thread"
+    args = ("bql", str(run), "--threads", str(run / "dst-threads.json"))
+    narrow = run_cli(*args)
+    assert narrow.returncode == 0, narrow.stderr
+    assert max(len(line) for line in narrow.stdout.splitlines()) <= 100
+    assert "columns left out to fit 100 columns" in narrow.stdout
+    wide = run_cli("--wide", *args)
+    assert wide.returncode == 0, wide.stderr
+    assert max(len(line) for line in wide.stdout.splitlines()) > 100
+    assert "wait p99" in wide.stdout and "left out" not in wide.stdout
+    # a value is shortened with an ellipsis, never folded over two lines
+    assert "mig/dst/main" in wide.stdout
+    assert not any(line.strip() in ("/main", "main") for line in narrow.stdout.splitlines())
+
+
+def test_version_and_formats() -> None:
+    r = run_cli("--version")
+    assert r.returncode == 0 and re.fullmatch(r"migtrace \S+\n", r.stdout)
+    r = run_cli("formats", "-f", "json")
+    names = [f["name"] for f in json.loads(r.stdout)["formats"]]
+    assert {"log", "simple", "ftrace", "trace-cmd", "lttng", "simpletrace-stap"} <= set(names)

@@ -25,6 +25,10 @@ def test_format_comes_from_the_flag_then_the_suffix() -> None:
     assert pick_format(ReportFormat.md, "notes.txt") is ReportFormat.md
     with pytest.raises(UsageError, match="cannot tell the format"):
         pick_format(None, "report.pdf")
+    # a format that contradicts the file name is refused, not written into it
+    with pytest.raises(UsageError, match=r"--format json does not match --output out\.html"):
+        pick_format(ReportFormat.json, "out.html")
+    assert pick_format(ReportFormat.json, "out.JSON") is ReportFormat.json
 
 
 def test_report_writes_html_markdown_and_json_by_suffix(tmp_path: Path) -> None:

@@ -298,6 +298,39 @@ def run(entry: Callable[..., Any], args: Sequence[str] | None = None) -> None:
         fail(f"internal error: {type(exc).__name__}: {exc} (set MIGTRACE_DEBUG=1 for details)", EXIT_INTERNAL)
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("migtrace")
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            number = "unknown (not installed)"
+        sys.stdout.write(f"migtrace {number}\n")
+        raise typer.Exit()
+
+
+VersionOpt = Annotated[
+    bool,
+    typer.Option(
+        "--version", help="Print migtrace's version and exit.", callback=_show_version, is_eager=True
+    ),
+]
+
+
+WideOpt = Annotated[
+    bool,
+    typer.Option(
+        "--wide",
+        help="Print every column of every table in full, whatever the width "
+        "(tables otherwise fit the terminal, or 100 columns when piped).",
+    ),
+]
+
+
 @app.callback()
-def _root() -> None:
+def _root(version: VersionOpt = False, wide: WideOpt = False) -> None:
     """migtrace: trace-replay analysis of QEMU live migration."""
+    from reports.console import set_wide
+
+    set_wide(wide)

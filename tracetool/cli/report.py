@@ -51,12 +51,19 @@ ReportFormatOpt = Annotated[
 
 
 def pick_format(fmt: ReportFormat | None, output: str | None) -> ReportFormat:
-    """--format when given, else the output file's suffix, else text."""
+    """--format when given, else the output file's suffix, else text. A --format that
+    contradicts a known suffix of --output (``-o out.html -f json``) is an error."""
+    suffix = os.path.splitext(output)[1].lower() if output and output != "-" else ""
     if fmt is not None:
+        implied = SUFFIXES.get(suffix)
+        if implied not in (None, ReportFormat.text, fmt):  # any text may go into a .txt
+            raise UsageError(
+                f"--format {fmt.value} does not match --output {output} (a {implied} file "
+                f"name); change one of them"
+            )
         return fmt
     if output is None or output == "-":
         return ReportFormat.text
-    suffix = os.path.splitext(output)[1].lower()
     if suffix not in SUFFIXES:
         raise UsageError(
             f"{output}: cannot tell the format from the suffix {suffix or '(none)'!r}; "
