@@ -1,3 +1,3 @@
-from tracetool.cli.main import main
+from tracetool.cli.launch import main
 
 main()

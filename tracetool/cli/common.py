@@ -32,7 +32,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class OutputFormat(StrEnum):
@@ -268,7 +268,10 @@ def run(entry: Callable[..., Any], args: Sequence[str] | None = None) -> None:
     try:
         extra: dict[str, Any] = {} if args is None else {"args": list(args)}
         code = entry(standalone_mode=False, **extra)
-        # Without standalone mode a command's typer.Exit(code) comes back as the return value.
+        # Without standalone mode a command's typer.Exit(code) comes back as the return value;
+        # typer turns a Ctrl-C inside a command into Exit(130).
+        if code == EXIT_INTERRUPTED:
+            raise KeyboardInterrupt
         if isinstance(code, int) and code:
             raise SystemExit(code)
     except typer.Exit as exc:
@@ -285,7 +288,7 @@ def run(entry: Callable[..., Any], args: Sequence[str] | None = None) -> None:
         fail(str(exc))
     except KeyboardInterrupt:
         sys.stderr.write("migtrace: interrupted\n")
-        raise SystemExit(130) from None
+        raise SystemExit(EXIT_INTERRUPTED) from None
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

@@ -1,0 +1,76 @@
+"""The migtrace command as a process: start-up, Ctrl-C, a shadowing 'tracetool' package."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, SAMPLES
+
+LAUNCHER = REPO / "scripts" / "migtrace"
+BIG = SAMPLES / "qemu-threadify-lttng/a-precopy-mutex/lttng-babeltrace2.txt.xz"
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("MIGTRACE_DEBUG", "PYTHONPATH")}
+    env.update(extra)
+    return env
+
+
+def test_a_shadowing_tracetool_package_is_named_in_one_line(tmp_path: Path) -> None:
+    """QEMU's scripts/ has a package called tracetool too; with it first on the path (here:
+    PYTHONPATH without site-packages), the command says so instead of a traceback."""
+    fake = tmp_path / "qemu" / "scripts" / "tracetool"
+    (fake / "backend").mkdir(parents=True)
+    (fake / "__init__.py").write_text('"""QEMU trace-events code generator."""\n')
+    (fake / "backend" / "__init__.py").write_text("")
+    run = subprocess.run(
+        [sys.executable, "-S", str(LAUNCHER), "--version"],
+        capture_output=True,
+        text=True,
+        env=_env(PYTHONPATH=str(fake.parent)),
+        timeout=60,
+    )
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    assert str(fake / "__init__.py") in run.stderr and "PYTHONPATH" in run.stderr
+
+
+def _loaded(pid: int, library: str) -> bool:
+    try:
+        return library in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("when", ["importing numpy", "importing pandas", "reading", "analysing"])
+def test_ctrl_c_at_any_moment_exits_130_quietly(tmp_path: Path, when: str) -> None:
+    """From the moment migtrace's own code runs (the interpreter's start-up is Python's):
+    while the libraries load (the issue's traceback came from 'import pandas'), while the
+    trace is read, while it is analysed."""
+    out = tmp_path / "report.html"
+    proc = subprocess.Popen(
+        [sys.executable, str(LAUNCHER), "report", str(BIG), "-o", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    marker = {"importing numpy": "numpy", "importing pandas": "pandas"}.get(when)
+    deadline = time.monotonic() + 60
+    while marker and not _loaded(proc.pid, marker) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    time.sleep({"reading": 1.0, "analysing": 3.0}.get(when, 0.0))
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert "Traceback" not in stderr, stderr
+    assert proc.returncode == 130, (proc.returncode, stderr)
+    assert stderr.strip() == "migtrace: interrupted"
+    assert not out.exists() and not list(tmp_path.iterdir())  # nothing half-written
