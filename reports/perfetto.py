@@ -48,7 +48,7 @@ from reports.atomic import atomic_writer
 from reports.plots import NotInTrace, records, thread_lanes, trace_end_ns, trace_start_ns
 from tracetool._analyses.bql.bql import BqlReport
 from tracetool._model.trace import Trace
-from tracetool._timeline.timeline import Timeline
+from tracetool._timeline.result import Timeline
 
 PROCESS_TRACK_KINDS = ("phase",)
 PAGE_KINDS = ("page-request",)

@@ -30,7 +30,7 @@ from tests.conftest import run_cli, sample
 from tracetool._analyses.bql.bql import analyze_bql
 from tracetool._analyses.tables import trace_tables
 from tracetool._model.trace import Trace
-from tracetool._timeline.timeline import build_timeline
+from tracetool._timeline.builder import build_timeline
 
 TFY_MUTEX_RUN = sample("qemu-threadify", "e-precopy-mutex", "per-thread")
 TFY_MUTEX_THREADS = sample("qemu-threadify", "e-precopy-mutex", "per-thread", "dst-threads.json")

@@ -21,7 +21,7 @@ from tests.conftest import run_cli, sample
 from tracetool._analyses.bql.bql import analyze_bql
 from tracetool._analyses.phases import analyze_phases
 from tracetool._model.trace import Trace
-from tracetool._timeline.timeline import build_timeline
+from tracetool._timeline.builder import build_timeline
 from tracetool.cli.plot import parse_time
 from tracetool.errors import UsageError
 

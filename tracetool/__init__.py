@@ -30,7 +30,8 @@ from tracetool._model.load import load
 from tracetool._model.querymigrate import QueryMigrate, load_query_migrate
 from tracetool._model.trace import Trace
 from tracetool._replay import EventContext, replay
-from tracetool._timeline.timeline import Timeline, build_timeline
+from tracetool._timeline.builder import build_timeline
+from tracetool._timeline.result import Timeline
 from tracetool.errors import (
     EmptyTrace,
     InputError,

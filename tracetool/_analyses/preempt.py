@@ -21,7 +21,7 @@ import pandas as pd
 from parsers.segment import NO_TIME
 from tracetool._analyses.merge import process_mask, process_of_side
 from tracetool._model.trace import Trace
-from tracetool._timeline.timeline import build_timeline
+from tracetool._timeline.builder import build_timeline
 
 PACKAGE_CONTENT = (
     "qemu_loadvm_state_section",
