@@ -24,13 +24,13 @@ import pytest
 
 import tracetool
 from reports.perfetto import chrome_trace, nest_layers, write_chrome_trace
-from reports.plots import NotInTrace
 from reports.tables import export_tables, output_paths
 from tests.conftest import run_cli, sample
 from tracetool._analyses.bql.bql import analyze_bql
 from tracetool._analyses.tables import trace_tables
 from tracetool._model.trace import Trace
 from tracetool._timeline.builder import build_timeline
+from tracetool.errors import NotInTrace
 
 TFY_MUTEX_RUN = sample("qemu-threadify", "e-precopy-mutex", "per-thread")
 TFY_MUTEX_THREADS = sample("qemu-threadify", "e-precopy-mutex", "per-thread", "dst-threads.json")
