@@ -32,11 +32,13 @@ if TYPE_CHECKING:
     from tracetool._analyses.summary import TraceSummary, summarize
     from tracetool._analyses.switchover import SwitchoverSummary
     from tracetool._check.evaluate import CheckReport, RuleResult, Status, check_trace
+    from tracetool._model.lanes import thread_lanes, trace_start_ns
     from tracetool._model.load import load
     from tracetool._model.querymigrate import QueryMigrate, load_query_migrate
     from tracetool._model.trace import Trace
     from tracetool._replay import EventContext, replay
-    from tracetool._timeline.timeline import Timeline, build_timeline
+    from tracetool._timeline.builder import build_timeline
+    from tracetool._timeline.result import Timeline
     from tracetool.errors import (
         EmptyTrace,
         InputError,
@@ -69,7 +71,7 @@ _WHERE: dict[str, tuple[str, str]] = {
     "RulesError": ("tracetool.errors", "RulesError"),
     "Status": ("tracetool._check.evaluate", "Status"),
     "SwitchoverSummary": ("tracetool._analyses.switchover", "SwitchoverSummary"),
-    "Timeline": ("tracetool._timeline.timeline", "Timeline"),
+    "Timeline": ("tracetool._timeline.result", "Timeline"),
     "Trace": ("tracetool._model.trace", "Trace"),
     "TraceEventsError": ("tracetool.errors", "TraceEventsError"),
     "TraceSummary": ("tracetool._analyses.summary", "TraceSummary"),
@@ -79,7 +81,7 @@ _WHERE: dict[str, tuple[str, str]] = {
     "analyze_bql": ("tracetool._analyses.bql.bql", "analyze_bql"),
     "analyze_phases": ("tracetool._analyses.phases", "analyze_phases"),
     "analyze_preempt": ("tracetool._analyses.preempt", "analyze_preempt"),
-    "build_timeline": ("tracetool._timeline.timeline", "build_timeline"),
+    "build_timeline": ("tracetool._timeline.builder", "build_timeline"),
     "check_trace": ("tracetool._check.evaluate", "check_trace"),
     "collect": ("tracetool._analyses.reportdata", "collect"),
     "compare": ("tracetool._analyses.compare", "compare"),
@@ -88,6 +90,8 @@ _WHERE: dict[str, tuple[str, str]] = {
     "replay": ("tracetool._replay", "replay"),
     "run_analysis": ("tracetool._analyses.registry", "run"),
     "summarize": ("tracetool._analyses.summary", "summarize"),
+    "thread_lanes": ("tracetool._model.lanes", "thread_lanes"),
+    "trace_start_ns": ("tracetool._model.lanes", "trace_start_ns"),
 }
 
 
@@ -144,4 +148,6 @@ __all__ = [
     "replay",
     "run_analysis",
     "summarize",
+    "thread_lanes",
+    "trace_start_ns",
 ]

@@ -17,5 +17,10 @@ def formats(*, format: OutputFormat) -> None:
         return
     from reports.console import console, table
 
-    console().print(table("Input formats (--input-format NAME)", ["name", "what"],
-                          [[r["name"], r["description"]] for r in rows]))
+    console().print(
+        table(
+            "Input formats (--input-format NAME)",
+            ["name", "what"],
+            [[r["name"], r["description"]] for r in rows],
+        )
+    )
