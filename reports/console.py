@@ -26,6 +26,10 @@ WIDE_WIDTH = 1000
 """Width with ``--wide``: in effect, no limit."""
 MIN_CELL = 8
 """A column is never shortened below this many characters."""
+MIN_TAIL = 28
+"""A path column is shortened (from its start) to this width before other columns are."""
+MIN_TAIL = 28
+"""A path column is shortened (from its start) to this width before other columns are."""
 
 _wide = False
 
@@ -70,12 +74,14 @@ class FitTable:
         rows: Sequence[Sequence[Any]],
         right: Sequence[str] = (),
         optional: Sequence[str] = (),
+        tail: Sequence[str] = (),
     ) -> None:
         self.title = title
         self.columns = list(columns)
         self.rows = [["" if v is None else str(v) for v in r] for r in rows]
         self.right = set(right)
         self.optional = [c for c in optional if c in self.columns]
+        self.tail = set(tail)
 
     def _widths(self, keep: list[int]) -> list[int]:
         return [max([cell_len(self.columns[i]), *(cell_len(r[i]) for r in self.rows)]) for i in keep]
@@ -95,6 +101,10 @@ class FitTable:
         """Shortens the widest text columns (never numbers) until the table fits; columns that
         still do not fit are left out from the right."""
         widths = list(widths)
+        # Paths first (their end says the most), down to MIN_TAIL; then the widest text.
+        for j, i in enumerate(keep):
+            if self.columns[i] in self.tail and _total(widths) > width:
+                widths[j] = max(min(widths[j], MIN_TAIL), widths[j] - (_total(widths) - width))
         while _total(widths) > width:
             text = [
                 j for j, i in enumerate(keep) if self.columns[i] not in self.right and widths[j] > MIN_CELL
@@ -130,13 +140,25 @@ class FitTable:
                 width=w,
             )
         for r in self.rows:
-            t.add_row(*[Text(r[i]) for i in keep])
+            t.add_row(
+                *[
+                    Text(_clip(r[i], w, self.columns[i] in self.tail))
+                    for i, w in zip(keep, widths, strict=True)
+                ]
+            )
         yield t
         if dropped:
             yield Text(
                 f"({len(dropped)} columns left out to fit {width} columns: "
                 f"{', '.join(dropped)}; --wide shows them)"
             )
+
+
+def _clip(text: str, width: int, keep_end: bool) -> str:
+    """``text`` in ``width`` cells: cut with an ellipsis at its end, or at its start."""
+    if cell_len(text) <= width:
+        return text
+    return "…" + text[-(width - 1) :] if keep_end else text[: width - 1] + "…"
 
 
 def _total(widths: Sequence[int]) -> int:
@@ -151,13 +173,15 @@ def table(
     rows: Sequence[Sequence[Any]],
     right: Sequence[str] = (),
     optional: Sequence[str] = (),
+    tail: Sequence[str] = (),
 ) -> FitTable:
     """A compact table; values are shown as plain text (no markup is interpreted).
 
     ``right``: columns aligned right (numbers). ``optional``: columns that may be left out when
-    the table does not fit, the first named first.
+    the table does not fit, the first named first. ``tail``: columns (paths) shortened from
+    their start, and before the others.
     """
-    return FitTable(title, columns, rows, right, optional)
+    return FitTable(title, columns, rows, right, optional, tail)
 
 
 def fmt_us(us: float | None) -> str:

@@ -27,12 +27,11 @@ def render_summary_text(summary: dict[str, Any], out: Console, top_events: int =
     out.print(
         table(
             "Inputs",
-            ["path", "format", "variant", "clock", "lines", "events", "other", "dropped"],
+            ["path", "format", "clock", "lines", "events", "other", "dropped"],
             [
                 [
                     i["path"],
                     i["format"],
-                    i["variant"],
                     i["clock"],
                     i["lines"],
                     i["events"],
@@ -42,8 +41,11 @@ def render_summary_text(summary: dict[str, Any], out: Console, top_events: int =
                 for i in inputs
             ],
             right=["lines", "events", "other", "dropped"],
+            tail=["path"],
         )
     )
+    for fmt, variant in dict.fromkeys((i["format"], i["variant"]) for i in inputs):
+        out.print(f"{fmt}: {variant}")
     clock = summary["clock"]
     out.print(
         table(
