@@ -6,6 +6,7 @@
     >>> bql = tracetool.analyze_bql(trace)           # BQL holds and waits per thread
     >>> bql.primary.threads
     >>> tracetool.analyze_phases(trace).to_json()    # incoming phases, devices, downtime
+    >>> tracetool.analyze_downtime(tracetool.load(["src.trace", "dst.trace"]))  # the pause end to end
     >>> tracetool.check_trace(trace, "bql.hold.max{role=load} < 5ms").ok
 
 Every analysis is a function ``Trace -> result``; every result has ``to_json()`` (the document
@@ -16,6 +17,8 @@ In Jupyter, ``%load_ext reports.notebook`` shows results as tables.
 
 from tracetool._analyses.bql.bql import BqlProcess, BqlReport, analyze_bql
 from tracetool._analyses.compare import Comparison, compare
+from tracetool._analyses.downtime.analysis import analyze_downtime
+from tracetool._analyses.downtime.result import DowntimeReport
 from tracetool._analyses.multifd import MultifdReport
 from tracetool._analyses.phases import PhaseReport, analyze_phases
 from tracetool._analyses.preempt import PreemptReport, analyze_preempt
@@ -24,7 +27,6 @@ from tracetool._analyses.registry import Analysis, Result
 from tracetool._analyses.registry import run as run_analysis
 from tracetool._analyses.reportdata import ReportData, collect
 from tracetool._analyses.summary import TraceSummary, summarize
-from tracetool._analyses.switchover import SwitchoverSummary
 from tracetool._check.evaluate import CheckReport, RuleResult, Status, check_trace
 from tracetool._model.load import load
 from tracetool._model.querymigrate import QueryMigrate, load_query_migrate
@@ -47,6 +49,7 @@ __all__ = [
     "BqlReport",
     "CheckReport",
     "Comparison",
+    "DowntimeReport",
     "EmptyTrace",
     "EventContext",
     "InputError",
@@ -60,7 +63,6 @@ __all__ = [
     "RuleResult",
     "RulesError",
     "Status",
-    "SwitchoverSummary",
     "Timeline",
     "Trace",
     "TraceEventsError",
@@ -69,6 +71,7 @@ __all__ = [
     "UsageError",
     "analyses",
     "analyze_bql",
+    "analyze_downtime",
     "analyze_phases",
     "analyze_preempt",
     "build_timeline",
