@@ -25,7 +25,7 @@ from tracetool._analyses.reportdata import ReportData
 SECTION_TITLES = {
     "summary": "Trace",
     "phases": "Incoming migration phases",
-    "downtime": "Downtime end to end",
+    "downtime": "Downtime end to end and total time",
     "bql": "Big QEMU Lock (BQL)",
     "preempt": "Postcopy preempt",
 }
@@ -264,9 +264,13 @@ def _phases(sec: Section, doc: dict[str, Any]) -> None:
         )
     ram = p["ram"]
     s = ram["sections"]
+    sec.add(
+        f"RAM: {ram['iterations']} RAM sections loaded while the VM ran (PART, one per pass of the "
+        "source's save loop; not QEMU's dirty-sync-count)"
+    )
     line = (
-        f"RAM: {ram['iterations']} iterations; sections START {s['start']}, PART {s['part']}, "
-        f"END {s['end']}, FULL {s['full']}, COMMAND {s['command']}"
+        f"Sections: START {s['start']}, PART {s['part']}, END {s['end']}, FULL {s['full']}, "
+        f"COMMAND {s['command']}"
     )
     if ram["pages"] is not None:
         line += f"; {ram['pages']:,} pages ({ram['normal_pages']:,} normal, {ram['zero_pages']:,} zero"
