@@ -306,3 +306,26 @@ def test_shared_traces(folder: str) -> None:
     start, _, end = plain_window(folder, base)
     assert r.end_to_end_us == (end - start) / 1000.0
     assert r.reported_us == query_downtime_us(folder, base)
+
+
+def test_path_stays_on_the_source_while_the_destination_waited_for_its_ram() -> None:
+    # Plain reading: the destination began loading the final RAM section before the source
+    # had finished saving it, so until then the guest waited for the source.
+    pat = re.compile(r"type=iterable idstr=ram instance_id=0 downtime=(\d+)")
+    saved = [
+        t
+        for t, e, a in plain_events(sample(THREADIFY_E, "src.trace.xz"))
+        if e == "vmstate_downtime_save" and pat.match(a)
+    ]
+    loads = [
+        (t, int(m[1]))
+        for t, e, a in plain_events(sample(THREADIFY_E, "dst.trace.xz"))
+        if e == "vmstate_downtime_load" and (m := pat.match(a))
+    ]
+    save_end = saved[-1]
+    load_start = loads[-1][0] - loads[-1][1] * 1000
+    assert load_start < save_end
+    path = analysed(THREADIFY_E).critical_path
+    assert all(s["side"] == "src" for s in path if s["end_ns"] <= save_end)
+    assert any(s["side"] == "src" and s["end_ns"] == save_end for s in path)
+    assert any(s["side"] == "dst" and s["start_ns"] == save_end for s in path)
