@@ -134,3 +134,19 @@ def test_compare_puts_the_pause_and_its_critical_path_side_by_side() -> None:
         assert rows["guest paused end to end"][side] == (end - start) / 1000.0
         steps = [d[side] for d in doc["critical_path"] if d[side] is not None]
         assert sum(steps) == pytest.approx((end - start) / 1000.0)
+
+
+# ---------------------------------------------------------------------------------- figure
+def test_downtime_figure_draws_every_critical_step_and_refuses_one_side() -> None:
+    from reports.plots.downtime import downtime_figure
+    from tests.test_downtime import THREADIFY_D, analysed
+
+    r = analysed(THREADIFY_D)
+    fig = downtime_figure(r)
+    ax = fig.axes[0]
+    critical = [c for c in ax.collections if c.get_gid() == "critical"]
+    assert len(critical) == len(r.critical_path)
+    assert {c.get_gid() for c in ax.collections} >= {"lane-src", "lane-dst", "critical"}
+    assert "91.65 ms end to end" in ax.get_title(loc="left")
+    with pytest.raises(tracetool.NotInTrace, match="not in this trace"):
+        downtime_figure(tracetool.analyze_downtime(tracetool.load([sample(F3, "dst.trace.xz")])))

@@ -52,7 +52,7 @@ from tracetool._analyses.merge import (
 )
 from tracetool._model.querymigrate import QueryMigrate
 from tracetool._model.trace import Trace
-from tracetool._timeline.timeline import build_timeline
+from tracetool._timeline.builder import build_timeline
 
 DEVICE_EVENTS = "vmstate_downtime_*"
 _DOWNTIME_FIELD = re.compile(r'"downtime"\s*:\s*(\d+(?:\.\d+)?)')
@@ -168,7 +168,26 @@ def analyze_downtime(
         switchover=switchover_downtime(trace, query_migrate, a).to_json(),
         total_time=total_time(trace, query_migrate).to_json(),
         notes=notes,
+        steps={"src": _steps_json(src_steps), "dst": _steps_json(dst_steps)},
     )
+
+
+def _steps_json(steps: list[Step]) -> list[dict[str, Any]]:
+    """Each side's own steps (critical or not), for figures and traces."""
+    return [
+        {
+            "side": s.side,
+            "step": s.step,
+            "device": s.device,
+            "instance_id": s.instance_id,
+            "kind": s.kind,
+            "start_ns": s.start_ns,
+            "end_ns": s.end_ns,
+            "us": (s.end_ns - s.start_ns) / 1000.0,
+            "gap": s.gap,
+        }
+        for s in steps
+    ]
 
 
 Point = tuple[str, str, int]

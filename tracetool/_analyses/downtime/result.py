@@ -30,6 +30,7 @@ class DowntimeReport:
     switchover: dict[str, Any] = field(default_factory=dict)
     total_time: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    steps: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -57,6 +58,7 @@ class DowntimeReport:
                 "built_from": self.built_from,
                 "critical_path": self.critical_path,
                 "by_device": self.by_device,
+                "steps": {side: list(v) for side, v in self.steps.items()},
                 "explanation": list(self.explanation),
                 "switchover": dict(self.switchover),
                 "total_time": dict(self.total_time),

@@ -27,7 +27,7 @@ import pandas as pd
 
 from parsers.segment import NO_TIME
 from tracetool._model.trace import Trace
-from tracetool._timeline.timeline import Timeline
+from tracetool._timeline.result import Timeline
 
 MIN_GAP_NS = 20_000
 """A gap before a work's traced start shorter than this (20 µs: trace writes, header reads)
