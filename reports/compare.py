@@ -180,6 +180,16 @@ def compare_sections(doc: dict[str, Any]) -> list[Section]:
     down = Section("downtime", "Downtime and total time")
     if doc["downtime"]:
         down.add_table("", cols, _delta_rows(doc["downtime"]), right=right)
+    if doc.get("critical_path"):
+        down.add_table(
+            "Critical path of the pause, per step (longest first)",
+            cols,
+            _delta_rows(
+                sorted(doc["critical_path"], key=lambda d: -max(d["before"] or 0.0, d["after"] or 0.0))
+            ),
+            right=right,
+            compact=15,
+        )
     else:
         down.add("no downtime figures on either side", "note")
     return [head, phases, bql, preempt, down]

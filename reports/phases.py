@@ -86,9 +86,12 @@ def render_phases_text(doc: dict[str, Any], out: Console) -> None:
     if ram["bytes"] is not None:
         detail.append(f"{ram['bytes'] / 2**20:.1f} MiB of page data")
     out.print(
-        f"RAM: {ram['iterations']} iterations; sections START {s['start']} PART {s['part']} "
-        f"END {s['end']} FULL {s['full']} COMMAND {s['command']}; {pages}"
-        + (f" ({'; '.join(detail)})" if detail else "")
+        f"RAM: {ram['iterations']} RAM sections loaded while the VM ran (PART, one per pass of the "
+        "source's save loop; not QEMU's dirty-sync-count)"
+    )
+    out.print(
+        f"Sections: START {s['start']} PART {s['part']} END {s['end']} FULL {s['full']} "
+        f"COMMAND {s['command']}; {pages}" + (f" ({'; '.join(detail)})" if detail else "")
     )
     cps = doc["checkpoints"]
     if cps:

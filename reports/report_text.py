@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.text import Text
 
 from reports.console import fmt_us, table
+from reports.downtime import downtime_blocks
 from reports.phases import fmt_offset
 from reports.report_json import report_document
 from tracetool._analyses.reportdata import ReportData
@@ -24,7 +25,7 @@ from tracetool._analyses.reportdata import ReportData
 SECTION_TITLES = {
     "summary": "Trace",
     "phases": "Incoming migration phases",
-    "downtime": "Downtime and total time",
+    "downtime": "Downtime end to end and total time",
     "bql": "Big QEMU Lock (BQL)",
     "preempt": "Postcopy preempt",
 }
@@ -267,9 +268,13 @@ def _phases(sec: Section, doc: dict[str, Any]) -> None:
         )
     ram = p["ram"]
     s = ram["sections"]
+    sec.add(
+        f"RAM: {ram['iterations']} RAM sections loaded while the VM ran (PART, one per pass of the "
+        "source's save loop; not QEMU's dirty-sync-count)"
+    )
     line = (
-        f"RAM: {ram['iterations']} iterations; sections START {s['start']}, PART {s['part']}, "
-        f"END {s['end']}, FULL {s['full']}, COMMAND {s['command']}"
+        f"Sections: START {s['start']}, PART {s['part']}, END {s['end']}, FULL {s['full']}, "
+        f"COMMAND {s['command']}"
     )
     if ram["pages"] is not None:
         line += f"; {ram['pages']:,} pages ({ram['normal_pages']:,} normal, {ram['zero_pages']:,} zero"
@@ -310,35 +315,7 @@ def _phases(sec: Section, doc: dict[str, Any]) -> None:
 
 
 def _downtime(sec: Section, doc: dict[str, Any]) -> None:
-    d = doc["downtime"]
-    dt, tt, al = d["switchover"], d["total_time"], d["alignment"]
-
-    def ms(v: float | None) -> str:
-        return "-" if v is None else f"{v:g} ms"
-
-    sec.add_table(
-        "",
-        ["", "source", "destination", "end to end", "QEMU reported"],
-        [
-            [
-                "downtime",
-                us(dt["src_us"]),
-                us(dt["dst_us"]),
-                us(dt["end_to_end_us"]),
-                ms(dt["qemu_reported_ms"]),
-            ],
-            ["total time", us(tt["src_us"]), us(tt["dst_us"]), "", ms(tt["qemu_reported_ms"])],
-        ],
-        right=["source", "destination", "end to end", "QEMU reported"],
-    )
-    axis = f"time axis: {al['method']}"
-    if al["method"] == "wire-events":
-        axis += f", source shifted by {fmt_us(al['offset_ns'] / 1000)}"
-        if al.get("uncertainty_ns") is not None:
-            axis += f" (± {fmt_us(al['uncertainty_ns'] / 1000)})"
-    sec.add(axis)
-    for n in al.get("notes", []):
-        sec.add(n, "note")
+    downtime_blocks(sec, doc["downtime"])
 
 
 def _bql(sec: Section, doc: dict[str, Any]) -> None:

@@ -75,7 +75,7 @@ def test_default_is_text_on_stdout_with_every_section() -> None:
     for title in (
         "Trace",
         "Incoming migration phases",
-        "Downtime and total time",
+        "Downtime end to end and total time",
         "Big QEMU Lock (BQL)",
         "Postcopy preempt",
     ):

@@ -106,7 +106,7 @@ def test_text_report_names_the_load_thread_and_shows_bql_figures_per_thread() ->
     for title in (
         "Trace",
         "Incoming migration phases",
-        "Downtime and total time",
+        "Downtime end to end and total time",
         "Big QEMU Lock (BQL)",
         "Postcopy preempt",
     ):

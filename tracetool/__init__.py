@@ -6,6 +6,7 @@
     >>> bql = tracetool.analyze_bql(trace)           # BQL holds and waits per thread
     >>> bql.primary.threads
     >>> tracetool.analyze_phases(trace).to_json()    # incoming phases, devices, downtime
+    >>> tracetool.analyze_downtime(tracetool.load(["src.trace", "dst.trace"]))  # the pause end to end
     >>> tracetool.check_trace(trace, "bql.hold.max{role=load} < 5ms").ok
 
 Every analysis is a function ``Trace -> result``; every result has ``to_json()`` (the document
@@ -22,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tracetool._analyses.bql.bql import BqlProcess, BqlReport, analyze_bql
     from tracetool._analyses.compare import Comparison, compare
+    from tracetool._analyses.downtime.analysis import analyze_downtime
+    from tracetool._analyses.downtime.result import DowntimeReport
     from tracetool._analyses.multifd import MultifdReport
     from tracetool._analyses.phases import PhaseReport, analyze_phases
     from tracetool._analyses.preempt import PreemptReport, analyze_preempt
@@ -30,7 +33,6 @@ if TYPE_CHECKING:
     from tracetool._analyses.registry import run as run_analysis
     from tracetool._analyses.reportdata import ReportData, collect
     from tracetool._analyses.summary import TraceSummary, summarize
-    from tracetool._analyses.switchover import SwitchoverSummary
     from tracetool._check.evaluate import CheckReport, RuleResult, Status, check_trace
     from tracetool._model.lanes import thread_lanes, trace_start_ns
     from tracetool._model.load import load
@@ -57,6 +59,7 @@ _WHERE: dict[str, tuple[str, str]] = {
     "BqlReport": ("tracetool._analyses.bql.bql", "BqlReport"),
     "CheckReport": ("tracetool._check.evaluate", "CheckReport"),
     "Comparison": ("tracetool._analyses.compare", "Comparison"),
+    "DowntimeReport": ("tracetool._analyses.downtime.result", "DowntimeReport"),
     "EmptyTrace": ("tracetool.errors", "EmptyTrace"),
     "EventContext": ("tracetool._replay", "EventContext"),
     "InputError": ("tracetool.errors", "InputError"),
@@ -70,7 +73,6 @@ _WHERE: dict[str, tuple[str, str]] = {
     "RuleResult": ("tracetool._check.evaluate", "RuleResult"),
     "RulesError": ("tracetool.errors", "RulesError"),
     "Status": ("tracetool._check.evaluate", "Status"),
-    "SwitchoverSummary": ("tracetool._analyses.switchover", "SwitchoverSummary"),
     "Timeline": ("tracetool._timeline.result", "Timeline"),
     "Trace": ("tracetool._model.trace", "Trace"),
     "TraceEventsError": ("tracetool.errors", "TraceEventsError"),
@@ -79,6 +81,7 @@ _WHERE: dict[str, tuple[str, str]] = {
     "UsageError": ("tracetool.errors", "UsageError"),
     "analyses": ("tracetool._analyses.registry", "ANALYSES"),
     "analyze_bql": ("tracetool._analyses.bql.bql", "analyze_bql"),
+    "analyze_downtime": ("tracetool._analyses.downtime.analysis", "analyze_downtime"),
     "analyze_phases": ("tracetool._analyses.phases", "analyze_phases"),
     "analyze_preempt": ("tracetool._analyses.preempt", "analyze_preempt"),
     "build_timeline": ("tracetool._timeline.builder", "build_timeline"),
@@ -115,6 +118,7 @@ __all__ = [
     "BqlReport",
     "CheckReport",
     "Comparison",
+    "DowntimeReport",
     "EmptyTrace",
     "EventContext",
     "InputError",
@@ -128,7 +132,6 @@ __all__ = [
     "RuleResult",
     "RulesError",
     "Status",
-    "SwitchoverSummary",
     "Timeline",
     "Trace",
     "TraceEventsError",
@@ -137,6 +140,7 @@ __all__ = [
     "UsageError",
     "analyses",
     "analyze_bql",
+    "analyze_downtime",
     "analyze_phases",
     "analyze_preempt",
     "build_timeline",

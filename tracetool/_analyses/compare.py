@@ -41,6 +41,10 @@ DOWNTIME_ROWS = (
     ("total time (destination)", "total_time", "dst_us"),
 )
 QEMU_ROWS = (("downtime (QEMU reported)", "switchover"), ("total time (QEMU reported)", "total_time"))
+PAUSE_ROWS = (
+    ("guest paused end to end", "end_to_end_us"),
+    ("downtime QEMU reported (from the trace)", "reported_us"),
+)
 PREEMPT_ROWS = (("preempt thread wait", "thread_wait_us"), ("packaged-load wait", "packaged_wait_us"))
 PAGE_REQUEST_ROWS = (
     ("page requests", "count"),
@@ -187,6 +191,7 @@ class Comparison:
     bql_load: ThreadPair | None
     preempt: list[Delta]
     downtime: list[Delta]
+    critical_path: list[Delta] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -196,7 +201,8 @@ class Comparison:
         return f"{b} → {a}" if b != a else f"{b} (unchanged)"
 
     def to_json(self) -> dict[str, Any]:
-        """Stable keys: before, after, load_thread, phases, devices, bql, preempt, downtime, notes."""
+        """Stable keys: before, after, load_thread, phases, devices, bql, preempt, downtime,
+        critical_path (time per step of the pause's critical path on each side), notes."""
         return {
             "before": self.before.to_json(),
             "after": self.after.to_json(),
@@ -215,6 +221,7 @@ class Comparison:
             },
             "preempt": [d.to_json() for d in self.preempt],
             "downtime": [d.to_json() for d in self.downtime],
+            "critical_path": [d.to_json() for d in self.critical_path],
             "notes": list(self.notes),
         }
 
@@ -267,6 +274,7 @@ def compare(
         bql_load=load_pair,
         preempt=_preempt(before, after),
         downtime=_downtime(before, after),
+        critical_path=_critical_path(before, after),
         notes=notes,
     )
 
@@ -447,7 +455,8 @@ def _preempt(before: ReportData, after: ReportData) -> list[Delta]:
 
 def _downtime(before: ReportData, after: ReportData) -> list[Delta]:
     b, a = before.downtime or {}, after.downtime or {}
-    rows = [
+    rows = [Delta(name, _num(b.get(key)), _num(a.get(key))) for name, key in PAUSE_ROWS]
+    rows += [
         Delta(name, _num((b.get(group) or {}).get(key)), _num((a.get(group) or {}).get(key)))
         for name, group, key in DOWNTIME_ROWS
     ]
@@ -457,3 +466,21 @@ def _downtime(before: ReportData, after: ReportData) -> list[Delta]:
             Delta(name, None if ms_b is None else ms_b * 1000.0, None if ms_a is None else ms_a * 1000.0)
         )
     return [r for r in rows if r.before is not None or r.after is not None]
+
+
+def _critical_path(before: ReportData, after: ReportData) -> list[Delta]:
+    """Time on the pause's critical path per step (``save ram (src)``, ``load cpu (dst)``...),
+    each step summed over the path, in the order of the path of the side that has one."""
+
+    def table(d: ReportData) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for s in (d.downtime or {}).get("critical_path") or []:
+            name = s["step"] + (f" {s['device']}" if s.get("device") else "")
+            if s.get("instance_id"):
+                name += f" #{s['instance_id']}"
+            key = f"{name} ({s['side']})"
+            out[key] = out.get(key, 0.0) + float(s["us"])
+        return out
+
+    b, a = table(before), table(after)
+    return [Delta(k, b.get(k), a.get(k)) for k in _union(b, a)]

@@ -137,3 +137,29 @@ def _set_thread(trace: Trace, ch: dict[str, Any], rows: np.ndarray) -> None:
     tid, name = th["tid"].iloc[t], th["name"].iloc[t]
     ch["tid"] = None if pd.isna(tid) else int(tid)
     ch["thread"] = None if pd.isna(name) else str(name)
+
+
+SEND_FILL_EVENTS = ("multifd_send_ram_fill", "multifd_send")
+"""Source events that count the pages each packet carries (``normal``/``zero`` or
+``normal_pages``/``zero_pages``, by release)."""
+
+
+def multifd_send_pages(trace: Trace, process_mask: np.ndarray | None) -> tuple[int, int] | None:
+    """(normal, zero) pages the source's multifd channels sent, from its fill events, or None
+    when the source trace has none (or no source is loaded)."""
+    if process_mask is None:
+        return None
+    normal = zero = 0
+    found = False
+    for event in SEND_FILL_EVENTS:
+        f = trace.fields(event)
+        if not len(f):
+            continue
+        f = f[process_mask[f.index.to_numpy()]]
+        for col_normal, col_zero in (("normal", "zero"), ("normal_pages", "zero_pages")):
+            if col_normal in f:
+                found = found or bool(len(f))
+                normal += int(f[col_normal].fillna(0).astype("int64").sum())
+                if col_zero in f:
+                    zero += int(f[col_zero].fillna(0).astype("int64").sum())
+    return (normal, zero) if found else None

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from tracetool._analyses.merge import align, process_mask, process_of_side, switchover_downtime, total_time
-from tracetool._analyses.multifd import MultifdReport, multifd_recv
+from tracetool._analyses.multifd import MultifdReport, multifd_recv, multifd_send_pages
 from tracetool._json import records
 from tracetool._model.querymigrate import QueryMigrate
 from tracetool._model.trace import Trace
@@ -45,6 +45,7 @@ class PhaseReport:
     notes: list[str]
     issues: pd.DataFrame
     alignment: dict[str, Any] = field(default_factory=dict)
+    outcome_sides: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The ``migtrace phases --format json`` document."""
@@ -68,6 +69,7 @@ class PhaseReport:
             ),
             "load_thread": self.load_thread,
             "outcome": self.outcome,
+            "outcome_sides": self.outcome_sides,
             "ram": self.ram,
             "checkpoints": records(self.checkpoints, ("process", "name", "tid", "thread", "ts_ns")),
             "multifd": self.multifd.to_json(),
@@ -115,7 +117,14 @@ def analyze_phases(trace: Trace, query_migrate: QueryMigrate | None = None) -> P
     outcome, last_state = _outcome(tl, dst)
     if outcome == "incomplete" and dst is not None:
         notes.append(_cut_note(trace, mask, last_state))
-    src_outcome, _ = _outcome(tl, process_of_side(trace, "src"))
+    src = process_of_side(trace, "src")
+    src_outcome, src_state = _outcome(tl, src)
+    sides: dict[str, Any] = {
+        "dst": {"state": last_state, "outcome": outcome, "from": "trace"} if dst is not None else None,
+        "src": {"state": src_state, "outcome": src_outcome, "from": "trace"} if src is not None else None,
+    }
+    if src is None and query is not None and query.status("src"):
+        sides["src"] = {"state": query.status("src"), "outcome": None, "from": "query-migrate"}
     if dst is not None and src_outcome == "cancelled" and outcome in ("failed", "incomplete"):
         # A cancel on the source closes the stream; the destination only sees its load fail.
         notes.append(
@@ -123,18 +132,43 @@ def analyze_phases(trace: Trace, query_migrate: QueryMigrate | None = None) -> P
             f"'{last_state or 'nothing'}' (a cancel looks like a failed load there)"
         )
         outcome = "cancelled"
+    elif (
+        dst is not None
+        and src is not None
+        and outcome == "incomplete"
+        and src_outcome in ("failed", "paused")
+    ):
+        # The destination died or its trace stops; the source saw the stream break.
+        notes.append(
+            f"outcome from the source: it said '{src_state}'; the destination's trace ends with "
+            f"'{last_state or 'nothing'}' (the destination died, or its trace was cut)"
+        )
+        outcome = src_outcome
+    elif dst is not None and src is not None and src_outcome not in ("incomplete", outcome):
+        notes.append(f"the two sides disagree: the source said '{src_state}', the destination '{last_state}'")
     lt = _load_thread(trace, dst)
     if lt.get("inferred"):
         notes.append(
             f"no thread ids: the load thread is taken to be {lt['name']} from the end events this QEMU emits"
         )
     ram = _ram(trace, spans, mask, query)
+    mf_pages = multifd_send_pages(trace, process_mask(trace, src) if src is not None else None)
     checkpoints = tl.instants[tl.instants["kind"] == "checkpoint"].reset_index(drop=True)
     if dst is not None and not len(checkpoints):
         notes.append("no vmstate_downtime_checkpoint events (QEMU < 8.2, or not enabled)")
     mf = multifd_recv(trace, mask if dst is not None else None)
     if mf.note:
         notes.append(mf.note)
+    if mf.present and mf_pages is not None and all(c["pages"] is None for c in mf.channels):
+        # QEMU >= 9.2's receive side traces no page counts; the source's fill events do.
+        normal, zero = mf_pages
+        ram.update(normal_pages=normal, zero_pages=zero, pages=normal + zero, pages_from="source")
+        if ram["page_size"]:
+            ram["bytes"] = normal * ram["page_size"]
+        notes.append(
+            "multifd: the destination traces no page counts; normal and zero pages are the "
+            "source's (multifd_send_ram_fill)"
+        )
     a = align(trace)
     down = switchover_downtime(trace, query, a)
     notes.extend(down.notes)
@@ -162,6 +196,7 @@ def analyze_phases(trace: Trace, query_migrate: QueryMigrate | None = None) -> P
         notes=notes,
         issues=tl.issues,
         alignment=a.to_json(),
+        outcome_sides=sides,
     )
 
 
@@ -237,6 +272,7 @@ def _ram(trace: Trace, spans: pd.DataFrame, mask: np.ndarray, query: QueryMigrat
     page_size = query.page_size if query else None
     pages = None if zero is None else zero + (normal or 0)
     return {
+        "pages_from": "destination" if zero is not None else None,
         "iterations": by_type["part"],
         "sections": by_type,
         "pages": pages,
@@ -277,4 +313,6 @@ def _agrees(outcome: str, status: dict[str, Any]) -> bool | None:
         return None
     if outcome == "incomplete":
         return not any(s in ("completed", "failed", "cancelled") for s in reported[:1])
+    if outcome == "paused":
+        return "postcopy-paused" in reported
     return outcome in reported

@@ -23,11 +23,12 @@ from typing import Any, Protocol
 
 from tracetool._analyses.bql.bql import NOT_IN_TRACE as BQL_NOT_IN_TRACE
 from tracetool._analyses.bql.bql import BqlReport, analyze_bql
+from tracetool._analyses.downtime.analysis import DEVICE_EVENTS, analyze_downtime
+from tracetool._analyses.downtime.result import DowntimeReport
 from tracetool._analyses.events import AnalysisEvents, EventPattern, event_data
 from tracetool._analyses.phases import PhaseReport, analyze_phases
 from tracetool._analyses.preempt import PreemptReport, analyze_preempt
 from tracetool._analyses.summary import TraceSummary, summarize
-from tracetool._analyses.switchover import SwitchoverSummary, switchover_summary
 from tracetool._model.trace import Trace
 from tracetool._timeline.builder import build_timeline
 from tracetool._timeline.result import Timeline
@@ -139,9 +140,13 @@ def _phases_missing(trace: Trace, result: PhaseReport) -> str:
     )
 
 
-def _downtime_missing(trace: Trace, result: SwitchoverSummary) -> str:
+def _downtime_missing(trace: Trace, result: DowntimeReport) -> str:
+    if not trace.has_time:
+        return NO_TIMESTAMPS
     return (
-        NO_TIMESTAMPS if not trace.has_time else "not in this trace: enable " + ", ".join(switchover_events())
+        "not in this trace: trace both QEMUs (source and destination) with "
+        + ", ".join(switchover_events())
+        + f" and {DEVICE_EVENTS} (QEMU >= 8.2)"
     )
 
 
@@ -156,8 +161,10 @@ def _preempt_missing(trace: Trace, result: PreemptReport) -> str:
     )
 
 
-def _downtime(trace: Trace, query_migrate: Any = None) -> SwitchoverSummary:
-    return switchover_summary(run(trace, "phases", query_migrate=query_migrate))
+def _downtime(trace: Trace, query_migrate: Any = None) -> DowntimeReport:
+    # The BQL time of each step comes from the BQL analysis of the same trace, computed once.
+    bql = run(trace, "bql") if trace.code_of("qemu_mutex_locked") is not None else None
+    return analyze_downtime(trace, query_migrate, bql=bql)
 
 
 ANALYSES: dict[str, Analysis] = {
@@ -178,9 +185,9 @@ ANALYSES: dict[str, Analysis] = {
             "downtime",
             "downtime",
             _downtime,
-            SwitchoverSummary,
+            DowntimeReport,
             options=frozenset({"query_migrate"}),
-            events_key="phases",
+            events_key="downtime",
             missing=_downtime_missing,
         ),
         Analysis(

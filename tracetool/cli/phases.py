@@ -8,7 +8,7 @@ from tracetool.cli.common import Inputs, OutputFormat, command, show
 @command(query_migrate=True)
 def phases(inputs: Inputs, *, format: OutputFormat, strict: bool) -> None:
     """Incoming migration phases of the destination: which thread ran what, per-device load
-    times, RAM iterations, outcome, and the switchover downtime from both ends."""
+    times, RAM sections, outcome, and the switchover downtime from both ends."""
     from reports.phases import render_phases_text
     from tracetool._analyses.phases import analyze_phases
 

@@ -19,6 +19,7 @@ class PlotKind(StrEnum):
     bql = "bql"
     phases = "phases"
     page_latency = "page-latency"
+    downtime = "downtime"
 
 
 KindArg = Annotated[
@@ -26,7 +27,8 @@ KindArg = Annotated[
     typer.Argument(
         help="gantt: per-thread timeline (phases, sections, device loads, BQL holds, instants); "
         "bql: BQL hold/wait CDFs per thread; phases: incoming phase waterfall and slowest device "
-        "loads; page-latency: postcopy page-request latency per channel.",
+        "loads; page-latency: postcopy page-request latency per channel; downtime: the guest's "
+        "pause on source and destination lanes with its critical path (both traces).",
         show_default=False,
     ),
 ]
@@ -108,6 +110,10 @@ def plot(
         from reports.plots.phases import phase_waterfall
 
         fig = phase_waterfall(registry.run(trace, "phases"), top=top)
+    elif kind is PlotKind.downtime:
+        from reports.plots.downtime import downtime_figure
+
+        fig = downtime_figure(registry.run(trace, "downtime"))
     else:
         from reports.plots.page_latency import page_latency
 

@@ -1,0 +1,169 @@
+"""Rendering ``migtrace downtime``: the guest's pause end to end, its critical path, per-device
+save and load times, and QEMU's own figure next to it.
+
+:func:`downtime_blocks` adds the tables and lines to anything with ``add_table``/``add`` (the
+report's :class:`reports.report_text.Section`, or the terminal printer of this module), so
+``migtrace downtime`` and the report's downtime section show the same figures.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from rich.console import Console
+from rich.text import Text
+
+from reports.console import fmt_us, table
+
+PATH_SHOWN = 15
+"""Critical-path steps listed in the compact outputs (the longest ones; JSON/HTML list all)."""
+DEVICES_SHOWN = 10
+WIDTH = 100
+"""Lines of text are wrapped to a 100-column terminal."""
+
+
+class Blocks(Protocol):
+    """Where the blocks go (a report section, or the terminal)."""
+
+    def add_table(
+        self,
+        title: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        right: Sequence[str] = (),
+        compact: int | None = None,
+    ) -> None: ...
+
+    def add(self, text: str, kind: str = "text") -> None: ...
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:g} ms"
+
+
+def _step_name(s: dict[str, Any]) -> str:
+    name = s["step"]
+    if s.get("device"):
+        name += " " + str(s["device"]) + (f" #{s['instance_id']}" if s.get("instance_id") else "")
+    return name + (" (±)" if s.get("uncertain") else "")
+
+
+def downtime_blocks(out: Blocks, doc: dict[str, Any]) -> None:
+    """The downtime document (``migtrace downtime --format json``) as tables and lines."""
+    e2e, rep = doc["end_to_end_us"], doc["reported_us"]
+    head = f"guest paused end to end: {fmt_us(e2e)}" if e2e is not None else "end to end: not in this trace"
+    if rep is not None:
+        head += f"; QEMU reported {fmt_us(rep)} (from {doc['reported_from']})"
+    out.add(head, "headline")
+    for line in doc["explanation"][1:] if rep is not None and e2e is not None else doc["explanation"]:
+        out.add(line)
+    start = doc["start"]
+    path = doc["critical_path"]
+    if path and start is not None:
+        zero = start["ns"]
+        total = sum(s["us"] for s in path) or 1.0
+        shown = sorted(range(len(path)), key=lambda k: -path[k]["us"])[:PATH_SHOWN]
+        rows = [
+            [
+                f"{(path[k]['start_ns'] - zero) / 1e6:.3f}",
+                path[k]["side"],
+                _step_name(path[k]),
+                fmt_us(path[k]["us"]),
+                fmt_us(path[k]["bql_us"]) if path[k]["bql_us"] is not None else "-",
+                f"{100 * path[k]['us'] / total:.1f}%",
+            ]
+            for k in sorted(shown)
+        ]
+        rest = len(path) - len(shown)
+        title = f"Critical path ({len(path)} steps; ms from the source stopping the VM"
+        title += f"; the {len(shown)} longest shown)" if rest else ")"
+        out.add_table(
+            title,
+            ["at ms", "side", "step", "time", "BQL held", "share"],
+            rows,
+            right=["at ms", "time", "BQL held", "share"],
+        )
+        if rest:
+            rest_us = sum(s["us"] for k, s in enumerate(path) if k not in shown)
+            out.add(f"{rest} shorter steps: {fmt_us(rest_us)} together")
+    devices = sorted(doc["by_device"], key=lambda d: -max(d["save_us"] or 0.0, d["load_us"] or 0.0))
+    if devices:
+        out.add_table(
+            "Per device (source save, destination load; QEMU's own times where it traces them)",
+            ["device", "type", "save", "load", "on critical path"],
+            [
+                [
+                    str(d["device"]) + (f" #{d['instance_id']}" if d.get("instance_id") else ""),
+                    d["type"] or "-",
+                    fmt_us(d["save_us"]),
+                    fmt_us(d["load_us"]),
+                    fmt_us(d["critical_us"]) if d["critical"] else "no",
+                ]
+                for d in devices
+            ],
+            right=["save", "load", "on critical path"],
+            compact=DEVICES_SHOWN,
+        )
+    sw, tt = doc["switchover"], doc["total_time"]
+    out.add_table(
+        "Switchover and total time from both ends",
+        ["", "source", "destination", "end to end", "QEMU reported"],
+        [
+            [
+                "downtime",
+                fmt_us(sw.get("src_us")),
+                fmt_us(sw.get("dst_us")),
+                fmt_us(sw.get("end_to_end_us")),
+                _ms(sw.get("qemu_reported_ms")),
+            ],
+            [
+                "total time",
+                fmt_us(tt.get("src_us")),
+                fmt_us(tt.get("dst_us")),
+                "",
+                _ms(tt.get("qemu_reported_ms")),
+            ],
+        ],
+        right=["source", "destination", "end to end", "QEMU reported"],
+    )
+    al = doc["alignment"]
+    axis = f"time axis: {al['method']} (times on the destination's clock)"
+    if al["method"] == "wire-events":
+        axis += f", source shifted by {fmt_us(al['offset_ns'] / 1000)}"
+    if al.get("uncertainty_us") is not None:
+        axis += f", uncertainty ± {fmt_us(al['uncertainty_us'])}"
+    out.add(axis)
+    for n in doc["notes"]:
+        out.add(n, "note")
+
+
+class _Terminal:
+    """Prints blocks as they are added."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def add_table(
+        self,
+        title: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        right: Sequence[str] = (),
+        compact: int | None = None,
+    ) -> None:
+        shown = rows if compact is None else rows[:compact]
+        cells = [["" if v is None else str(v) for v in r] for r in shown]
+        self.console.print(table(title or None, list(columns), cells, right=sorted(right)))
+        if len(shown) < len(rows):
+            self.console.print(Text(f"  ... {len(rows) - len(shown)} more (all in --format json)"))
+
+    def add(self, text: str, kind: str = "text") -> None:
+        line = f"note: {text}" if kind == "note" else text
+        self.console.print(Text(textwrap.fill(line, WIDTH, subsequent_indent="  ")))
+
+
+def render_downtime_text(doc: dict[str, Any], out: Console) -> None:
+    """Prints ``migtrace downtime``'s text output."""
+    downtime_blocks(_Terminal(out), doc)

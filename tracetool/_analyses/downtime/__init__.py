@@ -1,0 +1,1 @@
+"""_analyses/downtime: the guest's pause end to end and its critical path."""
