@@ -19,6 +19,10 @@ Layout of the document (``{"traceEvents": [...], "displayTimeUnit": "ms", "other
   stacked over as many tracks as were in flight at once), and a counter (``"ph": "C"``)
   ``page requests in flight``.
 * Instants (checkpoints, state changes, ...) as thread-scoped instant events (``"ph": "i"``).
+* With a downtime analysis: each side's steps of the switchover pause on a ``downtime`` track
+  of its process (``args.critical``: on the critical path), and flow arrows (``"ph": "s"`` /
+  ``"f"``) from the source's VM stop to the destination's VM start and from each device's save
+  to its load.
 
 Timestamps are microseconds since the trace start (``otherData.trace_start_ns`` is that start
 in the trace's own clock, ns). A trace with whole-microsecond times (QEMU's log backend) gets
@@ -47,6 +51,7 @@ import pandas as pd
 from parsers.segment import NO_TIME
 from reports.atomic import atomic_writer
 from tracetool._analyses.bql.bql import BqlReport
+from tracetool._analyses.downtime.result import DowntimeReport
 from tracetool._model.lanes import thread_lanes, trace_end_ns, trace_start_ns
 from tracetool._model.trace import Trace
 from tracetool._timeline.result import Timeline
@@ -115,10 +120,15 @@ class _Clock:
         return self._grid(2 * (z - self.start) + 2) - self._grid(2 * (a - self.start) + 1)
 
 
-def chrome_trace(trace: Trace, timeline: Timeline, bql: BqlReport | None = None) -> dict[str, Any]:
+def chrome_trace(
+    trace: Trace,
+    timeline: Timeline,
+    bql: BqlReport | None = None,
+    downtime: DowntimeReport | None = None,
+) -> dict[str, Any]:
     """The Trace Event Format document of ``trace`` with its ``timeline`` (see module
-    docstring), and the BQL holds and waits of ``bql`` when given. Raises NotInTrace for traces
-    without timestamps.
+    docstring), the BQL holds and waits of ``bql`` and the switchover pause of ``downtime``
+    when given. Raises NotInTrace for traces without timestamps.
     """
     start, end = trace_start_ns(trace), trace_end_ns(trace)
     tl = timeline
@@ -129,6 +139,8 @@ def chrome_trace(trace: Trace, timeline: Timeline, bql: BqlReport | None = None)
     builder.instants(tl.instants)
     if bql is not None and not bql.empty:
         builder.bql(bql)
+    if downtime is not None and downtime.end_to_end_us is not None:
+        builder.downtime(downtime)
     return {
         "traceEvents": builder.finish(),
         "displayTimeUnit": "ms",
@@ -142,10 +154,14 @@ def chrome_trace(trace: Trace, timeline: Timeline, bql: BqlReport | None = None)
 
 
 def write_chrome_trace(
-    trace: Trace, path: str | os.PathLike[str], timeline: Timeline, bql: BqlReport | None = None
+    trace: Trace,
+    path: str | os.PathLike[str],
+    timeline: Timeline,
+    bql: BqlReport | None = None,
+    downtime: DowntimeReport | None = None,
 ) -> Path:
     """Writes :func:`chrome_trace` to ``path`` atomically; returns the path."""
-    doc = chrome_trace(trace, timeline, bql)
+    doc = chrome_trace(trace, timeline, bql, downtime)
     with atomic_writer(os.fspath(path)) as f:
         json.dump(doc, f, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         f.write("\n")
@@ -291,6 +307,73 @@ class _Builder:
                     continue
                 name = f"BQL · {tid} (by call site)" if by_site else f"{lane.name} · BQL"
                 self._layered(lane.pid, name, lane.sort + LANE_SORT // 2, group, span_events)
+
+    # -- the switchover pause -------------------------------------------------------------
+    def downtime(self, report: DowntimeReport) -> None:
+        """Each side's pause steps on a ``downtime`` track of its process, and flow arrows from
+        the source to the destination: the VM stop to the VM start, each device's save to its
+        load. The report's times are on the destination's clock; the source's go back to its
+        own clock (``alignment.offset_ns``), as its other tracks are."""
+        offset = int(report.alignment.get("offset_ns") or 0)
+        side_label = {
+            str(side): str(label)
+            for label, side in zip(self.trace.processes["label"], self.trace.processes["side"], strict=True)
+            if isinstance(side, str)
+        }
+        placed: dict[str, list[tuple[dict[str, Any], int, int, _Track]]] = {}
+        for side in ("src", "dst"):
+            pid = self.pids.get(side_label.get(side, ""))
+            steps = report.steps.get(side) or []
+            if pid is None or not steps:
+                continue
+            track = self._track(pid, None, "downtime", 2)
+            shift = offset if side == "src" else 0
+            critical = {
+                (c["step"], c["device"], c["start_ns"]) for c in report.critical_path if c["side"] == side
+            }
+            for st in steps:
+                a, z = int(st["start_ns"]) - shift, int(st["end_ns"]) - shift
+                name = st["step"] + (f" {st['device']}" if st.get("device") else "")
+                on_path = (st["step"], st.get("device"), st["start_ns"]) in critical
+                track.events.append(
+                    {
+                        "name": name,
+                        "cat": "downtime",
+                        "ph": "X",
+                        "ts": self.clock.us(a),
+                        "dur": self.clock.dur(a, z),
+                        "args": {"us": st["us"], "critical": on_path, "start_ns": a, "end_ns": z},
+                    }
+                )
+                placed.setdefault(side, []).append((st, a, z, track))
+        src, dst = placed.get("src", []), placed.get("dst", [])
+        if not src or not dst:
+            return
+        pairs = [(src[0], dst[-1], "pause: VM stopped → VM running")]
+        loads: dict[tuple[str, Any], list[Any]] = {}
+        for d in dst:
+            if d[0]["step"] == "load" and d[0].get("device"):
+                loads.setdefault((d[0]["device"], d[0].get("instance_id")), []).append(d)
+        for sv in src:
+            if sv[0]["step"] == "save" and sv[0].get("device"):
+                hit = loads.get((sv[0]["device"], sv[0].get("instance_id")))
+                if hit:
+                    pairs.append((sv, hit.pop(0), f"device {sv[0]['device']}"))
+        for k, ((_, a0, z0, t0), (_, a1, z1, t1), name) in enumerate(pairs, start=1):
+            # Each end sits inside its slice (at its middle) so viewers bind the arrow to it.
+            for ph, (a, z, t) in (("s", (a0, z0, t0)), ("f", (a1, z1, t1))):
+                flow = {
+                    "name": name,
+                    "cat": "downtime",
+                    "ph": ph,
+                    "id": k,
+                    "pid": t.pid,
+                    "tid": t.tid,
+                    "ts": self.clock.us((a + z) // 2),
+                }
+                if ph == "f":
+                    flow["bp"] = "e"
+                self.instant_events.append(flow)
 
     # -- instants ------------------------------------------------------------------------
     def instants(self, inst: pd.DataFrame) -> None:

@@ -26,7 +26,7 @@ import pytest
 import tracetool
 from reports.perfetto import chrome_trace, nest_layers, write_chrome_trace
 from reports.tables import export_tables, output_paths
-from tests.conftest import REPO, run_cli, sample
+from tests.conftest import REPO, SAMPLES, run_cli, sample
 from tracetool._analyses.bql.bql import analyze_bql
 from tracetool._analyses.tables import trace_tables
 from tracetool._model.trace import Trace
@@ -100,9 +100,10 @@ def validate(doc: Any) -> list[str]:
             elif e["name"] == "process_name":
                 named_pids.add(pid)
             continue
-        if ph not in ("X", "i", "C"):
+        if ph not in ("X", "i", "C", "s", "f"):
             problems.append(f"{where}: unexpected phase")
             continue
+
         ts = e.get("ts")
         if not _number(ts):
             problems.append(f"{where}: ts {ts!r} is not a finite number")
@@ -123,6 +124,10 @@ def validate(doc: Any) -> list[str]:
             problems.append(f"{where}: args is not an object")
         key = (pid, e["tid"])
         used_threads.add(key)
+        if ph in ("s", "f"):
+            if not isinstance(e.get("id"), int) or (ph == "f" and e.get("bp") != "e"):
+                problems.append(f"{where}: a flow event needs an integer id (and bp 'e' at its end)")
+            continue
         if ph == "X":
             dur = e.get("dur")
             if not isinstance(e.get("cat"), str) or not e["cat"]:
@@ -498,3 +503,25 @@ def test_the_perfetto_export_does_not_load_matplotlib() -> None:
     code = "import reports.perfetto, sys; assert 'matplotlib' not in sys.modules, 'matplotlib loaded'"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(REPO))
     assert run.returncode == 0, run.stderr
+
+
+def test_downtime_track_and_flow_arrows_between_the_sides(tmp_path: Path) -> None:
+    run = SAMPLES / "qemu-threadify" / "e-precopy-mutex"
+    paths = [str(run / "dst.trace.xz"), str(run / "src.trace.xz")]
+    trace = tracetool.load(paths)
+    report = tracetool.analyze_downtime(trace)
+    doc = chrome_trace(trace, build_timeline(trace), None, report)
+    assert validate(doc) == []
+    names = track_names(doc)
+    steps = [e for e in doc["traceEvents"] if e.get("cat") == "downtime" and e["ph"] == "X"]
+    assert len(steps) == len(report.steps["src"]) + len(report.steps["dst"])
+    assert {names[(e["pid"], e["tid"])] for e in steps} == {"downtime"}
+    starts = {e["id"]: e for e in doc["traceEvents"] if e.get("ph") == "s"}
+    ends = {e["id"]: e for e in doc["traceEvents"] if e.get("ph") == "f"}
+    assert set(starts) == set(ends)
+    assert all(starts[k]["pid"] != ends[k]["pid"] for k in starts)  # source -> destination
+    pause = [k for k, e in starts.items() if e["name"].startswith("pause")]
+    assert len(pause) == 1
+    both = [d for d in report.by_device if d["save_us"] is not None and d["load_us"] is not None]
+    devices = [e["name"] for e in starts.values() if e["name"].startswith("device ")]
+    assert sorted(devices) == sorted(f"device {d['device']}" for d in both)

@@ -56,7 +56,8 @@ def export(inputs: Inputs, *, to: ToOpt, output: OutputOpt, no_bql: NoBqlOpt = F
     if to is ExportFormat.perfetto:
         from reports.perfetto import write_chrome_trace
 
-        write_chrome_trace(trace, output, timeline, bql)
+        downtime = registry.run(trace, "downtime") if trace.has_time else None
+        write_chrome_trace(trace, output, timeline, bql, downtime)
         typer.echo(f"wrote {output}")
         return
     from reports.tables import export_tables
