@@ -6,6 +6,7 @@
     >>> bql = tracetool.analyze_bql(trace)           # BQL holds and waits per thread
     >>> bql.primary.threads
     >>> tracetool.analyze_phases(trace).to_json()    # incoming phases, devices, downtime
+    >>> tracetool.analyze_colo(trace).secondary.summary  # COLO checkpoints, pauses, failover
     >>> tracetool.check_trace(trace, "bql.hold.max{role=load} < 5ms").ok
 
 Every analysis is a function ``Trace -> result``; every result has ``to_json()`` (the document
@@ -15,6 +16,7 @@ In Jupyter, ``%load_ext reports.notebook`` shows results as tables.
 """
 
 from tracetool._analyses.bql.bql import BqlProcess, BqlReport, analyze_bql
+from tracetool._analyses.colo.colo import ColoProcess, ColoReport, analyze_colo
 from tracetool._analyses.compare import Comparison, compare
 from tracetool._analyses.multifd import MultifdReport
 from tracetool._analyses.phases import PhaseReport, analyze_phases
@@ -46,6 +48,8 @@ __all__ = [
     "BqlProcess",
     "BqlReport",
     "CheckReport",
+    "ColoProcess",
+    "ColoReport",
     "Comparison",
     "EmptyTrace",
     "EventContext",
@@ -69,6 +73,7 @@ __all__ = [
     "UsageError",
     "analyses",
     "analyze_bql",
+    "analyze_colo",
     "analyze_phases",
     "analyze_preempt",
     "build_timeline",
