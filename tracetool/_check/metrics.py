@@ -63,14 +63,10 @@ SELECTORS: dict[str, Selector] = {
     s.name: s
     for s in (
         Selector("thread", "thread name, exact or a glob (mig/dst/*)", "text"),
-        Selector(
-            "role",
-            "thread role: main, load, vcpu, listen, fault, preempt, recv_N, colo, ...; "
-            "for colo.*: the COLO side, primary or secondary",
-            "text",
-        ),
+        Selector("role", "thread role: main, load, vcpu, listen, fault, preempt, recv_N, colo, ...", "text"),
         Selector("tid", "thread id", "int"),
         Selector("process", "process label: dst, src", "text"),
+        Selector("side", "COLO side: primary or secondary (colo.* metrics)", "text"),
         Selector("phase", "incoming phase name (see phases.<name>.duration)", "text"),
         Selector(
             "device",
@@ -563,17 +559,17 @@ METRICS: tuple[Metric, ...] = (
         help="postcopy pages that arrived on the preempt channel",
     ),
 )
-_COLO_SIDE = {"process": "label", "role": "role"}
+_COLO_SIDE = {"process": "label", "side": "role"}
 _COLO = ("colo_send_message", "colo_receive_message")
 _COLO_PAUSE = ("colo_vm_state_change",)
-_COLO_RAM = ("colo_receive_message", "ram_load_complete")
+_COLO_RAM = ("ram_load_complete",)
 _COLO_FLUSH = ("colo_flush_ram_cache_begin", "colo_flush_ram_cache_end")
 _COLO_FAILOVER = ("colo_failover_set_state",)
 
 
-def _colo_summary(path: str, key: str, kind: Kind, help: str, needs: tuple[str, ...] = _COLO) -> Metric:
+def _colo_summary(path: str, key: str, kind: Kind, help: str, needs: tuple[str, ...] = ()) -> Metric:
     """A figure of a COLO side's summary; with both sides in the trace, the larger one unless
-    ``process=`` or ``role=`` picks a side."""
+    ``side=`` or ``process=`` picks one."""
     return Metric(
         path,
         "colo",
@@ -582,7 +578,7 @@ def _colo_summary(path: str, key: str, kind: Kind, help: str, needs: tuple[str, 
         key,
         Aggregate.MAX,
         _COLO_SIDE,
-        needs=needs,
+        needs=_COLO + needs,
         help=help,
     )
 
@@ -597,7 +593,7 @@ def _colo_checkpoint(path: str, key: str, help: str, needs: tuple[str, ...]) -> 
         key,
         Aggregate.MAX,
         _COLO_SIDE,
-        needs=needs,
+        needs=_COLO + needs,
         help=help,
     )
 
@@ -648,7 +644,7 @@ METRICS = (
         K.TEXT,
         "failover.state",
         choices=("none", "require", "active", "relaunch", "completed"),
-        needs=_COLO_FAILOVER,
+        needs=_COLO + _COLO_FAILOVER,
         help="the secondary's last failover state (none: no failover in the trace)",
     ),
     M(
@@ -656,7 +652,7 @@ METRICS = (
         "colo",
         K.TEXT,
         "failover.during",
-        needs=_COLO_FAILOVER,
+        needs=_COLO + _COLO_FAILOVER,
         help="what the secondary was doing when failover was asked for: idle, ram-load, flush, "
         "device-load, ...",
     ),

@@ -52,9 +52,9 @@ def _by_thread(
         return {}
     start = frame["start_ns"].astype("Int64")
     end = frame["end_ns"].astype("Int64")
-    keep = end.notna().to_numpy(dtype=bool)
+    keep = np.array(end.notna(), dtype=bool)
     if open_end is not None:
-        keep |= open_end.to_numpy(dtype=bool)
+        keep |= np.asarray(open_end, dtype=bool)
     starts = start.fillna(bounds[0]).to_numpy(dtype=np.int64)
     ends = end.fillna(bounds[1]).to_numpy(dtype=np.int64)
     tids = frame["tid"].astype("Int64")

@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
+
 from parsers.segment import NO_TIME
 from tracetool._analyses.bql.bql import BqlReport, analyze_bql
 from tracetool._analyses.colo.bqlclip import BqlInside
@@ -161,7 +163,8 @@ def _ts(trace: Trace, row: int | None) -> int | None:
 
 
 def _last_ts(trace: Trace, part: Participant) -> int | None:
-    ts = trace.ts[part.mask]
+    """The process's last time: the end of its trace (its COLO thread may fall silent earlier)."""
+    ts = trace.ts[part.process_mask]
     ts = ts[ts != NO_TIME]
     return int(ts.max()) if len(ts) else None
 
@@ -263,7 +266,7 @@ def _side(trace: Trace, part: Participant, bql: BqlReport | None, issues: list[I
         label=part.label,
         role=part.role,
         role_from=part.role_from,
-        pid=None if pid is None or pid != pid else int(pid),
+        pid=None if pid is None or pd.isna(pid) else int(pid),
         thread={"tid": part.thread_tid, "name": part.thread_name},
         colo_start_ns=colo_start,
         colo_start_from=start_from if colo_start is not None else None,
@@ -303,7 +306,9 @@ def analyze_colo(trace: Trace, bql: BqlReport | None = None) -> ColoReport:
         if p.role_from != "messages":
             report.notes.append(f"{p.label}: role {p.role} from the {p.role_from}, not from its messages")
     if report.secondary is not None and report.primary is not None:
-        report.alignment = pair_sides(trace, report.secondary, report.primary)
+        masks = {p.label: p.process_mask for p in parts}
+        sec, pri = report.secondary, report.primary
+        report.alignment = pair_sides(trace, sec, pri, (masks[sec.label], masks[pri.label]))
         report.notes.extend(report.alignment["notes"])
     zero = next((p for p in sides if p.colo_start_ns is not None), None)
     if zero is not None:
