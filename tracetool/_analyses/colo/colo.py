@@ -36,7 +36,7 @@ from tracetool._analyses.colo.protocol import (
 from tracetool._analyses.colo.records import checkpoint_record, end_ns, summarize
 from tracetool._analyses.colo.walk import Checkpoint, Issue, cut_checkpoints, walk
 from tracetool._model.trace import Trace
-from tracetool._timeline.timeline import build_timeline
+from tracetool._timeline.builder import build_timeline
 
 START_EVENT = "migrate_set_state colo"
 INITIAL_PHASE = {SECONDARY: "incoming", PRIMARY: "migrate"}
