@@ -19,6 +19,9 @@ Layout of the document (``{"traceEvents": [...], "displayTimeUnit": "ms", "other
   stacked over as many tracks as were in flight at once), and a counter (``"ph": "C"``)
   ``page requests in flight``.
 * Instants (checkpoints, state changes, ...) as thread-scoped instant events (``"ph": "i"``).
+* COLO checkpoints, their pauses and the parts of each pause as slices (``cat`` ``colo``) on
+  the COLO thread's track, nesting with its sections and device loads
+  (:mod:`reports.perfetto_colo`).
 
 Timestamps are microseconds since the trace start (``otherData.trace_start_ns`` is that start
 in the trace's own clock, ns). A trace with whole-microsecond times (QEMU's log backend) gets
@@ -46,7 +49,10 @@ import pandas as pd
 
 from parsers.segment import NO_TIME
 from reports.atomic import atomic_writer
+from reports.perfetto_colo import ARGS as COLO_ARGS
+from reports.perfetto_colo import colo_spans
 from tracetool._analyses.bql.bql import BqlReport
+from tracetool._analyses.colo.colo import ColoReport
 from tracetool._model.lanes import thread_lanes, trace_end_ns, trace_start_ns
 from tracetool._model.trace import Trace
 from tracetool._timeline.result import Timeline
@@ -67,6 +73,7 @@ SPAN_ARGS = (
     "succeeded",
     "channel",
     "addr",
+    *COLO_ARGS,
 )
 HOLD_ARGS = ("status", "started_by", "ended_by", "lock_site", "phase", "section", "device")
 INSTANT_SKIP_COLS = ("process", "tid", "thread", "role", "kind", "name", "ts_ns", "row")
@@ -115,17 +122,23 @@ class _Clock:
         return self._grid(2 * (z - self.start) + 2) - self._grid(2 * (a - self.start) + 1)
 
 
-def chrome_trace(trace: Trace, timeline: Timeline, bql: BqlReport | None = None) -> dict[str, Any]:
+def chrome_trace(
+    trace: Trace, timeline: Timeline, bql: BqlReport | None = None, colo: ColoReport | None = None
+) -> dict[str, Any]:
     """The Trace Event Format document of ``trace`` with its ``timeline`` (see module
-    docstring), and the BQL holds and waits of ``bql`` when given. Raises NotInTrace for traces
-    without timestamps.
+    docstring), the BQL holds and waits of ``bql`` and the COLO checkpoints of ``colo``
+    (:mod:`reports.perfetto_colo`) when given. Raises NotInTrace for traces without timestamps.
     """
     start, end = trace_start_ns(trace), trace_end_ns(trace)
     tl = timeline
     ts = trace.ts
     whole_us = bool(((ts[ts != NO_TIME] - start) % 1000 == 0).all())
     builder = _Builder(trace, _Clock(start, whole_us), end)
-    builder.spans(tl.spans)
+    spans = tl.spans
+    if colo is not None and not colo.empty:
+        extra = colo_spans(colo)
+        spans = pd.concat([spans, extra], ignore_index=True) if len(extra) else spans
+    builder.spans(spans)
     builder.instants(tl.instants)
     if bql is not None and not bql.empty:
         builder.bql(bql)
@@ -142,10 +155,14 @@ def chrome_trace(trace: Trace, timeline: Timeline, bql: BqlReport | None = None)
 
 
 def write_chrome_trace(
-    trace: Trace, path: str | os.PathLike[str], timeline: Timeline, bql: BqlReport | None = None
+    trace: Trace,
+    path: str | os.PathLike[str],
+    timeline: Timeline,
+    bql: BqlReport | None = None,
+    colo: ColoReport | None = None,
 ) -> Path:
     """Writes :func:`chrome_trace` to ``path`` atomically; returns the path."""
-    doc = chrome_trace(trace, timeline, bql)
+    doc = chrome_trace(trace, timeline, bql, colo)
     with atomic_writer(os.fspath(path)) as f:
         json.dump(doc, f, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         f.write("\n")

@@ -19,6 +19,7 @@ class PlotKind(StrEnum):
     bql = "bql"
     phases = "phases"
     page_latency = "page-latency"
+    colo = "colo"
 
 
 KindArg = Annotated[
@@ -26,7 +27,8 @@ KindArg = Annotated[
     typer.Argument(
         help="gantt: per-thread timeline (phases, sections, device loads, BQL holds, instants); "
         "bql: BQL hold/wait CDFs per thread; phases: incoming phase waterfall and slowest device "
-        "loads; page-latency: postcopy page-request latency per channel.",
+        "loads; page-latency: postcopy page-request latency per channel; colo: the parts of each COLO "
+        "checkpoint's pause, and the pauses over time.",
         show_default=False,
     ),
 ]
@@ -108,6 +110,10 @@ def plot(
         from reports.plots.phases import phase_waterfall
 
         fig = phase_waterfall(registry.run(trace, "phases"), top=top)
+    elif kind is PlotKind.colo:
+        from reports.plots.colo import colo_figure
+
+        fig = colo_figure(registry.run(trace, "colo"))
     else:
         from reports.plots.page_latency import page_latency
 
