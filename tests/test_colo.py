@@ -397,3 +397,29 @@ def test_report_has_the_colo_section() -> None:
     assert doc["colo"] == json.loads(json.dumps(doc_of("7.2")))
     md = run_cli("report", *args_72(), "-f", "md").stdout
     assert "### COLO checkpoints and failover" in md and "cut in" in md
+
+
+def test_colo_thread_names_give_the_colo_role() -> None:
+    from tracetool._model.threads import role_from_name
+
+    assert role_from_name("COLO incoming") == role_from_name("mig/dst/colo") == "colo"
+    assert role_from_name("mig/dst/main") == "load"
+
+
+def test_bql_time_inside_any_window_matches_the_mutex_lines() -> None:
+    """Windows that cut holds and waits at both edges (each hold's middle to the next's)."""
+    from tracetool._analyses.colo.bqlclip import Intervals
+
+    dst = lines("7.2", "dst")
+    colo_tid = plain.busiest_colo_thread(dst)
+    addr = plain.bql_address(dst)
+    holds = [
+        (s, e)
+        for t, s, e in plain.intervals(dst, addr, "qemu_mutex_locked", "qemu_mutex_unlock")
+        if t == colo_tid
+    ]
+    iv = Intervals.of(np.array([s for s, _ in holds]), np.array([e for _, e in holds]))
+    mids = [(s + e) // 2 for s, e in holds]
+    for a, b in zip(mids[:-1:7], mids[3::7], strict=False):
+        assert iv.inside(a, b) / 1000.0 == pytest.approx(plain.clipped_us(holds, a, b), abs=1e-3)
+    assert iv.inside(mids[0], mids[0]) == 0
