@@ -195,13 +195,13 @@ def _failover_lines(doc: dict[str, Any]) -> list[Block]:
         during = f["during"] or "?"
         if f["checkpoint"] is not None:
             during = f"checkpoint {f['checkpoint']} ({during})"
-        closed = clock.at(f["channel_closed_ns"]) + " s" if f["channel_closed_ns"] is not None else "never"
+        closed = f"at {clock.at(f['channel_closed_ns'])} s" if f["channel_closed_ns"] is not None else "-"
         out.append(
             Block(
                 f"Failover of {p['label']} ({p['role']}): asked by {f['requested_by'] or '?'} on "
                 f"{_who(f['request_thread'])} at {clock.at(f['request_ns'])} s, during {during}; "
                 f"final: failover {f['final_state'] or '-'}, migration {f['migration_state'] or '-'}, "
-                f"VM running again at {clock.at(f['running_ns'])} s; COLO channel closed at {closed}"
+                f"VM running again at {clock.at(f['running_ns'])} s; COLO channel closed: {closed}"
             )
         )
         out.append(
