@@ -162,11 +162,12 @@ def _ts(trace: Trace, row: int | None) -> int | None:
     return None if t == NO_TIME else t
 
 
-def _last_ts(trace: Trace, part: Participant) -> int | None:
-    """The process's last time: the end of its trace (its COLO thread may fall silent earlier)."""
-    ts = trace.ts[part.process_mask]
-    ts = ts[ts != NO_TIME]
-    return int(ts.max()) if len(ts) else None
+def _bounds(trace: Trace, label: str) -> tuple[int, int] | None:
+    """The process's first and last time (from the thread table): the span of its trace (its
+    COLO thread may fall silent earlier)."""
+    th = trace.threads[trace.threads["process"] == label]
+    first, last = th["first_ns"].dropna(), th["last_ns"].dropna()
+    return (int(first.min()), int(last.max())) if len(first) and len(last) else None
 
 
 def _initial(trace: Trace, label: str, role: str) -> dict[str, Any] | None:
@@ -194,11 +195,8 @@ def _bql_inside(trace: Trace, bql: BqlReport | None, part: Participant, notes: l
     if proc.attribution != "thread":
         notes.append("BQL per checkpoint needs thread ids (the BQL is attributed by call site here)")
         return None
-    ts = trace.ts[part.process_mask]
-    ts = ts[ts != NO_TIME]
-    if not len(ts):
-        return None
-    return BqlInside.of(proc, part.thread_tid, (int(ts.min()), int(ts.max())))
+    bounds = _bounds(trace, part.label)
+    return BqlInside.of(proc, part.thread_tid, bounds) if bounds is not None else None
 
 
 def _first_checkpoint_note(part: Participant, records: list[dict[str, Any]], colo_seen: bool) -> str | None:
@@ -227,7 +225,8 @@ def _side(trace: Trace, part: Participant, bql: BqlReport | None, issues: list[I
     issues.extend(found)
     failover = analyze_failover(trace, part, checkpoints, colo_row)
     closed = channel_closed(trace, part, colo_row)
-    last = _last_ts(trace, part)
+    bounds = _bounds(trace, part.label)
+    last = bounds[1] if bounds is not None else None
     stops = [(failover.request_ns if failover else None, "failover"), (closed, "channel-closed")]
     cut_checkpoints(checkpoints, [*stops, (last, "trace-end")])
     ends = [(t, why) for t, why in stops if t is not None]
