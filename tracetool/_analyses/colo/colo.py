@@ -243,7 +243,7 @@ def _side(trace: Trace, part: Participant, bql: BqlReport | None, issues: list[I
     for r in records:
         if r["stop_ns"] is not None and r["resume_ns"] is None:
             notes.append(
-                f"checkpoint {r['index']}: COLO stopped the VM and never ran it again "
+                f"checkpoint {r['index']}: COLO stopped the VM and did not resume it "
                 f"(cut by {r['cut_by'] or 'the end of the trace'} while in {r['cut_in'] or '?'})"
             )
     if failover is not None:
