@@ -223,3 +223,33 @@ def test_clocks_that_disagree_are_paired_by_the_messages(tmp_path: Path) -> None
     assert any("clocks disagree" in n for n in doc["notes"])
     text = run_cli("colo", dst, str(src), "-f", "json")
     assert json.loads(text.stdout)["alignment"]["method"] == "colo-messages"
+
+
+@pytest.mark.slow
+def test_threadify_run_without_thread_ids(tmp_path: Path) -> None:
+    """The threadify per-thread logs merged into one file per process, as QEMU >= 10.1 writes
+    them without -d tid: no thread ids, so no COLO thread and no BQL per checkpoint, but the
+    checkpoints are still walked from the process's events."""
+    folder = sample("qemu-threadify-colo", "b-colo-periodic-mutex", "per-thread")
+    paths = []
+    for side in ("dst", "src"):
+        merged: list[tuple[int, bytes]] = []
+        for p in sorted(Path(folder).glob(f"{side}.*.trace*")):
+            for i, r in enumerate(read_lines(str(p)), 1):
+                x = plain.parse_iso(r, i, 0)
+                if x is not None:
+                    merged.append((x.ns, r))
+        out = tmp_path / f"{side}.trace"
+        out.write_bytes(b"".join(r + b"\n" for _, r in sorted(merged, key=lambda v: v[0])))
+        paths.append(str(out))
+    doc = analyze(*paths)
+    want = plain.walk_secondary(plain.read_per_thread(folder, "dst"))  # every thread's lines
+    p = secondary(doc)
+    assert p["thread"] == {"tid": None, "name": None}
+    assert [c["request_ns"] for c in p["checkpoints"]] == [c.request for c in want]
+    assert [c["pause_us"] for c in p["checkpoints"]] == [
+        plain.us(c.get("stop"), c.get("resume")) for c in want
+    ]
+    assert all(c["bql_hold_us"] is None and c["bql_wait_us"] is None for c in p["checkpoints"])
+    assert any("BQL per checkpoint needs thread ids" in n for n in p["notes"])
+    assert [c["peer"] for c in p["checkpoints"]] == list(range(1, len(want) + 1))

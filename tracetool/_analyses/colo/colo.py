@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from parsers.segment import NO_TIME
@@ -187,12 +188,10 @@ def _initial(trace: Trace, label: str, role: str) -> dict[str, Any] | None:
 
 
 def _bql_inside(trace: Trace, bql: BqlReport | None, part: Participant, notes: list[str]) -> BqlInside | None:
-    if bql is None or part.thread_tid is None:
-        return None
-    proc = bql.processes.get(part.label)
+    proc = bql.processes.get(part.label) if bql is not None else None
     if proc is None or proc.mutex is None:
         return None
-    if proc.attribution != "thread":
+    if part.thread_tid is None or proc.attribution != "thread":
         notes.append("BQL per checkpoint needs thread ids (the BQL is attributed by call site here)")
         return None
     bounds = _bounds(trace, part.label)
@@ -206,9 +205,7 @@ def _first_checkpoint_note(part: Participant, records: list[dict[str, Any]], col
     if first["flush_pages"] is None:
         return None
     later = [r["pause_us"] for r in records[1:] if r["pause_us"] is not None]
-    rest = (
-        f"; later checkpoints pause {sorted(later)[len(later) // 2] / 1000:.1f} ms (median)" if later else ""
-    )
+    rest = f"; later checkpoints pause {float(np.median(later)) / 1000:.1f} ms (median)" if later else ""
     pause = "" if first["pause_us"] is None else f", the guest paused {first['pause_us'] / 1000:.1f} ms"
     flush = "" if first["flush_us"] is None else f" in {first['flush_us'] / 1000:.1f} ms"
     return (
@@ -257,7 +254,7 @@ def _side(trace: Trace, part: Participant, bql: BqlReport | None, issues: list[I
             and stalled.cut_ns < asked
         ):
             notes.append(
-                f"failover came after checkpoint {stalled.index} had stopped ({stalled.cut_by} while "
+                f"failover came after checkpoint {stalled.index} had been cut ({stalled.cut_by} while "
                 f"in {stalled.cut_in}, {(asked - stalled.cut_ns) / 1e6:.1f} ms before)"
             )
     pid = trace.processes.set_index("label")["pid"].get(part.label)
