@@ -372,6 +372,7 @@ def test_check_on_a_trace_without_colo_is_not_measurable() -> None:
     assert not report.ok and "colo_send_message" in str(report.results[0])
 
 
+@pytest.mark.slow
 def test_compare_two_colo_runs() -> None:
     cmp = tracetool.compare(trace_72(), trace_tfy(), labels=("7.2", "threadify"))
     rows = {d["name"]: d for d in cmp.to_json()["colo"]}
@@ -389,6 +390,7 @@ def test_compare_two_colo_runs() -> None:
     assert "COLO checkpoints" in r.stdout and "pause p50" in r.stdout
 
 
+@pytest.mark.slow
 def test_report_has_the_colo_section() -> None:
     r = run_cli("report", *args_72(), "-f", "json")
     assert r.returncode == 0, r.stderr
