@@ -24,9 +24,11 @@ TITLE = "migtrace compare"
 
 
 def fmt_value(v: float | None, unit: str) -> str:
-    """A figure of one side: a duration or a count."""
+    """A figure of one side: a duration, a count or a share."""
     if v is None:
         return "-"
+    if unit == "fraction":
+        return f"{100 * v:.1f}%"
     return fmt_us(v) if unit == "us" else f"{v:,.0f}"
 
 
@@ -192,7 +194,12 @@ def compare_sections(doc: dict[str, Any]) -> list[Section]:
         )
     else:
         down.add("no downtime figures on either side", "note")
-    return [head, phases, bql, preempt, down]
+    sections = [head, phases, bql, preempt, down]
+    if doc.get("colo"):
+        colo = Section("colo", "COLO checkpoints (secondary, then primary)")
+        colo.add_table("", cols, _delta_rows(doc["colo"]), right=right)
+        sections.append(colo)
+    return sections
 
 
 def compare_intro(doc: dict[str, Any]) -> list[str]:

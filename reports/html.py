@@ -246,6 +246,7 @@ def report_figures(data: ReportData) -> tuple[dict[str, list[FigureItem]], list[
     if _plots_missing():
         return {}, [NO_PLOTS]
     from reports.plots.bql import bql_distribution
+    from reports.plots.colo import colo_figure
     from reports.plots.gantt import gantt
     from reports.plots.page_latency import page_latency
     from reports.plots.phases import phase_waterfall
@@ -277,6 +278,14 @@ def report_figures(data: ReportData) -> tuple[dict[str, list[FigureItem]], list[
             "preempt",
             "Postcopy page-request latency",
             lambda: page_latency(preempt, trace_start_ns(data.trace)),
+        )
+    colo = data.results.get("colo")
+    if colo is not None:
+        _draw(
+            out,
+            "colo",
+            "COLO checkpoints: the parts of each pause, and the pauses over time",
+            lambda: colo_figure(colo),
         )
     return out, []
 

@@ -5,8 +5,8 @@ for the result type of every analysis in the registry that has a renderer here, 
 :class:`tracetool.Trace`, so that a result as the last expression of a cell shows as a short
 summary with tables; and a PNG formatter for matplotlib figures, so that the figures of
 :mod:`reports.plots` (built without pyplot) show inline. Outside IPython it does nothing. The
-renderers (``trace_html``, ``bql_html``, ``phases_html``, ``preempt_html``) are plain functions
-returning HTML text in which everything from the trace is escaped.
+renderers (``trace_html``, ``bql_html``, ``phases_html``, ``preempt_html``, ``colo_html``) are
+plain functions returning HTML text in which everything from the trace is escaped.
 
     >>> %load_ext reports.notebook
     >>> tracetool.analyze_bql(trace)          # shows per-process tables
@@ -132,6 +132,53 @@ def preempt_html(report: Any) -> str:
     return f"<div><h4>Postcopy preempt</h4><table>{body}</table>{_notes(report.notes)}</div>"
 
 
+COLO_COLUMNS = (
+    "index",
+    "pause_us",
+    "wait_us",
+    "ram_load_us",
+    "receive_us",
+    "flush_us",
+    "flush_pages",
+    "device_load_us",
+    "save_us",
+    "load_wait_us",
+    "dirty_pages",
+    "bql_hold_us",
+    "bql_wait_us",
+    "completed",
+    "cut_in",
+)
+
+
+def colo_html(report: Any) -> str:
+    """A ColoReport: per side its COLO thread, checkpoints, pause figures and failover."""
+    parts = ["<div><h4>COLO</h4>"]
+    if report.empty:
+        parts.append(f"<p>{html.escape('; '.join(report.notes))}</p></div>")
+        return "".join(parts)
+    for p in report.processes:
+        s, f = p.summary, p.failover
+        parts.append(
+            f"<p><b>{html.escape(p.label)}</b> ({html.escape(p.role)}), COLO thread "
+            f"{html.escape(str(p.thread.get('name')))}: {s['checkpoints']} checkpoints, "
+            f"{s['completed']} completed, pause p50 {fmt_us(s['pause_p50_us'])}, max "
+            f"{fmt_us(s['pause_max_us'])}"
+            + (
+                f"; failover asked by {html.escape(str(f.requested_by))} during "
+                f"{html.escape(str(f.during))}, final state {html.escape(str(f.final_state))}"
+                if f is not None
+                else ""
+            )
+            + "</p>"
+        )
+        parts.append(_table(pd.DataFrame(p.checkpoints), COLO_COLUMNS, 30))
+        parts.append(_notes(p.notes))
+    parts.append(_notes(report.notes))
+    parts.append("</div>")
+    return "".join(parts)
+
+
 def trace_html(trace: Trace) -> str:
     """A Trace: what it was read from and its threads."""
     th = trace.threads[["process", "tid", "name", "role", "events"]]
@@ -139,7 +186,12 @@ def trace_html(trace: Trace) -> str:
     return f"<div><p>{head}</p>{th.to_html(index=False, escape=True)}</div>"
 
 
-RENDERERS: dict[str, Callable[[Any], str]] = {"bql": bql_html, "phases": phases_html, "preempt": preempt_html}
+RENDERERS: dict[str, Callable[[Any], str]] = {
+    "bql": bql_html,
+    "phases": phases_html,
+    "preempt": preempt_html,
+    "colo": colo_html,
+}
 """Analysis name (in the registry) -> HTML renderer of its result."""
 
 

@@ -23,6 +23,9 @@ Layout of the document (``{"traceEvents": [...], "displayTimeUnit": "ms", "other
   of its process (``args.critical``: on the critical path), and flow arrows (``"ph": "s"`` /
   ``"f"``) from the source's VM stop to the destination's VM start and from each device's save
   to its load.
+* COLO checkpoints, their pauses and the parts of each pause as slices (``cat`` ``colo``) on
+  the COLO thread's track, nesting with its sections and device loads
+  (:mod:`reports.perfetto_colo`).
 
 Timestamps are microseconds since the trace start (``otherData.trace_start_ns`` is that start
 in the trace's own clock, ns). A trace with whole-microsecond times (QEMU's log backend) gets
@@ -50,7 +53,10 @@ import pandas as pd
 
 from parsers.segment import NO_TIME
 from reports.atomic import atomic_writer
+from reports.perfetto_colo import ARGS as COLO_ARGS
+from reports.perfetto_colo import colo_spans
 from tracetool._analyses.bql.bql import BqlReport
+from tracetool._analyses.colo.colo import ColoReport
 from tracetool._analyses.downtime.result import DowntimeReport
 from tracetool._model.lanes import thread_lanes, trace_end_ns, trace_start_ns
 from tracetool._model.trace import Trace
@@ -72,6 +78,7 @@ SPAN_ARGS = (
     "succeeded",
     "channel",
     "addr",
+    *COLO_ARGS,
 )
 HOLD_ARGS = ("status", "started_by", "ended_by", "lock_site", "phase", "section", "device")
 INSTANT_SKIP_COLS = ("process", "tid", "thread", "role", "kind", "name", "ts_ns", "row")
@@ -125,17 +132,23 @@ def chrome_trace(
     timeline: Timeline,
     bql: BqlReport | None = None,
     downtime: DowntimeReport | None = None,
+    colo: ColoReport | None = None,
 ) -> dict[str, Any]:
     """The Trace Event Format document of ``trace`` with its ``timeline`` (see module
-    docstring), the BQL holds and waits of ``bql`` and the switchover pause of ``downtime``
-    when given. Raises NotInTrace for traces without timestamps.
+    docstring), and when given: the BQL holds and waits of ``bql``, the switchover pause of
+    ``downtime``, the COLO checkpoints of ``colo`` (:mod:`reports.perfetto_colo`). Raises
+    NotInTrace for traces without timestamps.
     """
     start, end = trace_start_ns(trace), trace_end_ns(trace)
     tl = timeline
     ts = trace.ts
     whole_us = bool(((ts[ts != NO_TIME] - start) % 1000 == 0).all())
     builder = _Builder(trace, _Clock(start, whole_us), end)
-    builder.spans(tl.spans)
+    spans = tl.spans
+    if colo is not None and not colo.empty:
+        extra = colo_spans(colo)
+        spans = pd.concat([spans, extra], ignore_index=True) if len(extra) else spans
+    builder.spans(spans)
     builder.instants(tl.instants)
     if bql is not None and not bql.empty:
         builder.bql(bql)
@@ -159,9 +172,10 @@ def write_chrome_trace(
     timeline: Timeline,
     bql: BqlReport | None = None,
     downtime: DowntimeReport | None = None,
+    colo: ColoReport | None = None,
 ) -> Path:
     """Writes :func:`chrome_trace` to ``path`` atomically; returns the path."""
-    doc = chrome_trace(trace, timeline, bql, downtime)
+    doc = chrome_trace(trace, timeline, bql, downtime, colo)
     with atomic_writer(os.fspath(path)) as f:
         json.dump(doc, f, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         f.write("\n")

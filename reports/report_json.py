@@ -1,7 +1,7 @@
 """``migtrace report --format json``: every analysis's JSON contract under one stable key.
 
 Top-level keys, always present and in this order: one per report section of the analysis
-registry (``summary``, ``phases``, ``downtime``, ``bql``, ``preempt``), each holding that
+registry (``summary``, ``phases``, ``downtime``, ``bql``, ``preempt``, ``colo``), each holding that
 analysis's document (``preempt``: the object inside ``migtrace preempt``'s ``{"preempt": ...}``),
 and ``notes`` (per section: why a section is null, report-level remarks). A section is null when
 the trace has nothing for it; ``notes[section]`` then says which events to enable.

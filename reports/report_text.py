@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from reports.colo import colo_blocks
 from reports.console import fmt_us, table
 from reports.downtime import downtime_blocks
 from reports.phases import fmt_offset
@@ -28,6 +29,7 @@ SECTION_TITLES = {
     "downtime": "Downtime end to end and total time",
     "bql": "Big QEMU Lock (BQL)",
     "preempt": "Postcopy preempt",
+    "colo": "COLO checkpoints and failover",
 }
 DEVICES_SHOWN = 12
 """Device loads listed in the compact (terminal, Markdown) outputs; HTML lists all."""
@@ -133,6 +135,7 @@ def report_sections(doc: dict[str, Any]) -> list[Section]:
         "downtime": _downtime,
         "bql": _bql,
         "preempt": _preempt,
+        "colo": _colo,
     }
     out = []
     for key, build in builders.items():
@@ -465,6 +468,14 @@ def _preempt(sec: Section, doc: dict[str, Any]) -> None:
         sec.add_table("Source (postcopy_preempt_* events)", ["", "count"], rows, right=["count"])
     for n in p["notes"]:
         sec.add(n, "note")
+
+
+def _colo(sec: Section, doc: dict[str, Any]) -> None:
+    for b in colo_blocks(doc["colo"]):
+        if b.columns:
+            sec.add_table(b.title, b.columns, b.rows, right=b.right)
+        else:
+            sec.add(b.title, b.kind)
 
 
 # ---------------------------------------------------------------------------------- terminal

@@ -64,6 +64,7 @@ def test_report_writes_html_markdown_and_json_by_suffix(tmp_path: Path) -> None:
         "sec-downtime",
         "sec-bql",
         "sec-preempt",
+        "sec-colo",
     ]
     text = " ".join(page.text)
     assert "in a coroutine on the main thread" in text and NOT_IN_TRACE in text

@@ -95,7 +95,7 @@ def test_a_failing_analysis_becomes_a_note_and_the_rest_still_reports(
 def test_json_document_holds_each_analysis_contract_under_a_stable_key() -> None:
     data = mutex_threadify()
     doc = json.loads(to_json_text(report_document(data)))  # also: no NaN, all serialisable
-    assert list(doc) == ["summary", "phases", "downtime", "bql", "preempt", "notes"]
+    assert list(doc) == ["summary", "phases", "downtime", "bql", "preempt", "colo", "notes"]
     assert list(doc["notes"]) == list(SECTIONS)
     assert doc["summary"]["totals"]["events"] == len(data.trace)
     assert data.phases is not None
@@ -107,6 +107,7 @@ def test_json_document_holds_each_analysis_contract_under_a_stable_key() -> None
     assert doc["downtime"]["switchover"]["qemu_reported_ms"] == 97.0
     assert doc["downtime"]["total_time"]["qemu_reported_ms"] == 3186.0
     assert doc["preempt"] is None and doc["notes"]["preempt"]
+    assert doc["colo"] is None and doc["notes"]["colo"][0].startswith("not in this trace")
 
 
 def test_json_of_a_trace_without_mutex_events_has_a_null_section_and_its_note() -> None:

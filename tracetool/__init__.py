@@ -7,6 +7,7 @@
     >>> bql.primary.threads
     >>> tracetool.analyze_phases(trace).to_json()    # incoming phases, devices, downtime
     >>> tracetool.analyze_downtime(tracetool.load(["src.trace", "dst.trace"]))  # the pause end to end
+    >>> tracetool.analyze_colo(trace).secondary.summary  # COLO checkpoints, pauses, failover
     >>> tracetool.check_trace(trace, "bql.hold.max{role=load} < 5ms").ok
 
 Every analysis is a function ``Trace -> result``; every result has ``to_json()`` (the document
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tracetool._analyses.bql.bql import BqlProcess, BqlReport, analyze_bql
+    from tracetool._analyses.colo.colo import ColoProcess, ColoReport, analyze_colo
     from tracetool._analyses.compare import Comparison, compare
     from tracetool._analyses.downtime.analysis import analyze_downtime
     from tracetool._analyses.downtime.result import DowntimeReport
@@ -58,6 +60,8 @@ _WHERE: dict[str, tuple[str, str]] = {
     "BqlProcess": ("tracetool._analyses.bql.bql", "BqlProcess"),
     "BqlReport": ("tracetool._analyses.bql.bql", "BqlReport"),
     "CheckReport": ("tracetool._check.evaluate", "CheckReport"),
+    "ColoProcess": ("tracetool._analyses.colo.colo", "ColoProcess"),
+    "ColoReport": ("tracetool._analyses.colo.colo", "ColoReport"),
     "Comparison": ("tracetool._analyses.compare", "Comparison"),
     "DowntimeReport": ("tracetool._analyses.downtime.result", "DowntimeReport"),
     "EmptyTrace": ("tracetool.errors", "EmptyTrace"),
@@ -81,6 +85,7 @@ _WHERE: dict[str, tuple[str, str]] = {
     "UsageError": ("tracetool.errors", "UsageError"),
     "analyses": ("tracetool._analyses.registry", "ANALYSES"),
     "analyze_bql": ("tracetool._analyses.bql.bql", "analyze_bql"),
+    "analyze_colo": ("tracetool._analyses.colo.colo", "analyze_colo"),
     "analyze_downtime": ("tracetool._analyses.downtime.analysis", "analyze_downtime"),
     "analyze_phases": ("tracetool._analyses.phases", "analyze_phases"),
     "analyze_preempt": ("tracetool._analyses.preempt", "analyze_preempt"),
@@ -117,6 +122,8 @@ __all__ = [
     "BqlProcess",
     "BqlReport",
     "CheckReport",
+    "ColoProcess",
+    "ColoReport",
     "Comparison",
     "DowntimeReport",
     "EmptyTrace",
@@ -140,6 +147,7 @@ __all__ = [
     "UsageError",
     "analyses",
     "analyze_bql",
+    "analyze_colo",
     "analyze_downtime",
     "analyze_phases",
     "analyze_preempt",

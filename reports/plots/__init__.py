@@ -9,6 +9,7 @@ One module per figure, each drawing from analysis results:
 * :mod:`reports.plots.phases` — the incoming phases as a waterfall, and the slowest device loads.
 * :mod:`reports.plots.page_latency` — postcopy page-request latency over time, per channel.
 * :mod:`reports.plots.compare` — phase durations and BQL hold totals per role, before and after.
+* :mod:`reports.plots.colo` — COLO checkpoints: the parts of each pause stacked, pauses over time.
 
 :mod:`reports.plots.common` holds what they share: the time axis, one colour per phase, span
 kind, instant kind and channel, the "not in this trace" errors, and :func:`save_figure`.

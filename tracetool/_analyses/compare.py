@@ -2,7 +2,8 @@
 
 Side by side, with absolute and relative deltas: the destination's phase durations, the
 per-device load times, the BQL hold and wait statistics of each thread (threads matched by
-role, then by name), the postcopy preempt waits, and the downtime and total time. The load
+role, then by name), the postcopy preempt waits, the downtime and total time, and for COLO runs
+the checkpoints (pauses and their parts). The load
 thread of each side is named explicitly, so a change of which thread carries the incoming load
 ("main (coroutine) -> mig/dst/main") is the first thing a comparison says.
 
@@ -52,12 +53,37 @@ PAGE_REQUEST_ROWS = (
     ("page request p99", "p99_us"),
     ("page request max", "max_us"),
 )
+COLO_ROWS = (
+    ("checkpoints", "checkpoints", "count"),
+    ("completed", "completed", "count"),
+    ("pause p50", "pause_p50_us", "us"),
+    ("pause p90", "pause_p90_us", "us"),
+    ("pause max", "pause_max_us", "us"),
+    ("pause total", "pause_total_us", "us"),
+    ("guest paused (share of COLO)", "paused_fraction", "fraction"),
+    ("mean: wait for state", "wait_mean_us", "us"),
+    ("mean: RAM load", "ram_load_mean_us", "us"),
+    ("mean: device state receive", "receive_mean_us", "us"),
+    ("mean: RAM-cache flush", "flush_mean_us", "us"),
+    ("mean: device load", "device_load_mean_us", "us"),
+    ("max: RAM load", "ram_load_max_us", "us"),
+    ("max: RAM-cache flush", "flush_max_us", "us"),
+    ("max: device load", "device_load_max_us", "us"),
+    ("mean: BQL held by the COLO thread", "bql_hold_mean_us", "us"),
+    ("mean: BQL waits of the other threads", "bql_wait_mean_us", "us"),
+)
+"""The secondary's COLO figures a comparison shows (name, summary key, unit)."""
+COLO_PRIMARY_ROWS = (
+    ("primary: pause p50", "pause_p50_us", "us"),
+    ("primary: pause max", "pause_max_us", "us"),
+    ("primary: request to 'vmstate-loaded' (mean)", "duration_mean_us", "us"),
+)
 LOAD_ROLE = "load"
 
 
 @dataclass(frozen=True)
 class Delta:
-    """One figure on both sides; ``unit`` is "us" for durations or "count"."""
+    """One figure on both sides; ``unit`` is "us" for durations, "count", or "fraction" (0..1)."""
 
     name: str
     before: float | None
@@ -193,6 +219,7 @@ class Comparison:
     downtime: list[Delta]
     critical_path: list[Delta] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    colo: list[Delta] = field(default_factory=list)
 
     @property
     def load_move(self) -> str:
@@ -202,7 +229,7 @@ class Comparison:
 
     def to_json(self) -> dict[str, Any]:
         """Stable keys: before, after, load_thread, phases, devices, bql, preempt, downtime,
-        critical_path (time per step of the pause's critical path on each side), notes."""
+        critical_path (time per step of the pause's critical path on each side), colo, notes."""
         return {
             "before": self.before.to_json(),
             "after": self.after.to_json(),
@@ -222,6 +249,7 @@ class Comparison:
             "preempt": [d.to_json() for d in self.preempt],
             "downtime": [d.to_json() for d in self.downtime],
             "critical_path": [d.to_json() for d in self.critical_path],
+            "colo": [d.to_json() for d in self.colo],
             "notes": list(self.notes),
         }
 
@@ -259,8 +287,9 @@ def compare(
     b_side = Side(labels[0], list(before.inputs), before.load_thread())
     a_side = Side(labels[1], list(after.inputs), after.load_thread())
     for side, data in ((labels[0], before), (labels[1], after)):
-        for section in ("phases", "bql", "preempt", "downtime"):
-            if not data.has(section) and (section != "preempt" or _any_postcopy(before, after)):
+        for section in ("phases", "bql", "preempt", "downtime", "colo"):
+            optional = {"preempt": _any_postcopy(before, after), "colo": _any_colo(before, after)}
+            if not data.has(section) and optional.get(section, True):
                 why = "; ".join(data.notes.get(section, [])) or "nothing in this trace"
                 notes.append(f"{side}: no {section}: {why}")
     process, pairs, load_pair = _bql(before, after)
@@ -276,11 +305,16 @@ def compare(
         downtime=_downtime(before, after),
         critical_path=_critical_path(before, after),
         notes=notes,
+        colo=_colo(before, after),
     )
 
 
 def _any_postcopy(*data: ReportData) -> bool:
     return any(d.preempt is not None for d in data)
+
+
+def _any_colo(*data: ReportData) -> bool:
+    return any(d.has("colo") for d in data)
 
 
 def _num(v: Any) -> float | None:
@@ -484,3 +518,23 @@ def _critical_path(before: ReportData, after: ReportData) -> list[Delta]:
 
     b, a = table(before), table(after)
     return [Delta(k, b.get(k), a.get(k)) for k in _union(b, a)]
+
+
+def _colo_summary(d: ReportData, role: str) -> dict[str, Any] | None:
+    report = d.results.get("colo")
+    side = report.side(role) if report is not None else None
+    return side.summary if side is not None else None
+
+
+def _colo(before: ReportData, after: ReportData) -> list[Delta]:
+    """The secondary's checkpoint figures (and the primary's pauses, when traced) of both runs."""
+    if not _any_colo(before, after):
+        return []
+    rows: list[Delta] = []
+    for role, table in (("secondary", COLO_ROWS), ("primary", COLO_PRIMARY_ROWS)):
+        b, a = _colo_summary(before, role), _colo_summary(after, role)
+        if b is None and a is None:
+            continue
+        for name, key, unit in table:
+            rows.append(Delta(name, _num((b or {}).get(key)), _num((a or {}).get(key)), unit))
+    return [r for r in rows if r.before is not None or r.after is not None]

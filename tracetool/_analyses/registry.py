@@ -9,7 +9,7 @@ analysis is one module, one entry here and its rows in the metric table.
 
     >>> run(trace, "bql").to_json()["bql"]["threads"]
     >>> [a.name for a in sections()]
-    ['summary', 'phases', 'downtime', 'bql', 'preempt']
+    ['summary', 'phases', 'downtime', 'bql', 'preempt', 'colo']
 
 Results are computed once per trace and options (:func:`run` keeps them while the trace lives).
 """
@@ -23,6 +23,8 @@ from typing import Any, Protocol
 
 from tracetool._analyses.bql.bql import NOT_IN_TRACE as BQL_NOT_IN_TRACE
 from tracetool._analyses.bql.bql import BqlReport, analyze_bql
+from tracetool._analyses.colo.colo import NOT_IN_TRACE as COLO_NOT_IN_TRACE
+from tracetool._analyses.colo.colo import ColoReport, analyze_colo
 from tracetool._analyses.downtime.analysis import DEVICE_EVENTS, analyze_downtime
 from tracetool._analyses.downtime.result import DowntimeReport
 from tracetool._analyses.events import AnalysisEvents, EventPattern, event_data
@@ -167,6 +169,12 @@ def _downtime(trace: Trace, query_migrate: Any = None) -> DowntimeReport:
     return analyze_downtime(trace, query_migrate, bql=bql)
 
 
+def _colo(trace: Trace) -> ColoReport:
+    # The BQL analysis of the report (cached) gives the holds and waits each checkpoint clips.
+    bql = run(trace, "bql") if trace.code_of("qemu_mutex_locked") is not None else None
+    return analyze_colo(trace, bql=bql)
+
+
 ANALYSES: dict[str, Analysis] = {
     a.name: a
     for a in (
@@ -209,6 +217,15 @@ ANALYSES: dict[str, Analysis] = {
             missing=_preempt_missing,
             in_report=lambda r: r.to_json()["preempt"],
             issues_from="timeline",
+        ),
+        Analysis(
+            "colo",
+            "COLO",
+            _colo,
+            ColoReport,
+            events_key="colo",
+            missing=lambda trace, result: COLO_NOT_IN_TRACE,
+            issues_from="colo",
         ),
         Analysis(
             "timeline",

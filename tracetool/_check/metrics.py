@@ -7,6 +7,9 @@ adding a row: which analysis, which JSON table (a dotted path; ``a[].b`` flatten
 ``b`` of every record of ``a``, keeping the parent's fields), which value of a record
 (``value_key``), how the selected records are combined, and which selectors pick records.
 
+In ``a[].b``, an object ``b`` (not a list) is one record per record of ``a``
+(``processes[].summary``).
+
 A path may contain one ``<name>`` placeholder (``phases.<name>.duration``,
 ``events.<name>.count``, ``event(<name>)``): in a table path it indexes a JSON object, otherwise
 it must equal the record field ``key``.
@@ -60,9 +63,10 @@ SELECTORS: dict[str, Selector] = {
     s.name: s
     for s in (
         Selector("thread", "thread name, exact or a glob (mig/dst/*)", "text"),
-        Selector("role", "thread role: main, load, vcpu, listen, fault, preempt, recv_N, ...", "text"),
+        Selector("role", "thread role: main, load, vcpu, listen, fault, preempt, recv_N, colo, ...", "text"),
         Selector("tid", "thread id", "int"),
         Selector("process", "process label: dst, src", "text"),
+        Selector("side", "COLO side: primary or secondary (colo.* metrics)", "text"),
         Selector("phase", "incoming phase name (see phases.<name>.duration)", "text"),
         Selector(
             "device",
@@ -580,6 +584,104 @@ METRICS: tuple[Metric, ...] = (
         help="postcopy pages that arrived on the preempt channel",
     ),
 )
+_COLO_SIDE = {"process": "label", "side": "role"}
+_COLO = ("colo_send_message", "colo_receive_message")
+_COLO_PAUSE = ("colo_vm_state_change",)
+_COLO_RAM = ("ram_load_complete",)
+_COLO_FLUSH = ("colo_flush_ram_cache_begin", "colo_flush_ram_cache_end")
+_COLO_FAILOVER = ("colo_failover_set_state",)
+
+
+def _colo_summary(path: str, key: str, kind: Kind, help: str, needs: tuple[str, ...] = ()) -> Metric:
+    """A figure of a COLO side's summary; with both sides in the trace, the larger one unless
+    ``side=`` or ``process=`` picks one."""
+    return Metric(
+        path,
+        "colo",
+        kind,
+        "processes[].summary",
+        key,
+        Aggregate.MAX,
+        _COLO_SIDE,
+        needs=_COLO + needs,
+        help=help,
+    )
+
+
+def _colo_checkpoint(path: str, key: str, help: str, needs: tuple[str, ...]) -> Metric:
+    """The largest of one figure over the checkpoints (of both sides unless selected)."""
+    return Metric(
+        path,
+        "colo",
+        Kind.DURATION,
+        "processes[].checkpoints",
+        key,
+        Aggregate.MAX,
+        _COLO_SIDE,
+        needs=_COLO + needs,
+        help=help,
+    )
+
+
+METRICS = (
+    *METRICS,
+    _colo_summary("colo.checkpoints", "checkpoints", K.COUNT, "COLO checkpoints requested"),
+    _colo_summary(
+        "colo.completed", "completed", K.COUNT, "checkpoints completed ('vmstate-loaded' exchanged)"
+    ),
+    _colo_summary(
+        "colo.cut", "cut", K.COUNT, "checkpoints cut by failover, the next checkpoint or the trace's end"
+    ),
+    _colo_summary("colo.pause.max", "pause_max_us", K.DURATION, "longest COLO pause of the VM", _COLO_PAUSE),
+    _colo_summary("colo.pause.p99", "pause_p99_us", K.DURATION, "99th percentile COLO pause", _COLO_PAUSE),
+    _colo_summary("colo.pause.p90", "pause_p90_us", K.DURATION, "90th percentile COLO pause", _COLO_PAUSE),
+    _colo_summary("colo.pause.p50", "pause_p50_us", K.DURATION, "median COLO pause", _COLO_PAUSE),
+    _colo_summary(
+        "colo.pause.total", "pause_total_us", K.DURATION, "COLO pauses of the VM together", _COLO_PAUSE
+    ),
+    _colo_summary(
+        "colo.paused_fraction",
+        "paused_fraction",
+        K.NUMBER,
+        "share of COLO's wall time the VM was stopped by checkpoints (0..1)",
+        _COLO_PAUSE,
+    ),
+    _colo_checkpoint("colo.ram_load.max", "ram_load_us", "secondary: slowest checkpoint RAM load", _COLO_RAM),
+    _colo_checkpoint("colo.flush.max", "flush_us", "secondary: slowest RAM-cache flush", _COLO_FLUSH),
+    _colo_checkpoint(
+        "colo.device_load.max",
+        "device_load_us",
+        "secondary: slowest device-state load (flush end -> VM running)",
+        _COLO_FLUSH + _COLO_PAUSE,
+    ),
+    _colo_checkpoint(
+        "colo.bql.hold.max", "bql_hold_us", "most BQL time the COLO thread held in one checkpoint", _HOLDS
+    ),
+    _colo_checkpoint(
+        "colo.bql.wait.max",
+        "bql_wait_us",
+        "most BQL wait time of the other threads in one checkpoint",
+        _WAITS,
+    ),
+    M(
+        "colo.failover",
+        "colo",
+        K.TEXT,
+        "failover.state",
+        choices=("none", "require", "active", "relaunch", "completed"),
+        needs=_COLO + _COLO_FAILOVER,
+        help="the secondary's last failover state (none: no failover in the trace)",
+    ),
+    M(
+        "colo.failover.during",
+        "colo",
+        K.TEXT,
+        "failover.during",
+        needs=_COLO + _COLO_FAILOVER,
+        help="what the secondary was doing when failover was asked for: idle, ram-load, flush, "
+        "device-load, ...",
+    ),
+)
 del M, A, K, _T, _P, _HOLDS, _WAITS, _DEVICES
 
 
@@ -728,6 +830,10 @@ def _records(doc: Any, table: str) -> list[Mapping[str, Any]]:
         if not isinstance(parent, Mapping):
             continue
         base = {k: v for k, v in parent.items() if not isinstance(v, list | dict)}
+        child_node = parent.get(rest) if "[]." not in rest else None
+        if isinstance(child_node, Mapping) and rest in parent:
+            out.append({**base, **child_node})  # an object: one record with the parent's fields
+            continue
         for child in _records(parent, rest):
             out.append({**base, **child})
     return out

@@ -34,6 +34,7 @@ ROLES = (
     "return-path",
     "vcpu",
     "save",
+    "colo",
     "other",
     "unknown",
 )

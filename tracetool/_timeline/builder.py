@@ -264,10 +264,11 @@ class _Builder(EventColumns):
         for p, label in enumerate(self.proc_labels):
             side = side_of.get(label)
             in_proc = self.row_process == p
+            cutoff = self.phase_cutoff(in_proc)
             for rule in self.rules.phases:
                 if rule.side != side:
                     continue
-                row = self.phase(rule, in_proc)
+                row = self.phase(rule, in_proc, cutoff)
                 if row is not None:
                     frames.append((*row, rule.role or "unknown"))
         if not frames:
@@ -291,9 +292,20 @@ class _Builder(EventColumns):
         out.loc[~closed, "end_row"] = pd.NA
         return out
 
-    def phase(self, rule: PhaseRule, in_proc: np.ndarray) -> tuple[int, int, bool, str] | None:
+    def phase_cutoff(self, in_proc: np.ndarray) -> int:
+        """The row after which no phase of the process starts ([phase_cutoff]: where COLO
+        takes over from the migration), or the end of the trace."""
+        if not self.rules.phase_cutoff:
+            return self.n
+        rows = self.trace.rows(self.rules.phase_cutoff)
+        rows = rows[in_proc[rows]] if len(rows) else rows
+        if len(rows) and self.rules.phase_cutoff_where:
+            rows = rows[self.where_mask(rows, self.rules.phase_cutoff_where)]
+        return int(rows[0]) if len(rows) else self.n
+
+    def phase(self, rule: PhaseRule, in_proc: np.ndarray, cutoff: int) -> tuple[int, int, bool, str] | None:
         starts = self.trace.rows(rule.start)
-        starts = starts[in_proc[starts]] if len(starts) else starts
+        starts = starts[in_proc[starts] & (starts <= cutoff)] if len(starts) else starts
         if len(starts) and rule.start_where:
             starts = starts[self.where_mask(starts, rule.start_where)]
         if not len(starts):

@@ -106,6 +106,8 @@ class Rules:
     load_thread: Mapping[str, Any]
     ram: Mapping[str, int]
     shared_roles: tuple[Mapping[str, str], ...] = ()
+    phase_cutoff: tuple[str, ...] = ()
+    phase_cutoff_where: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     wires: tuple[WireRule, ...] = ()
 
     def span_events(self, kind: str, ends: bool = True) -> tuple[str, ...]:
@@ -223,6 +225,8 @@ def parse_rules(text: str) -> Rules:
         load_thread=dict(data.get("load_thread", {})),
         ram={k: int(v) for k, v in data.get("ram", {}).items()},
         shared_roles=tuple(dict(x) for x in data.get("shared_role", [])),
+        phase_cutoff=_tuple(data.get("phase_cutoff", {}).get("events", ())),
+        phase_cutoff_where=_where(data.get("phase_cutoff", {}).get("where")),
         wires=tuple(
             WireRule(
                 name=w["name"],

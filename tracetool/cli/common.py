@@ -25,7 +25,8 @@ from tracetool.errors import InputError, TraceEventsError, UsageError
 
 app = typer.Typer(
     name="migtrace",
-    help="Analyse QEMU live-migration trace-events: BQL holds, postcopy preempt waits, incoming phases.",
+    help="Analyse QEMU live-migration trace-events: BQL holds, postcopy preempt waits, incoming "
+    "phases, COLO checkpoints.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -46,7 +46,8 @@ NoBqlOpt = Annotated[
 @command(output_format=False, strict=False)
 def export(inputs: Inputs, *, to: ToOpt, output: OutputOpt, no_bql: NoBqlOpt = False) -> None:
     """Writes the trace for other tools: a Perfetto / Chrome trace (threads as tracks, spans
-    as slices, BQL holds on their own tracks, instants, page requests in flight as a counter),
+    as slices, BQL holds on their own tracks, instants, page requests in flight as a counter,
+    COLO checkpoints and their parts on the COLO thread),
     or its tables as parquet or CSV files. Files are written atomically."""
     from tracetool._analyses import registry
 
@@ -57,7 +58,12 @@ def export(inputs: Inputs, *, to: ToOpt, output: OutputOpt, no_bql: NoBqlOpt = F
         from reports.perfetto import write_chrome_trace
 
         downtime = registry.run(trace, "downtime") if trace.has_time else None
-        write_chrome_trace(trace, output, timeline, bql, downtime)
+        has_colo = (
+            trace.code_of("colo_send_message") is not None
+            or trace.code_of("colo_receive_message") is not None
+        )
+        colo = registry.run(trace, "colo") if has_colo else None
+        write_chrome_trace(trace, output, timeline, bql, downtime=downtime, colo=colo)
         typer.echo(f"wrote {output}")
         return
     from reports.tables import export_tables

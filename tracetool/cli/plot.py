@@ -20,6 +20,7 @@ class PlotKind(StrEnum):
     phases = "phases"
     page_latency = "page-latency"
     downtime = "downtime"
+    colo = "colo"
 
 
 KindArg = Annotated[
@@ -28,7 +29,8 @@ KindArg = Annotated[
         help="gantt: per-thread timeline (phases, sections, device loads, BQL holds, instants); "
         "bql: BQL hold/wait CDFs per thread; phases: incoming phase waterfall and slowest device "
         "loads; page-latency: postcopy page-request latency per channel; downtime: the guest's "
-        "pause on source and destination lanes with its critical path (both traces).",
+        "pause on source and destination lanes with its critical path (both traces); colo: the "
+        "parts of each COLO checkpoint's pause, and the pauses over time.",
         show_default=False,
     ),
 ]
@@ -114,6 +116,10 @@ def plot(
         from reports.plots.downtime import downtime_figure
 
         fig = downtime_figure(registry.run(trace, "downtime"))
+    elif kind is PlotKind.colo:
+        from reports.plots.colo import colo_figure
+
+        fig = colo_figure(registry.run(trace, "colo"))
     else:
         from reports.plots.page_latency import page_latency
 

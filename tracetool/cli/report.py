@@ -110,8 +110,8 @@ def plain_text(print_to: Callable[..., None]) -> str:
 
 @command(query_migrate=True, output_format=False)
 def report(inputs: Inputs, *, output: OutputOpt = None, format: ReportFormatOpt = None, strict: bool) -> None:
-    """All analyses of one trace in one report: summary, incoming phases, downtime, BQL and
-    postcopy preempt. Sections the trace has no events for say which events to enable."""
+    """All analyses of one trace in one report: summary, incoming phases, downtime, BQL,
+    postcopy preempt and COLO. Sections the trace has no events for say which events to enable."""
     from tracetool._analyses.reportdata import collect
 
     fmt = pick_format(format, output)

@@ -1,0 +1,1 @@
+"""_analyses/colo: COLO checkpoints, the BQL inside them, and failover (see colo.py)."""
