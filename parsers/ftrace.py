@@ -351,9 +351,8 @@ _SNIFF_LINE = re.compile(
 
 
 def sniff(head: bytes) -> int:
-    """Scores how much the first bytes look like ftrace text (tracefs or trace-cmd report)."""
-    if b"\x00" in head[:4096]:
-        return 0
+    """Scores how much the first bytes look like ftrace text (tracefs or trace-cmd report);
+    lines holding a NUL byte are never hits."""
     lines = head.split(b"\n")
     if len(lines) > 1:
         lines = lines[:-1]  # the last one may be cut by the sniff window
@@ -362,8 +361,8 @@ def sniff(head: bytes) -> int:
         body = body[1:]
     if not body:
         return 0
-    hits = sum(1 for ln in body if _SNIFF_LINE.match(ln))
-    return int(95 * hits / len(body)) if hits else 0
+    hits = sum(1 for ln in body if _SNIFF_LINE.match(ln) and b"\x00" not in ln)
+    return max(1, int(95 * hits / len(body))) if hits else 0
 
 
 BACKENDS = [

@@ -226,9 +226,12 @@ def sniff(head: bytes) -> int:
     if len(lines) > 1:
         lines = lines[:-1]  # the last one may be cut by the sniff window
     lines = [ln.rstrip(b"\r") for ln in lines if ln.strip()][:2000]
-    if not lines or b"\x00" in head[:4096]:
+    if not lines:
         return 0
-    hits = sum(1 for ln in lines if _SNIFF_PREFIXED.match(ln) or _SNIFF_BARE.match(ln))
+    # A line holding a NUL byte (garbage, a binary file) is never a hit, but it does not hide
+    # the trace lines after it.
+    hits = sum(1 for ln in lines
+               if (_SNIFF_PREFIXED.match(ln) or _SNIFF_BARE.match(ln)) and b"\x00" not in ln)
     if hits == 0:
         return 0
     return max(1, int(60 * hits / len(lines)))

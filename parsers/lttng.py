@@ -176,17 +176,16 @@ _SNIFF_LINE = re.compile(
 
 
 def sniff(head: bytes) -> int:
-    """Scores how much the first bytes look like babeltrace text of LTTng events."""
-    if b"\x00" in head[:4096]:
-        return 0
+    """Scores how much the first bytes look like babeltrace text of LTTng events; lines holding
+    a NUL byte are never hits."""
     lines = head.split(b"\n")
     if len(lines) > 1:
         lines = lines[:-1]
     body = [ln.rstrip(b"\r") for ln in lines if ln.strip()][:2000]
     if not body:
         return 0
-    hits = sum(1 for ln in body if _SNIFF_LINE.match(ln))
-    return int(95 * hits / len(body)) if hits else 0
+    hits = sum(1 for ln in body if _SNIFF_LINE.match(ln) and b"\x00" not in ln)
+    return max(1, int(95 * hits / len(body))) if hits else 0
 
 
 BACKENDS = [Backend(

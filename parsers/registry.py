@@ -1,8 +1,8 @@
 """Which reader handles which input: every backend registers here, detection picks one.
 
 A backend is a name, a sniffer that scores the first bytes of the (decompressed) input, and a
-reader that turns a list of input files into Segments. The first 64 KiB decide; ties go to the
-backend registered first.
+reader that turns a list of input files into Segments. The first 64 KiB decide: the highest
+score above 0 wins, ties go to the backend registered first.
 """
 
 from __future__ import annotations
@@ -77,29 +77,32 @@ def get(name: str) -> Backend:
         ) from None
 
 
-def sniff_head(head: bytes, path: str, min_score: int = 1) -> Backend:
-    """The backend whose sniffer scores ``head`` highest; UnknownFormat when none reaches
-    ``min_score``."""
-    if not head:
-        raise InputError(f"{path}: empty input")
+def best_backend(head: bytes) -> Backend | None:
+    """The backend whose sniffer scores ``head`` highest (the first registered on a tie), or
+    None when every one scores 0."""
     best: tuple[int, Backend] | None = None
     for b in _BACKENDS.values():
         score = b.sniff(head)
-        if score >= min_score and (best is None or score > best[0]):
+        if score >= 1 and (best is None or score > best[0]):
             best = (score, b)
+    return best[1] if best else None
+
+
+def sniff_head(head: bytes, path: str) -> Backend:
+    """The backend that reads ``head``; UnknownFormat when no backend recognises it."""
+    if not head:
+        raise InputError(f"{path}: empty input")
+    best = best_backend(head)
     if best is None:
         raise UnknownFormat(
             f"{path}: not a QEMU trace in any supported format "
             f"(supported: {'; '.join(b.name + ' = ' + b.description for b in _BACKENDS.values())}); "
             "force one with --input-format"
         )
-    return best[1]
+    return best
 
 
-def detect(path: str, min_score: int = 1) -> Backend:
-    """Detects the format of a file from its first bytes (after decompression)."""
-    return sniff_head(peek_decompressed(path, SNIFF_BYTES), path, min_score)
-
-
-DIRECTORY_MIN_SCORE = 30
-"""A file found by listing a directory must look clearly like a trace (score >= 30) to be read."""
+def detect(path: str) -> Backend:
+    """Detects the format of a file from its first bytes (after decompression; of a damaged
+    compressed file, from what could be decoded)."""
+    return sniff_head(peek_decompressed(path, SNIFF_BYTES), path)

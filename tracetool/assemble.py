@@ -32,6 +32,7 @@ class InputInfo:
     dropped_events: list[tuple[int, int]]
     details: dict[str, int]
     line_unit: str
+    set_aside: dict[str, int] = field(default_factory=dict)  # see Segment.set_aside
 
 
 @dataclass
@@ -207,6 +208,7 @@ def assemble(segments: list[Segment]) -> Columns:
         inputs.append(InputInfo(
             s.path, s.format, s.variant, s.clock, s.lines, s.events, s.other_lines,
             s.process_hint, list(s.warnings), list(s.dropped_events), dict(s.details), s.line_unit,
+            dict(s.set_aside),
         ))
         if s.other_lines:
             others.append(pd.DataFrame({

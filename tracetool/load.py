@@ -10,13 +10,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import parsers
-from parsers import registry
-from parsers.inputs import InputFile, expand_paths
-from parsers.registry import Progress, ReadContext, UnknownFormat
-from parsers.segment import Segment
+from parsers.reading import ReadResult, read_inputs
+from parsers.registry import Progress, ReadContext
 from tracetool.assemble import assemble
 from tracetool.catalog import Catalog
-from tracetool.errors import EmptyTrace, InputError
+from tracetool.errors import EmptyTrace
 from tracetool.model import Trace
 from tracetool.sidecar import ThreadMap, load_thread_map
 from tracetool.threads import build_thread_table
@@ -54,33 +52,15 @@ def read_segments(
     input_format: str | None = None,
     engine: str | None = None,
     progress: Progress | None = None,
-) -> list[Segment]:
-    """Reads every input with its backend; one Segment per file, in the order given."""
-    if not paths:
-        raise InputError("no input given")
+) -> ReadResult:
+    """Reads every input with its backend; one Segment per file, in the order given, and the
+    files of input directories that were not read, with the reason."""
     with _stdin_spooled(paths) as (real_paths, spooled):
-        files = expand_paths(real_paths)
-        by_backend: dict[str, list[tuple[int, InputFile]]] = {}
-        for i, f in enumerate(files):
-            try:
-                backend = (registry.get(input_format) if input_format else registry.detect(
-                    f.path, registry.DIRECTORY_MIN_SCORE if f.from_directory else 1))
-            except UnknownFormat:
-                if f.from_directory:
-                    continue  # a side file next to the traces (cmdline.txt, events.txt...)
-                raise
-            by_backend.setdefault(backend.name, []).append((i, f))
-        if not by_backend:
-            raise InputError(f"no trace files among: {', '.join(paths)}")
-        ctx = _context(catalog, engine, progress)
-        slots: list[Segment | None] = [None] * len(files)
-        for name, items in by_backend.items():
-            segs = registry.get(name).read([f for _, f in items], ctx)
-            for (i, _), seg in zip(items, segs, strict=True):
-                if spooled and seg.path == spooled:
-                    seg.path = "-"
-                slots[i] = seg
-    return [s for s in slots if s is not None]
+        result = read_inputs(real_paths, _context(catalog, engine, progress), input_format)
+        for seg in result.segments:
+            if spooled and seg.path == spooled:
+                seg.path = "-"
+    return result
 
 
 def load(
@@ -111,14 +91,16 @@ def load(
     if events:
         cat = cat.with_files(list(events))
     maps = [t if isinstance(t, ThreadMap) else load_thread_map(t) for t in threads]
-    segments = read_segments(paths, catalog=cat, input_format=input_format, engine=engine,
-                             progress=progress)
+    result = read_segments(paths, catalog=cat, input_format=input_format, engine=engine,
+                           progress=progress)
+    segments = result.segments
     if not any(s.events for s in segments):
         detail = "; ".join(f"{s.path}: {s.lines} lines, {s.other_lines} not trace lines" for s in segments)
         raise EmptyTrace(f"no trace events in the input ({detail})")
     columns = assemble(segments)
     table = build_thread_table(columns, maps)
     trace = Trace(columns, table, cat)
+    trace.skipped_inputs = result.skipped
     if borrow_from:
         from tracetool.borrow import borrow
 

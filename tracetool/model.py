@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from parsers.inputs import SkippedFile
 from parsers.segment import NO_TIME, ParseWarning
 from tracetool import argdecode
 from tracetool.assemble import Columns
@@ -36,6 +37,7 @@ class Trace:
         self._t = table
         self.catalog = catalog
         self._fields_cache: dict[str, pd.DataFrame] = {}
+        self.skipped_inputs: list[SkippedFile] = []  # files of input directories not read, why
 
     # ------------------------------------------------------------------ raw columns
     @property
@@ -114,13 +116,14 @@ class Trace:
     # ------------------------------------------------------------------ tables
     @cached_property
     def inputs(self) -> pd.DataFrame:
-        """One row per input file: path, format, variant, clock, lines, events, other lines."""
+        """One row per input file: path, format, variant, clock, lines, events, other lines, lines
+        set aside (headers, lost-events notices...)."""
         rows = []
         for i in self._c.inputs:
             rows.append({
                 "path": i.path, "format": i.format, "variant": i.variant, "clock": i.clock,
                 "lines": i.lines, "events": i.events, "other_lines": i.other_lines,
-                "warnings": len(i.warnings),
+                "set_aside": sum(i.set_aside.values()), "warnings": len(i.warnings),
                 "dropped_events": sum(n for _, n in i.dropped_events),
             })
         return pd.DataFrame(rows)
@@ -227,6 +230,10 @@ class Trace:
             values = (pa.concat_arrays([x.cast(pa.large_string()) for x in texts]) if texts
                       else pa.array([], pa.large_string()))
         cats = pd.Index(pd.array(values, dtype=pd.ArrowDtype(values.type)))
+        if len(tables) == 1 and tables[0].table.unique:
+            # The reader guarantees distinct texts: skip pandas' hashing pass that checks it.
+            dtype = getattr(pd.CategoricalDtype, "_from_fastpath", pd.CategoricalDtype)(cats, False)
+            return pd.Categorical.from_codes(self._c.args, dtype=dtype, validate=False)
         if cats.is_unique:
             return pd.Categorical.from_codes(self._c.args, categories=cats, validate=False)
         # Interned per (event, text): the same text under two events is one category here.
@@ -308,6 +315,7 @@ class Trace:
             "inputs": [
                 {"path": i.path, "format": i.format, "variant": i.variant, "clock": i.clock,
                  "lines": i.lines, "events": i.events, "other_lines": i.other_lines,
+                 "set_aside": dict(i.set_aside),
                  "dropped_events": sum(n for _, n in i.dropped_events),
                  "warnings": [str(w) for w in i.warnings]}
                 for i in self._c.inputs
@@ -324,6 +332,7 @@ class Trace:
                  "first_ns": _opt_int(r["first_ns"]), "last_ns": _opt_int(r["last_ns"])}
                 for r in th.to_dict("records")
             ],
+            "skipped_inputs": [{"path": s.path, "reason": s.reason} for s in self.skipped_inputs],
             "event_counts": self.event_counts(),
             "clock": self.clock,
             "totals": {
