@@ -184,6 +184,10 @@ static int64_t frac_to_ns(uint64_t frac, int digits) {
  * no-time marker INT64_MIN). */
 static int checked_ns(int64_t sec, int64_t ns, int64_t *out) {
     int64_t v;
+    if (sec < 0 && ns > 0) { /* the product alone may pass INT64_MIN where the sum does not */
+        sec += 1;
+        ns -= 1000000000;
+    }
     if (__builtin_mul_overflow(sec, (int64_t)1000000000, &v) || __builtin_add_overflow(v, ns, &v) ||
         v == INT64_MIN)
         return 0;
