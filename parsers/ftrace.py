@@ -171,6 +171,8 @@ def _infer_tgids(tid: np.ndarray, pid: np.ndarray, parents: list[tuple[int, int,
                 known[child] = known[parent]
         else:
             known[child] = child
+    if not known:
+        return pid, 0
     keys = np.fromiter(known.keys(), dtype=np.int64, count=len(known))
     vals = np.fromiter(known.values(), dtype=np.int64, count=len(known))
     order = np.argsort(keys)

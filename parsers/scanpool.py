@@ -269,27 +269,26 @@ def _join(chunks: list[tuple[int, dict[str, np.ndarray]]], remaps: list[_Remap],
 
 
 def _remap_block(cols: dict[str, np.ndarray], sl: slice, r: _Remap) -> None:
+    """Maps one block's lane-local codes onto the merged tables. Each map ends with -1, so a
+    missing code (-1) stays -1 without a mask."""
     name, tname, args = cols["name"][sl], cols["tname"][sl], cols["args"][sl]
+    name[:] = r.names[name]
+    tname[:] = r.threads[tname]
+    # Other lines' codes index the other-line table, which follows the args table in r.texts.
     other = cols["kind"][sl] == KIND_OTHER
-    has = name >= 0
-    name[has] = r.names[name[has]]
-    has = tname >= 0
-    tname[has] = r.threads[tname[has]]
-    args[other] = r.others[args[other]]
-    has = ~other & (args >= 0)  # ftrace header rows have no args
-    if r.args is not None:
-        args[has] = r.args[args[has]]
-    else:
-        args[has] += r.args_offset
+    args[:] = r.texts[np.where(other, args + np.int32(r.n_args), args)]
 
 
 @dataclass
 class _Remap:
-    names: np.ndarray
+    names: np.ndarray  # lane code -> merged code, then -1
     threads: np.ndarray
-    others: np.ndarray
-    args: np.ndarray | None  # None: the args table was joined, codes move by args_offset
-    args_offset: int
+    texts: np.ndarray  # args codes, then other-line codes (shifted by n_args), then -1
+    n_args: int
+
+
+def _with_missing(codes: np.ndarray) -> np.ndarray:
+    return np.append(codes.astype(np.int32, copy=False), np.int32(-1))
 
 
 def _merge_lanes(scanners: list[object], method: str) -> tuple[dict[str, StringTable], list[_Remap]]:
@@ -297,25 +296,28 @@ def _merge_lanes(scanners: list[object], method: str) -> tuple[dict[str, StringT
     (event, text) pair ids are joined instead. Tables of distinct texts are flagged unique."""
     first, rest = scanners[0], scanners[1:]
     joined = method in PER_BODY_ARGS
-    remaps = []
+    maps: list[dict[str, np.ndarray]] = []
     joined_args: list[StringTable] = []
     for sc in rest:
-        maps: dict[str, np.ndarray] = {}
+        lane: dict[str, np.ndarray] = {}
         for w in TABLES:
             table = sc.table(w)  # type: ignore[attr-defined]
             if w == "args" and joined:
                 joined_args.append(_as_table(table))
                 continue
-            ids = first.absorb(w, *table)  # type: ignore[attr-defined]
-            maps[w] = np.frombuffer(ids, dtype=np.int32)
-        remaps.append(maps)
+            lane[w] = np.frombuffer(first.absorb(w, *table), dtype=np.int32)  # type: ignore[attr-defined]
+        maps.append(lane)
     tables = {w: _table(first, w) for w in TABLES}
-    if not joined:
+    if joined:
+        start = len(tables["args"])
+        for lane, t in zip(maps, joined_args, strict=True):
+            lane["args"] = np.arange(start, start + len(t), dtype=np.int32)
+            start += len(t)
+        if joined_args:
+            tables["args"] = StringTable(pa.concat_arrays(
+                [tables["args"].values, *(t.values for t in joined_args)]))
+    else:
         tables["args"].unique = True
-        return tables, [_Remap(m["names"], m["threads"], m["others"], m["args"], 0) for m in remaps]
-    offsets = np.cumsum([len(tables["args"])] + [len(t) for t in joined_args]).tolist()
-    if joined_args:
-        tables["args"] = StringTable(pa.concat_arrays(
-            [tables["args"].values, *(t.values for t in joined_args)]))
-    return tables, [_Remap(m["names"], m["threads"], m["others"], None, offsets[i])
-                    for i, m in enumerate(remaps)]
+    return tables, [_Remap(_with_missing(m["names"]), _with_missing(m["threads"]),
+                           _with_missing(np.concatenate([m["args"], m["others"]])), len(m["args"]))
+                    for m in maps]
