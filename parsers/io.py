@@ -171,7 +171,8 @@ class _Decompressed(io.RawIOBase):
         if not available and self._error is not None:
             raise InputError(f"corrupt or truncated compressed data: {self._error}")
         n = min(len(view), available)
-        view[:n] = self._pending[self._pos : self._pos + n]
+        with memoryview(self._pending) as pending:
+            view[:n] = pending[self._pos : self._pos + n]
         self._pos += n
         if self._pos > len(self._pending) // 2:
             del self._pending[: self._pos]
