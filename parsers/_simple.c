@@ -59,6 +59,10 @@ static inline uint32_t rd32(const unsigned char *p, int swap) {
 #define BUFFER_TYPE_NAME "parsers._simple.Buffer"
 #include "_common.h"
 
+static inline int32_t intern_binary(Interner *t, const char *s, size_t n) {
+    return intern_hashed(t, s, n, hash_binary(s, n));
+}
+
 /* ------------------------------------------------------------------ event id -> name id */
 
 typedef struct {
@@ -166,7 +170,7 @@ static int is_identifier(const unsigned char *s, size_t n) {
 static int32_t unmapped_name(Walker *w, uint64_t id) {
     char text[64];
     int n = snprintf(text, sizeof(text), "<unmapped id %llu>", (unsigned long long)id);
-    int32_t code = intern(&w->names, text, (size_t)n);
+    int32_t code = intern_binary(&w->names, text, (size_t)n);
     if (code >= 0 && idmap_put(&w->ids, id, code)) return -1;
     return code;
 }
@@ -194,7 +198,7 @@ static int walk_event(Walker *w, const unsigned char *r, uint32_t len, int64_t a
     memcpy(w->key, w->names.data.data + noffs[name], nlen);
     w->key[nlen] = 0;
     memcpy(w->key + nlen + 1, r + 32, plen);
-    int32_t arg = intern(&w->args, (const char *)w->key, nlen + 1 + plen);
+    int32_t arg = intern_binary(&w->args, (const char *)w->key, nlen + 1 + plen);
     if (arg < 0) return WALK_NOMEM;
     int64_t t = (int64_t)ts;
     int32_t p = (int32_t)pid;
@@ -244,7 +248,7 @@ static int walk(Walker *w, const unsigned char *buf, size_t len, int64_t base, s
                 rc = walker_error(w, at, "event-name mapping record whose name is no identifier");
                 break;
             }
-            int32_t name = intern(&w->names, (const char *)r + 20, nlen);
+            int32_t name = intern_binary(&w->names, (const char *)r + 20, nlen);
             if (name < 0 || idmap_put(&w->ids, id, name)) {
                 rc = WALK_NOMEM;
                 break;
@@ -319,7 +323,7 @@ static PyObject *Walker_preset(Walker *self, PyObject *names) {
             PyErr_SetString(PyExc_ValueError, "event name too long");
             return NULL;
         }
-        int32_t code = intern(&self->names, s, (size_t)len);
+        int32_t code = intern_binary(&self->names, s, (size_t)len);
         if (code < 0 || idmap_put(&self->ids, (uint64_t)i, code)) {
             Py_DECREF(seq);
             return PyErr_NoMemory();
