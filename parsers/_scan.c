@@ -145,7 +145,8 @@ typedef struct {
     int args_per_body;  /* LTTng: args ids are body ids (payloads are decoded per event) */
     Column scratch;
     size_t rows;
-    size_t room; /* rows every column can still take without growing */
+    size_t settled; /* rows whose args column holds args ids (settle_args) */
+    size_t room;    /* rows every column can still take without growing */
     /* Filled by scan_ftrace / scan_lttng only (see below); the log scan leaves them empty. */
     Column pid;     /* int32 process id (ftrace TGID, LTTng vpid), -1 = none */
     Column cpu;     /* int32 CPU number, -1 = none */
@@ -338,27 +339,67 @@ static int32_t intern_clean(ScannerObject *s, Interner *t, const char *p, size_t
 }
 
 /*
- * Records what a new body holds (its event name is the first nlen bytes of the stored, repaired
- * body): the event-name id and the args id. An args id stands for one distinct argument text,
- * whatever the event, so the args table has no duplicates and serves as categories as it is;
- * an LTTng scan keeps one args id per body instead (its payloads are decoded per event).
+ * Records what a new body holds: its event-name id (the name is the first nlen bytes of the
+ * stored, repaired body) and where its argument text starts. Rows hold the body id in their
+ * args column until settle_args() turns it into an args id.
  */
 static int body_added(ScannerObject *s, int32_t body, size_t nlen) {
     size_t n;
     const char *b = interner_str(&s->bodies, (size_t)body, &n);
     int32_t nid = intern(&s->names, b, nlen);
-    size_t a = nlen < n ? nlen + 1 : n; /* past the blank after the name */
-    int32_t aid = s->args_per_body ? body : intern(&s->arg_texts, b + a, n - a);
     uint32_t nl = (uint32_t)nlen;
-    if (nid < 0 || aid < 0 || col_push(&s->body_name, &nid, 4) || col_push(&s->body_nlen, &nl, 4) ||
-        col_push(&s->body_args, &aid, 4))
-        return -1;
+    if (nid < 0 || col_push(&s->body_name, &nid, 4) || col_push(&s->body_nlen, &nl, 4)) return -1;
     return 0;
 }
 
 static inline void body_row(const ScannerObject *s, int32_t body, Row *r) {
     memcpy(&r->name, s->body_name.data + 4 * (size_t)body, 4);
-    memcpy(&r->args, s->body_args.data + 4 * (size_t)body, 4);
+    r->args = body;
+}
+
+#define SETTLE_AHEAD 8
+
+/*
+ * An args id stands for one distinct argument text, whatever the event, so the args table has
+ * no duplicates and serves as categories as it is (an LTTng scan keeps body ids: its payloads
+ * are decoded per event). This interns the argument texts of the bodies added since the last
+ * call, in body order, with the hash slot of each prefetched a few bodies ahead (most texts of
+ * a RAM-load trace are new, so nearly every lookup would otherwise wait on memory), then turns
+ * the body ids in the args column of the rows not yet taken into args ids.
+ */
+static int settle_args(ScannerObject *s) {
+    if (s->args_per_body) return 0;
+    size_t from = s->body_args.len / 4, to = s->bodies.count;
+    if (col_reserve(&s->body_args, (to - from) * 4 + 4)) return -1;
+    int32_t *out = (int32_t *)s->body_args.data;
+    const uint32_t *nlen = (const uint32_t *)s->body_nlen.data;
+    uint64_t hs[SETTLE_AHEAD];
+    for (size_t i = from; i < to + SETTLE_AHEAD; i++) {
+        if (i < to) {
+            size_t n;
+            const char *b = interner_str(&s->bodies, i, &n);
+            size_t a = nlen[i] < n ? nlen[i] + 1 : n; /* past the blank after the name */
+            int odd;
+            uint64_t h = hash_bytes(b + a, n - a, &odd);
+            hs[i % SETTLE_AHEAD] = h;
+            __builtin_prefetch(&s->arg_texts.slots[(size_t)h & (s->arg_texts.nslots - 1)]);
+        }
+        if (i >= from + SETTLE_AHEAD) {
+            size_t j = i - SETTLE_AHEAD, n;
+            const char *b = interner_str(&s->bodies, j, &n);
+            size_t a = nlen[j] < n ? nlen[j] + 1 : n;
+            int32_t id = intern_hashed(&s->arg_texts, b + a, n - a, hs[j % SETTLE_AHEAD]);
+            if (id < 0) return -1;
+            out[j] = id;
+        }
+    }
+    s->body_args.len = to * 4;
+    const uint8_t *kind = (const uint8_t *)s->kind.data;
+    int32_t *args = (int32_t *)s->args.data;
+    for (size_t r = s->settled; r < s->rows; r++)
+        if (kind[r] != KIND_OTHER && args[r] >= 0) args[r] = out[args[r]];
+    s->settled = s->rows;
+    return 0;
 }
 
 /*
@@ -1039,6 +1080,11 @@ static PyObject *Scanner_scan_lttng(ScannerObject *self, PyObject *args, PyObjec
 
 static PyObject *Scanner_take_rows(ScannerObject *self, PyObject *unused) {
     (void)unused;
+    int failed;
+    Py_BEGIN_ALLOW_THREADS;
+    failed = settle_args(self);
+    Py_END_ALLOW_THREADS;
+    if (failed) return PyErr_NoMemory();
     PyObject *d = PyDict_New();
     if (!d) return NULL;
     struct {
@@ -1063,6 +1109,7 @@ static PyObject *Scanner_take_rows(ScannerObject *self, PyObject *unused) {
         Py_DECREF(b);
     }
     self->rows = 0;
+    self->settled = 0;
     self->room = 0;
     return d;
 }
@@ -1126,6 +1173,7 @@ static PyObject *Scanner_table(ScannerObject *self, PyObject *which) {
     if (!strcmp(w, "names")) return interner_export(&self->names);
     if (!strcmp(w, "args")) {
         if (self->args_per_body) return export_body_args(self);
+        if (settle_args(self)) return PyErr_NoMemory();
         /* The distinct argument texts: no duplicates, usable as categories as they are. */
         PyObject *r = interner_export(&self->arg_texts);
         if (r && reset_bodies(self)) {
@@ -1153,7 +1201,7 @@ static PyObject *Scanner_absorb(ScannerObject *self, PyObject *args) {
     if (!strcmp(which, "names")) t = &self->names;
     else if (!strcmp(which, "threads")) t = &self->threads;
     else if (!strcmp(which, "others")) t = &self->others;
-    else if (!strcmp(which, "args") && !self->args_per_body) t = &self->arg_texts;
+    else if (!strcmp(which, "args") && !self->args_per_body && !settle_args(self)) t = &self->arg_texts;
     const int64_t *o = offs.buf;
     int ok = t && count >= 0 && offs.len >= (Py_ssize_t)((count + 1) * 8);
     for (Py_ssize_t i = 0; ok && i < count; i++)
