@@ -20,10 +20,9 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from parsers import registry
 from parsers.inputs import InputFile, SkippedFile, list_inputs
 from parsers.io import InputError, peek_partial
-from parsers.registry import Backend, ReadContext, UnknownFormat
+from parsers.registry import SNIFF_BYTES, Backend, ReadContext, UnknownFormat, best_backend, detect, get
 from parsers.segment import ParseWarning, Segment
 
 __all__ = ["ReadResult", "SkippedFile", "read_inputs"]
@@ -42,14 +41,14 @@ def _detect_listed(f: InputFile) -> Backend | SkippedFile:
     try:
         if os.path.getsize(f.path) == 0:
             return SkippedFile(f.path, "empty file")
-        head, error = peek_partial(f.path, registry.SNIFF_BYTES)
+        head, error = peek_partial(f.path, SNIFF_BYTES)
     except InputError as exc:
         return SkippedFile(f.path, str(exc).removeprefix(f.path + ": "))
     except OSError as exc:
         return SkippedFile(f.path, f"cannot read: {exc.strerror or exc}")
     if not head:
         return SkippedFile(f.path, error or "empty file")
-    best = registry.best_backend(head)
+    best = best_backend(head)
     if best is None:
         what = "decodable part" if error else "first 64 KiB"
         return SkippedFile(f.path, f"not a trace (no trace lines in the {what})")
@@ -58,10 +57,10 @@ def _detect_listed(f: InputFile) -> Backend | SkippedFile:
 
 def _detect(f: InputFile, input_format: str | None) -> Backend | SkippedFile:
     if input_format:
-        return registry.get(input_format)
+        return get(input_format)
     if f.from_directory:
         return _detect_listed(f)
-    return registry.detect(f.path)
+    return detect(f.path)
 
 
 def read_inputs(paths: Sequence[str], ctx: ReadContext, input_format: str | None = None) -> ReadResult:
@@ -87,7 +86,7 @@ def read_inputs(paths: Sequence[str], ctx: ReadContext, input_format: str | None
                             + (f" ({why}{more})" if why else ""))
     slots: list[Segment | None] = [None] * len(files)
     for name, items in by_backend.items():
-        segs = registry.get(name).read([f for _, f in items], ctx)
+        segs = get(name).read([f for _, f in items], ctx)
         for (i, f), seg in zip(items, segs, strict=True):
             if f.note:
                 seg.warnings.insert(0, ParseWarning(seg.path, 1, f.note))

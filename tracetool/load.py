@@ -100,10 +100,10 @@ def load(
     columns = assemble(segments)
     table = build_thread_table(columns, maps)
     trace = Trace(columns, table, cat)
-    trace.skipped_inputs = result.skipped
     if borrow_from:
         from tracetool.borrow import borrow
 
         twin = load(list(borrow_from), threads=maps, catalog=cat, input_format=None)
         trace = borrow(trace, twin).trace
+    trace.skipped_inputs = result.skipped
     return trace
