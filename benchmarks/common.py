@@ -37,8 +37,9 @@ def run_child(code: str, *args: str) -> tuple[dict[str, float], int]:
 
 
 @contextmanager
-def trace_file(path: str | None, lines: int, name: str) -> Iterator[str]:
-    """``path`` itself, or a synthetic log trace of ``lines`` lines removed afterwards."""
+def trace_file(path: str | None, lines: int, name: str, mix: str = "bql") -> Iterator[str]:
+    """``path`` itself, or a synthetic log trace of ``lines`` lines (``synth.py`` mix ``mix``)
+    removed afterwards."""
     if path is not None:
         yield path
         return
@@ -49,7 +50,7 @@ def trace_file(path: str | None, lines: int, name: str) -> Iterator[str]:
     out = os.path.join(tmpdir, f"{name}-{lines}.trace")
     try:
         t = time.perf_counter()
-        generate(out, lines)
+        generate(out, lines, mix=mix)
         print(f"generated {out} in {time.perf_counter() - t:.1f} s", file=sys.stderr)
         yield out
     finally:

@@ -7,9 +7,15 @@ about 17% ``ram_load_loop`` lines, and a few section/vmstate events (one RAM sec
 thousands of pages, as in real traces). Threads
 interleave with small cross-thread timestamp back-steps, as the log backend produces.
 
+The ``distinct-args`` mix is the same mutex traffic with one line in eight a ``ram_load_loop``
+line of a page never seen before (a 64 GiB guest's RAM walked once), as RAM-load and
+page-request traces are: there most argument texts are distinct, so interning does not shrink
+them.
+
 This is for scale and speed only; correctness is tested on real traces.
 
-    python benchmarks/synth.py OUT --lines 10000000 [--era tid|iso] [--seed 1]
+    python benchmarks/synth.py OUT --lines 10000000 [--era tid|iso] [--mix bql|distinct-args]
+        [--seed 1]
 """
 
 from __future__ import annotations
@@ -95,12 +101,50 @@ def mutex_triple(w: Writer, tid: int, addr: int, lock_site: str, unlock_site: st
     w.emit(tid, f"qemu_mutex_unlock released mutex {addr:#x} ({unlock_site})", bql)
 
 
-def generate(path: str, lines: int, era: str = "tid", seed: int = 1) -> int:
-    """Writes about ``lines`` lines to ``path``; returns the exact number written."""
+MIXES = ("bql", "distinct-args")
+DISTINCT_RAM_BYTES = 64 << 30
+
+
+def _distinct_args_mix(w: Writer, lines: int, rng: random.Random) -> None:
+    """Mutex triples, and every eighth line a RAM page whose text no other line has."""
+    page = 0
+    while w.lines < lines:
+        r = rng.random()
+        if r < 0.35:
+            tid = rng.choice([THREADS["main"], THREADS["vcpu"], THREADS["load"]])
+            lock, unlock, addr = rng.choice(BQL_LOCK_SITES), BQL_UNLOCK_SITE, BQL
+        elif r < 0.75:
+            tid = rng.choice(list(THREADS.values()))
+            lock = unlock = rng.choice(OTHER_SITES)
+            addr = rng.choice(OTHER_MUTEXES)
+        else:
+            tid = rng.choice([THREADS["main"], THREADS["rcu"], THREADS["load"]])
+            lock, unlock, addr = SEM_SITES[0], SEM_SITES[1], rng.choice(SEMAPHORES)
+        bql = addr == BQL
+        for body in (f"qemu_mutex_lock waiting on mutex {addr:#x} ({lock})",
+                     f"qemu_mutex_locked taken mutex {addr:#x} ({lock})",
+                     f"qemu_mutex_unlock released mutex {addr:#x} ({unlock})"):
+            if w.lines % 8 == 7:
+                page += 1
+                addr_p = (page * 4096) % DISTINCT_RAM_BYTES
+                w.emit(THREADS["load"], f"ram_load_loop pc.ram: addr: {addr_p:#x} flags: 0x28 "
+                       f"host: {0x7FD078000000 + addr_p:#x}")
+            w.emit(tid, body, bql)
+
+
+def generate(path: str, lines: int, era: str = "tid", seed: int = 1, mix: str = "bql") -> int:
+    """Writes about ``lines`` lines to ``path`` with the given mix (``MIXES``); returns the exact
+    number written."""
+    if mix not in MIXES:
+        raise ValueError(f"unknown mix {mix!r}; choose from {', '.join(MIXES)}")
     rng = random.Random(seed)
     start = 1_795_693_810_000_000_000
     with open(path, "w", encoding="ascii") as out:
         w = Writer(out, era, start, rng)
+        if mix == "distinct-args":
+            _distinct_args_mix(w, lines, rng)
+            w.flush()
+            return w.lines
         page = 0
         section = 0
         while w.lines < lines:
@@ -141,9 +185,10 @@ def main() -> None:
     ap.add_argument("out")
     ap.add_argument("--lines", type=int, default=10_000_000)
     ap.add_argument("--era", choices=["tid", "iso"], default="tid")
+    ap.add_argument("--mix", choices=MIXES, default="bql")
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
-    n = generate(a.out, a.lines, a.era, a.seed)
+    n = generate(a.out, a.lines, a.era, a.seed, a.mix)
     print(f"{a.out}: {n} lines")
 
 

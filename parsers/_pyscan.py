@@ -7,18 +7,31 @@ independent implementation: both must split every line identically. Same interfa
 
 from __future__ import annotations
 
+import codecs
 import re
 from array import array
 from collections.abc import Callable
-from datetime import datetime
 
 import numpy as np
 
 KIND_EVENT, KIND_OTHER, KIND_BARE = 0, 1, 2
 ERA_NONE, ERA_TID_AT, ERA_ISO, ERA_THREAD_INFO, ERA_STAP = 0, 1, 2, 3, 4
-FLAG_BAD_UTF8, FLAG_TEXT_CUT, FLAG_NO_NEWLINE = 1, 2, 4
+FLAG_BAD_UTF8, FLAG_TEXT_CUT, FLAG_NO_NEWLINE, FLAG_BAD_TIME, FLAG_BAD_ID = 1, 2, 4, 8, 16
 OTHER_TEXT_MAX = 1024
 _NO_TIME = -(2**63)
+_INT64_MAX = 2**63 - 1
+_INT32_MAX = 2**31 - 1
+_OUT_OF_RANGE = -(2**64)  # stands for a time int64 ns cannot hold (never a valid stamp)
+
+
+def _one_per_byte(err: UnicodeError) -> tuple[str, int]:
+    # The compiled scanner replaces each invalid byte by U+FFFD; Python's "replace" would give
+    # one U+FFFD per maximal invalid sequence.
+    assert isinstance(err, UnicodeDecodeError)
+    return "\ufffd", err.start + 1
+
+
+codecs.register_error("migtrace-per-byte", _one_per_byte)
 
 _TID_AT = re.compile(rb"(\d{1,19})@(\d{1,19})\.(\d{1,9}):")
 _STAP = re.compile(rb"(\d{1,19})@(\d{1,19}) ")
@@ -58,32 +71,58 @@ def _clean(b: bytes) -> tuple[bytes, bool]:
             return b, False
         except UnicodeDecodeError:
             pass
-    fixed = b.decode("utf-8", "replace").replace("\x00", "\ufffd").encode("utf-8")
+    fixed = b.decode("utf-8", "migtrace-per-byte").replace("\x00", "\ufffd").encode("utf-8")
     return fixed, True
 
 
+def _checked_ns(sec: int, ns: int) -> int | None:
+    """sec * 10^9 + ns, or None when int64 cannot hold it (or it is the no-time marker)."""
+    v = sec * 1_000_000_000 + ns
+    return v if _NO_TIME < v <= _INT64_MAX else None
+
+
+def _days_from_civil(y: int, m: int, d: int) -> int:
+    """Days since 1970-01-01 of a proleptic Gregorian date (any year, as in _scan.c)."""
+    y -= m <= 2
+    era = (y if y >= 0 else y - 399) // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+def _id_or_unknown(v: int) -> tuple[int, int]:
+    """(id, flag): v when int32 holds it, else -1 with FLAG_BAD_ID."""
+    return (v, 0) if v <= _INT32_MAX else (-1, FLAG_BAD_ID)
+
+
 def _iso_ns(m: re.Match[bytes]) -> int | None:
+    """ns of an ISO prefix; None when its fields are invalid, _OUT_OF_RANGE when int64 cannot
+    hold it."""
     y, mo, d, h, mi, s = (int(x) for x in m.group(1, 2, 3, 4, 5, 6))
     if not (1 <= mo <= 12 and 1 <= d <= 31 and h <= 23 and mi <= 59 and s <= 60):
         return None
     frac = m.group(7) or b""
     frac_ns = int(frac.ljust(9, b"0")) if frac else 0
-    days = (datetime(y, mo, 1).toordinal() - datetime(1970, 1, 1).toordinal()) + d - 1
+    days = _days_from_civil(y, mo, d)
     off = m.group(8)
     offset = 0
     if off != b"Z":
         sign = 1 if off[:1] == b"+" else -1
         offset = sign * (int(off[1:3]) * 3600 + int(off[4:6]) * 60)
-    return ((days * 86400 + h * 3600 + mi * 60 + s - offset) * 1_000_000_000) + frac_ns
+    ns = _checked_ns(days * 86400 + h * 3600 + mi * 60 + s - offset, frac_ns)
+    return _OUT_OF_RANGE if ns is None else ns
 
 
 class Scanner:
     """Splits QEMU text trace lines into interned columns (pure Python)."""
 
     def __init__(self) -> None:
-        self._tables = {k: _Interner() for k in ("names", "bodies", "threads", "others")}
+        self._tables = {k: _Interner() for k in ("names", "bodies", "arg_texts", "threads", "others")}
         self._body_name: list[int] = []
         self._body_nlen: list[int] = []
+        self._body_args: list[int] = []
+        self._args_per_body = False  # LTTng: args ids are body ids (see body_added in _scan.c)
         self._reset_rows()
 
     def _reset_rows(self) -> None:
@@ -101,29 +140,39 @@ class Scanner:
             line = line[:-1]
         era, ts, tid, tname = ERA_NONE, _NO_TIME, default_tid, -1
         body: int | None = None
+        bad_time = False
         m = _TID_AT.match(line)
-        if m and int(m.group(1)) <= 0x7FFFFFFF:
-            era, tid = ERA_TID_AT, int(m.group(1))
-            ts = int(m.group(2)) * 1_000_000_000 + int(m.group(3).ljust(9, b"0"))
-            body = m.end()
-        elif (m := _STAP.match(line)) and int(m.group(1)) <= 0x7FFFFFFF and int(m.group(2)) < 2**63:
-            era, tid, ts = ERA_STAP, int(m.group(1)), int(m.group(2))
-            body = m.end()
+        if m:
+            stamp = _checked_ns(int(m.group(2)), int(m.group(3).ljust(9, b"0")))
+            if stamp is None:
+                bad_time = True
+            else:
+                era, ts, body = ERA_TID_AT, stamp, m.end()
+                tid, bad_id = _id_or_unknown(int(m.group(1)))
+                flags |= bad_id
+        elif m := _STAP.match(line):
+            if int(m.group(2)) <= _INT64_MAX:
+                era, ts, body = ERA_STAP, int(m.group(2)), m.end()
+                tid, bad_id = _id_or_unknown(int(m.group(1)))
+                flags |= bad_id
+            else:
+                bad_time = True
         elif (m := _ISO.match(line)) and (iso := _iso_ns(m)) is not None:
-            era, ts, body = ERA_ISO, iso, m.end()
-            t = _THREAD_INFO.match(line, body)
-            if t and int(t.group(1)) <= 0x7FFFFFFF:
-                era, tid, body = ERA_THREAD_INFO, int(t.group(1)), t.end()
-                name, bad = _clean(t.group(2))
-                flags |= FLAG_BAD_UTF8 if bad else 0
-                tname = self._tables["threads"].intern(name)
-        if body is None and (t := _THREAD_INFO.match(line)) and int(t.group(1)) <= 0x7FFFFFFF:
-            era, tid, body = ERA_THREAD_INFO, int(t.group(1)), t.end()
-            name, bad = _clean(t.group(2))
-            flags |= FLAG_BAD_UTF8 if bad else 0
-            tname = self._tables["threads"].intern(name)
+            if iso == _OUT_OF_RANGE:
+                bad_time = True
+            else:
+                era, ts, body = ERA_ISO, iso, m.end()
+                t = _THREAD_INFO.match(line, body)
+                if t:
+                    tid, tname, flags = self._thread_info(t, flags)
+                    era, body = ERA_THREAD_INFO, t.end()
+        if body is None and not bad_time and (t := _THREAD_INFO.match(line)):
+            tid, tname, flags = self._thread_info(t, flags)
+            era, body = ERA_THREAD_INFO, t.end()
+        if bad_time:
+            flags |= FLAG_BAD_TIME
         start = body if body is not None else 0
-        n = _NAME.match(line, start)
+        n = None if bad_time else _NAME.match(line, start)
         if n:
             kind = KIND_EVENT if body is not None else KIND_BARE
             args_id, name_id, flags = self._intern_body(line[start:], n.end() - start, flags)
@@ -138,6 +187,13 @@ class Scanner:
         # The log scan leaves the pid and cpu columns empty, as the compiled scanner does.
         self._push(kind, era, flags, ts, tid, tname, name_id, args_id, ext=False)
 
+    def _thread_info(self, t: re.Match[bytes], flags: int) -> tuple[int, int, int]:
+        """(tid, thread-name id, flags) of a matched thread-info prefix."""
+        tid, bad_id = _id_or_unknown(int(t.group(1)))
+        name, bad = _clean(t.group(2))
+        flags |= bad_id | (FLAG_BAD_UTF8 if bad else 0)
+        return tid, self._tables["threads"].intern(name), flags
+
     # ------------------------------------------------------------ ftrace and LTTng text lines
     # Same grammar and the same checks as ftrace_line / lttng_line in _scan.c.
 
@@ -147,6 +203,7 @@ class Scanner:
 
     def scan_lttng(self, data: bytes, final: bool = False) -> int:
         """babeltrace text lines of LTTng events; returns the rows added."""
+        self._args_per_body = True
         return self._scan_with(data, final, self._lttng_line)
 
     def _scan_with(self, data: bytes, final: bool, line_fn: Callable[[bytes, int], None]) -> int:
@@ -188,11 +245,17 @@ class Scanner:
         flags |= FLAG_BAD_UTF8 if bad else 0
         bodies = self._tables["bodies"]
         before = len(bodies.items)
-        args_id = bodies.intern(whole)
+        body_id = bodies.intern(whole)
         if len(bodies.items) != before:
-            self._body_name.append(self._tables["names"].intern(body[:nlen]))
-            self._body_nlen.append(nlen)
-        return args_id, self._body_name[args_id], flags
+            # The repaired name may be longer than the raw one (an LTTng event word may hold
+            # any byte); a blank follows the name, so no UTF-8 sequence spans the boundary.
+            clean_nlen = len(_clean(body[:nlen])[0]) if bad else nlen
+            self._body_name.append(self._tables["names"].intern(whole[:clean_nlen]))
+            self._body_nlen.append(clean_nlen)
+            start = clean_nlen + 1 if clean_nlen < len(whole) else len(whole)
+            self._body_args.append(
+                body_id if self._args_per_body else self._tables["arg_texts"].intern(whole[start:]))
+        return self._body_args[body_id], self._body_name[body_id], flags
 
     def _intern_thread(self, name: bytes, flags: int) -> tuple[int, int]:
         clean, bad = _clean(name)
@@ -208,14 +271,16 @@ class Scanner:
         task = _skip_blanks(line, 0, end)
         dash = q = -1
         tid = 0
+        id_flags = 0  # FLAG_BAD_ID, for the event row only
         d = task
         while d < end and d - task <= FTRACE_TASK_MAX:
             if line[d] == ord("-"):
                 u = _uint(line, d + 1, end)
-                if u and u[1] < end and line[u[1]] == ord(" ") and u[0] <= 0x7FFFFFFF:
+                if u and u[1] < end and line[u[1]] == ord(" "):
                     t = _skip_blanks(line, u[1], end)
                     if t < end and line[t] in b"([":
-                        dash, q, tid = d, t, u[0]
+                        dash, q = d, t
+                        tid, id_flags = _id_or_unknown(u[0])
                         break
             d += 1
         if dash < 0:
@@ -226,8 +291,9 @@ class Scanner:
         if line[q] == ord("("):
             q = _skip_blanks(line, q + 1, end)
             u = _uint(line, q, end)
-            if u and u[0] <= 0x7FFFFFFF:
-                pid, t = u[0], u[1]
+            if u:
+                (pid, bad_id), t = _id_or_unknown(u[0]), u[1]
+                id_flags |= bad_id
             else:
                 t = q
                 while t < end and line[t] == ord("-"):
@@ -244,10 +310,11 @@ class Scanner:
             self._push_other(line, flags)
             return
         u = _uint(line, q + 1, end)
-        if not u or u[1] >= end or line[u[1]] != ord("]") or u[0] > 0x7FFFFFFF:
+        if not u or u[1] >= end or line[u[1]] != ord("]"):
             self._push_other(line, flags)
             return
-        cpu = u[0]
+        cpu, bad_id = _id_or_unknown(u[0])
+        id_flags |= bad_id
         q = _skip_blanks(line, u[1] + 1, end)
         has_flags = False
         stamp = _sec_frac_colon(line, q, end)
@@ -293,7 +360,7 @@ class Scanner:
             if sym > rest and sym + 1 < end and line[sym : sym + 2] == b": ":
                 rest = sym + 2
             marker = True
-        tname, flags = self._intern_thread(line[task:dash], flags)
+        tname, flags = self._intern_thread(line[task:dash], flags | id_flags)
         kind = KIND_KERNEL
         if marker:
             m = _NAME.match(line, rest)
@@ -329,6 +396,9 @@ class Scanner:
                 self._push_other(line, flags)
                 return
             era, stamp = timed
+        if stamp == _OUT_OF_RANGE:
+            self._push_other(line, flags | FLAG_BAD_TIME)
+            return
         q = close + 1
         if q >= end or line[q] != ord(" "):
             self._push_other(line, flags)
@@ -356,6 +426,7 @@ class Scanner:
             self._push_other(line, flags)
             return
         tid = pid = cpu = -1
+        id_flags = 0
         procname: bytes | None = None
         payload = payload_end = q
         if q < end:
@@ -374,13 +445,15 @@ class Scanner:
                 if end - b < 3 or line[b : b + 3] != b", {":
                     self._push_other(line, flags)
                     return
-                ctx_tid, ctx_pid, ctx_cpu, ctx_name = _lttng_context(line, q, b)
+                ctx_tid, ctx_pid, ctx_cpu, ctx_name, ctx_bad = _lttng_context(line, q, b)
+                id_flags |= ctx_bad
                 tid = tid if ctx_tid is None else ctx_tid
                 pid = pid if ctx_pid is None else ctx_pid
                 cpu = cpu if ctx_cpu is None else ctx_cpu
                 procname = procname if ctx_name is None else ctx_name
                 q = b + 2
         tname = -1
+        flags |= id_flags
         if procname is not None:
             tname, flags = self._intern_thread(procname, flags)
         body = line[ev:ev_end] + b" " + line[payload:payload_end]
@@ -403,18 +476,34 @@ class Scanner:
         self._reset_rows()
         return out
 
+    def absorb(self, which: str, count: int, offsets: bytes, data: bytes) -> bytes:
+        """The int32 ids here of another scanner's exported table (see ``_scan.c``)."""
+        key = {"names": "names", "threads": "threads", "others": "others"}.get(which)
+        if which == "args" and not self._args_per_body:
+            key = "arg_texts"
+        if key is None:
+            raise ValueError(f"cannot absorb table {which} (unknown, or malformed offsets)")
+        offs = np.frombuffer(offsets, dtype=np.int64)[: count + 1].tolist()
+        raw = bytes(data)
+        table = self._tables[key]
+        return array("i", [table.intern(raw[offs[i] : offs[i + 1]]) for i in range(count)]).tobytes()
+
     def table(self, which: str) -> tuple[int, bytes, bytes]:
         if which != "args":
             return self._tables[which].export()
         bodies = self._tables["bodies"]
-        args = _Interner()
-        args.items = [
-            b[nlen + 1 :] if len(b) > nlen else b""
-            for b, nlen in zip(bodies.items, self._body_nlen, strict=True)
-        ]
+        if self._args_per_body:
+            args = _Interner()
+            args.items = [
+                b[nlen + 1 :] if len(b) > nlen else b""
+                for b, nlen in zip(bodies.items, self._body_nlen, strict=True)
+            ]
+        else:
+            args = self._tables["arg_texts"]
+        out = args.export()
         self._tables["bodies"] = _Interner()
-        self._body_name, self._body_nlen = [], []
-        return args.export()
+        self._body_name, self._body_nlen, self._body_args = [], [], []
+        return out
 
 
 # ------------------------------------------------------------ helpers of the ftrace / LTTng twins
@@ -427,7 +516,6 @@ FTRACE_TASK_MAX = 64
 MARKER_EVENT = b"tracing_mark_write"
 _NAME_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 _DIGITS = frozenset(b"0123456789")
-_INT64_MAX = 2**63 - 1
 
 
 def _uint(b: bytes, i: int, end: int) -> tuple[int, int, int] | None:
@@ -463,26 +551,26 @@ def _two_digits(b: bytes, i: int) -> int | None:
 
 
 def _lttng_cycles(t: bytes) -> int | None:
+    """The value of 20 digits (_OUT_OF_RANGE beyond int64), None when t is not that form."""
     if len(t) != 20 or any(c not in _DIGITS for c in t):
         return None
     v = int(t)
-    return v if v <= _INT64_MAX else None
+    return v if v <= _INT64_MAX else _OUT_OF_RANGE
 
 
 def _lttng_time(t: bytes) -> tuple[int, int] | None:
-    """(era, ns) of babeltrace's [TIME] text, or None."""
+    """(era, ns) of babeltrace's [TIME] text (ns _OUT_OF_RANGE beyond int64), or None."""
     n = len(t)
     if t == b"??:??:??.?????????":
         return ERA_LTTNG_NO_CLOCK, _NO_TIME
-    day_ns, era, s = 0, ERA_LTTNG_TIME_OF_DAY, t
+    days, era, s = 0, ERA_LTTNG_TIME_OF_DAY, t
     if n == 29 and t[4:5] == b"-" and t[7:8] == b"-" and t[10:11] == b" ":
         y1, y2, mo, d = (_two_digits(t, k) for k in (0, 2, 5, 8))
         if y1 is None or y2 is None or mo is None or d is None:
             return None
         if not (1 <= mo <= 12 and 1 <= d <= 31) or y1 + y2 == 0:
             return None
-        ordinal = datetime(y1 * 100 + y2, mo, 1).toordinal() + d - 1
-        day_ns = (ordinal - datetime(1970, 1, 1).toordinal()) * 86400 * 1_000_000_000
+        days = _days_from_civil(y1 * 100 + y2, mo, d)
         era, s, n = ERA_LTTNG_DATE, t[11:], n - 11
     if n == 18 and s[2:3] == b":" and s[5:6] == b":" and s[8:9] == b".":
         h, mi, sec = (_two_digits(s, k) for k in (0, 3, 6))
@@ -491,7 +579,8 @@ def _lttng_time(t: bytes) -> tuple[int, int] | None:
         frac = _uint(s, 9, n)
         if not frac or frac[1] != n or frac[2] != 9:
             return None
-        return era, day_ns + (h * 3600 + mi * 60 + sec) * 1_000_000_000 + frac[0]
+        ns = _checked_ns(days * 86400 + h * 3600 + mi * 60 + sec, frac[0])
+        return era, _OUT_OF_RANGE if ns is None else ns
     if era == ERA_LTTNG_DATE:
         return None
     negative = 1 if n and t[0] == ord("-") else 0
@@ -555,15 +644,17 @@ def _block_end(b: bytes, i: int, end: int) -> int:
     return -1
 
 
-_Context = tuple[int | None, int | None, int | None, bytes | None]
+_Context = tuple[int | None, int | None, int | None, bytes | None, int]
 
 
 def _lttng_context(b: bytes, i: int, e: int) -> _Context:
-    """(tid, pid, cpu, procname) named in the context block b[i:e]; None where absent."""
+    """(tid, pid, cpu, procname, FLAG_BAD_ID or 0) named in the context block b[i:e]; None
+    where absent, -1 (with FLAG_BAD_ID) for a number beyond int32."""
     tid: int | None = None
     pid: int | None = None
     cpu: int | None = None
     procname: bytes | None = None
+    bad_id = 0
     q = i + 1
     while q < e:
         q = _skip_blanks(b, q, e)
@@ -572,30 +663,35 @@ def _lttng_context(b: bytes, i: int, e: int) -> _Context:
             q += 1
         name = b[name_start:q]
         if not name or e - q < 3 or b[q : q + 3] != b" = ":
-            return tid, pid, cpu, procname
+            return tid, pid, cpu, procname, bad_id
         q += 3
         val = q
         if q < e and b[q] == ord('"'):
             val_end = _string_end(b, q, e)
             if val_end < 0:
-                return tid, pid, cpu, procname
+                return tid, pid, cpu, procname, bad_id
             q = val_end
         else:
             while q < e and b[q] not in b", ":
                 q += 1
             val_end = q
-        u = _uint(b, val, val_end)
-        number = u[0] if u and u[1] == val_end and u[0] <= 0x7FFFFFFF else None
-        if name in (b"vtid", b"tid") and number is not None:
+        number: int | None = None
+        if val < val_end and all(c in _DIGITS for c in b[val:val_end]):
+            u = _uint(b, val, val_end)
+            number = u[0] if u and u[1] == val_end and u[0] <= _INT32_MAX else -1
+        id_field = number is not None and name in (b"vtid", b"tid", b"vpid", b"pid", b"cpu_id")
+        if id_field and name in (b"vtid", b"tid"):
             tid = number
-        elif name in (b"vpid", b"pid") and number is not None:
+        elif id_field and name in (b"vpid", b"pid"):
             pid = number
-        elif name == b"cpu_id" and number is not None:
+        elif id_field:
             cpu = number
         elif name == b"procname" and val_end - val >= 2 and b[val] == ord('"'):
             procname = b[val + 1 : val_end - 1]
+        if id_field and number == -1:
+            bad_id = FLAG_BAD_ID
         if q < e and b[q] == ord(","):
             q += 1
         else:
             break
-    return tid, pid, cpu, procname
+    return tid, pid, cpu, procname, bad_id

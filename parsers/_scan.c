@@ -22,6 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define BUFFER_TYPE_NAME "parsers._scan.Buffer"
+#include "_common.h"
+
 enum { KIND_EVENT = 0, KIND_OTHER = 1, KIND_BARE = 2 };
 enum {
     ERA_NONE = 0,
@@ -30,278 +33,15 @@ enum {
     ERA_THREAD_INFO = 3,
     ERA_STAP = 4,
 };
-enum { FLAG_BAD_UTF8 = 1, FLAG_TEXT_CUT = 2, FLAG_NO_NEWLINE = 4 };
+/*
+ * Row flags. BAD_TIME: the line's prefix has the shape of a timestamp whose value int64 ns
+ * cannot hold (before 1677-09-21 or after 2262-04-11); such a line is kept as an "other" line.
+ * BAD_ID: a thread id, process id or CPU number beyond 2^31 - 1; the line is read with that
+ * value unknown (-1).
+ */
+enum { FLAG_BAD_UTF8 = 1, FLAG_TEXT_CUT = 2, FLAG_NO_NEWLINE = 4, FLAG_BAD_TIME = 8, FLAG_BAD_ID = 16 };
 
 #define OTHER_TEXT_MAX 1024
-
-/* ------------------------------------------------------------------ owned memory as a buffer */
-
-typedef struct {
-    PyObject_HEAD
-    char *data;
-    Py_ssize_t len;
-    Py_ssize_t itemsize;
-    char format[4];
-    Py_ssize_t shape;
-    int exports;
-} BufferObject;
-
-static void Buffer_dealloc(BufferObject *self) {
-    free(self->data);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-static int Buffer_getbuffer(BufferObject *self, Py_buffer *view, int flags) {
-    view->obj = (PyObject *)self;
-    Py_INCREF(self);
-    view->buf = self->data ? self->data : (void *)"";
-    view->len = self->len;
-    view->readonly = 0;
-    view->itemsize = self->itemsize;
-    view->format = (flags & PyBUF_FORMAT) ? self->format : NULL;
-    view->ndim = 1;
-    self->shape = self->itemsize ? self->len / self->itemsize : 0;
-    view->shape = (flags & PyBUF_ND) ? &self->shape : NULL;
-    view->strides = (flags & PyBUF_STRIDES) ? &view->itemsize : NULL;
-    view->suboffsets = NULL;
-    view->internal = NULL;
-    self->exports++;
-    return 0;
-}
-
-static void Buffer_releasebuffer(BufferObject *self, Py_buffer *view) {
-    (void)view;
-    self->exports--;
-}
-
-static PyBufferProcs Buffer_as_buffer = {
-    (getbufferproc)Buffer_getbuffer,
-    (releasebufferproc)Buffer_releasebuffer,
-};
-
-static PyTypeObject BufferType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "parsers._scan.Buffer",
-    .tp_basicsize = sizeof(BufferObject),
-    .tp_dealloc = (destructor)Buffer_dealloc,
-    .tp_as_buffer = &Buffer_as_buffer,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Memory handed over by the scanner, exposed through the buffer protocol.",
-};
-
-static PyObject *wrap_buffer(char *data, Py_ssize_t len, Py_ssize_t itemsize, const char *fmt) {
-    BufferObject *b = PyObject_New(BufferObject, &BufferType);
-    if (!b) {
-        free(data);
-        return NULL;
-    }
-    b->data = data;
-    b->len = len;
-    b->itemsize = itemsize;
-    strncpy(b->format, fmt, sizeof(b->format) - 1);
-    b->format[sizeof(b->format) - 1] = 0;
-    b->shape = 0;
-    b->exports = 0;
-    return (PyObject *)b;
-}
-
-/* ------------------------------------------------------------------ growable column */
-
-typedef struct {
-    char *data;
-    size_t len; /* bytes used */
-    size_t cap; /* bytes allocated */
-} Column;
-
-static int col_reserve(Column *c, size_t extra) {
-    if (c->len + extra <= c->cap) return 0;
-    size_t ncap = c->cap ? c->cap : 4096;
-    while (ncap < c->len + extra) ncap *= 2;
-    char *n = realloc(c->data, ncap);
-    if (!n) return -1;
-    c->data = n;
-    c->cap = ncap;
-    return 0;
-}
-
-/* Hands the column's memory to Python as a Buffer and resets the column. */
-static PyObject *col_export(Column *c, Py_ssize_t itemsize, const char *fmt) {
-    char *data = c->data;
-    size_t len = c->len;
-    if (data && len < c->cap) {
-        char *shrunk = realloc(data, len ? len : 1);
-        if (shrunk) data = shrunk;
-    }
-    c->data = NULL;
-    c->len = c->cap = 0;
-    return wrap_buffer(data, (Py_ssize_t)len, itemsize, fmt);
-}
-
-/* ------------------------------------------------------------------ interner */
-
-/*
- * A slot holds the hash tag, the id and where the string lives, so a lookup touches the slot
- * and the string bytes only (two cache lines), not the offsets array too.
- */
-typedef struct {
-    uint32_t tag; /* high half of the hash */
-    uint32_t id1; /* id + 1; 0 = empty */
-    uint64_t loc; /* start << 24 | min(len, LEN_MAX) */
-} Slot;
-
-#define LEN_MAX 0xFFFFFFu
-
-typedef struct {
-    Slot *slots;
-    size_t nslots;   /* power of two */
-    uint64_t *hashes;
-    size_t hashes_cap;
-    Column data;    /* concatenated strings */
-    Column offsets; /* int64, count + 1 entries */
-    size_t count;
-} Interner;
-
-/*
- * Hashes s[0:n] and, in the same pass, sets *odd when a byte is NUL or non-ASCII (the only
- * bytes that may need UTF-8 repair), so clean lines are read once.
- */
-static uint64_t hash_bytes(const char *s, size_t n, int *odd) {
-    const uint64_t hi = 0x8080808080808080ull, lo = 0x0101010101010101ull;
-    uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xFF51AFD7ED558CCDull);
-    uint64_t acc = 0;
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, s, 8);
-        acc |= (w & hi) | ((w - lo) & ~w & hi);
-        h = (h ^ w) * 0x100000001B3ull;
-        h ^= h >> 29;
-        s += 8;
-        n -= 8;
-    }
-    uint64_t tail = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == 0 || c >= 0x80) acc = 1;
-    }
-    memcpy(&tail, s, n);
-    h = (h ^ tail) * 0xC2B2AE3D27D4EB4Full;
-    h ^= h >> 32;
-    *odd = acc != 0;
-    return h;
-}
-
-static int interner_init(Interner *t) {
-    memset(t, 0, sizeof(*t));
-    t->nslots = 1024;
-    t->slots = calloc(t->nslots, sizeof(Slot));
-    if (!t->slots) return -1;
-    if (col_reserve(&t->offsets, sizeof(int64_t))) return -1;
-    int64_t zero = 0;
-    memcpy(t->offsets.data, &zero, sizeof(zero));
-    t->offsets.len = sizeof(int64_t);
-    return 0;
-}
-
-static void interner_free(Interner *t) {
-    free(t->slots);
-    free(t->hashes);
-    free(t->data.data);
-    free(t->offsets.data);
-    memset(t, 0, sizeof(*t));
-}
-
-static Slot make_slot(const Interner *t, size_t id) {
-    const int64_t *offs = (const int64_t *)t->offsets.data;
-    uint64_t start = (uint64_t)offs[id], len = (uint64_t)(offs[id + 1] - offs[id]);
-    Slot sl = {(uint32_t)(t->hashes[id] >> 32), (uint32_t)(id + 1),
-               start << 24 | (len < LEN_MAX ? len : LEN_MAX)};
-    return sl;
-}
-
-static int interner_grow(Interner *t) {
-    size_t n = t->nslots * 2;
-    Slot *slots = calloc(n, sizeof(Slot));
-    if (!slots) return -1;
-    for (size_t id = 0; id < t->count; id++) {
-        size_t i = (size_t)t->hashes[id] & (n - 1);
-        while (slots[i].id1) i = (i + 1) & (n - 1);
-        slots[i] = make_slot(t, id);
-    }
-    free(t->slots);
-    t->slots = slots;
-    t->nslots = n;
-    return 0;
-}
-
-/* Returns the id of s[0:n] (whose hash is h), adding it when new; -1 on memory exhaustion. */
-static int32_t intern_hashed(Interner *t, const char *s, size_t n, uint64_t h) {
-    size_t mask = t->nslots - 1;
-    size_t i = (size_t)h & mask;
-    const uint32_t tag = (uint32_t)(h >> 32);
-    for (;;) {
-        const Slot *sl = &t->slots[i];
-        if (!sl->id1) break;
-        if (sl->tag == tag) {
-            size_t id = sl->id1 - 1;
-            size_t len = (size_t)(sl->loc & LEN_MAX);
-            if (len == LEN_MAX) {
-                const int64_t *offs = (const int64_t *)t->offsets.data;
-                len = (size_t)(offs[id + 1] - offs[id]);
-            }
-            if (len == n && memcmp(t->data.data + (sl->loc >> 24), s, n) == 0) return (int32_t)id;
-        }
-        i = (i + 1) & mask;
-    }
-    if (t->count >= 0x7FFFFFF0u) return -1;
-    if (t->data.len + n >= ((uint64_t)1 << 40)) return -1;
-    if (col_reserve(&t->data, n) || col_reserve(&t->offsets, sizeof(int64_t))) return -1;
-    if (t->count + 1 > t->hashes_cap) {
-        size_t cap = t->hashes_cap ? t->hashes_cap * 2 : 1024;
-        uint64_t *nh = realloc(t->hashes, cap * sizeof(uint64_t));
-        if (!nh) return -1;
-        t->hashes = nh;
-        t->hashes_cap = cap;
-    }
-    memcpy(t->data.data + t->data.len, s, n);
-    t->data.len += n;
-    int64_t end = (int64_t)t->data.len;
-    memcpy(t->offsets.data + t->offsets.len, &end, sizeof(end));
-    t->offsets.len += sizeof(int64_t);
-    t->hashes[t->count] = h;
-    size_t id = t->count++;
-    if (t->count * 10 >= t->nslots * 7) {
-        if (interner_grow(t)) return -1;
-    } else {
-        t->slots[i] = make_slot(t, id);
-    }
-    return (int32_t)id;
-}
-
-static int32_t intern(Interner *t, const char *s, size_t n) {
-    int odd;
-    return intern_hashed(t, s, n, hash_bytes(s, n, &odd));
-}
-
-/*
- * Hands (count, offsets int64[count+1], data) to Python without copying and empties the
- * interner: ids restart at 0 afterwards, so call this only once every buffer has been scanned.
- */
-static PyObject *interner_export(Interner *t) {
-    size_t count = t->count;
-    PyObject *o = col_export(&t->offsets, 8, "q");
-    PyObject *d = col_export(&t->data, 1, "B");
-    interner_free(t);
-    if (!o || !d || interner_init(t)) {
-        Py_XDECREF(o);
-        Py_XDECREF(d);
-        return PyErr_Occurred() ? NULL : PyErr_NoMemory();
-    }
-    PyObject *n = PyLong_FromSize_t(count);
-    PyObject *r = n ? PyTuple_Pack(3, n, o, d) : NULL;
-    Py_XDECREF(n);
-    Py_DECREF(o);
-    Py_DECREF(d);
-    return r;
-}
 
 /* ------------------------------------------------------------------ UTF-8 */
 
@@ -397,12 +137,16 @@ typedef struct {
     Column name;             /* int32 event-name id, -1 = other */
     Column args;             /* int32 args id (other lines: other-text id) */
     Interner names, threads, others;
-    Interner bodies;   /* "name args" texts; a body id is an (event, args) pair id */
-    Column body_name;  /* int32 per body: event-name id */
-    Column body_nlen;  /* uint32 per body: length of the name inside the body */
+    Interner bodies;    /* "name args" texts; a body id is an (event, args) pair id */
+    Interner arg_texts; /* distinct argument texts (the args id of log and ftrace rows) */
+    Column body_name;   /* int32 per body: event-name id */
+    Column body_nlen;   /* uint32 per body: length of the name inside the body */
+    Column body_args;   /* int32 per body: args id */
+    int args_per_body;  /* LTTng: args ids are body ids (payloads are decoded per event) */
     Column scratch;
     size_t rows;
-    size_t room; /* rows every column can still take without growing */
+    size_t settled; /* rows whose args column holds args ids (settle_args) */
+    size_t room;    /* rows every column can still take without growing */
     /* Filled by scan_ftrace / scan_lttng only (see below); the log scan leaves them empty. */
     Column pid;     /* int32 process id (ftrace TGID, LTTng vpid), -1 = none */
     Column cpu;     /* int32 CPU number, -1 = none */
@@ -437,6 +181,21 @@ static int64_t frac_to_ns(uint64_t frac, int digits) {
     return (int64_t)frac * scale[digits];
 }
 
+/* sec * 10^9 + ns (0 <= ns < 10^9) into *out; 0 when int64 cannot hold it (or it is the
+ * no-time marker INT64_MIN). */
+static int checked_ns(int64_t sec, int64_t ns, int64_t *out) {
+    int64_t v;
+    if (sec < 0 && ns > 0) { /* the product alone may pass INT64_MIN where the sum does not */
+        sec += 1;
+        ns -= 1000000000;
+    }
+    if (__builtin_mul_overflow(sec, (int64_t)1000000000, &v) || __builtin_add_overflow(v, ns, &v) ||
+        v == INT64_MIN)
+        return 0;
+    *out = v;
+    return 1;
+}
+
 /* Days since 1970-01-01 of a proleptic Gregorian date. */
 static int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
     y -= m <= 2;
@@ -453,8 +212,9 @@ static int two_digits(const char *p, int *v) {
     return 1;
 }
 
-/* YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|+HH:MM|-HH:MM) followed by a space; returns the body start. */
-static const char *parse_iso(const char *p, const char *end, int64_t *ts) {
+/* YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|+HH:MM|-HH:MM) followed by a space; returns the body start.
+ * Sets *bad_time (and returns NULL) when the shape is right but int64 ns cannot hold the time. */
+static const char *parse_iso(const char *p, const char *end, int64_t *ts, int *bad_time) {
     if (end - p < 21) return NULL;
     int y1, y2, mo, d, h, mi, s;
     if (!two_digits(p, &y1) || !two_digits(p + 2, &y2) || p[4] != '-' || !two_digits(p + 5, &mo) ||
@@ -485,16 +245,20 @@ static const char *parse_iso(const char *p, const char *end, int64_t *ts) {
     if (q >= end || *q != ' ') return NULL;
     int64_t days = days_from_civil(y1 * 100 + y2, mo, d);
     int64_t secs = days * 86400 + h * 3600 + mi * 60 + s - offset_s;
-    *ts = secs * 1000000000LL + frac_ns;
+    if (!checked_ns(secs, frac_ns, ts)) {
+        *bad_time = 1;
+        return NULL;
+    }
     return q + 1;
 }
 
 /*
- * "[guest name] prog(TID:thread name): " at p. Returns the body start and sets the tid and the
- * thread-name span, or NULL when p does not start with that prefix.
+ * "[guest name] prog(TID:thread name): " at p. Returns the body start and sets the tid (-1 and
+ * *bad_id when it exceeds int32) and the thread-name span, or NULL when p does not start with
+ * that prefix.
  */
 static const char *parse_thread_info(const char *p, const char *end, int32_t *tid,
-                                     const char **tn, size_t *tnlen) {
+                                     const char **tn, size_t *tnlen, int *bad_id) {
     const char *q = p;
     if (q < end && *q == '[') {
         const char *close = NULL;
@@ -512,11 +276,12 @@ static const char *parse_thread_info(const char *p, const char *end, int32_t *ti
     if (q == prog || q >= end || *q != '(') return NULL;
     uint64_t t;
     q = parse_uint(q + 1, end, &t, NULL);
-    if (!q || q >= end || *q != ':' || t > 0x7FFFFFFF) return NULL;
+    if (!q || q >= end || *q != ':') return NULL;
     const char *name = q + 1;
     for (const char *r = name; r + 2 < end; r++) {
         if (r[0] == ')' && r[1] == ':' && r[2] == ' ') {
-            *tid = (int32_t)t;
+            *tid = t <= INT32_MAX ? (int32_t)t : -1;
+            if (t > INT32_MAX) *bad_id = 1;
             *tn = name;
             *tnlen = (size_t)(r - name);
             return r + 3;
@@ -574,6 +339,70 @@ static int32_t intern_clean(ScannerObject *s, Interner *t, const char *p, size_t
 }
 
 /*
+ * Records what a new body holds: its event-name id (the name is the first nlen bytes of the
+ * stored, repaired body) and where its argument text starts. Rows hold the body id in their
+ * args column until settle_args() turns it into an args id.
+ */
+static int body_added(ScannerObject *s, int32_t body, size_t nlen) {
+    size_t n;
+    const char *b = interner_str(&s->bodies, (size_t)body, &n);
+    int32_t nid = intern(&s->names, b, nlen);
+    uint32_t nl = (uint32_t)nlen;
+    if (nid < 0 || col_push(&s->body_name, &nid, 4) || col_push(&s->body_nlen, &nl, 4)) return -1;
+    return 0;
+}
+
+static inline void body_row(const ScannerObject *s, int32_t body, Row *r) {
+    memcpy(&r->name, s->body_name.data + 4 * (size_t)body, 4);
+    r->args = body;
+}
+
+#define SETTLE_AHEAD 8
+
+/*
+ * An args id stands for one distinct argument text, whatever the event, so the args table has
+ * no duplicates and serves as categories as it is (an LTTng scan keeps body ids: its payloads
+ * are decoded per event). This interns the argument texts of the bodies added since the last
+ * call, in body order, with the hash slot of each prefetched a few bodies ahead (most texts of
+ * a RAM-load trace are new, so nearly every lookup would otherwise wait on memory), then turns
+ * the body ids in the args column of the rows not yet taken into args ids.
+ */
+static int settle_args(ScannerObject *s) {
+    if (s->args_per_body) return 0;
+    size_t from = s->body_args.len / 4, to = s->bodies.count;
+    if (col_reserve(&s->body_args, (to - from) * 4 + 4)) return -1;
+    int32_t *out = (int32_t *)s->body_args.data;
+    const uint32_t *nlen = (const uint32_t *)s->body_nlen.data;
+    uint64_t hs[SETTLE_AHEAD];
+    for (size_t i = from; i < to + SETTLE_AHEAD; i++) {
+        if (i < to) {
+            size_t n;
+            const char *b = interner_str(&s->bodies, i, &n);
+            size_t a = nlen[i] < n ? nlen[i] + 1 : n; /* past the blank after the name */
+            int odd;
+            uint64_t h = hash_bytes(b + a, n - a, &odd);
+            hs[i % SETTLE_AHEAD] = h;
+            __builtin_prefetch(&s->arg_texts.slots[(size_t)h & (s->arg_texts.nslots - 1)]);
+        }
+        if (i >= from + SETTLE_AHEAD) {
+            size_t j = i - SETTLE_AHEAD, n;
+            const char *b = interner_str(&s->bodies, j, &n);
+            size_t a = nlen[j] < n ? nlen[j] + 1 : n;
+            int32_t id = intern_hashed(&s->arg_texts, b + a, n - a, hs[j % SETTLE_AHEAD]);
+            if (id < 0) return -1;
+            out[j] = id;
+        }
+    }
+    s->body_args.len = to * 4;
+    const uint8_t *kind = (const uint8_t *)s->kind.data;
+    int32_t *args = (int32_t *)s->args.data;
+    for (size_t r = s->settled; r < s->rows; r++)
+        if (kind[r] != KIND_OTHER && args[r] >= 0) args[r] = out[args[r]];
+    s->settled = s->rows;
+    return 0;
+}
+
+/*
  * A log line, parsed but not yet interned. Lines are parsed in small batches first and the hash
  * slot of each body is prefetched, so the interning pass that follows rarely waits on memory:
  * a trace has ~10^5 distinct bodies, whose table does not fit in the CPU caches.
@@ -596,6 +425,7 @@ static void prep_line(const char *p, const char *end, int32_t default_tid, uint8
     if (end > p && end[-1] == '\r') end--;
     Row r = {KIND_OTHER, ERA_NONE, extra_flags, INT64_MIN, default_tid, -1, -1, -1};
     const char *body = NULL;
+    int bad_time = 0, bad_id = 0;
     L->tn = NULL;
     L->tnlen = 0;
     L->tid = -1;
@@ -608,26 +438,37 @@ static void prep_line(const char *p, const char *end, int32_t default_tid, uint8
             const char *q2 = parse_uint(q + 1, end, &b, NULL);
             if (q2 && q2 < end && *q2 == '.') {
                 const char *q3 = parse_uint(q2 + 1, end, &c, &nd);
-                if (q3 && q3 < end && *q3 == ':' && nd <= 9 && a <= 0x7FFFFFFF) {
-                    r.era = ERA_TID_AT;
-                    r.tid = (int32_t)a;
-                    r.ts = (int64_t)b * 1000000000LL + frac_to_ns(c, nd);
-                    body = q3 + 1;
+                if (q3 && q3 < end && *q3 == ':' && nd <= 9) {
+                    if (checked_ns((int64_t)b, frac_to_ns(c, nd), &r.ts)) {
+                        r.era = ERA_TID_AT;
+                        r.tid = a <= INT32_MAX ? (int32_t)a : -1;
+                        bad_id = a > INT32_MAX;
+                        body = q3 + 1;
+                    } else {
+                        bad_time = 1;
+                    }
                 }
-            } else if (q2 && q2 < end && *q2 == ' ' && a <= 0x7FFFFFFF && b <= (uint64_t)INT64_MAX) {
-                r.era = ERA_STAP;
-                r.tid = (int32_t)a; /* SystemTap's pid(): the Python side relabels it as a pid */
-                r.ts = (int64_t)b;
-                body = q2 + 1;
+            } else if (q2 && q2 < end && *q2 == ' ') {
+                if (b <= (uint64_t)INT64_MAX) {
+                    r.era = ERA_STAP;
+                    /* SystemTap's pid(): the Python side relabels it as a pid */
+                    r.tid = a <= INT32_MAX ? (int32_t)a : -1;
+                    bad_id = a > INT32_MAX;
+                    r.ts = (int64_t)b;
+                    body = q2 + 1;
+                } else {
+                    bad_time = 1;
+                }
             }
         } else {
             int64_t ts;
-            const char *q4 = parse_iso(p, end, &ts);
+            const char *q4 = parse_iso(p, end, &ts, &bad_time);
             if (q4) {
                 r.era = ERA_ISO;
                 r.ts = ts;
                 body = q4;
-                const char *q5 = parse_thread_info(body, end, &L->tid, &L->tn, &L->tnlen);
+                const char *q5 =
+                    parse_thread_info(body, end, &L->tid, &L->tn, &L->tnlen, &bad_id);
                 if (q5) {
                     r.era = ERA_THREAD_INFO;
                     body = q5;
@@ -635,20 +476,22 @@ static void prep_line(const char *p, const char *end, int32_t default_tid, uint8
             }
         }
     }
-    if (!body) {
-        const char *q5 = parse_thread_info(p, end, &L->tid, &L->tn, &L->tnlen);
+    if (!body && !bad_time) {
+        const char *q5 = parse_thread_info(p, end, &L->tid, &L->tn, &L->tnlen, &bad_id);
         if (q5) {
             r.era = ERA_THREAD_INFO;
             body = q5;
         }
     }
+    if (bad_time) r.ts = INT64_MIN;
+    r.flags |= (bad_time ? FLAG_BAD_TIME : 0) | (bad_id ? FLAG_BAD_ID : 0);
     L->p = p;
     L->end = end;
     L->body = body;
     L->event_shaped = 0;
     const char *b = body ? body : p;
     const char *q = b;
-    if (q < end && is_name_start(*q)) {
+    if (!bad_time && q < end && is_name_start(*q)) {
         while (q < end && is_name_char(*q)) q++;
         if (q == end || *q == ' ') {
             L->event_shaped = 1;
@@ -673,23 +516,16 @@ static int finish_line(ScannerObject *s, LinePrep *L) {
         r->kind = L->body ? KIND_EVENT : KIND_BARE;
         /* One lookup per line: the whole body is interned; its name only when it is new. */
         size_t before = s->bodies.count;
+        int32_t body;
         if (L->odd) {
-            r->args = intern_clean(s, &s->bodies, b, n, &r->flags);
+            body = intern_clean(s, &s->bodies, b, n, &r->flags);
         } else {
-            r->args = intern_hashed(&s->bodies, b, n, L->h);
+            body = intern_hashed(&s->bodies, b, n, L->h);
         }
-        if (r->args < 0) return -1;
-        if (s->bodies.count != before) {
-            uint32_t nlen = (uint32_t)(L->name_end - b);
-            int32_t nid = intern(&s->names, b, nlen);
-            if (nid < 0 || col_reserve(&s->body_name, 4) || col_reserve(&s->body_nlen, 4))
-                return -1;
-            memcpy(s->body_name.data + s->body_name.len, &nid, 4);
-            s->body_name.len += 4;
-            memcpy(s->body_nlen.data + s->body_nlen.len, &nlen, 4);
-            s->body_nlen.len += 4;
-        }
-        memcpy(&r->name, s->body_name.data + 4 * (size_t)r->args, 4);
+        if (body < 0) return -1;
+        /* The name is ASCII (name characters only), so repair never changes its length. */
+        if (s->bodies.count != before && body_added(s, body, (size_t)(L->name_end - b))) return -1;
+        body_row(s, body, r);
         return push_row(s, r);
     }
     /* Not an event: keep the whole line (cut to OTHER_TEXT_MAX bytes) as an "other" line. */
@@ -793,21 +629,31 @@ static int push_ext(ScannerObject *s, const Row *r, int32_t pid, int32_t cpu) {
     return push_row(s, r);
 }
 
+/* The length of s[0:n] once repaired as sanitize() repairs it. */
+static size_t repaired_len(const char *s, size_t n) {
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    size_t m = 0;
+    while (p < end) {
+        int k = *p ? utf8_seq(p, end) : 0;
+        m += k ? (size_t)k : 3;
+        p += k ? k : 1;
+    }
+    return m;
+}
+
 /* Interns b[0:n] (its first nlen bytes are the event name) as a body; sets r->args and r->name. */
 static int intern_body(ScannerObject *s, const char *b, size_t n, size_t nlen, Row *r) {
     size_t before = s->bodies.count;
-    r->args = intern_clean(s, &s->bodies, b, n, &r->flags);
-    if (r->args < 0) return -1;
+    int32_t body = intern_clean(s, &s->bodies, b, n, &r->flags);
+    if (body < 0) return -1;
     if (s->bodies.count != before) {
-        uint32_t nl = (uint32_t)nlen;
-        int32_t nid = intern(&s->names, b, nlen);
-        if (nid < 0 || col_reserve(&s->body_name, 4) || col_reserve(&s->body_nlen, 4)) return -1;
-        memcpy(s->body_name.data + s->body_name.len, &nid, 4);
-        s->body_name.len += 4;
-        memcpy(s->body_nlen.data + s->body_nlen.len, &nl, 4);
-        s->body_nlen.len += 4;
+        /* An LTTng event word may hold any byte: find where the repaired name ends. A blank
+         * follows the name, so no UTF-8 sequence spans the boundary. */
+        size_t clean_nlen = (has_high_bit(b, nlen) || memchr(b, 0, nlen)) ? repaired_len(b, nlen)
+                                                                          : nlen;
+        if (body_added(s, body, clean_nlen)) return -1;
     }
-    memcpy(&r->name, s->body_name.data + 4 * (size_t)r->args, 4);
+    body_row(s, body, r);
     return 0;
 }
 
@@ -833,6 +679,13 @@ static int push_other(ScannerObject *s, const char *p, const char *end, uint8_t 
     r.args = intern_clean(s, &s->others, p, n, &r.flags);
     if (r.args < 0) return -1;
     return push_ext(s, &r, -1, -1);
+}
+
+/* A tid, pid or CPU number: v when int32 holds it, else -1 (unknown) with FLAG_BAD_ID. */
+static int32_t id_or_unknown(uint64_t v, uint8_t *flags) {
+    if (v <= INT32_MAX) return (int32_t)v;
+    *flags |= FLAG_BAD_ID;
+    return -1;
 }
 
 static const char *skip_blanks(const char *p, const char *end) {
@@ -866,7 +719,7 @@ static int ftrace_line(ScannerObject *s, const char *p, const char *end, uint8_t
     for (const char *d = task; d < end && d - task <= FTRACE_TASK_MAX; d++) {
         if (*d != '-') continue;
         const char *t = parse_uint(d + 1, end, &v, NULL);
-        if (!t || t >= end || *t != ' ' || v > 0x7FFFFFFF) continue;
+        if (!t || t >= end || *t != ' ') continue;
         t = skip_blanks(t, end);
         if (t < end && (*t == '(' || *t == '[')) {
             dash = d;
@@ -875,13 +728,13 @@ static int ftrace_line(ScannerObject *s, const char *p, const char *end, uint8_t
         }
     }
     if (!dash) return push_other(s, p, end, extra_flags);
-    r.tid = (int32_t)v;
+    r.tid = id_or_unknown(v, &r.flags);
     int has_tgid = 0;
     if (*q == '(') {
         q = skip_blanks(q + 1, end);
         const char *t = parse_uint(q, end, &v, NULL);
-        if (t && v <= 0x7FFFFFFF) {
-            pid = (int32_t)v;
+        if (t) {
+            pid = id_or_unknown(v, &r.flags);
         } else {
             t = q;
             while (t < end && *t == '-') t++;
@@ -893,8 +746,8 @@ static int ftrace_line(ScannerObject *s, const char *p, const char *end, uint8_t
     }
     if (q >= end || *q != '[') return push_other(s, p, end, extra_flags);
     const char *t = parse_uint(q + 1, end, &v, NULL);
-    if (!t || t >= end || *t != ']' || v > 0x7FFFFFFF) return push_other(s, p, end, extra_flags);
-    cpu = (int32_t)v;
+    if (!t || t >= end || *t != ']') return push_other(s, p, end, extra_flags);
+    cpu = id_or_unknown(v, &r.flags);
     q = skip_blanks(t + 1, end);
     int has_flags = 0;
     const char *after = parse_sec_frac_colon(q, end, &r.ts);
@@ -999,6 +852,7 @@ typedef struct {
     int32_t tid, pid, cpu;
     const char *procname;
     size_t procname_len;
+    int bad_id; /* an id field held a number beyond int32 */
 } LttngContext;
 
 /* Reads the identity fields of one context block [p, e): "{ name = value, ... }". */
@@ -1020,17 +874,28 @@ static void lttng_context(const char *p, const char *e, LttngContext *ctx) {
             while (q < e && *q != ',' && *q != ' ') q++;
             val_end = q;
         }
-        uint64_t v;
-        const char *num_end = parse_uint(val, val_end, &v, NULL);
-        int is_num = num_end == val_end && v <= 0x7FFFFFFF;
+        /* A number: digits only. One beyond int32 (or of 20 digits and more) is unknown, -1. */
+        int is_num = val < val_end;
+        for (const char *c = val; c < val_end && is_num; c++) is_num = is_digit(*c);
+        int32_t num = -1;
+        if (is_num) {
+            uint64_t v;
+            int big = parse_uint(val, val_end, &v, NULL) != val_end || v > INT32_MAX;
+            num = big ? -1 : (int32_t)v;
+        }
 #define NAME_IS(lit) (nlen == sizeof(lit) - 1 && memcmp(name, lit, nlen) == 0)
+        int id_field = 1;
         if ((NAME_IS("vtid") || NAME_IS("tid")) && is_num) {
-            ctx->tid = (int32_t)v;
+            ctx->tid = num;
         } else if ((NAME_IS("vpid") || NAME_IS("pid")) && is_num) {
-            ctx->pid = (int32_t)v;
+            ctx->pid = num;
         } else if (NAME_IS("cpu_id") && is_num) {
-            ctx->cpu = (int32_t)v;
-        } else if (NAME_IS("procname") && val_end - val >= 2 && *val == '"') {
+            ctx->cpu = num;
+        } else {
+            id_field = 0;
+        }
+        if (id_field && num < 0) ctx->bad_id = 1;
+        if (!id_field && NAME_IS("procname") && val_end - val >= 2 && *val == '"') {
             ctx->procname = val + 1;
             ctx->procname_len = (size_t)(val_end - val - 2);
         }
@@ -1040,7 +905,8 @@ static void lttng_context(const char *p, const char *e, LttngContext *ctx) {
     }
 }
 
-/* The [TIME] of a babeltrace line: sets the era and the time (ns), returns 0 when unknown. */
+/* The [TIME] of a babeltrace line: sets the era and the time (ns) and returns 1; returns 0 when
+ * unknown, 2 when its value is beyond int64 ns. */
 static int lttng_time(const char *p, const char *e, uint8_t *era, int64_t *ts) {
     size_t n = (size_t)(e - p);
     int h, mi, sec;
@@ -1052,14 +918,14 @@ static int lttng_time(const char *p, const char *e, uint8_t *era, int64_t *ts) {
         return 1;
     }
     const char *t = p;
-    int64_t day_ns = 0;
+    int64_t days = 0;
     uint8_t which = ERA_LTTNG_TIME_OF_DAY;
     if (n == 29 && p[4] == '-' && p[7] == '-' && p[10] == ' ') {
         int y1, y2, mo, d;
         if (!two_digits(p, &y1) || !two_digits(p + 2, &y2) || !two_digits(p + 5, &mo) ||
             !two_digits(p + 8, &d) || mo < 1 || mo > 12 || d < 1 || d > 31 || y1 + y2 == 0)
             return 0;
-        day_ns = days_from_civil(y1 * 100 + y2, mo, d) * 86400LL * 1000000000LL;
+        days = days_from_civil(y1 * 100 + y2, mo, d);
         which = ERA_LTTNG_DATE;
         t = p + 11;
         n -= 11;
@@ -1070,8 +936,8 @@ static int lttng_time(const char *p, const char *e, uint8_t *era, int64_t *ts) {
             return 0;
         const char *f = parse_uint(t + 9, e, &frac, &nd);
         if (f != e || nd != 9) return 0;
+        if (!checked_ns(days * 86400 + h * 3600 + mi * 60 + sec, (int64_t)frac, ts)) return 2;
         *era = which;
-        *ts = day_ns + ((int64_t)h * 3600 + mi * 60 + sec) * 1000000000LL + (int64_t)frac;
         return 1;
     }
     if (which == ERA_LTTNG_DATE) return 0;
@@ -1089,16 +955,18 @@ static int lttng_time(const char *p, const char *e, uint8_t *era, int64_t *ts) {
     return 0;
 }
 
-/* --clock-cycles: exactly 20 digits (zero-padded); the value must fit in int64. */
+/* --clock-cycles: exactly 20 digits (zero-padded). Returns 1 (time set), 0 (not this form) or
+ * 2 (beyond int64). */
 static int lttng_cycles(const char *p, const char *e, int64_t *ts) {
     if (e - p != 20) return 0;
     uint64_t v = 0;
+    int big = 0;
     for (const char *q = p; q < e; q++) {
         if (!is_digit(*q)) return 0;
-        if (v > (uint64_t)INT64_MAX / 10) return 0;
+        if (v > (uint64_t)INT64_MAX / 10) big = 1;
         v = v * 10 + (uint64_t)(*q - '0');
     }
-    if (v > (uint64_t)INT64_MAX) return 0;
+    if (big || v > (uint64_t)INT64_MAX) return 2;
     *ts = (int64_t)v;
     return 1;
 }
@@ -1109,11 +977,14 @@ static int lttng_line(ScannerObject *s, const char *p, const char *end, uint8_t 
     if (p >= end || *p != '[') return push_other(s, p, end, extra_flags);
     const char *close = memchr(p, ']', (size_t)(end - p) < 40 ? (size_t)(end - p) : 40);
     if (!close) return push_other(s, p, end, extra_flags);
-    if (lttng_cycles(p + 1, close, &r.ts)) {
+    int got = lttng_cycles(p + 1, close, &r.ts);
+    if (got == 1) {
         r.era = ERA_LTTNG_CYCLES;
-    } else if (!lttng_time(p + 1, close, &r.era, &r.ts)) {
-        return push_other(s, p, end, extra_flags);
+    } else if (got == 0) {
+        got = lttng_time(p + 1, close, &r.era, &r.ts);
     }
+    if (got == 2) return push_other(s, p, end, extra_flags | FLAG_BAD_TIME);
+    if (got == 0) return push_other(s, p, end, extra_flags);
     const char *q = close + 1;
     if (q >= end || *q != ' ') return push_other(s, p, end, extra_flags);
     q++;
@@ -1135,7 +1006,7 @@ static int lttng_line(ScannerObject *s, const char *p, const char *end, uint8_t 
         if (q < end) q++;
     }
     if (!ev) return push_other(s, p, end, extra_flags);
-    LttngContext ctx = {-1, -1, -1, NULL, 0};
+    LttngContext ctx = {-1, -1, -1, NULL, 0, 0};
     const char *payload = q, *payload_end = q;
     if (q < end) {
         q++; /* the blank after "EVENT:" */
@@ -1155,6 +1026,7 @@ static int lttng_line(ScannerObject *s, const char *p, const char *end, uint8_t 
         }
     }
     r.tid = ctx.tid;
+    if (ctx.bad_id) r.flags |= FLAG_BAD_ID;
     if (ctx.procname) {
         r.tname = intern_clean(s, &s->threads, ctx.procname, ctx.procname_len, &r.flags);
         if (r.tname < 0) return -1;
@@ -1202,11 +1074,17 @@ static PyObject *Scanner_scan_ftrace(ScannerObject *self, PyObject *args, PyObje
 }
 
 static PyObject *Scanner_scan_lttng(ScannerObject *self, PyObject *args, PyObject *kw) {
+    self->args_per_body = 1; /* a scanner reads one grammar; LTTng payloads go per event */
     return scan_with(self, args, kw, lttng_line);
 }
 
 static PyObject *Scanner_take_rows(ScannerObject *self, PyObject *unused) {
     (void)unused;
+    int failed;
+    Py_BEGIN_ALLOW_THREADS;
+    failed = settle_args(self);
+    Py_END_ALLOW_THREADS;
+    if (failed) return PyErr_NoMemory();
     PyObject *d = PyDict_New();
     if (!d) return NULL;
     struct {
@@ -1231,15 +1109,28 @@ static PyObject *Scanner_take_rows(ScannerObject *self, PyObject *unused) {
         Py_DECREF(b);
     }
     self->rows = 0;
+    self->settled = 0;
     self->room = 0;
     return d;
 }
 
+/* Empties the body table and its per-body columns (after the args table was handed over). */
+static int reset_bodies(ScannerObject *self) {
+    interner_free(&self->bodies);
+    Column *cols[] = {&self->body_name, &self->body_nlen, &self->body_args};
+    for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
+        free(cols[i]->data);
+        memset(cols[i], 0, sizeof(Column));
+    }
+    return interner_init(&self->bodies);
+}
+
 /*
  * The argument texts of all bodies, in body-id order: each body minus its "name " prefix.
- * Two events with the same argument text keep two entries (ids are (event, args) pairs).
+ * Two events with the same argument text keep two entries (ids are (event, args) pairs): the
+ * LTTng scan's table.
  */
-static PyObject *export_args(ScannerObject *self) {
+static PyObject *export_body_args(ScannerObject *self) {
     Interner *b = &self->bodies;
     const int64_t *offs = (const int64_t *)b->offsets.data;
     const uint32_t *nlen = (const uint32_t *)self->body_nlen.data;
@@ -1261,12 +1152,11 @@ static PyObject *export_args(ScannerObject *self) {
     }
     data.len = (size_t)pos;
     offsets.len = (n + 1) * 8;
-    interner_free(b);
-    free(self->body_name.data);
-    free(self->body_nlen.data);
-    memset(&self->body_name, 0, sizeof(Column));
-    memset(&self->body_nlen, 0, sizeof(Column));
-    if (interner_init(b)) return PyErr_NoMemory();
+    if (reset_bodies(self)) {
+        free(data.data);
+        free(offsets.data);
+        return PyErr_NoMemory();
+    }
     PyObject *o = col_export(&offsets, 8, "q");
     PyObject *d = col_export(&data, 1, "B");
     PyObject *cnt = PyLong_FromSize_t(n);
@@ -1281,18 +1171,72 @@ static PyObject *Scanner_table(ScannerObject *self, PyObject *which) {
     const char *w = PyUnicode_AsUTF8(which);
     if (!w) return NULL;
     if (!strcmp(w, "names")) return interner_export(&self->names);
-    if (!strcmp(w, "args")) return export_args(self);
+    if (!strcmp(w, "args")) {
+        if (self->args_per_body) return export_body_args(self);
+        if (settle_args(self)) return PyErr_NoMemory();
+        /* The distinct argument texts: no duplicates, usable as categories as they are. */
+        PyObject *r = interner_export(&self->arg_texts);
+        if (r && reset_bodies(self)) {
+            Py_DECREF(r);
+            return PyErr_NoMemory();
+        }
+        return r;
+    }
     if (!strcmp(w, "threads")) return interner_export(&self->threads);
     if (!strcmp(w, "others")) return interner_export(&self->others);
     PyErr_Format(PyExc_ValueError, "unknown table %s", w);
     return NULL;
 }
 
+/*
+ * Interns another scanner's exported table into this one's and returns, as an int32 buffer,
+ * the id here of each of its strings: how the tables of parallel scanners become one.
+ */
+static PyObject *Scanner_absorb(ScannerObject *self, PyObject *args) {
+    const char *which;
+    Py_ssize_t count;
+    Py_buffer offs, data;
+    if (!PyArg_ParseTuple(args, "sny*y*", &which, &count, &offs, &data)) return NULL;
+    Interner *t = NULL;
+    if (!strcmp(which, "names")) t = &self->names;
+    else if (!strcmp(which, "threads")) t = &self->threads;
+    else if (!strcmp(which, "others")) t = &self->others;
+    else if (!strcmp(which, "args") && !self->args_per_body && !settle_args(self)) t = &self->arg_texts;
+    const int64_t *o = offs.buf;
+    int ok = t && count >= 0 && offs.len >= (Py_ssize_t)((count + 1) * 8);
+    for (Py_ssize_t i = 0; ok && i < count; i++)
+        ok = o[i] >= 0 && o[i] <= o[i + 1] && o[i + 1] <= data.len;
+    if (!ok) {
+        PyBuffer_Release(&offs);
+        PyBuffer_Release(&data);
+        PyErr_Format(PyExc_ValueError, "cannot absorb table %s (unknown, or malformed offsets)",
+                     which);
+        return NULL;
+    }
+    Column out = {0};
+    int failed = col_reserve(&out, (size_t)count * 4 + 4) != 0;
+    Py_BEGIN_ALLOW_THREADS;
+    for (Py_ssize_t i = 0; !failed && i < count; i++) {
+        int32_t id = intern(t, (const char *)data.buf + o[i], (size_t)(o[i + 1] - o[i]));
+        if (id < 0) failed = 1;
+        else col_push(&out, &id, 4);
+    }
+    Py_END_ALLOW_THREADS;
+    PyBuffer_Release(&offs);
+    PyBuffer_Release(&data);
+    if (failed) {
+        free(out.data);
+        return PyErr_NoMemory();
+    }
+    return col_export(&out, 4, "i");
+}
+
 static int Scanner_init(ScannerObject *self, PyObject *args, PyObject *kw) {
     (void)args;
     (void)kw;
     if (interner_init(&self->names) || interner_init(&self->bodies) ||
-        interner_init(&self->threads) || interner_init(&self->others)) {
+        interner_init(&self->arg_texts) || interner_init(&self->threads) ||
+        interner_init(&self->others)) {
         PyErr_NoMemory();
         return -1;
     }
@@ -1303,10 +1247,11 @@ static void Scanner_dealloc(ScannerObject *self) {
     Column *cols[] = {&self->kind,  &self->era,  &self->flags,   &self->ts,
                       &self->tid,   &self->tname, &self->name,   &self->args,
                       &self->scratch, &self->body_name, &self->body_nlen,
-                      &self->pid, &self->cpu, &self->compose};
+                      &self->body_args, &self->pid, &self->cpu, &self->compose};
     for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) free(cols[i]->data);
     interner_free(&self->names);
     interner_free(&self->bodies);
+    interner_free(&self->arg_texts);
     interner_free(&self->threads);
     interner_free(&self->others);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -1319,6 +1264,9 @@ static PyMethodDef Scanner_methods[] = {
      "scan_ftrace(data, final=False) -> rows added: ftrace / trace-cmd report text lines."},
     {"scan_lttng", (PyCFunction)(void (*)(void))Scanner_scan_lttng, METH_VARARGS | METH_KEYWORDS,
      "scan_lttng(data, final=False) -> rows added: babeltrace text lines of LTTng events."},
+    {"absorb", (PyCFunction)Scanner_absorb, METH_VARARGS,
+     "absorb(which, count, offsets, data) -> int32 ids here of another scanner's exported "
+     "table 'names'|'args'|'threads'|'others' (not 'args' of an LTTng scan)."},
     {"take_rows", (PyCFunction)Scanner_take_rows, METH_NOARGS,
      "Hands over the row columns scanned so far as read-only buffers and starts new ones."},
     {"table", (PyCFunction)Scanner_table, METH_O,
@@ -1343,7 +1291,7 @@ static struct PyModuleDef scanmodule = {
 };
 
 PyMODINIT_FUNC PyInit__scan(void) {
-    if (PyType_Ready(&BufferType) < 0 || PyType_Ready(&ScannerType) < 0) return NULL;
+    if (buffer_type_ready() < 0 || PyType_Ready(&ScannerType) < 0) return NULL;
     PyObject *m = PyModule_Create(&scanmodule);
     if (!m) return NULL;
     Py_INCREF(&ScannerType);
@@ -1360,6 +1308,8 @@ PyMODINIT_FUNC PyInit__scan(void) {
     PyModule_AddIntConstant(m, "FLAG_BAD_UTF8", FLAG_BAD_UTF8);
     PyModule_AddIntConstant(m, "FLAG_TEXT_CUT", FLAG_TEXT_CUT);
     PyModule_AddIntConstant(m, "FLAG_NO_NEWLINE", FLAG_NO_NEWLINE);
+    PyModule_AddIntConstant(m, "FLAG_BAD_TIME", FLAG_BAD_TIME);
+    PyModule_AddIntConstant(m, "FLAG_BAD_ID", FLAG_BAD_ID);
     PyModule_AddIntConstant(m, "KIND_KERNEL", KIND_KERNEL);
     PyModule_AddIntConstant(m, "KIND_HEADER", KIND_HEADER);
     return m;

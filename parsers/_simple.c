@@ -56,206 +56,11 @@ static inline uint32_t rd32(const unsigned char *p, int swap) {
     return swap ? swap32(v) : v;
 }
 
-/* ------------------------------------------------------------------ memory handed to Python */
+#define BUFFER_TYPE_NAME "parsers._simple.Buffer"
+#include "_common.h"
 
-typedef struct {
-    PyObject_HEAD
-    char *data;
-    Py_ssize_t len;
-    Py_ssize_t itemsize;
-    Py_ssize_t shape;
-    char format[2];
-} OwnedBuffer;
-
-static void OwnedBuffer_dealloc(OwnedBuffer *self) {
-    free(self->data);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-static int OwnedBuffer_getbuffer(OwnedBuffer *self, Py_buffer *view, int flags) {
-    self->shape = self->itemsize ? self->len / self->itemsize : 0;
-    view->obj = (PyObject *)self;
-    Py_INCREF(self);
-    view->buf = self->data ? self->data : (void *)"";
-    view->len = self->len;
-    view->readonly = 1;
-    view->itemsize = self->itemsize;
-    view->format = (flags & PyBUF_FORMAT) ? self->format : NULL;
-    view->ndim = 1;
-    view->shape = (flags & PyBUF_ND) ? &self->shape : NULL;
-    view->strides = (flags & PyBUF_STRIDES) ? &view->itemsize : NULL;
-    view->suboffsets = NULL;
-    view->internal = NULL;
-    return 0;
-}
-
-static PyBufferProcs OwnedBuffer_as_buffer = {(getbufferproc)OwnedBuffer_getbuffer, NULL};
-
-static PyTypeObject OwnedBufferType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "parsers._simple.OwnedBuffer",
-    .tp_basicsize = sizeof(OwnedBuffer),
-    .tp_dealloc = (destructor)OwnedBuffer_dealloc,
-    .tp_as_buffer = &OwnedBuffer_as_buffer,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Walker output exposed through the buffer protocol without a copy.",
-};
-
-/* ------------------------------------------------------------------ growable byte column */
-
-typedef struct {
-    char *data;
-    size_t len;
-    size_t cap;
-} Column;
-
-static int col_reserve(Column *c, size_t extra) {
-    if (c->len + extra <= c->cap) return 0;
-    size_t cap = c->cap ? c->cap : 65536;
-    while (cap < c->len + extra) cap *= 2;
-    char *n = realloc(c->data, cap);
-    if (!n) return -1;
-    c->data = n;
-    c->cap = cap;
-    return 0;
-}
-
-static inline int col_push(Column *c, const void *v, size_t n) {
-    if (c->len + n > c->cap && col_reserve(c, n)) return -1;
-    memcpy(c->data + c->len, v, n);
-    c->len += n;
-    return 0;
-}
-
-/* Gives the column's memory to a new OwnedBuffer and leaves the column empty. */
-static PyObject *col_export(Column *c, Py_ssize_t itemsize, char format) {
-    OwnedBuffer *b = PyObject_New(OwnedBuffer, &OwnedBufferType);
-    if (!b) return NULL;
-    b->data = c->data;
-    b->len = (Py_ssize_t)c->len;
-    b->itemsize = itemsize;
-    b->format[0] = format;
-    b->format[1] = 0;
-    c->data = NULL;
-    c->len = c->cap = 0;
-    return (PyObject *)b;
-}
-
-/* ------------------------------------------------------------------ interned byte strings */
-
-typedef struct {
-    uint64_t hash;
-    uint32_t id1; /* id + 1; 0 marks an empty slot */
-} Slot;
-
-typedef struct {
-    Slot *slots;
-    size_t nslots; /* power of two */
-    size_t count;
-    Column data;    /* the strings, back to back */
-    Column offsets; /* int64 start of each string, plus the end: count + 1 entries */
-} Interner;
-
-static inline uint64_t rotl(uint64_t v, int k) { return (v << k) | (v >> (64 - k)); }
-
-/* Two independent multiply lanes over 16-byte steps: payloads are mostly 40-120 bytes. */
-static uint64_t hash_bytes(const unsigned char *s, size_t n) {
-    uint64_t a = UINT64_C(0x9E3779B97F4A7C15) ^ ((uint64_t)n * UINT64_C(0xFF51AFD7ED558CCD));
-    uint64_t b = UINT64_C(0xC2B2AE3D27D4EB4F);
-    while (n >= 16) {
-        uint64_t w1, w2;
-        memcpy(&w1, s, 8);
-        memcpy(&w2, s + 8, 8);
-        a = rotl((a ^ w1) * UINT64_C(0x100000001B3), 29);
-        b = rotl((b ^ w2) * UINT64_C(0x165667B19E3779F9), 31);
-        s += 16;
-        n -= 16;
-    }
-    uint64_t t1 = 0, t2 = 0;
-    if (n > 8) {
-        memcpy(&t1, s, 8);
-        memcpy(&t2, s + 8, n - 8);
-    } else {
-        memcpy(&t1, s, n);
-    }
-    a = (a ^ t1) * UINT64_C(0x100000001B3);
-    b = (b ^ t2) * UINT64_C(0x165667B19E3779F9);
-    uint64_t h = a ^ rotl(b, 32);
-    h ^= h >> 29;
-    h *= UINT64_C(0xBF58476D1CE4E5B9);
-    h ^= h >> 32;
-    return h;
-}
-
-static int interner_init(Interner *t) {
-    memset(t, 0, sizeof(*t));
-    t->nslots = 4096;
-    t->slots = calloc(t->nslots, sizeof(Slot));
-    int64_t zero = 0;
-    if (!t->slots || col_push(&t->offsets, &zero, 8)) return -1;
-    return 0;
-}
-
-static void interner_free(Interner *t) {
-    free(t->slots);
-    free(t->data.data);
-    free(t->offsets.data);
-    memset(t, 0, sizeof(*t));
-}
-
-static int interner_grow(Interner *t) {
-    size_t n = t->nslots * 2;
-    Slot *slots = calloc(n, sizeof(Slot));
-    if (!slots) return -1;
-    for (size_t i = 0; i < t->nslots; i++) {
-        if (!t->slots[i].id1) continue;
-        size_t j = (size_t)t->slots[i].hash & (n - 1);
-        while (slots[j].id1) j = (j + 1) & (n - 1);
-        slots[j] = t->slots[i];
-    }
-    free(t->slots);
-    t->slots = slots;
-    t->nslots = n;
-    return 0;
-}
-
-/* The id of s[0:n], added when new; -1 when memory runs out or ids would overflow int32. */
-static int32_t intern(Interner *t, const unsigned char *s, size_t n) {
-    uint64_t h = hash_bytes(s, n);
-    size_t mask = t->nslots - 1;
-    size_t i = (size_t)h & mask;
-    const int64_t *offs = (const int64_t *)t->offsets.data;
-    while (t->slots[i].id1) {
-        if (t->slots[i].hash == h) {
-            size_t id = t->slots[i].id1 - 1;
-            if ((size_t)(offs[id + 1] - offs[id]) == n &&
-                memcmp(t->data.data + offs[id], s, n) == 0)
-                return (int32_t)id;
-        }
-        i = (i + 1) & mask;
-    }
-    if (t->count >= 0x7FFFFFF0u) return -1;
-    if (col_push(&t->data, s, n)) return -1;
-    int64_t end = (int64_t)t->data.len;
-    if (col_push(&t->offsets, &end, 8)) return -1;
-    size_t id = t->count++;
-    t->slots[i].hash = h;
-    t->slots[i].id1 = (uint32_t)(id + 1);
-    if (t->count * 10 >= t->nslots * 7 && interner_grow(t)) return -1;
-    return (int32_t)id;
-}
-
-/* (count, offsets, data) for Python; the interner starts over empty. */
-static PyObject *interner_export(Interner *t) {
-    size_t count = t->count;
-    PyObject *o = col_export(&t->offsets, 8, 'q');
-    PyObject *d = o ? col_export(&t->data, 1, 'B') : NULL;
-    interner_free(t);
-    PyObject *r = NULL;
-    if (o && d && interner_init(t) == 0) r = Py_BuildValue("(nOO)", (Py_ssize_t)count, o, d);
-    else if (o && d) PyErr_NoMemory();
-    Py_XDECREF(o);
-    Py_XDECREF(d);
-    return r;
+static inline int32_t intern_binary(Interner *t, const char *s, size_t n) {
+    return intern_hashed(t, s, n, hash_binary(s, n));
 }
 
 /* ------------------------------------------------------------------ event id -> name id */
@@ -365,7 +170,7 @@ static int is_identifier(const unsigned char *s, size_t n) {
 static int32_t unmapped_name(Walker *w, uint64_t id) {
     char text[64];
     int n = snprintf(text, sizeof(text), "<unmapped id %llu>", (unsigned long long)id);
-    int32_t code = intern(&w->names, (const unsigned char *)text, (size_t)n);
+    int32_t code = intern_binary(&w->names, text, (size_t)n);
     if (code >= 0 && idmap_put(&w->ids, id, code)) return -1;
     return code;
 }
@@ -393,7 +198,7 @@ static int walk_event(Walker *w, const unsigned char *r, uint32_t len, int64_t a
     memcpy(w->key, w->names.data.data + noffs[name], nlen);
     w->key[nlen] = 0;
     memcpy(w->key + nlen + 1, r + 32, plen);
-    int32_t arg = intern(&w->args, w->key, nlen + 1 + plen);
+    int32_t arg = intern_binary(&w->args, (const char *)w->key, nlen + 1 + plen);
     if (arg < 0) return WALK_NOMEM;
     int64_t t = (int64_t)ts;
     int32_t p = (int32_t)pid;
@@ -443,7 +248,7 @@ static int walk(Walker *w, const unsigned char *buf, size_t len, int64_t base, s
                 rc = walker_error(w, at, "event-name mapping record whose name is no identifier");
                 break;
             }
-            int32_t name = intern(&w->names, r + 20, nlen);
+            int32_t name = intern_binary(&w->names, (const char *)r + 20, nlen);
             if (name < 0 || idmap_put(&w->ids, id, name)) {
                 rc = WALK_NOMEM;
                 break;
@@ -518,7 +323,7 @@ static PyObject *Walker_preset(Walker *self, PyObject *names) {
             PyErr_SetString(PyExc_ValueError, "event name too long");
             return NULL;
         }
-        int32_t code = intern(&self->names, (const unsigned char *)s, (size_t)len);
+        int32_t code = intern_binary(&self->names, s, (size_t)len);
         if (code < 0 || idmap_put(&self->ids, (uint64_t)i, code)) {
             Py_DECREF(seq);
             return PyErr_NoMemory();
@@ -539,14 +344,14 @@ static PyObject *Walker_take(Walker *self, PyObject *unused) {
     (void)unused;
     PyObject *d = PyDict_New();
     if (!d) return NULL;
-    if (dict_put(d, "ts", col_export(&self->ts, 8, 'q')) ||
-        dict_put(d, "pid", col_export(&self->pid, 4, 'i')) ||
-        dict_put(d, "name", col_export(&self->name, 4, 'i')) ||
-        dict_put(d, "args", col_export(&self->argid, 4, 'i')) ||
-        dict_put(d, "offset", col_export(&self->offset, 8, 'q')) ||
-        dict_put(d, "drop_offset", col_export(&self->drop_offset, 8, 'q')) ||
-        dict_put(d, "drop_count", col_export(&self->drop_count, 8, 'q')) ||
-        dict_put(d, "header_offset", col_export(&self->header_offset, 8, 'q')) ||
+    if (dict_put(d, "ts", col_export(&self->ts, 8, "q")) ||
+        dict_put(d, "pid", col_export(&self->pid, 4, "i")) ||
+        dict_put(d, "name", col_export(&self->name, 4, "i")) ||
+        dict_put(d, "args", col_export(&self->argid, 4, "i")) ||
+        dict_put(d, "offset", col_export(&self->offset, 8, "q")) ||
+        dict_put(d, "drop_offset", col_export(&self->drop_offset, 8, "q")) ||
+        dict_put(d, "drop_count", col_export(&self->drop_count, 8, "q")) ||
+        dict_put(d, "header_offset", col_export(&self->header_offset, 8, "q")) ||
         dict_put(d, "names", interner_export(&self->names)) ||
         dict_put(d, "payloads", interner_export(&self->args)) ||
         dict_put(d, "records", PyLong_FromUnsignedLongLong(self->records)) ||
@@ -615,7 +420,7 @@ static struct PyModuleDef simplemodule = {
 };
 
 PyMODINIT_FUNC PyInit__simple(void) {
-    if (PyType_Ready(&OwnedBufferType) < 0 || PyType_Ready(&WalkerType) < 0) return NULL;
+    if (buffer_type_ready() < 0 || PyType_Ready(&WalkerType) < 0) return NULL;
     PyObject *m = PyModule_Create(&simplemodule);
     if (!m) return NULL;
     Py_INCREF(&WalkerType);

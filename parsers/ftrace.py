@@ -11,9 +11,7 @@ belongs to. The line grammar lives in ``_scan.c`` (``scan_ftrace``) and its Pyth
 
 from __future__ import annotations
 
-import queue
 import re
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,9 +21,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from parsers.inputs import InputFile
-from parsers.io import InputError, iter_line_chunks, open_input
-from parsers.log import new_scanner
+from parsers.log import new_scanner, scanner_engine
 from parsers.registry import Backend, ReadContext
+from parsers.rowflags import FLAG_BAD_UTF8, line_warnings
+from parsers.scanpool import default_lanes, scan_files
 from parsers.segment import (
     ARGS_TEXT,
     EVENT_BAD_UTF8,
@@ -36,7 +35,7 @@ from parsers.segment import (
 )
 
 KIND_EVENT, KIND_OTHER, KIND_KERNEL, KIND_HEADER = 0, 1, 3, 4
-FLAG_BAD_UTF8, FLAG_TEXT_CUT, FLAG_NO_NEWLINE = 1, 2, 4
+ID_MAX = 2**31 - 1
 ERA_VARIANTS = {5: "tracefs", 6: "tracefs+tgid", 7: "no-flags", 8: "no-flags+tgid"}
 ERA_NO_FLAGS = (7, 8)
 
@@ -44,11 +43,6 @@ QEMU_MARKER_LIMIT = 511
 """QEMU formats a marker into a 512-byte buffer: a body of 511 bytes filled it and may be cut."""
 CLONE_THREAD = 0x10000
 UNKNOWN_COMM = "<...>"
-
-ROW_DTYPES: dict[str, type] = {
-    "kind": np.uint8, "era": np.uint8, "flags": np.uint8, "ts": np.int64, "tid": np.int32,
-    "tname": np.int32, "name": np.int32, "args": np.int32, "pid": np.int32, "cpu": np.int32,
-}
 
 
 # ---------------------------------------------------------------- scanning (shared with lttng)
@@ -62,110 +56,22 @@ class ScannedText:
     read_error: str | None
 
 
-def string_table(scanner: object, which: str) -> StringTable:
-    """One of the scanner's interned tables as Arrow strings (no copy)."""
-    count, offsets, data = scanner.table(which)  # type: ignore[attr-defined]
-    arr = pa.Array.from_buffers(
-        pa.large_string(), count, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
-    return StringTable(arr)
-
-
-_QUEUE_BLOCKS = 2  # blocks read ahead while the previous one is scanned
-
-
-_Block = tuple[bytes, bool] | BaseException | None
-
-
-def _read_ahead(path: str, out: queue.Queue[_Block], stop: threading.Event) -> None:
-    """Decompresses ``path`` into blocks of whole lines (copies: the reader reuses its buffer),
-    then None; an error is handed over instead of raised.
-
-    Runs on its own thread: decompression and the scanner both release the GIL, so reading the
-    next block overlaps with scanning this one. ``stop`` ends it early.
-    """
-
-    def put(item: _Block) -> bool:
-        while not stop.is_set():
-            try:
-                out.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    try:
-        opened = open_input(path)
-        try:
-            for block, final in iter_line_chunks(opened.stream, path):
-                if not put((bytes(block), final)):
-                    return
-        finally:
-            opened.stream.close()
-        put(None)
-    except BaseException as exc:  # the scanning thread raises it
-        put(exc)
-
-
 def scan_text_files(
     paths: Sequence[str], method: str, engine: str | None
 ) -> tuple[list[ScannedText], dict[str, StringTable]]:
-    """Scans every file with one scanner's ``method`` (``scan_ftrace``, ``scan_lttng``).
+    """Scans every file with the scanner's ``method`` (``scan_ftrace``, ``scan_lttng``), on
+    several cores when the compiled scanner is available (``parsers.scanpool``).
 
     Returns each file's rows and the shared tables (``names``, ``args``, ``threads``,
     ``others``) their codes index. A corrupt or truncated compressed file keeps the lines
     decoded before the damage and reports it as ``read_error``.
     """
-    scanner = new_scanner(engine)
-    scan = getattr(scanner, method)
-    out = []
-    for path in paths:
-        blocks: queue.Queue[_Block] = queue.Queue(_QUEUE_BLOCKS)
-        stop = threading.Event()
-        reader = threading.Thread(target=_read_ahead, args=(path, blocks, stop), daemon=True,
-                                  name="migtrace-read")
-        reader.start()
-        error = None
-        try:
-            while (item := blocks.get()) is not None:
-                if isinstance(item, InputError):
-                    error = str(item)
-                    break
-                if isinstance(item, BaseException):
-                    raise item
-                scan(*item)
-        finally:
-            stop.set()
-            reader.join()
-        raw = scanner.take_rows()  # type: ignore[attr-defined]
-        cols: dict[str, np.ndarray] = {
-            k: np.frombuffer(raw[k], dtype=dt) for k, dt in ROW_DTYPES.items()}
-        out.append(ScannedText(path, cols, error))
-    tables = {w: string_table(scanner, w) for w in ("names", "args", "threads", "others")}
-    return out, tables
-
-
-def line_warnings(path: str, flags: np.ndarray, is_event: np.ndarray,
-                  read_error: str | None) -> list[ParseWarning]:
-    """Warnings every text reader gives: bad UTF-8, cut long lines, a last line without newline,
-    a read error."""
-    out: list[ParseWarning] = []
-    bad = np.flatnonzero(flags & FLAG_BAD_UTF8)
-    if len(bad):
-        out.append(ParseWarning(path, int(bad[0]) + 1,
-                                f"invalid UTF-8 replaced by U+FFFD on {len(bad)} line(s)"))
-    cut = np.flatnonzero(flags & FLAG_TEXT_CUT)
-    if len(cut):
-        out.append(ParseWarning(path, int(cut[0]) + 1,
-                                f"{len(cut)} non-trace line(s) longer than 1 KiB kept cut to 1 KiB"))
-    tail = np.flatnonzero(flags & FLAG_NO_NEWLINE)
-    if len(tail):
-        what = "event" if is_event[tail[0]] else "non-trace line"
-        out.append(ParseWarning(path, int(tail[0]) + 1,
-                                f"last line has no newline (file cut while writing?); kept as {what}"))
-    if read_error:
-        out.append(ParseWarning(path, len(flags),
-                                f"{read_error.removeprefix(path + ': ')}; lines before it were kept"))
-    return out
+    use_python = engine == "python" or (engine is None and scanner_engine() == "python")
+    lanes = 1 if use_python else default_lanes()
+    result = scan_files([(p, -1) for p in paths], lambda: new_scanner(engine), lanes,
+                        method=method)
+    out = [ScannedText(p, f.cols, f.read_error) for p, f in zip(paths, result.files, strict=True)]
+    return out, result.tables
 
 
 def majority_variant(era: np.ndarray, names: dict[int, str]) -> tuple[str, dict[str, int]]:
@@ -184,8 +90,10 @@ def majority_variant(era: np.ndarray, names: dict[int, str]) -> tuple[str, dict[
 
 _LOST = re.compile(r"CPU:\s*(\d+) \[LOST (\d+)? ?EVENTS\]")
 _TRACE_CMD_HEADER = re.compile(r"cpus=\d+|version = \S+")
+# pid= takes any digits so that a huge number is seen (and flagged), not read as no match.
 _NEWTASK = re.compile(r"pid=(\d+) comm=(.*) clone_flags=([0-9a-fA-F]+)(?: oom_score_adj=-?\d+)?")
 _RENAME = re.compile(r"pid=(\d+) oldcomm=(.*) newcomm=(.*?)(?: oom_score_adj=-?\d+)?")
+_CLONE_FLAGS_MAX_DIGITS = 16  # clone flags are a 64-bit mask
 
 
 @dataclass
@@ -194,6 +102,16 @@ class _TaskEvents:
 
     naming: pd.DataFrame  # ts, tid, name: the thread's name from that time on
     parent_of: list[tuple[int, int, int, int]]  # (ts, parent tid, child tid, clone flags)
+    bad_lines: list[int]  # row positions of task lines whose pid or flags are out of range
+
+
+def _small_int(digits: str, limit: int, base: int = 10) -> int | None:
+    """int(digits) when it is at most ``limit`` (checked on the length first, so thousands of
+    digits cost nothing), else None."""
+    if len(digits) > (10 if base == 10 else _CLONE_FLAGS_MAX_DIGITS) + 2:
+        return None
+    v = int(digits, base)
+    return v if v <= limit else None
 
 
 def _task_events(c: dict[str, np.ndarray], rows: np.ndarray, names: list[str],
@@ -203,8 +121,9 @@ def _task_events(c: dict[str, np.ndarray], rows: np.ndarray, names: list[str],
     wanted = [code[n] for n in ("task_newtask", "task_rename") if n in code]
     naming: list[tuple[int, int, str]] = []
     parents: list[tuple[int, int, int, int]] = []
+    bad: list[int] = []
     if not wanted:
-        return _TaskEvents(pd.DataFrame({"ts": [], "tid": [], "name": []}), parents)
+        return _TaskEvents(pd.DataFrame({"ts": [], "tid": [], "name": []}), parents, bad)
     sel = rows[np.isin(c["name"][rows], wanted)]
     texts = args.take(pa.array(c["args"][sel])).to_pylist()
     newtask = code.get("task_newtask", -1)
@@ -213,15 +132,23 @@ def _task_events(c: dict[str, np.ndarray], rows: np.ndarray, names: list[str],
         if c["name"][i] == newtask:
             m = _NEWTASK.fullmatch(text)
             if m:
-                child = int(m.group(1))
+                child = _small_int(m.group(1), ID_MAX)
+                flags = _small_int(m.group(3), 2**64 - 1, 16)
+                if child is None or flags is None:
+                    bad.append(i)
+                    continue
                 naming.append((ts, child, m.group(2)))
-                parents.append((ts, int(c["tid"][i]), child, int(m.group(3), 16)))
+                parents.append((ts, int(c["tid"][i]), child, flags))
         else:
             m = _RENAME.fullmatch(text)
             if m:
-                naming.append((ts, int(m.group(1)), m.group(3)))
+                renamed = _small_int(m.group(1), ID_MAX)
+                if renamed is None:
+                    bad.append(i)
+                    continue
+                naming.append((ts, renamed, m.group(3)))
     frame = pd.DataFrame(naming, columns=["ts", "tid", "name"])
-    return _TaskEvents(frame, parents)
+    return _TaskEvents(frame, parents, bad)
 
 
 def _infer_tgids(tid: np.ndarray, pid: np.ndarray, parents: list[tuple[int, int, int, int]]
@@ -232,24 +159,26 @@ def _infer_tgids(tid: np.ndarray, pid: np.ndarray, parents: list[tuple[int, int,
     if not missing.any() or not parents:
         return pid, 0
     known: dict[int, int] = {}
-    seen = ~missing
+    seen = ~missing & (tid >= 0)  # an unknown tid (-1) says nothing about a process
     if seen.any():
         pairs = np.unique(np.stack([tid[seen], pid[seen]], axis=1), axis=0)
         known.update({int(t): int(p) for t, p in pairs.tolist()})
     for _, parent, child, clone_flags in sorted(parents):
-        if child in known:
+        if child in known or parent < 0:
             continue
         if clone_flags & CLONE_THREAD:
             if parent in known:
                 known[child] = known[parent]
         else:
             known[child] = child
+    if not known:
+        return pid, 0
     keys = np.fromiter(known.keys(), dtype=np.int64, count=len(known))
     vals = np.fromiter(known.values(), dtype=np.int64, count=len(known))
     order = np.argsort(keys)
     keys, vals = keys[order], vals[order]
     pos = np.clip(np.searchsorted(keys, tid), 0, len(keys) - 1)
-    found = missing & (keys[pos] == tid)
+    found = missing & (tid >= 0) & (keys[pos] == tid)
     out = pid.copy()
     out[found] = vals[pos[found]].astype(np.int32)
     return out, int(found.sum())
@@ -343,6 +272,10 @@ def _ftrace_segment(item: InputFile, scanned: ScannedText, tables: dict[str, Str
     tid = c["tid"][rows]
     ts = c["ts"][rows]
     task = _task_events(c, rows, names, tables["args"].values)
+    if task.bad_lines:
+        warnings.append(ParseWarning(path, task.bad_lines[0] + 1, (
+            f"{len(task.bad_lines)} task_newtask/task_rename line(s) with a pid beyond "
+            f"{ID_MAX} or impossible clone flags; they name no thread")))
     pid, inferred = _infer_tgids(tid, c["pid"][rows], task.parent_of)
     thread_code = c["tname"][rows].copy()
     unknown = thread_code == unknown_comm if unknown_comm >= 0 else np.zeros(len(rows), bool)
@@ -360,6 +293,8 @@ def _ftrace_segment(item: InputFile, scanned: ScannedText, tables: dict[str, Str
     details["lines.kernel"] = int((~marker).sum())
     details["markers.at_limit"] = int(at_limit.sum())
     details["rows.pid_from_task_events"] = inferred
+    set_aside = {k: v for k, v in (("header", header), ("lost-events notice", len(rest.dropped)))
+                 if v}
     no_flags = bool(len(era)) and bool(np.isin(era, ERA_NO_FLAGS).all())
     fmt = "trace-cmd" if rest.trace_cmd_header or (no_flags and header == 0) else "ftrace"
     seg = Segment(
@@ -368,7 +303,7 @@ def _ftrace_segment(item: InputFile, scanned: ScannedText, tables: dict[str, Str
         args_code=args_code, args=tables["args"], args_encoding=ARGS_TEXT,
         thread_code=thread_code, thread_names=tables["threads"], line=line_no, flags=flags,
         other_line=rest.other_line, other_text=rest.other_text,
-        warnings=warnings, dropped_events=rest.dropped, details=details,
+        warnings=warnings, dropped_events=rest.dropped, details=details, set_aside=set_aside,
         process_hint=item.process_hint,
         extra={"cpu": c["cpu"][rows].astype(np.int64)},
     )
@@ -418,9 +353,8 @@ _SNIFF_LINE = re.compile(
 
 
 def sniff(head: bytes) -> int:
-    """Scores how much the first bytes look like ftrace text (tracefs or trace-cmd report)."""
-    if b"\x00" in head[:4096]:
-        return 0
+    """Scores how much the first bytes look like ftrace text (tracefs or trace-cmd report);
+    lines holding a NUL byte are never hits."""
     lines = head.split(b"\n")
     if len(lines) > 1:
         lines = lines[:-1]  # the last one may be cut by the sniff window
@@ -429,8 +363,8 @@ def sniff(head: bytes) -> int:
         body = body[1:]
     if not body:
         return 0
-    hits = sum(1 for ln in body if _SNIFF_LINE.match(ln))
-    return int(95 * hits / len(body)) if hits else 0
+    hits = sum(1 for ln in body if _SNIFF_LINE.match(ln) and b"\x00" not in ln)
+    return max(1, int(95 * hits / len(body))) if hits else 0
 
 
 BACKENDS = [

@@ -56,21 +56,33 @@ def _detect_compression(head: bytes) -> str:
     return "none"
 
 
+_RAW_PIECE = 1 << 16  # compressed bytes handed to the decoder at once
+_OUT_PIECE = 1 << 18  # most bytes one decoder call may produce
+_FINE_PIECE = 1 << 10  # both, when decoding again up to damage
+
+
 class _Decompressed(io.RawIOBase):
     """A streaming decompressor that keeps every byte it could decode.
 
-    The standard library's file wrappers raise on a truncated stream and lose the data decoded
-    in that read; here the output produced so far is returned first, and the truncation is
-    reported on the next read, so a cut trace yields everything before the cut.
+    The standard library's file wrappers raise on a truncated or corrupt stream and lose the
+    data decoded in that read. Here the output produced so far is returned first and the damage
+    is reported on the next read. A decoder that raises loses the output of that one call, so
+    on damage the file (when seekable) is decoded once more, in 1 KiB steps near the damage,
+    and everything decodable before it is kept, even when it lies in the first 64 KiB.
     """
 
     def __init__(self, raw: BinaryIO, compression: str) -> None:
         self._raw = raw
         self._kind = compression
         self._dec = self._new_decoder()
-        self._pending = b""
+        self._pending = bytearray()
+        self._pos = 0  # bytes of _pending already handed out
+        self._input = b""  # compressed bytes read but not yet given to the decoder
         self._raw_eof = False
         self._error: str | None = None
+        self._produced = 0  # bytes appended to _pending since the start of the stream
+        self._fine = False  # decoding again, in small steps, up to where damage was found
+        self._skip = 0  # while _fine: bytes already handed out that decoding passes again
 
     def _new_decoder(self) -> Any:
         if self._kind == "gzip":
@@ -87,34 +99,84 @@ class _Decompressed(io.RawIOBase):
         return True
 
     def _fill(self, want: int) -> None:
-        while len(self._pending) < want and not self._raw_eof and self._error is None:
-            chunk = self._raw.read(1 << 20)
-            if not chunk:
-                self._raw_eof = True
-                if not getattr(self._dec, "eof", True):
-                    self._error = "unexpected end of compressed data"
-                break
+        while len(self._pending) - self._pos < want and self._error is None:
             try:
-                out = self._dec.decompress(chunk)
-                self._pending += out
-                # Concatenated members (gzip -c a b, pzstd, multi-stream xz) restart the decoder.
-                while getattr(self._dec, "eof", False) and self._dec.unused_data:
-                    rest = self._dec.unused_data
-                    self._dec = self._new_decoder()
-                    self._pending += self._dec.decompress(rest)
-            except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError) as exc:
-                self._error = str(exc) or type(exc).__name__
-            except Exception as exc:  # zstandard.ZstdError has no common base with the above
-                self._error = str(exc) or type(exc).__name__
+                if not self._step():
+                    break
+            except Exception as exc:  # zlib.error, LZMAError, OSError, EOFError, ZstdError...
+                if not self._decode_again():
+                    self._error = str(exc) or type(exc).__name__
+
+    def _decode_again(self) -> bool:
+        """Starts decoding from the beginning in small steps, once; False when it cannot."""
+        if self._fine or not self._raw.seekable():
+            return False
+        self._raw.seek(0)
+        self._fine = True
+        self._skip = self._produced
+        self._produced = 0
+        self._dec = self._new_decoder()
+        self._input = b""
+        return True
+
+    def _emit(self, out: bytes) -> None:
+        if self._skip:
+            drop = min(self._skip, len(out))
+            self._skip -= drop
+            out = out[drop:]
+        self._pending += out
+        self._produced += len(out)
+
+    def _out_limit(self) -> int:
+        if not self._fine:
+            return _OUT_PIECE
+        return min(_OUT_PIECE, self._skip) if self._skip > _FINE_PIECE else _FINE_PIECE
+
+    def _step(self) -> bool:
+        """One bounded decoder call; False at the clean end of the input."""
+        dec = self._dec
+        if dec.eof:
+            rest = dec.unused_data + self._input or self._raw.read(_RAW_PIECE)
+            if not rest:
+                self._raw_eof = True
+                return False
+            # Concatenated members (gzip -c a b, pzstd, multi-stream xz) restart the decoder.
+            self._dec = self._new_decoder()
+            self._input = rest
+            return True
+        if self._kind in ("xz", "bz2") and not dec.needs_input:
+            self._emit(dec.decompress(b"", self._out_limit()))
+            return True
+        if self._kind == "gzip" and dec.unconsumed_tail:
+            self._emit(dec.decompress(dec.unconsumed_tail, self._out_limit()))
+            return True
+        piece = _FINE_PIECE if self._fine and self._kind == "zstd" else _RAW_PIECE
+        chunk = self._input or self._raw.read(piece)
+        self._input = b""
+        if not chunk:
+            self._raw_eof = True
+            self._error = "unexpected end of compressed data"
+            return False
+        if self._kind == "zstd":
+            self._input, chunk = chunk[piece:], chunk[:piece]
+            self._emit(dec.decompress(chunk))
+        else:
+            self._emit(dec.decompress(chunk, self._out_limit()))
+        return True
 
     def readinto(self, b: Any) -> int:
         view = memoryview(b).cast("B")
         self._fill(len(view))
-        if not self._pending and self._error is not None:
+        available = len(self._pending) - self._pos
+        if not available and self._error is not None:
             raise InputError(f"corrupt or truncated compressed data: {self._error}")
-        n = min(len(view), len(self._pending))
-        view[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
+        n = min(len(view), available)
+        with memoryview(self._pending) as pending:
+            view[:n] = pending[self._pos : self._pos + n]
+        self._pos += n
+        if self._pos > len(self._pending) // 2:
+            del self._pending[: self._pos]
+            self._pos = 0
         return n
 
     def close(self) -> None:
@@ -152,8 +214,9 @@ def open_input(path: str) -> Opened:
     return Opened(_wrap(raw, compression), compression, size, raw)
 
 
-def peek_decompressed(path: str, nbytes: int = 65536) -> bytes:
-    """The first ``nbytes`` of a file after decompression (for format detection)."""
+def peek_partial(path: str, nbytes: int = 65536) -> tuple[bytes, str | None]:
+    """The first ``nbytes`` of a file after decompression, or as many as could be decoded
+    before damage, and the damage ("corrupt or truncated compressed data: ...") or None."""
     opened = open_input(path)
     try:
         return read_exactly(opened.stream, nbytes, path)
@@ -161,21 +224,35 @@ def peek_decompressed(path: str, nbytes: int = 65536) -> bytes:
         opened.stream.close()
 
 
-def read_exactly(stream: BinaryIO, nbytes: int, path: str) -> bytes:
-    """Reads up to ``nbytes`` (less only at end of input), turning decoder errors into InputError."""
+def peek_decompressed(path: str, nbytes: int = 65536) -> bytes:
+    """The first ``nbytes`` of a file after decompression (for format detection); fewer when
+    the compressed data is damaged there. InputError when nothing could be decoded at all."""
+    head, error = peek_partial(path, nbytes)
+    if error and not head:
+        raise InputError(f"{path}: {error}")
+    return head
+
+
+def read_exactly(stream: BinaryIO, nbytes: int, path: str) -> tuple[bytes, str | None]:
+    """Reads up to ``nbytes`` (less only at end of input or at damaged compressed data).
+
+    Returns the bytes and, when decoding stopped at damage, the reason.
+    """
     parts = []
     want = nbytes
+    error = None
     while want > 0:
         try:
             part = stream.read(want)
         except (InputError, OSError, EOFError, lzma.LZMAError, ValueError) as exc:
             reason = str(exc).removeprefix("corrupt or truncated compressed data: ")
-            raise InputError(f"{path}: corrupt or truncated compressed data: {reason}") from None
+            error = f"corrupt or truncated compressed data: {reason}"
+            break
         if not part:
             break
         parts.append(part)
         want -= len(part)
-    return b"".join(parts)
+    return b"".join(parts), error
 
 
 def iter_line_chunks(

@@ -14,6 +14,7 @@ import numpy as np
 
 from parsers.inputs import InputFile
 from parsers.registry import Backend, Progress, ReadContext
+from parsers.rowflags import FLAG_BAD_UTF8, line_warnings
 from parsers.scanpool import ScannedFile, default_lanes, scan_files
 from parsers.segment import (
     ARGS_TEXT,
@@ -32,7 +33,6 @@ except ImportError:  # no compiler when installed: the pure-Python twin does the
 from parsers import _pyscan
 
 KIND_EVENT, KIND_OTHER, KIND_BARE = 0, 1, 2
-FLAG_BAD_UTF8, FLAG_TEXT_CUT, FLAG_NO_NEWLINE = 1, 2, 4
 ERA_NAMES = {0: "plain", 1: "tid@sec.usec", 2: "iso8601", 3: "thread-info", 4: "stap"}
 ERA_STAP = 4
 OTHER_TEXT_MAX = 1024
@@ -156,7 +156,7 @@ def _to_segment(
     other_mask = kind == KIND_OTHER
     other_idx = np.flatnonzero(other_mask)
     other_codes = c["args"][other_idx]
-    warnings = _warnings(item.path, c, line_no, is_event, rows.read_error)
+    warnings = line_warnings(item.path, c["flags"], is_event, rows.read_error)
     seg = Segment(
         path=item.path,
         format=fmt,
@@ -211,29 +211,6 @@ def _add_bare_others(
     seg.other_text = [all_texts[i] for i in order.tolist()]
 
 
-def _warnings(
-    path: str, c: dict[str, np.ndarray], line_no: np.ndarray, is_event: np.ndarray, read_error: str | None
-) -> list[ParseWarning]:
-    out: list[ParseWarning] = []
-    flags = c["flags"]
-    bad = np.flatnonzero(flags & FLAG_BAD_UTF8)
-    if len(bad):
-        out.append(ParseWarning(path, int(line_no[bad[0]]),
-                                f"invalid UTF-8 replaced by U+FFFD on {len(bad)} line(s)"))
-    cut = np.flatnonzero(flags & FLAG_TEXT_CUT)
-    if len(cut):
-        out.append(ParseWarning(path, int(line_no[cut[0]]),
-                                f"{len(cut)} non-trace line(s) longer than 1 KiB kept cut to 1 KiB"))
-    tail = np.flatnonzero(flags & FLAG_NO_NEWLINE)
-    if len(tail):
-        what = "event" if is_event[tail[0]] else "non-trace line"
-        out.append(ParseWarning(path, int(line_no[tail[0]]),
-                                f"last line has no newline (file cut while writing?); kept as {what}"))
-    if read_error:
-        out.append(ParseWarning(path, len(line_no), f"{read_error}; lines before it were kept"))
-    return out
-
-
 _SNIFF_PREFIXED = re.compile(
     rb"^(?:\d+@\d+\.\d+:|\d+@\d+ |\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d) )"
     rb"(?:(?:\[[^\]]*\] )?[^ (]+\(\d+:[^)]*\): )?[A-Za-z_]\w*(?: |$)"
@@ -249,9 +226,12 @@ def sniff(head: bytes) -> int:
     if len(lines) > 1:
         lines = lines[:-1]  # the last one may be cut by the sniff window
     lines = [ln.rstrip(b"\r") for ln in lines if ln.strip()][:2000]
-    if not lines or b"\x00" in head[:4096]:
+    if not lines:
         return 0
-    hits = sum(1 for ln in lines if _SNIFF_PREFIXED.match(ln) or _SNIFF_BARE.match(ln))
+    # A line holding a NUL byte (garbage, a binary file) is never a hit, but it does not hide
+    # the trace lines after it.
+    hits = sum(1 for ln in lines
+               if (_SNIFF_PREFIXED.match(ln) or _SNIFF_BARE.match(ln)) and b"\x00" not in ln)
     if hits == 0:
         return 0
     return max(1, int(60 * hits / len(lines)))

@@ -27,9 +27,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from parsers.ftrace import line_warnings, majority_variant, scan_text_files
+from parsers.ftrace import majority_variant, scan_text_files
 from parsers.inputs import InputFile
 from parsers.registry import Backend, ReadContext
+from parsers.rowflags import FLAG_BAD_UTF8, line_warnings
 from parsers.segment import (
     ARGS_LTTNG,
     EVENT_BAD_UTF8,
@@ -39,7 +40,6 @@ from parsers.segment import (
 )
 
 KIND_EVENT, KIND_OTHER = 0, 1
-FLAG_BAD_UTF8 = 1
 ERA_TIME_OF_DAY, ERA_DATE, ERA_SECONDS, ERA_CYCLES, ERA_NO_CLOCK = 9, 10, 11, 12, 13
 ERA_VARIANTS = {
     ERA_TIME_OF_DAY: "time-of-day", ERA_DATE: "date", ERA_SECONDS: "seconds",
@@ -141,12 +141,14 @@ def read_lttng(items: Sequence[InputFile], ctx: ReadContext) -> list[Segment]:
         other_text = [others[i] for i in c["args"][other_idx].tolist()]
         keep = np.ones(len(other_idx), dtype=bool)
         dropped: list[tuple[int, int]] = []
+        notices = 0
         for j, text in enumerate(other_text):
             m = _DISCARDED.search(text)
             if not m:
                 continue
             line = int(other_idx[j]) + 1
             keep[j] = False
+            notices += 1
             if m.group(1):
                 dropped.append((line, int(m.group(1))))
             warnings.append(ParseWarning(item.path, line, (
@@ -162,6 +164,7 @@ def read_lttng(items: Sequence[InputFile], ctx: ReadContext) -> list[Segment]:
             other_line=other_idx[keep].astype(np.int64) + 1,
             other_text=[t for t, k in zip(other_text, keep, strict=True) if k],
             warnings=warnings, dropped_events=dropped, details=details,
+            set_aside={"discarded-events notice": notices} if notices else {},
             process_hint=item.process_hint, extra={"cpu": c["cpu"][rows].astype(np.int64)},
         ))
     return segments
@@ -173,17 +176,16 @@ _SNIFF_LINE = re.compile(
 
 
 def sniff(head: bytes) -> int:
-    """Scores how much the first bytes look like babeltrace text of LTTng events."""
-    if b"\x00" in head[:4096]:
-        return 0
+    """Scores how much the first bytes look like babeltrace text of LTTng events; lines holding
+    a NUL byte are never hits."""
     lines = head.split(b"\n")
     if len(lines) > 1:
         lines = lines[:-1]
     body = [ln.rstrip(b"\r") for ln in lines if ln.strip()][:2000]
     if not body:
         return 0
-    hits = sum(1 for ln in body if _SNIFF_LINE.match(ln))
-    return int(95 * hits / len(body)) if hits else 0
+    hits = sum(1 for ln in body if _SNIFF_LINE.match(ln) and b"\x00" not in ln)
+    return max(1, int(95 * hits / len(body))) if hits else 0
 
 
 BACKENDS = [Backend(

@@ -2,8 +2,10 @@
 
 Each lane is one compiled Scanner (which releases the GIL while it scans) on its own thread.
 Blocks are read into a small ring of reused buffers, so reading and decompressing overlap with
-scanning and no memory is allocated per block. At the end the lanes' interned tables are merged
-and their codes remapped, so the result is the same as one scanner reading the whole input.
+scanning and no memory is allocated per block. At the end the other lanes' interned tables are
+absorbed into the first lane's and their codes remapped, so every table stays free of
+duplicates and the result holds what one scanner reading the whole input would give. Every
+grammar of the scanner (``scan`` for log lines, ``scan_ftrace``, ``scan_lttng``) runs this way.
 """
 
 from __future__ import annotations
@@ -27,7 +29,11 @@ ROW_DTYPES: dict[str, type] = {
     "kind": np.uint8, "era": np.uint8, "flags": np.uint8, "ts": np.int64,
     "tid": np.int32, "tname": np.int32, "name": np.int32, "args": np.int32,
 }
+EXT_ROW_DTYPES: dict[str, type] = {**ROW_DTYPES, "pid": np.int32, "cpu": np.int32}
+"""The ftrace and LTTng grammars also fill a pid and a CPU column."""
 TABLES = ("names", "args", "threads", "others")
+PER_BODY_ARGS = ("scan_lttng",)
+"""Grammars whose argument ids are (event, text) pairs: their tables are joined, not merged."""
 
 
 @dataclass
@@ -58,28 +64,38 @@ def default_lanes() -> int:
     return 2 if cores >= 2 else 1
 
 
-def _table(scanner: object, which: str) -> StringTable:
-    count, offsets, data = scanner.table(which)  # type: ignore[attr-defined]
+def _as_table(exported: tuple[int, object, object]) -> StringTable:
+    count, offsets, data = exported
     arr = pa.Array.from_buffers(
         pa.large_string(), count, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
     return StringTable(arr)
 
 
-def _rows(raw: dict[str, object]) -> dict[str, np.ndarray]:
-    return {k: np.frombuffer(raw[k], dtype=dt) for k, dt in ROW_DTYPES.items()}  # type: ignore[call-overload]
+def _table(scanner: object, which: str) -> StringTable:
+    return _as_table(scanner.table(which))  # type: ignore[attr-defined]
+
+
+def _row_dtypes(method: str) -> dict[str, type]:
+    return ROW_DTYPES if method == "scan" else EXT_ROW_DTYPES
 
 
 class _Lane:
-    def __init__(self, make_scanner: Callable[[], object]) -> None:
+    def __init__(self, make_scanner: Callable[[], object], method: str) -> None:
         self.scanner = make_scanner()
+        self.method = method
+        self.dtypes = _row_dtypes(method)
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="migtrace-scan")
 
     def submit(self, block: memoryview, default_tid: int, final: bool) -> Future[dict[str, np.ndarray]]:
         return self.pool.submit(self._scan, block, default_tid, final)
 
     def _scan(self, block: memoryview, default_tid: int, final: bool) -> dict[str, np.ndarray]:
-        self.scanner.scan(block, default_tid, final)  # type: ignore[attr-defined]
-        return _rows(self.scanner.take_rows())  # type: ignore[attr-defined]
+        if self.method == "scan":
+            self.scanner.scan(block, default_tid, final)  # type: ignore[attr-defined]
+        else:
+            getattr(self.scanner, self.method)(block, final)
+        raw = self.scanner.take_rows()  # type: ignore[attr-defined]
+        return {k: np.frombuffer(raw[k], dtype=dt) for k, dt in self.dtypes.items()}
 
 
 def _read_blocks(path: str, ring: list[bytearray], pending: list[Future[object] | None],
@@ -198,9 +214,11 @@ def _map_blocks(mapped: mmap.mmap, on_block: Callable[[int, memoryview, bool], F
 
 
 def scan_files(paths: Sequence[tuple[str, int]], make_scanner: Callable[[], object],
-               lanes: int, progress: Progress | None = None) -> ScanResult:
-    """Scans ``(path, default_tid)`` inputs with ``lanes`` scanners; one ScannedFile per path."""
-    workers = [_Lane(make_scanner) for _ in range(max(1, lanes))]
+               lanes: int, progress: Progress | None = None, method: str = "scan") -> ScanResult:
+    """Scans ``(path, default_tid)`` inputs with ``lanes`` scanners running ``method`` (``scan``,
+    ``scan_ftrace``, ``scan_lttng``; only ``scan`` uses the default tid); one ScannedFile per
+    path."""
+    workers = [_Lane(make_scanner, method) for _ in range(max(1, lanes))]
     ring = [bytearray() for _ in range(2 * len(workers) + 1)]
     per_file: list[tuple[list[tuple[int, dict[str, np.ndarray]]], str | None]] = []
     try:
@@ -217,80 +235,89 @@ def scan_files(paths: Sequence[tuple[str, int]], make_scanner: Callable[[], obje
 
             error = _read_blocks(path, ring, pending, on_block, progress)
             per_file.append(([(lane, fut.result()) for lane, fut in parts], error))
-        tables_per_lane = [{w: _table(lane.scanner, w) for w in TABLES} for lane in workers]
+        tables, remaps = _merge_lanes([lane.scanner for lane in workers], method)
     finally:
         for lane in workers:
             lane.pool.shutdown(wait=True)
-    tables, remaps = _merge_tables(tables_per_lane)
     files = []
+    dtypes = _row_dtypes(method)
     while per_file:
         chunks, error = per_file.pop(0)
-        files.append(ScannedFile(_join(chunks, remaps), error))
+        files.append(ScannedFile(_join(chunks, remaps, dtypes), error))
     return ScanResult(files, tables)
 
 
-def _join(chunks: list[tuple[int, dict[str, np.ndarray]]], remaps: list[_Remap]) -> dict[str, np.ndarray]:
+def _join(chunks: list[tuple[int, dict[str, np.ndarray]]], remaps: list[_Remap],
+          dtypes: dict[str, type]) -> dict[str, np.ndarray]:
     """One file's columns from its blocks, lane-local codes mapped to the merged tables.
 
     Each block is copied once, straight into its place (lane 0 needs no mapping).
     """
     sizes = [len(c["kind"]) for _, c in chunks]
     total = sum(sizes)
-    out: dict[str, np.ndarray] = {k: np.empty(total, dtype=dt) for k, dt in ROW_DTYPES.items()}
+    out: dict[str, np.ndarray] = {k: np.empty(total, dtype=dt) for k, dt in dtypes.items()}
     pos = 0
     for (lane, c), n in zip(chunks, sizes, strict=True):
         sl = slice(pos, pos + n)
-        for k in ROW_DTYPES:
+        for k in dtypes:
             out[k][sl] = c[k]
         if lane and remaps:
-            _remap_block(out, sl, remaps[lane])
+            _remap_block(out, sl, remaps[lane - 1])
         pos += n
         c.clear()  # free the block's rows as soon as they are copied
     return out
 
 
 def _remap_block(cols: dict[str, np.ndarray], sl: slice, r: _Remap) -> None:
+    """Maps one block's lane-local codes onto the merged tables. Each map ends with -1, so a
+    missing code (-1) stays -1 without a mask."""
     name, tname, args = cols["name"][sl], cols["tname"][sl], cols["args"][sl]
+    name[:] = r.names[name]
+    tname[:] = r.threads[tname]
+    # Other lines' codes index the other-line table, which follows the args table in r.texts.
     other = cols["kind"][sl] == KIND_OTHER
-    has = name >= 0
-    name[has] = r.names[name[has]]
-    has = tname >= 0
-    tname[has] = r.threads[tname[has]]
-    args[other] = r.others[args[other]]
-    args[~other] += r.args_offset
+    args[:] = r.texts[np.where(other, args + np.int32(r.n_args), args)]
 
 
 @dataclass
 class _Remap:
-    names: np.ndarray
+    names: np.ndarray  # lane code -> merged code, then -1
     threads: np.ndarray
-    others: np.ndarray
-    args_offset: int
+    texts: np.ndarray  # args codes, then other-line codes (shifted by n_args), then -1
+    n_args: int
 
 
-def _dedupe_merge(parts: list[StringTable]) -> tuple[StringTable, list[np.ndarray]]:
-    """Unique values across small tables and each table's code remap."""
-    merged: dict[str, int] = {}
-    remaps = []
-    for t in parts:
-        codes = np.empty(len(t), dtype=np.int32)
-        for i, v in enumerate(t.to_list()):
-            codes[i] = merged.setdefault(v, len(merged))
-        remaps.append(codes)
-    return StringTable(pa.array(list(merged), type=pa.large_string())), remaps
+def _with_missing(codes: np.ndarray) -> np.ndarray:
+    return np.append(codes.astype(np.int32, copy=False), np.int32(-1))
 
 
-def _merge_tables(per_lane: list[dict[str, StringTable]]) -> tuple[dict[str, StringTable], list[_Remap]]:
-    if len(per_lane) == 1:
-        return per_lane[0], []
-    out: dict[str, StringTable] = {}
-    remap_lists: dict[str, list[np.ndarray]] = {}
-    for w in ("names", "threads", "others"):
-        out[w], remap_lists[w] = _dedupe_merge([t[w] for t in per_lane])
-    # Argument tables can be large; they are concatenated (codes are (event, text) pair ids, so
-    # the same pair seen by two lanes may keep two codes).
-    offsets = np.cumsum([0] + [len(t["args"]) for t in per_lane]).tolist()
-    out["args"] = StringTable(pa.concat_arrays([t["args"].values for t in per_lane]))
-    remaps = [_Remap(remap_lists["names"][i], remap_lists["threads"][i], remap_lists["others"][i],
-                     offsets[i]) for i in range(len(per_lane))]
-    return out, remaps
+def _merge_lanes(scanners: list[object], method: str) -> tuple[dict[str, StringTable], list[_Remap]]:
+    """The first scanner absorbs the tables of the others (codes remapped); argument tables of
+    (event, text) pair ids are joined instead. Tables of distinct texts are flagged unique."""
+    first, rest = scanners[0], scanners[1:]
+    joined = method in PER_BODY_ARGS
+    maps: list[dict[str, np.ndarray]] = []
+    joined_args: list[StringTable] = []
+    for sc in rest:
+        lane: dict[str, np.ndarray] = {}
+        for w in TABLES:
+            table = sc.table(w)  # type: ignore[attr-defined]
+            if w == "args" and joined:
+                joined_args.append(_as_table(table))
+                continue
+            lane[w] = np.frombuffer(first.absorb(w, *table), dtype=np.int32)  # type: ignore[attr-defined]
+        maps.append(lane)
+    tables = {w: _table(first, w) for w in TABLES}
+    if joined:
+        start = len(tables["args"])
+        for lane, t in zip(maps, joined_args, strict=True):
+            lane["args"] = np.arange(start, start + len(t), dtype=np.int32)
+            start += len(t)
+        if joined_args:
+            tables["args"] = StringTable(pa.concat_arrays(
+                [tables["args"].values, *(t.values for t in joined_args)]))
+    else:
+        tables["args"].unique = True
+    return tables, [_Remap(_with_missing(m["names"]), _with_missing(m["threads"]),
+                           _with_missing(np.concatenate([m["args"], m["others"]])), len(m["args"]))
+                    for m in maps]

@@ -45,9 +45,14 @@ class ParseWarning:
 
 @dataclass
 class StringTable:
-    """Interned strings: ``codes`` columns index into ``values``."""
+    """Interned strings: ``codes`` columns index into ``values``.
+
+    ``unique`` is the reader's guarantee that no value occurs twice, so the table can serve as
+    categories without being checked or factorized again.
+    """
 
     values: pa.Array  # string (or binary for raw argument bytes)
+    unique: bool = False
 
     @classmethod
     def from_list(cls, items: list[str]) -> StringTable:
@@ -57,7 +62,7 @@ class StringTable:
         return len(self.values)
 
     def to_list(self) -> list[str]:
-        return [v for v in self.values.to_pylist()]
+        return list(self.values.to_pylist())
 
 
 @dataclass
@@ -90,6 +95,9 @@ class Segment:
     warnings: list[ParseWarning] = field(default_factory=list)
     dropped_events: list[tuple[int, int]] = field(default_factory=list)  # (position, count)
     details: dict[str, int] = field(default_factory=dict)  # per-variant line counts etc.
+    # Lines (or records) that are neither events nor "other" lines, counted per kind ("header",
+    # "lost-events notice", ...): lines == events + other_lines + sum(set_aside.values()).
+    set_aside: dict[str, int] = field(default_factory=dict)
     process_hint: str | None = None  # groups per-thread files of one process
     extra: dict[str, np.ndarray] = field(default_factory=dict)  # backend-specific columns (cpu...)
     line_unit: str = "line"  # "line" or "offset"
@@ -111,3 +119,7 @@ class Segment:
                 raise AssertionError(f"{self.path}: column {name} has {len(col)} rows, ts has {n}")
         if len(self.other_line) != len(self.other_text):
             raise AssertionError(f"{self.path}: other_line and other_text differ in length")
+        counted = self.events + self.other_lines + sum(self.set_aside.values())
+        if counted != self.lines:
+            raise AssertionError(f"{self.path}: {self.lines} lines but {counted} counted "
+                                 f"(events, other lines and set aside {self.set_aside})")

@@ -331,9 +331,9 @@ def _pid_zero_fix(pid: np.ndarray) -> tuple[np.ndarray, int, int]:
     """
     zero = pid == 0
     nzero = int(zero.sum())
-    if not nzero or nzero == len(pid):
+    real = np.flatnonzero(pid > 0)
+    if not nzero or not len(real):
         return pid, nzero, -1
-    real = np.flatnonzero(~zero)
     after = np.searchsorted(real, np.flatnonzero(zero))
     after = np.minimum(after, len(real) - 1)
     fixed = pid.copy()
@@ -370,6 +370,10 @@ def build_segment(
     payloads = pa.Array.from_buffers(
         pa.large_binary(), pcount, [None, pa.py_buffer(poffs), pa.py_buffer(pdata)])
     raw_pid = pid
+    # The record's pid is a u32: one beyond int32 (read as negative) is no pid a host gives.
+    beyond = raw_pid < 0
+    if beyond.any():
+        raw_pid = np.where(beyond, -1, raw_pid).astype(np.int32)
     pid, pid_zero, pid_given = _pid_zero_fix(raw_pid)
 
     drops = list(zip(np.frombuffer(out["drop_offset"], dtype=np.int64).tolist(),
@@ -390,6 +394,9 @@ def build_segment(
     if out["unmapped"]:
         note(out["first_unmapped"], f"{out['unmapped']} event record(s) with an id that no "
              "mapping record names (first here); kept as '<unmapped id N>'")
+    if beyond.any():
+        note(int(offset[int(np.argmax(beyond))]), f"{int(beyond.sum())} record(s) with a pid "
+             "beyond 2147483647 (first here); kept with the pid unknown (-1)")
     if pid_zero:
         first = int(offset[int(np.argmax(raw_pid == 0))])
         who = f"pid {pid_given}" if pid_given >= 0 else "the pid of the next record"
@@ -413,6 +420,8 @@ def build_segment(
         "records.mapping": int(out["mappings"]), "events.dropped": sum(c for _, c in drops),
         "records.pid0": pid_zero, "records.unknown_args": unknown_rows,
     }
+    set_aside = {k: v for k, v in (("header", len(headers)), ("mapping", int(out["mappings"])),
+                                   ("dropped-events record", len(drops))) if v}
     order = "big" if big_endian else "little"
     variant = (f"v{VERSION} {order}-endian" if fmt == "simple" else f"headerless {order}-endian")
     return Segment(
@@ -438,6 +447,7 @@ def build_segment(
         warnings=[*warnings, *sorted(notes, key=lambda w: w.line)],
         dropped_events=drops,
         details=details,
+        set_aside=set_aside,
         line_unit="offset",
     )
 

@@ -27,7 +27,7 @@ def render_summary_text(summary: dict[str, Any], out: Console, top_events: int =
     out.print(
         table(
             "Inputs",
-            ["path", "format", "clock", "lines", "events", "other", "dropped"],
+            ["path", "format", "clock", "lines", "events", "other", "set aside", "dropped"],
             [
                 [
                     i["path"],
@@ -36,16 +36,28 @@ def render_summary_text(summary: dict[str, Any], out: Console, top_events: int =
                     i["lines"],
                     i["events"],
                     i["other_lines"],
+                    sum(i.get("set_aside", {}).values()),
                     i["dropped_events"],
                 ]
                 for i in inputs
             ],
-            right=["lines", "events", "other", "dropped"],
+            right=["lines", "events", "other", "set aside", "dropped"],
             tail=["path"],
         )
     )
     for fmt, variant in dict.fromkeys((i["format"], i["variant"]) for i in inputs):
         out.print(f"{fmt}: {variant}")
+    aside: dict[str, int] = {}
+    for i in inputs:
+        for kind, n in i.get("set_aside", {}).items():
+            aside[kind] = aside.get(kind, 0) + n
+    if aside:
+        out.print(
+            "set aside (not events, not other lines): "
+            + ", ".join(f"{n} {kind}" for kind, n in aside.items())
+        )
+    for f in summary.get("skipped_inputs", []):
+        out.print(f"not read: {f['path']}: {f['reason']}")
     clock = summary["clock"]
     out.print(
         table(

@@ -18,6 +18,7 @@ class TraceSummary:
     inputs: list[dict[str, Any]]
     processes: list[dict[str, Any]]
     threads: list[dict[str, Any]]
+    skipped_inputs: list[dict[str, str]]
     event_counts: dict[str, int]
     clock: str
     totals: dict[str, int]
@@ -38,6 +39,7 @@ class TraceSummary:
             "inputs": self.inputs,
             "processes": self.processes,
             "threads": self.threads,
+            "skipped_inputs": self.skipped_inputs,
             "event_counts": self.event_counts,
             "clock": self.clock,
             "totals": self.totals,
@@ -57,6 +59,7 @@ def summarize(trace: Trace) -> TraceSummary:
                 "lines": i.lines,
                 "events": i.events,
                 "other_lines": i.other_lines,
+                "set_aside": dict(i.set_aside),
                 "dropped_events": sum(n for _, n in i.dropped_events),
                 "warnings": [str(w) for w in i.warnings],
             }
@@ -85,6 +88,7 @@ def summarize(trace: Trace) -> TraceSummary:
             }
             for r in trace.threads.to_dict("records")
         ],
+        skipped_inputs=[{"path": f.path, "reason": f.reason} for f in trace.skipped_inputs],
         event_counts=trace.event_counts(),
         clock=trace.clock,
         totals={

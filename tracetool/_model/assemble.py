@@ -32,6 +32,7 @@ class InputInfo:
     dropped_events: list[tuple[int, int]]
     details: dict[str, int]
     line_unit: str
+    set_aside: dict[str, int] = field(default_factory=dict)  # see Segment.set_aside
 
 
 @dataclass
@@ -219,6 +220,7 @@ def assemble(segments: list[Segment]) -> Columns:
                 list(s.dropped_events),
                 dict(s.details),
                 s.line_unit,
+                dict(s.set_aside),
             )
         )
         if s.other_lines:

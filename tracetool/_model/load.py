@@ -9,16 +9,14 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from parsers import registry  # importing the package registers the built-in backends
-from parsers.inputs import InputFile, expand_paths
-from parsers.registry import Progress, ReadContext, UnknownFormat
-from parsers.segment import Segment
+from parsers.reading import ReadResult, read_inputs
+from parsers.registry import Progress, ReadContext
 from tracetool._events.catalog import Catalog
 from tracetool._model.assemble import assemble
 from tracetool._model.sidecar import ThreadMap, load_thread_map
 from tracetool._model.threads import build_thread_table
 from tracetool._model.trace import Trace
-from tracetool.errors import EmptyTrace, InputError
+from tracetool.errors import EmptyTrace
 
 
 @contextmanager
@@ -56,36 +54,15 @@ def read_segments(
     input_format: str | None = None,
     engine: str | None = None,
     progress: Progress | None = None,
-) -> list[Segment]:
-    """Reads every input with its backend; one Segment per file, in the order given."""
-    if not paths:
-        raise InputError("no input given")
+) -> ReadResult:
+    """Reads every input with its backend; one Segment per file, in the order given, and the
+    files of input directories that were not read, with the reason."""
     with _stdin_spooled(paths) as (real_paths, spooled):
-        files = expand_paths(real_paths)
-        by_backend: dict[str, list[tuple[int, InputFile]]] = {}
-        for i, f in enumerate(files):
-            try:
-                backend = (
-                    registry.get(input_format)
-                    if input_format
-                    else registry.detect(f.path, registry.DIRECTORY_MIN_SCORE if f.from_directory else 1)
-                )
-            except UnknownFormat:
-                if f.from_directory:
-                    continue  # a side file next to the traces (cmdline.txt, events.txt...)
-                raise
-            by_backend.setdefault(backend.name, []).append((i, f))
-        if not by_backend:
-            raise InputError(f"no trace files among: {', '.join(paths)}")
-        ctx = _context(catalog, engine, progress)
-        slots: list[Segment | None] = [None] * len(files)
-        for name, items in by_backend.items():
-            segs = registry.get(name).read([f for _, f in items], ctx)
-            for (i, _), seg in zip(items, segs, strict=True):
-                if spooled and seg.path == spooled:
-                    seg.path = "-"
-                slots[i] = seg
-    return [s for s in slots if s is not None]
+        result = read_inputs(real_paths, _context(catalog, engine, progress), input_format)
+        for seg in result.segments:
+            if spooled and seg.path == spooled:
+                seg.path = "-"
+    return result
 
 
 def load(
@@ -116,7 +93,9 @@ def load(
     if events:
         cat = cat.with_files(list(events))
     maps = [t if isinstance(t, ThreadMap) else load_thread_map(t) for t in threads]
-    segments = read_segments(paths, catalog=cat, input_format=input_format, engine=engine, progress=progress)
+    result = read_segments(paths, catalog=cat, input_format=input_format, engine=engine,
+                           progress=progress)
+    segments = result.segments
     if not any(s.events for s in segments):
         detail = "; ".join(f"{s.path}: {s.lines} lines, {s.other_lines} not trace lines" for s in segments)
         raise EmptyTrace(f"no trace events in the input ({detail})")
@@ -128,4 +107,5 @@ def load(
 
         twin = load(list(borrow_from), threads=maps, catalog=cat, input_format=None)
         trace = borrow(trace, twin).trace
+    trace.skipped_inputs = result.skipped
     return trace

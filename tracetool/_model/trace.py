@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from parsers.inputs import SkippedFile
 from parsers.segment import NO_TIME, ParseWarning
 from tracetool._events import argdecode
 from tracetool._events.catalog import Catalog
@@ -34,6 +35,7 @@ class Trace:
         self._t = table
         self.catalog = catalog
         self._fields_cache: dict[str, pd.DataFrame] = {}
+        self.skipped_inputs: list[SkippedFile] = []  # files of input directories not read, why
 
     # ------------------------------------------------------------------ raw columns
     @property
@@ -112,7 +114,8 @@ class Trace:
     # ------------------------------------------------------------------ tables
     @cached_property
     def inputs(self) -> pd.DataFrame:
-        """One row per input file: path, format, variant, clock, lines, events, other lines."""
+        """One row per input file: path, format, variant, clock, lines, events, other lines, lines
+        set aside (headers, lost-events notices...)."""
         rows = []
         for i in self._c.inputs:
             rows.append(
@@ -124,6 +127,7 @@ class Trace:
                     "lines": i.lines,
                     "events": i.events,
                     "other_lines": i.other_lines,
+                    "set_aside": sum(i.set_aside.values()),
                     "warnings": len(i.warnings),
                     "dropped_events": sum(n for _, n in i.dropped_events),
                 }
@@ -247,6 +251,10 @@ class Trace:
                 else pa.array([], pa.large_string())
             )
         cats = pd.Index(pd.array(values, dtype=pd.ArrowDtype(values.type)))
+        if len(tables) == 1 and tables[0].table.unique:
+            # The reader guarantees distinct texts: skip pandas' hashing pass that checks it.
+            dtype = getattr(pd.CategoricalDtype, "_from_fastpath", pd.CategoricalDtype)(cats, False)
+            return pd.Categorical.from_codes(self._c.args, dtype=dtype, validate=False)
         if cats.is_unique:
             return pd.Categorical.from_codes(self._c.args, categories=cats, validate=False)
         # Interned per (event, text): the same text under two events is one category here.

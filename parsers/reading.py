@@ -1,0 +1,94 @@
+"""From the paths a user gives to Segments: listing, detecting each file's backend, reading.
+
+Every file found by listing a directory is either read or named with the reason it was not
+(``ReadResult.skipped``), so nothing is dropped without a word:
+
+- side files of a recorded run by their name (``cmdline.txt``, ``events.txt``, ``*.json``,
+  ``RECORDING.md``...), hidden files, sub-directories;
+- empty files;
+- compressed files of which nothing could be decoded;
+- files in which no backend finds a trace line in the first 64 KiB (decompressed).
+
+A file given by name (or matched by a glob) is read or fails the whole load with InputError.
+Detection scores what it could decode of a damaged compressed file, and a few garbage lines or
+bytes at the start of a file only lower its score.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from parsers.inputs import InputFile, SkippedFile, list_inputs
+from parsers.io import InputError, peek_partial
+from parsers.registry import SNIFF_BYTES, Backend, ReadContext, UnknownFormat, best_backend, detect, get
+from parsers.segment import ParseWarning, Segment
+
+__all__ = ["ReadResult", "SkippedFile", "read_inputs"]
+
+
+@dataclass
+class ReadResult:
+    """The Segments read (one per file, in the order given) and the files not read."""
+
+    segments: list[Segment]
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+
+def _detect_listed(f: InputFile) -> Backend | SkippedFile:
+    """The backend of a file found in a directory, or why it is not read."""
+    try:
+        if os.path.getsize(f.path) == 0:
+            return SkippedFile(f.path, "empty file")
+        head, error = peek_partial(f.path, SNIFF_BYTES)
+    except InputError as exc:
+        return SkippedFile(f.path, str(exc).removeprefix(f.path + ": "))
+    except OSError as exc:
+        return SkippedFile(f.path, f"cannot read: {exc.strerror or exc}")
+    if not head:
+        return SkippedFile(f.path, error or "empty file")
+    best = best_backend(head)
+    if best is None:
+        what = "decodable part" if error else "first 64 KiB"
+        return SkippedFile(f.path, f"not a trace (no trace lines in the {what})")
+    return best
+
+
+def _detect(f: InputFile, input_format: str | None) -> Backend | SkippedFile:
+    if input_format:
+        return get(input_format)
+    if f.from_directory:
+        return _detect_listed(f)
+    return detect(f.path)
+
+
+def read_inputs(paths: Sequence[str], ctx: ReadContext, input_format: str | None = None) -> ReadResult:
+    """Reads every input with its backend (``input_format`` forces one).
+
+    Raises InputError when a named file cannot be read or recognised, or when nothing at all
+    is left to read (the message then lists why each file was skipped).
+    """
+    if not paths:
+        raise InputError("no input given")
+    files, skipped = list_inputs(paths)
+    by_backend: dict[str, list[tuple[int, InputFile]]] = {}
+    for i, f in enumerate(files):
+        found = _detect(f, input_format)
+        if isinstance(found, SkippedFile):
+            skipped.append(found)
+        else:
+            by_backend.setdefault(found.name, []).append((i, f))
+    if not by_backend:
+        why = "; ".join(f"{os.path.basename(s.path)}: {s.reason}" for s in skipped[:8])
+        more = f" (and {len(skipped) - 8} more)" if len(skipped) > 8 else ""
+        raise UnknownFormat(f"no trace files among: {', '.join(paths)}"
+                            + (f" ({why}{more})" if why else ""))
+    slots: list[Segment | None] = [None] * len(files)
+    for name, items in by_backend.items():
+        segs = get(name).read([f for _, f in items], ctx)
+        for (i, f), seg in zip(items, segs, strict=True):
+            if f.note:
+                seg.warnings.insert(0, ParseWarning(seg.path, 1, f.note))
+            slots[i] = seg
+    return ReadResult([s for s in slots if s is not None], skipped)
