@@ -28,11 +28,14 @@ from tracetool._analyses.switchover import SwitchoverSummary
 from tracetool._check.evaluate import CheckReport, RuleResult, Status, check_trace
 from tracetool._model.load import load
 from tracetool._model.querymigrate import QueryMigrate, load_query_migrate
+from tracetool._model.runfolder import Run, RunFolder, load_run
 from tracetool._model.trace import Trace
 from tracetool._replay import EventContext, replay
 from tracetool._timeline.timeline import Timeline, build_timeline
 from tracetool.errors import (
     EmptyTrace,
+    ForeignInput,
+    ForeignInputWarning,
     InputError,
     NotInTrace,
     RulesError,
@@ -49,6 +52,8 @@ __all__ = [
     "Comparison",
     "EmptyTrace",
     "EventContext",
+    "ForeignInput",
+    "ForeignInputWarning",
     "InputError",
     "MultifdReport",
     "NotInTrace",
@@ -59,6 +64,8 @@ __all__ = [
     "Result",
     "RuleResult",
     "RulesError",
+    "Run",
+    "RunFolder",
     "Status",
     "SwitchoverSummary",
     "Timeline",
@@ -77,6 +84,7 @@ __all__ = [
     "compare",
     "load",
     "load_query_migrate",
+    "load_run",
     "replay",
     "run_analysis",
     "summarize",

@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -18,7 +19,7 @@ from tracetool._model.assemble import assemble
 from tracetool._model.sidecar import ThreadMap, load_thread_map
 from tracetool._model.threads import build_thread_table
 from tracetool._model.trace import Trace
-from tracetool.errors import EmptyTrace, InputError
+from tracetool.errors import EmptyTrace, ForeignInput, ForeignInputWarning, InputError
 
 
 @contextmanager
@@ -98,16 +99,24 @@ def load(
     catalog: Catalog | None = None,
     progress: Progress | None = None,
     borrow_from: Sequence[str] = (),
+    force: bool = False,
+    found_threads: Sequence[str] | Sequence[ThreadMap] = (),
 ) -> Trace:
     """Loads QEMU trace files into a :class:`Trace`.
 
     ``paths``: files, globs, directories (per-thread ``-d tid`` files are grouped) or "-".
     ``threads``: thread-name sidecar JSON files (or ThreadMap objects).
-    ``events``: trace-events / trace-events-all files overriding the built-in catalog.
+    ``events``: trace-events / trace-events-all files overriding the built-in event catalog.
     ``input_format``: force a backend instead of detecting it per file.
     ``progress``: receives reading progress (``parsers.registry.Progress``).
     ``borrow_from``: log-backend files of the same run (QEMU built with ``log,simple``); thread ids
     and the wall clock are borrowed from them by matching the event sequence (``tracetool._model.borrow``).
+    ``found_threads``: sidecars found next to the traces rather than given (a run folder's):
+    one describing a side the trace does not have is left out quietly.
+
+    A sidecar or borrow twin that does not belong to the trace (``tracetool._model.fit``:
+    another run, the other side) raises :class:`~tracetool.errors.ForeignInput`; with
+    ``force=True`` it is used and a :class:`~tracetool.errors.ForeignInputWarning` says why.
     Raises InputError (unreadable input, unknown format, no events) or UsageError.
     """
     if isinstance(paths, str):
@@ -115,7 +124,9 @@ def load(
     cat = catalog or Catalog.builtin()
     if events:
         cat = cat.with_files(list(events))
-    maps = [t if isinstance(t, ThreadMap) else load_thread_map(t) for t in threads]
+    given = [t if isinstance(t, ThreadMap) else load_thread_map(t) for t in threads]
+    found = [t if isinstance(t, ThreadMap) else load_thread_map(t) for t in found_threads]
+    maps = given + found
     segments = read_segments(paths, catalog=cat, input_format=input_format, engine=engine, progress=progress)
     if not any(s.events for s in segments):
         detail = "; ".join(f"{s.path}: {s.lines} lines, {s.other_lines} not trace lines" for s in segments)
@@ -125,7 +136,38 @@ def load(
     trace = Trace(columns, table, cat)
     if borrow_from:
         from tracetool._model.borrow import borrow
+        from tracetool._model.fit import borrow_misfit
 
         twin = load(list(borrow_from), threads=maps, catalog=cat, input_format=None)
-        trace = borrow(trace, twin).trace
+        result = borrow(trace, twin)
+        names = ", ".join(borrow_from)
+        for match in result.processes:
+            _refuse_or_warn(f"--borrow-from {names}", borrow_misfit(match), force)
+        trace = result.trace
+    if maps:
+        _check_sidecars(trace, given, found, force)
     return trace
+
+
+def _check_sidecars(trace: Trace, given: list[ThreadMap], found: list[ThreadMap], force: bool) -> None:
+    from tracetool._model.fit import process_views, sidecar_misfit, sidecar_side_untraced
+
+    views = process_views(trace)
+    for m in given:
+        _refuse_or_warn(m.path, sidecar_misfit(trace, m, views), force)
+    for m in found:
+        why = sidecar_misfit(trace, m, views)
+        if why is not None and sidecar_side_untraced(trace, m, views):
+            continue  # the run folder's sidecar of the side that was not traced
+        _refuse_or_warn(m.path, why, force)
+
+
+def _refuse_or_warn(what: str, why: str | None, force: bool) -> None:
+    if why is None:
+        return
+    if force:
+        warnings.warn(
+            f"{what} does not match the trace, used anyway (--force): {why}", ForeignInputWarning, 2
+        )
+        return
+    raise ForeignInput(f"{what} does not belong to this trace: {why} (--force uses it anyway)")
