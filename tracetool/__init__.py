@@ -25,7 +25,8 @@ from tracetool._analyses.registry import run as run_analysis
 from tracetool._analyses.reportdata import ReportData, collect
 from tracetool._analyses.summary import TraceSummary, summarize
 from tracetool._analyses.switchover import SwitchoverSummary
-from tracetool._check.evaluate import CheckReport, RuleResult, Status, check_trace
+from tracetool._check.evaluate import CheckReport, RuleResult, Status, check_trace, measure_metric
+from tracetool._check.repeats import RunsComparison, compare_runs
 from tracetool._model.load import load
 from tracetool._model.querymigrate import QueryMigrate, load_query_migrate
 from tracetool._model.runfolder import Run, RunFolder, load_run
@@ -66,6 +67,7 @@ __all__ = [
     "RulesError",
     "Run",
     "RunFolder",
+    "RunsComparison",
     "Status",
     "SwitchoverSummary",
     "Timeline",
@@ -82,9 +84,11 @@ __all__ = [
     "check_trace",
     "collect",
     "compare",
+    "compare_runs",
     "load",
     "load_query_migrate",
     "load_run",
+    "measure_metric",
     "replay",
     "run_analysis",
     "summarize",
