@@ -267,3 +267,46 @@ def test_side_runs_reads_folders_and_files(sample_runs: Path) -> None:
     files = [str(p) for p in sorted((sample_runs / "threadify" / "run-1").glob("dst.*.trace.xz"))]
     assert side_runs(files) == [tuple(files)]
     assert len(list(itertools.chain(side_runs([build]), side_runs(files)))) == 3
+
+
+# ---------------------------------------------------------------------------------- figure
+def test_strip_box_figure_shows_every_run_and_the_quartiles() -> None:
+    from matplotlib.collections import PathCollection
+    from matplotlib.patches import Rectangle
+
+    from reports.plots.runs import runs_plot
+
+    need_repeats()
+    cmp = tracetool.compare_runs(
+        [str(REPEATS / "qemu-7.2")], [str(REPEATS / "threadify")], metrics=["ram.pages"]
+    )
+    fig = runs_plot(cmp, "ram.pages")
+    (ax,) = fig.axes
+    for side, build in zip(("before", "after"), BUILDS, strict=True):
+        plain = [plain_ram_pages(REPEATS / build / f"run-{k}") for k in (1, 2, 3)]
+        dots = {
+            int(c.get_gid().rsplit(":", 1)[1]): float(c.get_offsets()[0][1])
+            for c in ax.collections
+            if isinstance(c, PathCollection) and (c.get_gid() or "").startswith(f"run:{side}:")
+        }
+        assert dots == {k: float(v) for k, v in enumerate(plain)}
+        (box,) = [p for p in ax.patches if isinstance(p, Rectangle) and p.get_gid() == f"box:{side}"]
+        q1, _, q3 = statistics.quantiles(plain, n=4, method="inclusive")
+        assert (box.get_y(), box.get_y() + box.get_height()) == (pytest.approx(q1), pytest.approx(q3))
+    assert "too few runs" in ax.get_title()
+
+
+def test_html_draws_each_headline_metric(sample_runs: Path) -> None:
+    from reports.compare_runs import runs_figures
+    from reports.plots.runs import runs_plot
+    from tracetool.errors import NotInTrace
+
+    cmp = sample_comparison(str(sample_runs))
+    items = runs_figures(cmp)["summary"]
+    drawn = [m.metric for m in cmp.headline]
+    assert "bql.hold.total{load=true}" in drawn
+    assert [getattr(i, "title", "").split(":")[0] for i in items] == drawn
+    empty = next((m for m in cmp.metrics if not m.measured), None)
+    if empty is not None:
+        with pytest.raises(NotInTrace):
+            runs_plot(cmp, empty.metric)
