@@ -28,9 +28,9 @@ from tracetool._analyses.switchover import SwitchoverSummary
 from tracetool._check.evaluate import CheckReport, RuleResult, Status, check_trace, measure_metric
 from tracetool._check.repeats import RunsComparison, compare_runs
 from tracetool._model.lanes import thread_lanes, trace_start_ns
-from tracetool._model.load import load
+from tracetool._model.load import load, load_run
 from tracetool._model.querymigrate import QueryMigrate, load_query_migrate
-from tracetool._model.runfolder import Run, RunFolder, load_run
+from tracetool._model.runfolder import Run, RunFolder
 from tracetool._model.trace import Trace
 from tracetool._replay import EventContext, replay
 from tracetool._timeline.builder import build_timeline
