@@ -73,3 +73,38 @@ def wants_progress(paths: Sequence[str], stream: IO[str] | None = None) -> bool:
         except OSError:
             continue
     return total >= PROGRESS_MIN_BYTES
+
+
+class RunsProgress:
+    """One transient line on stderr while the runs of a comparison load (terminal only):
+    ``run 2/3 of before: qemu-7.2/run-2``; called as ``tracetool._check.repeats.RunProgress``."""
+
+    def __init__(self, total: int, stream: IO[str] | None = None) -> None:
+        self._console = Console(file=stream or sys.stderr)
+        self._bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), console=self._console, transient=True
+        )
+        self._task = self._bar.add_task("loading runs", total=total)
+        self._done = 0
+
+    def __enter__(self) -> RunsProgress:
+        self._bar.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._bar.stop()
+
+    def __call__(self, side: str, index: int, count: int, name: str) -> None:
+        shown = name if len(name) <= 60 else "…" + name[-59:]
+        self._bar.update(
+            self._task, completed=self._done, description=f"run {index}/{count} of {side}: {shown}"
+        )
+        self._done += 1
+
+
+def wants_runs_progress(stream: IO[str] | None = None) -> bool:
+    """True on a terminal that is not CI's."""
+    out = stream or sys.stderr
+    return bool(hasattr(out, "isatty") and out.isatty()) and not os.environ.get("CI")

@@ -35,16 +35,20 @@ if TYPE_CHECKING:
     from tracetool._analyses.registry import run as run_analysis
     from tracetool._analyses.reportdata import ReportData, collect
     from tracetool._analyses.summary import TraceSummary, summarize
-    from tracetool._check.evaluate import CheckReport, RuleResult, Status, check_trace
+    from tracetool._check.evaluate import CheckReport, RuleResult, Status, check_trace, measure_metric
+    from tracetool._check.repeats import RunsComparison, compare_runs
     from tracetool._model.lanes import thread_lanes, trace_start_ns
-    from tracetool._model.load import load
+    from tracetool._model.load import load, load_run
     from tracetool._model.querymigrate import QueryMigrate, load_query_migrate
+    from tracetool._model.runfolder import Run, RunFolder
     from tracetool._model.trace import Trace
     from tracetool._replay import EventContext, replay
     from tracetool._timeline.builder import build_timeline
     from tracetool._timeline.result import Timeline
     from tracetool.errors import (
         EmptyTrace,
+        ForeignInput,
+        ForeignInputWarning,
         InputError,
         NotInTrace,
         RulesError,
@@ -66,6 +70,8 @@ _WHERE: dict[str, tuple[str, str]] = {
     "DowntimeReport": ("tracetool._analyses.downtime.result", "DowntimeReport"),
     "EmptyTrace": ("tracetool.errors", "EmptyTrace"),
     "EventContext": ("tracetool._replay", "EventContext"),
+    "ForeignInput": ("tracetool.errors", "ForeignInput"),
+    "ForeignInputWarning": ("tracetool.errors", "ForeignInputWarning"),
     "InputError": ("tracetool.errors", "InputError"),
     "MultifdReport": ("tracetool._analyses.multifd", "MultifdReport"),
     "NotInTrace": ("tracetool.errors", "NotInTrace"),
@@ -76,6 +82,9 @@ _WHERE: dict[str, tuple[str, str]] = {
     "Result": ("tracetool._analyses.registry", "Result"),
     "RuleResult": ("tracetool._check.evaluate", "RuleResult"),
     "RulesError": ("tracetool.errors", "RulesError"),
+    "Run": ("tracetool._model.runfolder", "Run"),
+    "RunFolder": ("tracetool._model.runfolder", "RunFolder"),
+    "RunsComparison": ("tracetool._check.repeats", "RunsComparison"),
     "Status": ("tracetool._check.evaluate", "Status"),
     "Timeline": ("tracetool._timeline.result", "Timeline"),
     "Trace": ("tracetool._model.trace", "Trace"),
@@ -93,8 +102,11 @@ _WHERE: dict[str, tuple[str, str]] = {
     "check_trace": ("tracetool._check.evaluate", "check_trace"),
     "collect": ("tracetool._analyses.reportdata", "collect"),
     "compare": ("tracetool._analyses.compare", "compare"),
+    "compare_runs": ("tracetool._check.repeats", "compare_runs"),
     "load": ("tracetool._model.load", "load"),
     "load_query_migrate": ("tracetool._model.querymigrate", "load_query_migrate"),
+    "load_run": ("tracetool._model.load", "load_run"),
+    "measure_metric": ("tracetool._check.evaluate", "measure_metric"),
     "replay": ("tracetool._replay", "replay"),
     "run_analysis": ("tracetool._analyses.registry", "run"),
     "summarize": ("tracetool._analyses.summary", "summarize"),
@@ -128,6 +140,8 @@ __all__ = [
     "DowntimeReport",
     "EmptyTrace",
     "EventContext",
+    "ForeignInput",
+    "ForeignInputWarning",
     "InputError",
     "MultifdReport",
     "NotInTrace",
@@ -138,6 +152,9 @@ __all__ = [
     "Result",
     "RuleResult",
     "RulesError",
+    "Run",
+    "RunFolder",
+    "RunsComparison",
     "Status",
     "Timeline",
     "Trace",
@@ -155,8 +172,11 @@ __all__ = [
     "check_trace",
     "collect",
     "compare",
+    "compare_runs",
     "load",
     "load_query_migrate",
+    "load_run",
+    "measure_metric",
     "replay",
     "run_analysis",
     "summarize",

@@ -8,6 +8,8 @@
      │    └── EmptyTrace       the inputs hold no trace events at all
      ├── UsageError            bad options, side files or arguments (exit code 2)
      │    ├── RulesError       a CI rules file or rule that cannot be used (file:line:column)
+     │    ├── ForeignInput     a sidecar or --borrow-from log that belongs to another trace
+     │    │                    (another run, the other side); ``force=True`` takes it anyway
      │    └── NotInTrace       the trace lacks the events a result needs ("not in this trace:
      │                         enable ...")
      └── TraceEventsError      a trace-events file that cannot be read (path:line)
@@ -29,6 +31,15 @@ class UsageError(Exception):
 
 class EmptyTrace(InputError):
     """The inputs hold no trace events at all (exit code 2)."""
+
+
+class ForeignInput(UsageError):
+    """A side file (thread-name sidecar, ``--borrow-from`` log) whose processes, thread ids or
+    time do not match the trace's; ``str(exc)`` names the file and why (exit code 2)."""
+
+
+class ForeignInputWarning(UserWarning):
+    """The same finding when the file is used anyway (``force=True``, ``--force``)."""
 
 
 class NotInTrace(UsageError):
@@ -78,6 +89,8 @@ class TraceEventsError(Exception):
 
 __all__ = [
     "EmptyTrace",
+    "ForeignInput",
+    "ForeignInputWarning",
     "InputError",
     "NotInTrace",
     "RulesError",

@@ -16,7 +16,13 @@ from tracetool._analyses.events import event_data, missing_required
 from tracetool._check.grammar import Expression
 from tracetool._check.metrics import Kind, Measurement, Metric, close_matches, measure
 from tracetool._check.rulefile import load_rules, parse_rules
-from tracetool._check.rules import Rule, RuleSet, rules_from_expressions
+from tracetool._check.rules import (
+    MetricReference,
+    Rule,
+    RuleSet,
+    bind_reference,
+    rules_from_expressions,
+)
 from tracetool._check.units import format_duration, format_number
 from tracetool._model.trace import Trace
 from tracetool.errors import RulesError
@@ -228,7 +234,43 @@ def _measure(
     trace: Trace, rule: Rule, docs: dict[str, dict[str, Any]], query_migrate: Any = None
 ) -> Measurement:
     """One rule's observed value; ``docs`` keeps each analysis's JSON for the next rules."""
-    metric = rule.metric
+    return _measure_bound(trace, rule.metric, rule.argument, rule.selectors, docs, query_migrate)
+
+
+def measure_metric(
+    trace: Trace,
+    metric: str | MetricReference,
+    *,
+    query_migrate: Any = None,
+    docs: dict[str, dict[str, Any]] | None = None,
+) -> Measurement:
+    """The value of one metric id (``bql.hold.total{load=true}``, ``downtime.end_to_end``) on
+    ``trace``, exactly as ``migtrace check`` observes it: in the metric's JSON unit (µs for
+    durations), or not measurable with the reason. ``docs`` caches the analyses' JSON across
+    calls on the same trace. A metric id that cannot be used raises RulesError.
+
+        >>> measure_metric(trace, "bql.hold.total{load=true}").value
+    """
+    ref = bind_reference(metric) if isinstance(metric, str) else metric
+    return _measure_bound(
+        trace, ref.metric, ref.argument, ref.selectors, {} if docs is None else docs, query_migrate
+    )
+
+
+def load_tids(trace: Trace) -> frozenset[int]:
+    """The thread ids that ran the incoming load (``carries_load``), for ``load=`` selectors."""
+    th = trace.threads
+    return frozenset(int(t) for t in th.loc[th["carries_load"], "tid"].dropna().tolist())
+
+
+def _measure_bound(
+    trace: Trace,
+    metric: Metric,
+    argument: str | None,
+    selectors: Sequence[tuple[str, str]],
+    docs: dict[str, dict[str, Any]],
+    query_migrate: Any,
+) -> Measurement:
     analysis = registry.get(metric.analysis)
     names = trace.event_names
     missing = [e for e in metric.needs if trace.code_of(e) is None]
@@ -244,7 +286,7 @@ def _measure(
     if doc is None:
         options = {"query_migrate": query_migrate} if "query_migrate" in analysis.options else {}
         doc = docs[metric.analysis] = registry.run(trace, metric.analysis, **options).to_json()
-    m = measure(metric, rule.argument, dict(rule.selectors), doc, analysis.command)
+    m = measure(metric, argument, dict(selectors), doc, analysis.command, load_tids(trace))
     if m.measurable:
         return m
     reason = m.reason or "no value"

@@ -56,7 +56,7 @@ class Selector:
 
     name: str
     help: str
-    match: str  # "text": exact or glob; "device": idstr, its last '/' part, or glob; "int"
+    match: str  # "text": exact or glob; "device": idstr, its last '/' part, or glob; "int"; "load"
 
 
 SELECTORS: dict[str, Selector] = {
@@ -65,6 +65,13 @@ SELECTORS: dict[str, Selector] = {
         Selector("thread", "thread name, exact or a glob (mig/dst/*)", "text"),
         Selector("role", "thread role: main, load, vcpu, listen, fault, preempt, recv_N, colo, ...", "text"),
         Selector("tid", "thread id", "int"),
+        Selector(
+            "load",
+            "`true`: the thread that ran the incoming load, whichever it is (`mig/dst/main`, or the main "
+            "thread on QEMU <= 10.0, whose coroutine runs the load: `carries_load` in the threads "
+            "table); `false`: every other thread",
+            "load",
+        ),
         Selector("process", "process label: dst, src", "text"),
         Selector("side", "COLO side: primary or secondary (colo.* metrics)", "text"),
         Selector("phase", "incoming phase name (see phases.<name>.duration)", "text"),
@@ -76,11 +83,11 @@ SELECTORS: dict[str, Selector] = {
     )
 }
 
-_THREAD_SELECT = {"thread": "name", "role": "role", "tid": "tid"}
+_THREAD_SELECT = {"thread": "name", "role": "role", "tid": "tid", "load": "tid"}
 _HOLDS = ("qemu_mutex_locked", "qemu_mutex_unlock")
 _WAITS = ("qemu_mutex_lock", "qemu_mutex_locked")
 _DEVICES = ("qemu_loadvm_state_section_startfull",)
-_PHASE_THREAD_SELECT = {"thread": "thread", "role": "role", "tid": "tid"}
+_PHASE_THREAD_SELECT = {"thread": "thread", "role": "role", "tid": "tid", "load": "tid"}
 
 
 @dataclass(frozen=True)
@@ -150,7 +157,7 @@ METRICS: tuple[Metric, ...] = (
         "threads",
         "events",
         A.SUM,
-        {"thread": "name", "role": "role", "tid": "tid", "process": "process"},
+        {"thread": "name", "role": "role", "tid": "tid", "load": "tid", "process": "process"},
         help="trace events (of the selected threads)",
     ),
     M(
@@ -186,7 +193,7 @@ METRICS: tuple[Metric, ...] = (
         K.COUNT,
         "threads",
         aggregate=A.COUNT,
-        select={"thread": "name", "role": "role", "process": "process"},
+        select={"thread": "name", "role": "role", "load": "tid", "process": "process"},
         help="threads that emitted events",
     ),
     # ---------------------------------------------------------------- migtrace bql
@@ -881,9 +888,13 @@ def measure(
     selectors: Mapping[str, str],
     doc: Mapping[str, Any],
     analysis_label: str,
+    load_tids: frozenset[int] = frozenset(),
 ) -> Measurement:
-    """Reads one metric from an analysis's JSON document."""
-    m = _measure(metric, name, selectors, doc, analysis_label)
+    """Reads one metric from an analysis's JSON document.
+
+    ``load_tids``: the thread ids that ran the incoming load (``carries_load``), for ``load=``.
+    """
+    m = _measure(metric, name, selectors, doc, analysis_label, load_tids)
     if metric.kind is Kind.COUNT and isinstance(m.value, float) and m.value.is_integer():
         return Measurement(int(m.value), m.detail, m.records, m.reason)
     return m
@@ -895,6 +906,7 @@ def _measure(
     selectors: Mapping[str, str],
     doc: Mapping[str, Any],
     analysis_label: str,
+    load_tids: frozenset[int],
 ) -> Measurement:
     table = metric.table.replace(PLACEHOLDER, name) if name is not None else metric.table
     where = f"{analysis_label}: {table}"
@@ -914,7 +926,7 @@ def _measure(
         rows = _records(doc, table)
     except _Missing:
         return Measurement(None, where, reason=f"{table} is not in the {analysis_label} output")
-    return _aggregate(metric, name, selectors, rows, f"{where}[]", table)
+    return _aggregate(metric, name, selectors, rows, f"{where}[]", table, load_tids)
 
 
 def _single(metric: Metric, raw: Any, where: str, table: str, label: str) -> Measurement:
@@ -939,6 +951,7 @@ def _aggregate(
     rows: list[Mapping[str, Any]],
     where: str,
     table: str,
+    load_tids: frozenset[int] = frozenset(),
 ) -> Measurement:
     filters: list[tuple[str, str, str, str]] = []  # (selector, field, kind, wanted)
     if metric.key and name is not None:
@@ -947,14 +960,17 @@ def _aggregate(
         filters.append((sel, metric.select[sel], SELECTORS[sel].match, wanted))
     chosen = rows
     for sel, fld, kind, wanted in filters:
+        fits = _matcher(kind, wanted, load_tids)
         # Counting nothing is an answer (0); a max or sum over nothing is most often a typo.
         if metric.aggregate in (Aggregate.COUNT, Aggregate.ANY):
-            chosen = [r for r in chosen if selector_matches(kind, r.get(fld), wanted)]
+            chosen = [r for r in chosen if fits(r.get(fld))]
             continue
         known = [r.get(fld) for r in rows]
-        if not any(selector_matches(kind, v, wanted) for v in known):
+        if not any(fits(v) for v in known):
+            if kind == "load":
+                return Measurement(None, where, reason=_no_load_match(wanted, load_tids, table))
             return Measurement(None, where, reason=_no_match(sel, wanted, known, table))
-        chosen = [r for r in chosen if selector_matches(kind, r.get(fld), wanted)]
+        chosen = [r for r in chosen if fits(r.get(fld))]
     labels = tuple(_label(r) for r in chosen)
     sel_text = ", ".join(f"{k}={v}" for k, v in selectors.items())
     over = f" over {len(chosen)} record{'s' if len(chosen) != 1 else ''}" + (
@@ -981,6 +997,31 @@ def _aggregate(
         Aggregate.SUM: sum,
     }
     return Measurement(folds[agg](nums), detail, labels)
+
+
+def _matcher(kind: str, wanted: str, load_tids: frozenset[int]) -> Callable[[Any], bool]:
+    """Whether a record's field fits one selector; ``load`` compares a tid with the load's."""
+    if kind != "load":
+        return lambda value: selector_matches(kind, value, wanted)
+    want = wanted == "true"
+
+    def is_load(value: Any) -> bool:
+        tid = _number(value)
+        return tid is not None and (int(tid) in load_tids) == want
+
+    return is_load
+
+
+def _no_load_match(wanted: str, load_tids: frozenset[int], table: str) -> str:
+    if not load_tids:
+        return (
+            "the trace does not show which thread ran the incoming load (it needs thread ids and "
+            "the load's events: migtrace events --for phases)"
+        )
+    tids = ", ".join(str(t) for t in sorted(load_tids))
+    if wanted == "true":
+        return f"{table} has no record of the load thread (tid {tids})"
+    return f"{table} has no record of a thread other than the load thread (tid {tids})"
 
 
 def _no_match(selector: str, wanted: str, known: list[Any], table: str) -> str:

@@ -96,6 +96,35 @@ def bind(expr: Expression) -> tuple[Metric, str | None, tuple[tuple[str, str], .
 
     Raises :class:`MetricError` (with the column of the offending part).
     """
+    metric, name, selectors = _bind_metric(expr)
+    return metric, name, selectors, _threshold(metric, expr)
+
+
+@dataclass(frozen=True)
+class MetricReference:
+    """A metric as written without a comparison (``bql.hold.total{load=true}``), bound to its
+    row of the metric table."""
+
+    text: str
+    metric: Metric
+    argument: str | None
+    selectors: tuple[tuple[str, str], ...]
+
+
+def bind_reference(text: str) -> MetricReference:
+    """Parses and binds a metric id the way a rule's left-hand side is; errors are
+    :class:`~tracetool.errors.RulesError` naming the column."""
+    try:
+        expr = parse_reference(text)
+        metric, name, selectors = _bind_metric(expr)
+    except ExpressionError as exc:
+        raise RulesError(f"column {exc.column}: {exc.message}", f"metric {text!r}") from None
+    except MetricError as exc:
+        raise RulesError(f"column {exc.column}: {exc}", f"metric {text!r}") from None
+    return MetricReference(text, metric, name, selectors)
+
+
+def _bind_metric(expr: Expression) -> tuple[Metric, str | None, tuple[tuple[str, str], ...]]:
     try:
         rows, name = find_metrics(expr.metric, expr.argument)
     except MetricError as exc:
@@ -113,8 +142,9 @@ def bind(expr: Expression) -> tuple[Metric, str | None, tuple[tuple[str, str], .
             raise MetricError(f"tid must be a number, not {s.value!r}", s.column)
         if s.key == "role":
             _check_role(s.value, s.column)
-    selectors = tuple((s.key, s.value) for s in expr.selectors)
-    return metric, name, selectors, _threshold(metric, expr)
+        if s.key == "load" and s.value not in ("true", "false"):
+            raise MetricError(f"load is true or false, not {s.value!r}", s.column)
+    return metric, name, tuple((s.key, s.value) for s in expr.selectors)
 
 
 def _first_unknown_column(expr: Expression, rows: list[Metric]) -> int | None:

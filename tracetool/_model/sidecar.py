@@ -27,6 +27,10 @@ class ThreadMap:
     pid: int | None = None
     side: str | None = None  # "src" or "dst" when the file says so
     main_tid: int | None = None
+    # Wall-clock seconds between which the threads were seen (``threads[].first_seen`` /
+    # ``last_seen``), when the file says so: the sampling covered this stretch of the process.
+    first_seen_s: float | None = None
+    last_seen_s: float | None = None
 
 
 def _tid(key: object, path: str) -> int:
@@ -77,12 +81,26 @@ def parse_thread_map(data: Any, path: str = "<threads>") -> ThreadMap:
         tm.pid = data["pid"]
     if data.get("role") in ("src", "dst"):
         tm.side = data["role"]
+    tm.first_seen_s, tm.last_seen_s = _seen_range(data.get("threads"))
     main = data.get("main_thread_tid")
     if isinstance(main, int):
         tm.main_tid = main
     elif tm.pid is not None:
         tm.main_tid = tm.pid
     return tm
+
+
+def _seen_range(threads: Any) -> tuple[float | None, float | None]:
+    """The earliest ``first_seen`` and the latest ``last_seen`` of the sampled threads."""
+    if not isinstance(threads, Mapping):
+        return None, None
+    first = [e.get("first_seen") for e in threads.values() if isinstance(e, Mapping)]
+    last = [e.get("last_seen") for e in threads.values() if isinstance(e, Mapping)]
+    first_n = [float(v) for v in first if isinstance(v, int | float) and not isinstance(v, bool)]
+    last_n = [float(v) for v in last if isinstance(v, int | float) and not isinstance(v, bool)]
+    if not first_n or not last_n:
+        return None, None
+    return min(first_n), max(last_n)
 
 
 def load_thread_map(path: str) -> ThreadMap:

@@ -2,9 +2,11 @@
 error handling.
 
 A command declares only its own options; :func:`command` adds the shared input options
-(``PATHS``, ``--threads``, ``--events``, ``--input-format``, ``--borrow-from``, and where asked
-``--query-migrate``, ``--format``, ``--strict``) to its signature, the same way for every
-command, and hands the function an :class:`Inputs` that loads the trace.
+(``PATHS``, ``--threads``, ``--events``, ``--input-format``, ``--borrow-from``, ``--force``, and
+where asked ``--query-migrate``, ``--format``, ``--strict``) to its signature, the same way for
+every command, and hands the function an :class:`Inputs` that loads the trace. A run folder
+among the PATHS brings its sidecars and query-migrate.json along
+(``tracetool._model.runfolder``); ``--threads`` / ``--query-migrate`` given explicitly win.
 :func:`show` prints an analysis result (JSON or text) and applies ``--strict``.
 """
 
@@ -14,14 +16,19 @@ import inspect
 import os
 import sys
 import typing
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any, NoReturn
 
 import typer
 
-from tracetool.errors import InputError, TraceEventsError, UsageError
+from tracetool.errors import ForeignInputWarning, InputError, TraceEventsError, UsageError
+
+if typing.TYPE_CHECKING:
+    from tracetool._model.runfolder import ResolvedInputs
 
 app = typer.Typer(
     name="migtrace",
@@ -76,6 +83,14 @@ BorrowOpt = Annotated[
         "clock for a simple-backend trace by matching the event sequence.",
     ),
 ]
+ForceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Use a sidecar or --borrow-from log even when its pids, thread ids or time do not "
+        "match the trace (a warning says why).",
+    ),
+]
 QueryMigrateOpt = Annotated[
     str | None,
     typer.Option(
@@ -99,12 +114,16 @@ _INPUT_PARAMS: tuple[tuple[str, Any, Any], ...] = (
     ("events", EventsOpt, None),
     ("input_format", InputFormatOpt, None),
     ("borrow_from", BorrowOpt, None),
+    ("force", ForceOpt, False),
 )
 
 
 @dataclass
 class Inputs:
-    """What the shared input options say: the traces and the files that describe them."""
+    """What the shared input options say: the traces and the files that describe them.
+
+    Run folders among ``paths`` bring their sidecars and query-migrate.json; ``threads`` and
+    ``query_migrate`` given explicitly replace them."""
 
     paths: Sequence[str]
     threads: Sequence[str] | None = None
@@ -112,12 +131,25 @@ class Inputs:
     input_format: str | None = None
     borrow_from: Sequence[str] | None = None
     query_migrate: str | None = None
+    force: bool = False
+    _resolved: ResolvedInputs | None = field(default=None, init=False, repr=False)
+
+    def resolved(self) -> ResolvedInputs:
+        """The paths with run folders replaced by their traces' folder (computed once)."""
+        if self._resolved is None:
+            from tracetool._model.runfolder import resolve_paths
+
+            self._resolved = resolve_paths(list(self.paths))
+        return self._resolved
 
     def load(self) -> Any:
         """The trace (a progress bar on a terminal for big inputs); problems are InputError /
-        UsageError, which :func:`run` turns into one line and exit code 2."""
+        UsageError, which :func:`run` turns into one line and exit code 2. Side files used
+        despite not matching the trace (``--force``) are reported on stderr."""
         from reports.progress import ReadProgress, wants_progress
         from tracetool._model.load import load
+
+        resolved = self.resolved()
 
         def go(progress: ReadProgress | None) -> Any:
             return load(
@@ -127,20 +159,38 @@ class Inputs:
                 input_format=self.input_format,
                 progress=progress,
                 borrow_from=list(self.borrow_from or ()),
+                force=self.force,
             )
 
-        if wants_progress(self.paths):
-            with ReadProgress() as bar:
-                return go(bar)
-        return go(None)
+        with warnings_on_stderr():
+            if wants_progress(resolved.paths):
+                with ReadProgress() as bar:
+                    return go(bar)
+            return go(None)
 
     def query(self) -> Any:
-        """QEMU's query-migrate result from ``--query-migrate``, or None."""
-        if not self.query_migrate:
+        """QEMU's query-migrate result from ``--query-migrate`` or the run folder, or None."""
+        path = self.query_migrate or self.resolved().query_migrate
+        if not path:
             return None
         from tracetool._model.querymigrate import load_query_migrate
 
-        return load_query_migrate(self.query_migrate)
+        return load_query_migrate(path)
+
+
+@contextmanager
+def warnings_on_stderr() -> Iterator[None]:
+    """Prints the ForeignInputWarnings raised inside as ``migtrace: warning: ...`` lines."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ForeignInputWarning)
+        try:
+            yield
+        finally:
+            for w in caught:
+                if issubclass(w.category, ForeignInputWarning):
+                    sys.stderr.write(f"migtrace: warning: {w.message}\n")
+                else:
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 def command(
