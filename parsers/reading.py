@@ -63,6 +63,46 @@ def _detect(f: InputFile, input_format: str | None) -> Backend | SkippedFile:
     return detect(f.path)
 
 
+TWIN_PREFERENCE = {"ftrace": 0, "trace-cmd": 0, "lttng": 0, "log": 1, "stap": 2, "simple": 3}
+"""Which of a run's traces in several backends a directory listing reads: the one that says the
+most (thread ids and names first, then the log's text, then the simple backend's records)."""
+
+
+def _side_of(path: str) -> str | None:
+    """``dst``/``src`` for a file named for one side (``dst.trace``, ``src.1234.trace``), None
+    for a file that may hold both (``ftrace.txt``, ``lttng-babeltrace2.txt``)."""
+    first = os.path.basename(path).split(".", 1)[0]
+    return first if first in ("dst", "src") else None
+
+
+def _twins(found: list[tuple[int, InputFile, Backend]]) -> dict[int, SkippedFile]:
+    """Files of one directory that hold the same run as another of its files in another
+    backend (QEMU built with ``log,simple`` writes both): each side is read once, from the
+    preferred backend; the others are named, not read."""
+    out: dict[int, SkippedFile] = {}
+    by_dir: dict[str, list[tuple[int, InputFile, Backend]]] = {}
+    for item in found:
+        if item[1].from_directory:
+            by_dir.setdefault(os.path.dirname(item[1].path), []).append(item)
+    for items in by_dir.values():
+        if len({b.name for _, _, b in items}) < 2:
+            continue
+        for side in ("dst", "src"):
+            cover = [it for it in items if _side_of(it[1].path) in (side, None)]
+            if len({b.name for _, _, b in cover}) < 2:
+                continue
+            best = min(TWIN_PREFERENCE.get(b.name, 9) for _, _, b in cover)
+            kept = next(f for _, f, b in cover if TWIN_PREFERENCE.get(b.name, 9) == best)
+            for i, f, b in cover:
+                if TWIN_PREFERENCE.get(b.name, 9) != best and _side_of(f.path) == side:
+                    out[i] = SkippedFile(
+                        f.path,
+                        f"the same run's {side} trace as {os.path.basename(kept.path)}, in the "
+                        f"{b.name} backend (name the file to read it, or use --borrow-from)",
+                    )
+    return out
+
+
 def read_inputs(paths: Sequence[str], ctx: ReadContext, input_format: str | None = None) -> ReadResult:
     """Reads every input with its backend (``input_format`` forces one).
 
@@ -72,13 +112,19 @@ def read_inputs(paths: Sequence[str], ctx: ReadContext, input_format: str | None
     if not paths:
         raise InputError("no input given")
     files, skipped = list_inputs(paths)
-    by_backend: dict[str, list[tuple[int, InputFile]]] = {}
+    detected: list[tuple[int, InputFile, Backend]] = []
     for i, f in enumerate(files):
         found = _detect(f, input_format)
         if isinstance(found, SkippedFile):
             skipped.append(found)
         else:
-            by_backend.setdefault(found.name, []).append((i, f))
+            detected.append((i, f, found))
+    twins = _twins(detected)
+    skipped.extend(twins.values())
+    by_backend: dict[str, list[tuple[int, InputFile]]] = {}
+    for i, f, backend in detected:
+        if i not in twins:
+            by_backend.setdefault(backend.name, []).append((i, f))
     if not by_backend:
         why = "; ".join(f"{os.path.basename(s.path)}: {s.reason}" for s in skipped[:8])
         more = f" (and {len(skipped) - 8} more)" if len(skipped) > 8 else ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,8 +57,15 @@ def render_summary_text(summary: dict[str, Any], out: Console, top_events: int =
             "set aside (not events, not other lines): "
             + ", ".join(f"{n} {kind}" for kind, n in aside.items())
         )
+    by_reason: dict[str, list[str]] = {}
     for f in summary.get("skipped_inputs", []):
-        out.print(f"not read: {f['path']}: {f['reason']}")
+        by_reason.setdefault(f["reason"], []).append(f["path"])
+    for reason, paths in by_reason.items():
+        if len(paths) == 1:
+            out.print(f"not read: {paths[0]}: {reason}")
+        else:
+            names = ", ".join(os.path.basename(p) for p in paths)
+            out.print(f"not read ({reason}): {len(paths)} files in {os.path.dirname(paths[0])}: {names}")
     clock = summary["clock"]
     out.print(
         table(

@@ -18,7 +18,7 @@ from parsers.ftrace import sniff as sniff_ftrace
 from parsers.io import peek_decompressed
 from parsers.log import sniff as sniff_log
 from parsers.lttng import sniff as sniff_lttng
-from tests.conftest import read_lines, run_cli, sample
+from tests.conftest import SAMPLES, read_lines, run_cli, sample
 from tracetool._analyses.summary import summarize
 
 CAPTURES = {
@@ -125,5 +125,20 @@ def test_a_capture_folder_reads_only_its_traces() -> None:
     folder = str(Path(CAPTURES["ftrace"]).parent)
     out = run_cli("summary", "--format", "json", folder)
     assert out.returncode == 0, out.stderr
-    got = sorted((Path(i["path"]).name, i["format"]) for i in json.loads(out.stdout)["inputs"])
-    assert got == [("dst.trace.xz", "log"), ("ftrace.txt.xz", "ftrace")]
+    doc = json.loads(out.stdout)
+    got = sorted((Path(i["path"]).name, i["format"]) for i in doc["inputs"])
+    # dst.trace.xz is the log twin of the same run: read once, from ftrace (ids and names)
+    assert got == [("ftrace.txt.xz", "ftrace")]
+    twin = [s for s in doc["skipped_inputs"] if Path(s["path"]).name == "dst.trace.xz"]
+    assert twin and "same run" in twin[0]["reason"]
+    named = run_cli("summary", "--format", "json", folder + "/dst.trace.xz", folder + "/ftrace.txt.xz")
+    assert len(json.loads(named.stdout)["inputs"]) == 2  # named files are read as given
+
+
+def test_a_folder_with_log_and_simple_twins_reads_each_process_once() -> None:
+    folder = SAMPLES / "qemu-threadify" / "e-precopy-mutex"
+    doc = json.loads(run_cli("summary", "--format", "json", str(folder)).stdout)
+    assert sorted(Path(i["path"]).name for i in doc["inputs"]) == ["dst.trace.xz", "src.trace.xz"]
+    assert sorted(p["label"] for p in doc["processes"]) == ["dst", "src"]
+    twins = sorted(Path(s["path"]).name for s in doc["skipped_inputs"] if "same run" in s["reason"])
+    assert twins == ["dst.simple.xz", "src.simple.xz"]

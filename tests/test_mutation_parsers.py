@@ -124,8 +124,17 @@ def _long_line(lines: Lines, rng: random.Random) -> Lines:
     return lines
 
 
-_NUMBERS = [b"9" * 40, b"4294967296", b"2147483648", b"2147483647", b"9223372036854775807",
-            b"9223372036854775808", b"18446744073709551616", b"0", b"1" * 5000]
+_NUMBERS = [
+    b"9" * 40,
+    b"4294967296",
+    b"2147483648",
+    b"2147483647",
+    b"9223372036854775807",
+    b"9223372036854775808",
+    b"18446744073709551616",
+    b"0",
+    b"1" * 5000,
+]
 
 
 def _huge_numbers(lines: Lines, rng: random.Random) -> Lines:
@@ -175,9 +184,17 @@ def _mixed(lines: Lines, rng: random.Random) -> Lines:
 
 
 LINE_MUTATIONS: dict[str, Callable[[Lines, random.Random], Lines]] = {
-    "delete": _delete, "duplicate": _duplicate, "swap": _swap, "flip": _flip_bytes,
-    "garbage": _garbage, "utf8": _invalid_utf8, "long": _long_line, "huge": _huge_numbers,
-    "negative": _negative_numbers, "time-range": _times_out_of_range, "mixed": _mixed,
+    "delete": _delete,
+    "duplicate": _duplicate,
+    "swap": _swap,
+    "flip": _flip_bytes,
+    "garbage": _garbage,
+    "utf8": _invalid_utf8,
+    "long": _long_line,
+    "huge": _huge_numbers,
+    "negative": _negative_numbers,
+    "time-range": _times_out_of_range,
+    "mixed": _mixed,
 }
 
 
@@ -188,7 +205,9 @@ def _truncate(data: bytes, rng: random.Random) -> bytes:
 # ------------------------------------------------------------------------ compression
 
 _COMPRESS: dict[str, Callable[[bytes], bytes]] = {
-    "xz": lzma.compress, "gz": gzip.compress, "bz2": bz2.compress,
+    "xz": lzma.compress,
+    "gz": gzip.compress,
+    "bz2": bz2.compress,
     "zst": lambda d: zstandard.ZstdCompressor().compress(d),
 }
 
@@ -311,8 +330,7 @@ def _cases() -> list[tuple[str, Callable[[Path, random.Random], Case]]]:
     out: list[tuple[str, Callable[[Path, random.Random], Case]]] = []
     for source in TEXT_SOURCES:
         for how in [*LINE_MUTATIONS, "truncate", "compressed"]:
-            out.append((f"{source}/{how}",
-                        lambda tmp, rng, s=source, h=how: _text_case(tmp, rng, s, h)))
+            out.append((f"{source}/{how}", lambda tmp, rng, s=source, h=how: _text_case(tmp, rng, s, h)))
     for how in ("nul-start", "empty-notes", "broken-file", "garbage", "utf8", "huge"):
         out.append((f"per-thread/{how}", lambda tmp, rng, h=how: _per_thread_case(tmp, rng, h)))
     for how in ("truncate", "flip", "huge-pid", "compressed"):
@@ -352,8 +370,9 @@ def _same(a: tracetool.Trace, b: tracetool.Trace) -> None:
 
 
 @pytest.mark.parametrize("name,make", CASES, ids=[c[0] for c in CASES])
-def test_damaged_input_is_read_or_refused_cleanly(tmp_path: Path, name: str,
-                                                  make: Callable[[Path, random.Random], Case]) -> None:
+def test_damaged_input_is_read_or_refused_cleanly(
+    tmp_path: Path, name: str, make: Callable[[Path, random.Random], Case]
+) -> None:
     case = make(tmp_path, random.Random(f"{SEED}:{name}"))
     compiled = _load(case, "compiled")
     if isinstance(compiled, tracetool.Trace):

@@ -44,6 +44,7 @@ def _write(path: Path, lines: list[bytes]) -> str:
 
 # ------------------------------------------------------------------ timestamps out of range
 
+
 def _calendar_ns(y: int, mo: int, d: int, h: int, mi: int, s: int, frac: str, off_s: int) -> int | None:
     """ns since the epoch by the plain calendar; None when int64 cannot hold it (year 0 is
     outside 1677..2262 anyway)."""
@@ -57,20 +58,33 @@ def _calendar_ns(y: int, mo: int, d: int, h: int, mi: int, s: int, frac: str, of
 def _iso_cases() -> list[tuple[bytes, int | None]]:
     cases = []
     stamps = [
-        (0, 1, 1, 0, 0, 0, "", "Z"), (1, 1, 1, 0, 0, 0, "", "Z"), (1677, 9, 21, 0, 12, 43, "", "Z"),
-        (1677, 9, 21, 0, 12, 43, "145224192", "Z"), (1677, 9, 21, 0, 12, 43, "145224193", "Z"),
-        (1678, 1, 1, 0, 0, 0, "5", "Z"), (1969, 12, 31, 23, 59, 59, "999999999", "Z"),
-        (2262, 4, 11, 23, 47, 16, "854775807", "Z"), (2262, 4, 11, 23, 47, 16, "854775808", "Z"),
-        (2262, 4, 12, 0, 0, 0, "", "Z"), (2262, 4, 12, 0, 0, 0, "", "+14:00"),
-        (2262, 4, 11, 23, 0, 0, "", "-01:00"), (9999, 12, 31, 23, 59, 59, "999999", "Z"),
-        (2026, 11, 26, 12, 0, 12, "885783", "Z"), (2026, 2, 31, 12, 0, 0, "1", "+05:30"),
+        (0, 1, 1, 0, 0, 0, "", "Z"),
+        (1, 1, 1, 0, 0, 0, "", "Z"),
+        (1677, 9, 21, 0, 12, 43, "", "Z"),
+        (1677, 9, 21, 0, 12, 43, "145224192", "Z"),
+        (1677, 9, 21, 0, 12, 43, "145224193", "Z"),
+        (1678, 1, 1, 0, 0, 0, "5", "Z"),
+        (1969, 12, 31, 23, 59, 59, "999999999", "Z"),
+        (2262, 4, 11, 23, 47, 16, "854775807", "Z"),
+        (2262, 4, 11, 23, 47, 16, "854775808", "Z"),
+        (2262, 4, 12, 0, 0, 0, "", "Z"),
+        (2262, 4, 12, 0, 0, 0, "", "+14:00"),
+        (2262, 4, 11, 23, 0, 0, "", "-01:00"),
+        (9999, 12, 31, 23, 59, 59, "999999", "Z"),
+        (2026, 11, 26, 12, 0, 12, "885783", "Z"),
+        (2026, 2, 31, 12, 0, 0, "1", "+05:30"),
     ]
     for y, mo, d, h, mi, s, frac, off in stamps:
         text = f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}{'.' + frac if frac else ''}{off}"
         off_s = 0 if off == "Z" else (1 if off[0] == "+" else -1) * (int(off[1:3]) * 3600 + int(off[4:]) * 60)
         cases.append((text.encode() + b" ", _calendar_ns(y, mo, d, h, mi, s, frac, off_s)))
-    for sec, usec in [(0, "000001"), (9223372036, "854775"), (9223372036, "854776"),
-                      (99999999999, "000001"), (10**18, "0")]:
+    for sec, usec in [
+        (0, "000001"),
+        (9223372036, "854775"),
+        (9223372036, "854776"),
+        (99999999999, "000001"),
+        (10**18, "0"),
+    ]:
         ns = sec * 10**9 + int(usec.ljust(9, "0"))
         cases.append((f"4242@{sec}.{usec}:".encode(), ns if ns <= INT64_MAX else None))
     for ns in (INT64_MAX, INT64_MAX + 1, 10**19 - 1):
@@ -100,11 +114,13 @@ def test_out_of_range_timestamps_are_flagged_alike_by_both_scanners(tmp_path: Pa
 
 def test_lttng_dates_and_cycles_out_of_range(tmp_path: Path) -> None:
     real = _head(LTTNG, 1)[0]
-    stamps = [("2262-04-11 23:47:16.854775807", (2262, 4, 11, 23, 47, 16, "854775807")),
-              ("2262-04-11 23:47:16.854775808", (2262, 4, 11, 23, 47, 16, "854775808")),
-              ("9999-12-31 23:59:59.000000000", (9999, 12, 31, 23, 59, 59, "0")),
-              ("1600-01-01 00:00:00.000000000", (1600, 1, 1, 0, 0, 0, "0")),
-              ("2026-11-26 12:28:02.237975789", (2026, 11, 26, 12, 28, 2, "237975789"))]
+    stamps = [
+        ("2262-04-11 23:47:16.854775807", (2262, 4, 11, 23, 47, 16, "854775807")),
+        ("2262-04-11 23:47:16.854775808", (2262, 4, 11, 23, 47, 16, "854775808")),
+        ("9999-12-31 23:59:59.000000000", (9999, 12, 31, 23, 59, 59, "0")),
+        ("1600-01-01 00:00:00.000000000", (1600, 1, 1, 0, 0, 0, "0")),
+        ("2026-11-26 12:28:02.237975789", (2026, 11, 26, 12, 28, 2, "237975789")),
+    ]
     lines, want = [], []
     for text, (y, mo, d, h, mi, s, frac) in stamps:
         lines.append(re.sub(rb"^\[[^\]]*\]", f"[{text}]".encode(), real))
@@ -124,13 +140,15 @@ def test_lttng_dates_and_cycles_out_of_range(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ invalid UTF-8, huge ids
 
+
 @pytest.mark.parametrize("engine", ["compiled", "python"])
 def test_lttng_event_word_with_invalid_utf8_and_a_long_line(tmp_path: Path, engine: str) -> None:
     real = _head(LTTNG, 3)
     broken = real[1].replace(b"qemu:qemu_mutex_locked:", b"qemu:qemu_\xffmutex\xe2\x82_locked:")
     long = real[2].replace(b'file = "', b'file = "' + b"\xc3\xa9" * 400_000 + b"\xe2")
-    seg = read_lttng([InputFile(_write(tmp_path / "t.txt", [real[0], broken, long]))],
-                     ReadContext(engine=engine))[0]
+    seg = read_lttng(
+        [InputFile(_write(tmp_path / "t.txt", [real[0], broken, long]))], ReadContext(engine=engine)
+    )[0]
     seg.check()
     names = seg.names.to_list()  # raised UnicodeDecodeError before
     assert "qemu_\ufffdmutex\ufffd\ufffd_locked" in names
@@ -143,9 +161,11 @@ def test_ftrace_task_lines_with_impossible_pids_name_no_thread(tmp_path: Path) -
     lines = _head(FTRACE, 3000)
     rename = next(ln for ln in lines if b"task_rename:" in ln)
     newtask = next(ln for ln in lines if b"task_newtask:" in ln)
-    bad = [re.sub(rb"pid=\d+", b"pid=" + b"7" * 5000, rename),
-           re.sub(rb"pid=\d+", b"pid=99999999999", newtask),
-           re.sub(rb"pid=\d+", b"pid=" + b"9" * 40, newtask)]
+    bad = [
+        re.sub(rb"pid=\d+", b"pid=" + b"7" * 5000, rename),
+        re.sub(rb"pid=\d+", b"pid=99999999999", newtask),
+        re.sub(rb"pid=\d+", b"pid=" + b"9" * 40, newtask),
+    ]
     plain = tracetool.load(_write(tmp_path / "plain.txt", lines))
     hurt = tracetool.load(_write(tmp_path / "hurt.txt", lines + bad))
     assert len(hurt) == len(plain) + len(bad)
@@ -160,11 +180,11 @@ def test_per_thread_file_named_beyond_int32(tmp_path: Path) -> None:
     shutil.copy(small[0], tmp_path / small[0].name)
     shutil.copy(small[1], tmp_path / "dst.2147483648.trace.xz")
     trace = tracetool.load(str(tmp_path))
-    expected = sum(sum(1 for ln in read_lines(str(p)) if re.match(rb"\d{4}-\d\d-\d\dT", ln))
-                   for p in small)
+    expected = sum(sum(1 for ln in read_lines(str(p)) if re.match(rb"\d{4}-\d\d-\d\dT", ln)) for p in small)
     assert len(trace) == expected
-    assert any("no thread id" in w.message and w.path.endswith("dst.2147483648.trace.xz")
-               for w in trace.warnings)
+    assert any(
+        "no thread id" in w.message and w.path.endswith("dst.2147483648.trace.xz") for w in trace.warnings
+    )
     assert set(trace.tid.tolist()) == {-1, int(small[0].name.split(".")[1])}
 
 
@@ -201,6 +221,7 @@ def test_simple_record_with_a_pid_beyond_int32(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ directories
+
 
 def _event_lines(data: bytes) -> int:
     """Event lines of a per-thread file of the threadify build, counted the plain way."""
@@ -246,22 +267,30 @@ def test_directory_without_traces_says_why(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ damaged compression
 
+
 def _zstd_streamed(data: bytes) -> bytes:
     """zstd as a streaming writer leaves it: a block flushed every 16 KiB, a checksum."""
     c = zstandard.ZstdCompressor(write_checksum=True).compressobj()  # as the zstd CLI writes
-    out = [c.compress(data[i : i + 16384]) + c.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
-           for i in range(0, len(data), 16384)]
+    out = [
+        c.compress(data[i : i + 16384]) + c.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+        for i in range(0, len(data), 16384)
+    ]
     return b"".join(out) + c.flush()
 
 
-_COMPRESS = {"xz": lzma.compress, "gz": gzip.compress,
-             "bz2": lambda d: bz2.compress(d, compresslevel=1), "zst": _zstd_streamed}
+_COMPRESS = {
+    "xz": lzma.compress,
+    "gz": gzip.compress,
+    "bz2": lambda d: bz2.compress(d, compresslevel=1),
+    "zst": _zstd_streamed,
+}
 
 
 @pytest.mark.parametrize("damage", ["cut", "flip"])
 @pytest.mark.parametrize("kind", sorted(_COMPRESS))
-def test_compressed_trace_damaged_in_its_first_64k_keeps_its_lines(tmp_path: Path, kind: str,
-                                                                    damage: str) -> None:
+def test_compressed_trace_damaged_in_its_first_64k_keeps_its_lines(
+    tmp_path: Path, kind: str, damage: str
+) -> None:
     lines = _head(("qemu-7.2", "e-precopy-mutex", "dst.trace.xz"), 500)
     raw = b"\n".join(lines) + b"\n"
     assert len(raw) < 65536
@@ -294,6 +323,7 @@ def test_compressed_trace_damaged_in_its_first_64k_keeps_its_lines(tmp_path: Pat
 
 # ------------------------------------------------------------------ every line counted once
 
+
 def _samples() -> list[str]:
     root = Path(sample())
     return sorted(str(p.relative_to(root)) for p in root.rglob("*.xz"))
@@ -310,7 +340,9 @@ def test_every_sample_line_is_counted_exactly_once(rel: str) -> None:
     fmt = info["format"]
     set_aside = summarize(trace).to_json()["inputs"][0]["set_aside"]
     if fmt in ("ftrace", "trace-cmd"):
-        headers = sum(1 for ln in read_lines(path)
-                      if ln.startswith(b"#") or re.fullmatch(rb"cpus=\d+|version = \S+", ln.strip()))
+        headers = sum(
+            1
+            for ln in read_lines(path)
+            if ln.startswith(b"#") or re.fullmatch(rb"cpus=\d+|version = \S+", ln.strip())
+        )
         assert set_aside.get("header", 0) == headers > 0
-

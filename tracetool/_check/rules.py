@@ -15,6 +15,7 @@ from tracetool._check.grammar import (
     ExpressionError,
     Literal,
     parse_expression,
+    parse_reference,
     parse_value,
 )
 from tracetool._check.metrics import (
