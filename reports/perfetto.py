@@ -46,7 +46,7 @@ import pandas as pd
 from parsers.segment import NO_TIME
 from reports.atomic import atomic_writer
 from reports.plots import NotInTrace, records, thread_lanes, trace_end_ns, trace_start_ns
-from tracetool._analyses.bql.bql import BqlReport
+from tracetool._analyses.bql.report import BqlReport
 from tracetool._model.trace import Trace
 from tracetool._timeline.timeline import Timeline
 

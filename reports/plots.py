@@ -297,7 +297,7 @@ def gantt(
     requests) as bars, nested spans below their parent; BQL holds as a red hatched strip at the
     bottom of the holder's lane; instants (checkpoints, state changes) as ticks at the top.
     ``timeline``/``bql`` default to :func:`tracetool._timeline.timeline.build_timeline` and, when the
-    trace has ``qemu_mutex_*`` events, :func:`tracetool._analyses.bql.bql.analyze_bql`; pass ``bql=False``
+    trace has ``qemu_mutex_*`` events, :func:`tracetool._analyses.bql.report.analyze_bql`; pass ``bql=False``
     to leave the holds out. Traces without thread ids get one lane per process. Collections
     carry gids (``span:KIND:LANE``, ``bql:LANE``, ``instant:KIND``) for inspection.
     """
@@ -560,7 +560,7 @@ def _holds(trace: Trace, bql: Any) -> pd.DataFrame | None:
     if bql is None:
         if trace.code_of("qemu_mutex_unlock") is None:
             return None
-        from tracetool._analyses.bql.bql import analyze_bql
+        from tracetool._analyses.bql.report import analyze_bql
 
         bql = analyze_bql(trace)
     frames = [p.holds for p in bql.processes.values() if p.mutex is not None and len(p.holds)]

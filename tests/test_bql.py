@@ -18,7 +18,8 @@ import pytest
 
 import tracetool
 from tests.conftest import run_cli, sample
-from tracetool._analyses.bql.bql import BqlProcess, normalize_site
+from tracetool._analyses.bql.report import BqlProcess
+from tracetool._analyses.bql.rules import normalize_site
 
 E72 = ("qemu-7.2", "e-precopy-mutex")
 TFY = ("qemu-threadify", "e-precopy-mutex")

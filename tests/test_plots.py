@@ -18,7 +18,7 @@ from reports import plots
 from reports.console import fmt_us
 from reports.plots import NotInTrace
 from tests.conftest import run_cli, sample
-from tracetool._analyses.bql.bql import analyze_bql
+from tracetool._analyses.bql.report import analyze_bql
 from tracetool._analyses.phases import analyze_phases
 from tracetool._model.trace import Trace
 from tracetool._timeline.timeline import build_timeline

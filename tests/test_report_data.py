@@ -13,7 +13,7 @@ import tracetool
 from reports.report_json import report_document, to_json_text
 from tests.conftest import SAMPLES
 from tracetool._analyses import registry
-from tracetool._analyses.bql.bql import NOT_IN_TRACE
+from tracetool._analyses.bql.report import NOT_IN_TRACE
 from tracetool._analyses.registry import NO_TIMESTAMPS
 from tracetool._analyses.reportdata import SECTIONS, ReportData, collect
 from tracetool._model.querymigrate import load_query_migrate

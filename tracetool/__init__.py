@@ -14,7 +14,7 @@ them all (:func:`run_analysis` runs one by name). Everything not in ``__all__`` 
 In Jupyter, ``%load_ext reports.notebook`` shows results as tables.
 """
 
-from tracetool._analyses.bql.bql import BqlProcess, BqlReport, analyze_bql
+from tracetool._analyses.bql.report import BqlProcess, BqlReport, analyze_bql
 from tracetool._analyses.compare import Comparison, compare
 from tracetool._analyses.multifd import MultifdReport
 from tracetool._analyses.phases import PhaseReport, analyze_phases

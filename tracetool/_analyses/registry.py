@@ -21,8 +21,8 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from tracetool._analyses.bql.bql import NOT_IN_TRACE as BQL_NOT_IN_TRACE
-from tracetool._analyses.bql.bql import BqlReport, analyze_bql
+from tracetool._analyses.bql.report import NOT_IN_TRACE as BQL_NOT_IN_TRACE
+from tracetool._analyses.bql.report import BqlReport, analyze_bql
 from tracetool._analyses.events import AnalysisEvents, EventPattern, event_data
 from tracetool._analyses.phases import PhaseReport, analyze_phases
 from tracetool._analyses.preempt import PreemptReport, analyze_preempt

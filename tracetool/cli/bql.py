@@ -26,7 +26,8 @@ def bql(
     """BQL holds and waits per thread, the longest holds with what the holder was loading,
     and hold time per incoming phase. Needs qemu_mutex_lock/locked/unlock in the trace."""
     from reports.bql import render_bql_text
-    from tracetool._analyses.bql.bql import analyze_bql, parse_address
+    from tracetool._analyses.bql.identify import parse_address
+    from tracetool._analyses.bql.report import analyze_bql
 
     if bql_addr is not None:
         parse_address(bql_addr)  # a typo fails before the trace is read

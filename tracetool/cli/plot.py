@@ -94,7 +94,7 @@ def plot(
             end_ns=parse_time(end, t0) if end else None,
         )
     elif kind is PlotKind.bql:
-        from tracetool._analyses.bql.bql import analyze_bql
+        from tracetool._analyses.bql.report import analyze_bql
 
         fig = plots.bql_distribution(analyze_bql(trace))
     elif kind is PlotKind.phases:

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 from tracetool._json import integer, number, text
 
 if TYPE_CHECKING:
-    from tracetool._analyses.bql.bql import BqlProcess, BqlReport, Inconsistency
+    from tracetool._analyses.bql.issues import Inconsistency
+    from tracetool._analyses.bql.report import BqlProcess, BqlReport
 
 MAX_LISTED = 1000
 """Inconsistencies and edges listed per process in JSON (all are counted)."""
