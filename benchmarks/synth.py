@@ -7,9 +7,12 @@ about 17% ``ram_load_loop`` lines, and a few section/vmstate events (one RAM sec
 thousands of pages, as in real traces). Threads
 interleave with small cross-thread timestamp back-steps, as the log backend produces.
 
+``generate_broken`` writes the opposite case: BQL events only, whose threads never complete a
+lock / locked / unlock sequence, so that every event is an inconsistency of the lock protocol.
+
 This is for scale and speed only; correctness is tested on real traces.
 
-    python benchmarks/synth.py OUT --lines 10000000 [--era tid|iso] [--seed 1]
+    python benchmarks/synth.py OUT --lines 10000000 [--era tid|iso] [--seed 1] [--mix broken]
 """
 
 from __future__ import annotations
@@ -85,7 +88,6 @@ class Writer:
         self.buf.clear()
 
 
-
 def mutex_triple(w: Writer, tid: int, addr: int, lock_site: str, unlock_site: str) -> None:
     """lock, locked, unlock of one thread. BQL triples are written whole and in time order, so
     the BQL has one holder at a time, as in a real trace."""
@@ -123,8 +125,7 @@ def generate(path: str, lines: int, era: str = "tid", seed: int = 1) -> int:
                     addr = (page * 4096) % (512 << 20)
                     w.emit(
                         THREADS["load"],
-                        f"ram_load_loop pc.ram: addr: {addr:#x} flags: 0x28 "
-                        f"host: {0x7FD078000000 + addr:#x}",
+                        f"ram_load_loop pc.ram: addr: {addr:#x} flags: 0x28 host: {0x7FD078000000 + addr:#x}",
                     )
             else:
                 section += 1
@@ -136,14 +137,45 @@ def generate(path: str, lines: int, era: str = "tid", seed: int = 1) -> int:
     return w.lines
 
 
+BROKEN_THREADS = [1000, 1010, 1011, 1014, 1020, 1021, 1030, 1031]
+# Per thread, over and over: lock, unlock, unlock, locked, locked. Each event breaks the lock
+# protocol: a lock followed by no locked, a release without a hold (twice), a hold taken again
+# before it was released (twice).
+BROKEN_CYCLE = ("lock", "unlock", "unlock", "locked", "locked")
+
+
+def generate_broken(path: str, lines: int, era: str = "tid", seed: int = 1) -> int:
+    """Writes ``lines`` BQL events of threads that never complete a lock sequence."""
+    rng = random.Random(seed)
+    text = {
+        "lock": "qemu_mutex_lock waiting on mutex {addr:#x} ({site})",
+        "locked": "qemu_mutex_locked taken mutex {addr:#x} ({site})",
+        "unlock": "qemu_mutex_unlock released mutex {addr:#x} ({site})",
+    }
+    step = dict.fromkeys(BROKEN_THREADS, 0)
+    with open(path, "w", encoding="ascii") as out:
+        w = Writer(out, era, 1_795_693_810_000_000_000, rng)
+        for tid in BROKEN_THREADS:
+            w.last[tid] = w.now
+        while w.lines < lines:
+            tid = rng.choice(BROKEN_THREADS)
+            kind = BROKEN_CYCLE[step[tid] % len(BROKEN_CYCLE)]
+            step[tid] += 1
+            site = BQL_UNLOCK_SITE if kind == "unlock" else rng.choice(BQL_LOCK_SITES)
+            w.emit(tid, text[kind].format(addr=BQL, site=site), in_order=True)
+        w.flush()
+    return w.lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out")
     ap.add_argument("--lines", type=int, default=10_000_000)
     ap.add_argument("--era", choices=["tid", "iso"], default="tid")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--mix", choices=["well-formed", "broken"], default="well-formed")
     a = ap.parse_args()
-    n = generate(a.out, a.lines, a.era, a.seed)
+    n = (generate if a.mix == "well-formed" else generate_broken)(a.out, a.lines, a.era, a.seed)
     print(f"{a.out}: {n} lines")
 
 

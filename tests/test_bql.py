@@ -354,7 +354,9 @@ def bql_addr72(lines72: list[str]) -> str:
 
 
 def kinds_at(result: BqlProcess, path: str) -> dict[int, str]:
-    return {i.line: i.kind for i in result.inconsistencies if i.path == path}
+    issues = result.inconsistencies
+    here = issues[issues["path"] == path]
+    return dict(zip(here["line"].tolist(), here["kind"].astype(str).tolist(), strict=True))
 
 
 def test_missing_unlock_is_flagged_at_its_line(tmp_path: Path, lines72: list[str], bql_addr72: str) -> None:
@@ -444,7 +446,8 @@ def test_two_holders_at_once_and_a_hold_open_at_the_end(
     result = tracetool.analyze_bql(tracetool.load(path)).primary
     assert result is not None
     assert kinds_at(result, path) == {2: "two-holders"}
-    assert [(e.line, e.kind) for e in result.edges] == [(5, "held-at-end")]
+    edges = result.edges
+    assert list(zip(edges["line"], edges["kind"].astype(str), strict=True)) == [(5, "held-at-end")]
     assert sorted(result.holds["duration_us"].dropna().tolist()) == [100.0, 300.0]
 
 

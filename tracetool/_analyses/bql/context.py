@@ -3,6 +3,8 @@ the BQL (:mod:`tracetool._timeline.timeline`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -10,6 +12,8 @@ from parsers.segment import NO_TIME
 from tracetool._analyses.bql.pairing import ATTRIBUTION_THREAD
 from tracetool._model.trace import Trace
 from tracetool.errors import UsageError
+
+KINDS = ("phase", "section", "device")
 
 
 class Context:
@@ -28,12 +32,13 @@ class Context:
         )
 
     def at(
-        self, process: str, tid: int | None, start: np.ndarray, end: np.ndarray
+        self, process: str, tid: int | None, start: np.ndarray, end: np.ndarray, kinds: Sequence[str] = KINDS
     ) -> dict[str, tuple[np.ndarray, list[str]]]:
-        """Per hold (taken at ``start``, released at ``end``): ``phase``, ``section`` and
-        ``device`` as (codes, names); code -1 is unknown."""
+        """Per hold (taken at ``start``, released at ``end``): each of ``kinds`` (``phase``,
+        ``section``, ``device``) as (codes, names); code -1 is unknown. The phase is the
+        process's whatever ``tid`` is."""
         none = np.full(len(start), -1, dtype=np.int64)
-        return {"phase": (none, []), "section": (none, []), "device": (none, [])}
+        return {k: (none, []) for k in kinds}
 
 
 class TimelineContext(Context):
@@ -53,15 +58,19 @@ class TimelineContext(Context):
         self._enclosing = timeline.enclosing
         self._timeline = timeline.build_timeline(trace)
         self._spans = self._timeline.spans
+        self._selected: dict[tuple[str, str | None], pd.DataFrame] = {}
 
     def _of(self, process: str, kind: str | None = None) -> pd.DataFrame:
-        s = self._spans
-        sel = (s["process"].astype(str) == process).to_numpy(dtype=bool) & (
-            s["start_ns"].to_numpy(dtype=np.int64) != NO_TIME
-        )
-        if kind is not None:
-            sel = sel & (s["kind"] == kind).to_numpy(dtype=bool)
-        return s[sel]
+        found = self._selected.get((process, kind))
+        if found is None:
+            s = self._spans
+            sel = (s["process"].astype(str) == process).to_numpy(dtype=bool) & (
+                s["start_ns"].to_numpy(dtype=np.int64) != NO_TIME
+            )
+            if kind is not None:
+                sel = sel & (s["kind"] == kind).to_numpy(dtype=bool)
+            found = self._selected[(process, kind)] = s[sel]
+        return found
 
     def phases(self, process: str) -> pd.DataFrame:
         p = self._of(process, "phase")
@@ -104,12 +113,20 @@ class TimelineContext(Context):
         return np.asarray(codes, dtype=np.int64)[inverse], [str(n) for n in names]
 
     def at(
-        self, process: str, tid: int | None, start: np.ndarray, end: np.ndarray
+        self, process: str, tid: int | None, start: np.ndarray, end: np.ndarray, kinds: Sequence[str] = KINDS
     ) -> dict[str, tuple[np.ndarray, list[str]]]:
-        out = {
-            "phase": self._enclosing_at(process, None, start, "phase"),
-            "section": self._enclosing_at(process, tid, start, "section"),
-        }
+        out: dict[str, tuple[np.ndarray, list[str]]] = {}
+        if "phase" in kinds:
+            out["phase"] = self._enclosing_at(process, None, start, "phase")
+        if "section" in kinds:
+            out["section"] = self._enclosing_at(process, tid, start, "section")
+        if "device" in kinds:
+            out["device"] = self._device_at(process, tid, start, end)
+        return out
+
+    def _device_at(
+        self, process: str, tid: int | None, start: np.ndarray, end: np.ndarray
+    ) -> tuple[np.ndarray, list[str]]:
         dev_codes, dev_names = self._enclosing_at(process, tid, start, "device")
         todo = dev_codes < 0
         if todo.any():
@@ -130,8 +147,7 @@ class TimelineContext(Context):
             fill = np.where(ok, span_code[np.where(ok, i, len(span_names))], -1)
             dev_codes = dev_codes.copy()
             dev_codes[todo] = fill
-        out["device"] = (dev_codes, dev_names)
-        return out
+        return dev_codes, dev_names
 
 
 def _runs(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -172,13 +188,14 @@ def attach_context(ctx: Context, label: str, holds: pd.DataFrame, attribution: s
         # Without thread ids the load's sections say what a hold did only for load-role holds.
         is_load = (holds["role"] == "load").to_numpy(dtype=bool)
         queries = [(-1, timed)]
-    codes = {k: np.full(len(holds), -1, dtype=np.int64) for k in ("phase", "section", "device")}
+    codes = {k: np.full(len(holds), -1, dtype=np.int64) for k in KINDS}
     names: dict[str, dict[str, int]] = {k: {} for k in codes}
-    for tid, mask in queries:  # one query per thread
+    # The phase is the process's: one query for every hold; sections and devices per thread.
+    for tid, mask, kinds in [(-1, timed, ("phase",)), *((t, m, KINDS[1:]) for t, m in queries)]:
         if not mask.any():
             continue
         for k, (local, local_names) in ctx.at(
-            label, None if tid < 0 else tid, start[mask], end[mask]
+            label, None if tid < 0 else tid, start[mask], end[mask], kinds
         ).items():
             remap = np.array(
                 [names[k].setdefault(n, len(names[k])) for n in local_names] + [-1], dtype=np.int64

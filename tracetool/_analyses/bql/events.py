@@ -1,4 +1,9 @@
-"""Reading the ``qemu_mutex_lock`` / ``locked`` / ``unlock`` events of a trace as numpy columns."""
+"""Reading the ``qemu_mutex_lock`` / ``locked`` / ``unlock`` events of a trace as numpy columns.
+
+Arguments are decoded once per distinct argument text (:meth:`Trace.fields_by_text`); the rows
+of an event only carry an index into those texts, so selecting the events of some mutexes is a
+test per distinct text and one gather over the rows.
+"""
 
 from __future__ import annotations
 
@@ -15,120 +20,161 @@ LOCK, LOCKED, UNLOCK = 0, 1, 2
 
 
 @dataclass
+class MutexPart:
+    """The rows of one mutex event name, with the arguments of each distinct text."""
+
+    kind: int  # LOCK, LOCKED or UNLOCK
+    rows: np.ndarray  # int64 trace rows, in time order
+    text: np.ndarray  # int64 per row: index into the per-text columns below
+    readable: np.ndarray  # bool per text: mutex, file and line decoded
+    mutex: np.ndarray  # uint64 per text
+    site: np.ndarray  # int32 per text: code into the call-site table (-1: none)
+    site_line: np.ndarray  # int32 per text (-1: unknown)
+
+    def unreadable_rows(self) -> np.ndarray:
+        """Rows whose arguments could not be decoded."""
+        return self.rows[~self.readable[self.text]]
+
+    def selected(self, keep: np.ndarray | None) -> np.ndarray:
+        """Per text: readable, and of a mutex in ``keep`` (None: any)."""
+        return self.readable if keep is None else self.readable & np.isin(self.mutex, keep)
+
+
+@dataclass
 class MutexEvents:
-    """Readable mutex events in time order, as numpy columns."""
+    """Readable mutex events in time order: their rows and, per distinct argument text (``code``),
+    the event kind, mutex, call site and line."""
 
     row: np.ndarray  # int64 row in the trace
-    kind: np.ndarray  # int8: LOCK, LOCKED, UNLOCK
-    mutex: np.ndarray  # uint64
-    site: np.ndarray  # int32 into the shared site table
-    site_line: np.ndarray  # int32, -1 unknown
-    unreadable: np.ndarray  # rows whose arguments could not be decoded
+    code: np.ndarray  # per event: index into the per-text columns
+    text_kind: np.ndarray  # int8 per text: LOCK, LOCKED, UNLOCK
+    text_mutex: np.ndarray  # uint64 per text
+    text_site: np.ndarray  # int32 per text, into the shared site table
+    text_site_line: np.ndarray  # int32 per text, -1 unknown
 
-    def take(self, which: np.ndarray) -> MutexEvents:
-        return MutexEvents(
-            self.row[which],
-            self.kind[which],
-            self.mutex[which],
-            self.site[which],
-            self.site_line[which],
-            self.unreadable,
-        )
+    def of_mutex(self, mutex: int) -> np.ndarray:
+        """Per event: whether it is on ``mutex``."""
+        return (self.text_mutex == np.uint64(mutex))[self.code]
 
-    @staticmethod
-    def merge(parts: Sequence[MutexEvents]) -> MutexEvents:
-        """One time-ordered set from several (each already in time order)."""
-        if len(parts) == 1:
-            return parts[0]
-        row = np.concatenate([p.row for p in parts])
-        unreadable = np.unique(np.concatenate([p.unreadable for p in parts]))
-        columns = [
-            np.concatenate([getattr(p, c) for p in parts]) for c in ("kind", "mutex", "site", "site_line")
-        ]
-        if len(row) > 1 and not bool((row[1:] >= row[:-1]).all()):
-            order = np.argsort(row, kind="stable")  # merges the sorted runs
-            row, columns = row[order], [c[order] for c in columns]
-        kind, mutex, site, site_line = columns
-        return MutexEvents(row, kind, mutex, site, site_line, unreadable)
+    @property
+    def kind(self) -> np.ndarray:
+        return self.text_kind[self.code]
+
+    @property
+    def mutex(self) -> np.ndarray:
+        return self.text_mutex[self.code]
+
+    @property
+    def site(self) -> np.ndarray:
+        return self.text_site[self.code]
+
+    @property
+    def site_line(self) -> np.ndarray:
+        return self.text_site_line[self.code]
 
 
-def read_mutex_events(
-    trace: Trace,
-    events: Sequence[str] = MUTEX_EVENTS,
-    keep: np.ndarray | None = None,
-    sites: dict[str, int] | None = None,
-) -> MutexEvents:
-    """Typed mutex address and call site of mutex events; only their distinct texts are decoded.
+def select_events(parts: Sequence[MutexPart], n_rows: int, keep: np.ndarray | None = None) -> MutexEvents:
+    """The readable events of ``parts`` (of the mutexes in ``keep`` only, when given) in time
+    order; ``n_rows``: the number of rows of the trace."""
+    offsets = np.cumsum([0] + [len(p.readable) for p in parts]).tolist()
+    code_at: np.ndarray = np.full(n_rows, -1, dtype=np.int64 if offsets[-1] >= 2**31 else np.int32)
+    for p, offset in zip(parts, offsets, strict=False):
+        ok = p.selected(keep)[p.text]
+        code_at[p.rows[ok]] = p.text[ok] + offset
+    row = np.flatnonzero(code_at >= 0)
+    code = code_at[row]
+    del code_at
+    return MutexEvents(
+        row,
+        code,
+        np.concatenate([np.full(len(p.readable), p.kind, dtype=np.int8) for p in parts] or [_NONE8]),
+        np.concatenate([p.mutex for p in parts] or [_NONE64]),
+        np.concatenate([p.site for p in parts] or [_NONE32]),
+        np.concatenate([p.site_line for p in parts] or [_NONE32]),
+    )
 
-    ``keep``: mutex addresses to keep (None: all). ``sites``: the call-site table to code sites
-    into (shared between calls; call-site files as printed -> code).
-    """
-    parts = read_parts(trace, events, keep, {} if sites is None else sites)
-    if not parts:
-        return _unreadable(np.zeros(0, np.int64))
-    return MutexEvents.merge(parts)
+
+_NONE8, _NONE32, _NONE64 = np.zeros(0, np.int8), np.zeros(0, np.int32), np.zeros(0, np.uint64)
 
 
 def read_parts(
-    trace: Trace, events: Sequence[str], keep: np.ndarray | None, sites: dict[str, int]
-) -> list[MutexEvents]:
-    """The events in time-ordered parts (one per event name).
+    trace: Trace, sites: dict[str, int], events: Sequence[str] = ("qemu_mutex_unlock", *MUTEX_EVENTS[:2])
+) -> list[MutexPart]:
+    """The mutex events of ``trace``, one part per event name that occurs.
 
-    Arguments are decoded once per distinct text; rows only gather integers from those.
+    ``sites``: the call-site table to code sites into (call-site files as printed -> code), filled
+    in the order the parts are read.
     """
-    parts: list[MutexEvents] = []
+    parts: list[MutexPart] = []
     for name in events:
-        k = MUTEX_EVENTS.index(name)
         rows, text, f = trace.fields_by_text(name)
         if not len(rows):
             continue
+        text = text.astype(np.int32) if len(f) < 2**31 else text
+        kind = MUTEX_EVENTS.index(name)
+        n = len(f)
         if not {"mutex", "file", "line"} <= set(f.columns):
-            parts.append(_unreadable(rows))
+            none = np.zeros(n, np.int32)
+            parts.append(
+                MutexPart(kind, rows, text, np.zeros(n, bool), np.zeros(n, np.uint64), none - 1, none - 1)
+            )
             continue
-        u_readable = f["decoded"].to_numpy(dtype=bool) & f["file"].notna().to_numpy(dtype=bool)
-        u_mutex = f["mutex"].to_numpy(dtype=np.uint64, na_value=0)
-        u_ok = u_readable if keep is None else u_readable & np.isin(u_mutex, keep)
-        u_codes, uniques = pd.factorize(f["file"], use_na_sentinel=True)
+        readable = f["decoded"].to_numpy(dtype=bool) & f["file"].notna().to_numpy(dtype=bool)
+        codes, uniques = pd.factorize(f["file"], use_na_sentinel=True)
         remap = np.array([sites.setdefault(str(u), len(sites)) for u in uniques] + [-1], dtype=np.int32)
-        u_site = remap[u_codes]
-        u_line = f["line"].to_numpy(dtype=np.int64, na_value=-1).astype(np.int32)
-        ok = u_ok[text]
-        kept = text[ok]
         parts.append(
-            MutexEvents(
-                rows[ok],
-                np.full(len(kept), k, dtype=np.int8),
-                u_mutex[kept],
-                u_site[kept],
-                u_line[kept],
-                rows[~u_readable[text]],
+            MutexPart(
+                kind,
+                rows,
+                text,
+                readable,
+                f["mutex"].to_numpy(dtype=np.uint64, na_value=0),
+                remap[codes],
+                f["line"].to_numpy(dtype=np.int64, na_value=-1).astype(np.int32),
             )
         )
     return parts
 
 
-def _unreadable(rows: np.ndarray) -> MutexEvents:
-    return MutexEvents(
-        np.zeros(0, np.int64),
-        np.zeros(0, np.int8),
-        np.zeros(0, np.uint64),
-        np.zeros(0, np.int32),
-        np.zeros(0, np.int32),
-        rows,
-    )
+def unreadable_rows(parts: Sequence[MutexPart]) -> np.ndarray:
+    """Rows of every part whose arguments could not be decoded, sorted."""
+    if not parts:
+        return np.zeros(0, np.int64)
+    return np.unique(np.concatenate([p.unreadable_rows() for p in parts]))
 
 
 @dataclass
 class BqlEvents:
     """The BQL events of one process with their trace coordinates, in pairing order."""
 
-    row: np.ndarray
     kind: np.ndarray
     site: np.ndarray
     site_line: np.ndarray
     thread: np.ndarray  # index into trace.threads
+    ts: np.ndarray  # int64 ns (NO_TIME: none)
+    source: np.ndarray  # index into trace.inputs
+    line: np.ndarray  # line (or offset) in that input
 
-    def take(self, order: np.ndarray) -> BqlEvents:
-        return BqlEvents(
-            self.row[order], self.kind[order], self.site[order], self.site_line[order], self.thread[order]
+    @classmethod
+    def of(cls, trace: Trace, ev: MutexEvents, sel: np.ndarray, order: np.ndarray | None = None) -> BqlEvents:
+        """The events ``sel`` of ``ev`` (in time order), then put in ``order`` when given, with
+        the trace columns they need. Gathering in time order reads the trace's columns front to
+        back; the reordering then works on the small gathered arrays."""
+
+        def take(column: np.ndarray) -> np.ndarray:
+            return column if order is None else column[order]
+
+        row = ev.row[sel]
+        code = take(ev.code[sel])
+        line = trace.line[row]
+        if len(line) and line.max() < 2**31:
+            line = line.astype(np.int32)
+        return cls(
+            ev.text_kind[code],
+            ev.text_site[code],
+            ev.text_site_line[code],
+            take(trace.row_thread[row]),
+            take(trace.ts[row]),
+            take(trace.source[row]),
+            take(line),
         )

@@ -6,9 +6,8 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
-from tracetool._analyses.bql.events import MutexEvents
+from tracetool._analyses.bql.events import MutexPart
 from tracetool._analyses.bql.rules import bql_rules, normalize_site, site_matches
 from tracetool.errors import UsageError
 
@@ -52,22 +51,46 @@ def site_key(site: np.ndarray, line: np.ndarray) -> np.ndarray:
     return site.astype(np.int64) << 32 | (line.astype(np.int64) & 0xFFFFFFFF)
 
 
-def identify_bql(unlocks: MutexEvents, sites: SiteTable, in_process: np.ndarray) -> tuple[int, str] | None:
-    """The mutex with the most releases from the BQL unlock function, and why; None if none."""
-    sel = in_process & sites.unlock_fn[unlocks.site]
-    if not sel.any():
+def identify_bql(
+    unlocks: MutexPart, sites: SiteTable, in_process: np.ndarray | None
+) -> tuple[int, str] | None:
+    """The mutex with the most releases from the BQL unlock function, and why; None if none.
+
+    ``in_process``: which unlock rows belong to the process (None: all). Ties go to the mutex
+    (and the call site) released first. Counted per distinct argument text, not per row.
+    """
+    n_text = len(unlocks.readable)
+    text = unlocks.text if in_process is None else unlocks.text[in_process]
+    count = np.bincount(text, minlength=n_text)
+    first = np.full(n_text, len(text), dtype=np.int64)
+    np.minimum.at(first, text, np.arange(len(text), dtype=np.int64))
+    site = np.maximum(unlocks.site, 0)
+    from_fn = unlocks.readable & sites.unlock_fn[site] & (count > 0)
+    cand = np.flatnonzero(from_fn)
+    if not len(cand):
         return None
-    codes, addrs = pd.factorize(unlocks.mutex[sel])
-    counts = np.bincount(codes)
-    order = np.argsort(-counts, kind="stable")
+    addrs, per_mutex, first_of = _group(unlocks.mutex[cand], count[cand], first[cand])
+    order = np.lexsort((first_of, -per_mutex))
     best = int(addrs[order[0]])
-    mine = sel & (unlocks.mutex == np.uint64(best))
-    total = int((in_process & (unlocks.mutex == np.uint64(best))).sum())
-    key = site_key(unlocks.site[mine], unlocks.site_line[mine])
-    kc, kv = pd.factorize(key)
-    top = int(np.argmax(np.bincount(kc)))
-    site = sites.text(int(kv[top] >> 32), int(kv[top] & 0xFFFFFFFF))
-    text = f"unlocks from {site} ({int(np.bincount(kc)[top])} of {total} releases)"
+    total = int(count[unlocks.readable & (unlocks.mutex == np.uint64(best))].sum())
+    mine = cand[unlocks.mutex[cand] == np.uint64(best)]
+    keys, per_site, site_first = _group(
+        site_key(site[mine], unlocks.site_line[mine]), count[mine], first[mine]
+    )
+    top = int(np.lexsort((site_first, -per_site))[0])
+    where = sites.text(int(keys[top] >> 32), int(keys[top] & 0xFFFFFFFF))
+    text_out = f"unlocks from {where} ({int(per_site[top])} of {total} releases)"
     if len(order) > 1:
-        text += f"; next candidate {int(addrs[order[1]]):#x} with {int(counts[order[1]])} such releases"
-    return best, text
+        text_out += (
+            f"; next candidate {int(addrs[order[1]]):#x} with {int(per_mutex[order[1]])} such releases"
+        )
+    return best, text_out
+
+
+def _group(values: np.ndarray, count: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Distinct values with their summed counts and earliest first appearance."""
+    uniq, inverse = np.unique(values, return_inverse=True)
+    summed = np.bincount(inverse, weights=count, minlength=len(uniq)).astype(np.int64)
+    earliest = np.full(len(uniq), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(earliest, inverse, first)
+    return uniq, summed, earliest

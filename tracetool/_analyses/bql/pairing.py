@@ -48,10 +48,16 @@ def _holds(
     at_start: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Hold start/end indices and status codes, in HOLD_STATUS order."""
-    start = np.concatenate([complete, np.full(len(at_start), -1), at_end, missing])
-    end = np.concatenate([complete_end, at_start, np.full(len(at_end) + len(missing), -1)])
+    itype = complete.dtype
+    start = np.concatenate([complete, np.full(len(at_start), -1, itype), at_end, missing])
+    end = np.concatenate([complete_end, at_start, np.full(len(at_end) + len(missing), -1, itype)])
     status = np.repeat(np.arange(4, dtype=np.int8), [len(complete), len(at_start), len(at_end), len(missing)])
-    return start.astype(np.int64), end.astype(np.int64), status
+    return start.astype(itype), end.astype(itype), status
+
+
+def index_type(n: int) -> type[np.signedinteger]:
+    """The integer type for indices into ``n`` events (int32 saves memory on millions)."""
+    return np.int32 if n < 2**31 - 1 else np.int64
 
 
 def pair_per_thread(
@@ -63,8 +69,8 @@ def pair_per_thread(
     same = group[1:] == group[:-1]
     k, s = kind, site
     nk, pk = _neighbour(k, same, END, -1), _neighbour(k, same, START, +1)
-    nsite, psite = _neighbour(s, same, -1, -1), _neighbour(s, same, -1, +1)
-    idx = np.arange(n)
+    del same
+    idx = np.arange(n, dtype=index_type(n))
     locked, unlock, lock = k == LOCKED, k == UNLOCK, k == LOCK
 
     complete = idx[locked & (nk == UNLOCK)]
@@ -89,9 +95,11 @@ def pair_per_thread(
     mismatch = waits[s[waits] != s[waits + 1]]
     # A locked without a lock is a condvar wake when the thread's previous event released the
     # BQL at that same site (qemu_cond_wait passes its caller's file:line to both events).
-    stray = idx[locked & (pk == UNLOCK) & (psite != s)]
+    stray = idx[locked & (pk == UNLOCK)]  # the previous event is of the same thread
+    stray = stray[s[stray - 1] != s[stray]]
     # A release outside the unlock function must be a condvar wait: re-taken at the same site.
-    foreign = idx[unlock & ~unlock_fn[site] & (nk != END) & ~((nk == LOCKED) & (nsite == s))]
+    foreign = idx[unlock & ~unlock_fn[site] & (nk != END)]  # the next event is of the same thread
+    foreign = foreign[~((nk[foreign] == LOCKED) & (s[foreign + 1] == s[foreign]))]
     issues = [
         (np.r_[missing, lost_end], np.r_[missing + 1, lost_end_by], "missing-unlock"),
         (np.r_[no_hold, lost_start], np.r_[no_hold - 1, lost_start_by], "unlock-without-hold"),
@@ -110,11 +118,11 @@ def pair_per_thread(
 
 def pair_by_call_site(kind: np.ndarray, site: np.ndarray) -> Pairs:
     """Pairs the BQL events of a process without thread ids; arrays in time order."""
-    idx = np.arange(len(kind))
+    idx = np.arange(len(kind), dtype=index_type(len(kind)))
     # One holder at a time: leave the lock events out and pair locked -> next unlock.
     hv = idx[kind != LOCK]
     same = np.ones(max(len(hv) - 1, 0), dtype=bool)
-    hk = kind[hv].astype(np.int64)
+    hk = kind[hv].astype(np.int8)
     nk, pk = _neighbour(hk, same, END, -1), _neighbour(hk, same, START, +1)
     nxt, prv = _neighbour(hv, same, -1, -1), _neighbour(hv, same, -1, +1)
     is_complete = (hk == LOCKED) & (nk == UNLOCK)

@@ -14,13 +14,16 @@ trace (``-trace 'qemu_mutex_*'``). Per process:
   ``"call-site"``); waits pair ``lock`` with the next ``locked`` at the same call site.
 * Events that do not fit (an ``unlock`` without a hold, a second ``locked`` while held, a
   ``locked`` without ``lock``, lines out of time order, two holders at once, the BQL address
-  used at a site that never takes the BQL) become :class:`Inconsistency` entries with file and
-  line, and the analysis still answers. Holds and waits cut by the start or the end of the trace
-  are listed apart as ``edges``: traces normally start and end with the BQL held.
+  used at a site that never takes the BQL) are counted as inconsistencies with file and line
+  (:class:`~tracetool._analyses.bql.issues.IssueTable`), and the analysis still answers. Holds
+  and waits cut by the start or the end of the trace are listed apart as ``edges``: traces
+  normally start and end with the BQL held.
 * Each hold is placed in the incoming phase, load section and device its holder was in when it
   took the lock (:mod:`tracetool._timeline.timeline`).
 
 The pairing is numpy over the mutex rows (shift-based, per thread); no Python loop per event.
+The statistics are computed from the paired arrays; the per-hold and per-wait DataFrames
+(``holds``, ``waits``) are built the first time they are asked for.
 
     >>> import tracetool
     >>> report = tracetool.analyze_bql(tracetool.load("dst.trace"))
@@ -36,33 +39,31 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tracetool._analyses.bql.context import Context, attach_context, make_context
+from tracetool._analyses.bql.context import make_context
 from tracetool._analyses.bql.document import report_json
-from tracetool._analyses.bql.events import MUTEX_EVENTS, BqlEvents, MutexEvents, read_mutex_events, read_parts
-from tracetool._analyses.bql.frames import (
-    HOLD_COLUMNS,
-    WAIT_COLUMNS,
-    Holders,
-    empty_frame,
-    hold_frame,
-    wait_frame,
+from tracetool._analyses.bql.events import (
+    MUTEX_EVENTS,
+    UNLOCK,
+    MutexPart,
+    read_parts,
+    select_events,
+    unreadable_rows,
 )
+from tracetool._analyses.bql.frames import HOLD_COLUMNS, WAIT_COLUMNS, HoldFrames, empty_frame
 from tracetool._analyses.bql.identify import SiteTable, identify_bql, parse_address
-from tracetool._analyses.bql.issues import Inconsistency, Where, out_of_order, overlaps
-from tracetool._analyses.bql.pairing import (
-    ATTRIBUTION_CALL_SITE,
-    ATTRIBUTION_THREAD,
-    pair_by_call_site,
-    pair_per_thread,
-)
-from tracetool._analyses.bql.rules import bql_rules, role_of_site
-from tracetool._analyses.bql.stats import PHASE_COLUMNS, THREAD_COLUMNS, hold_time_by_phase, thread_stats
+from tracetool._analyses.bql.issues import IssueTable
+from tracetool._analyses.bql.process import Selected, analyze_events, no_bql_note, select_bql
+from tracetool._analyses.bql.stats import PHASE_COLUMNS, THREAD_COLUMNS
 from tracetool._model.trace import Trace
 from tracetool.errors import UsageError
 
 NOT_IN_TRACE = "not in this trace: enable qemu_mutex_lock, qemu_mutex_locked, qemu_mutex_unlock"
 TOP_HOLDS = 10
 """How many of the longest holds a BQL document lists unless told otherwise."""
+
+
+def _no_issues() -> IssueTable:
+    return IssueTable([], SiteTable.of([]))
 
 
 @dataclass
@@ -76,30 +77,75 @@ class BqlProcess:
     started it (or ended it, when it began before the trace), ``end_line``, and the ``phase``,
     ``section`` and ``device`` its holder was in when it took the lock.
     ``waits``: ``tid``, ``thread``, ``role``, ``start_ns``, ``end_ns``, ``duration_us``,
-    ``site``, ``source``, ``line``. ``threads``: per-thread statistics (per role when
-    ``attribution`` is ``call-site``). ``by_phase``: hold time inside each phase.
+    ``site``, ``source``, ``line``. Both are built the first time they are read.
+    ``threads``: per-thread statistics (per role when ``attribution`` is ``call-site``).
+    ``by_phase``: hold time inside each phase. ``inconsistencies`` / ``edges``: ``path``,
+    ``line``, ``kind``, ``message`` in file order (``issues`` / ``edge_table`` hold them as
+    numpy columns, with the messages made only for the entries shown).
     """
 
     process: str
     side: str | None
-    mutex: int | None
-    identified_by: str | None
-    attribution: str | None
-    holds: pd.DataFrame
-    waits: pd.DataFrame
-    threads: pd.DataFrame
-    by_phase: pd.DataFrame
-    inconsistencies: list[Inconsistency] = field(default_factory=list)
-    edges: list[Inconsistency] = field(default_factory=list)
+    mutex: int | None = None
+    identified_by: str | None = None
+    attribution: str | None = None
+    threads: pd.DataFrame = field(default_factory=lambda: empty_frame(THREAD_COLUMNS))
+    by_phase: pd.DataFrame = field(default_factory=lambda: empty_frame(PHASE_COLUMNS))
+    issues: IssueTable = field(default_factory=_no_issues)
+    edge_table: IssueTable = field(default_factory=_no_issues)
     notes: list[str] = field(default_factory=list)
+    frames: HoldFrames | None = field(default=None, repr=False)
+    _built: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+
+    def _frame(self, name: str) -> pd.DataFrame:
+        if name not in self._built:
+            if name == "holds":
+                built = self.frames.hold_frame() if self.frames else empty_frame(HOLD_COLUMNS)
+            elif name == "waits":
+                built = self.frames.wait_frame() if self.frames else empty_frame(WAIT_COLUMNS)
+            elif name == "inconsistencies":
+                built = self.issues.frame()
+            else:
+                built = self.edge_table.frame()
+            self._built[name] = built
+        return self._built[name]
+
+    @property
+    def holds(self) -> pd.DataFrame:
+        """One row per hold, in start order (see the class docstring)."""
+        return self._frame("holds")
+
+    @property
+    def waits(self) -> pd.DataFrame:
+        """One row per wait, in start order."""
+        return self._frame("waits")
+
+    @property
+    def inconsistencies(self) -> pd.DataFrame:
+        """Events that do not fit the lock protocol: ``path``, ``line``, ``kind``, ``message``."""
+        return self._frame("inconsistencies")
+
+    @property
+    def edges(self) -> pd.DataFrame:
+        """Holds and waits cut by the start or the end of the trace, as ``inconsistencies``."""
+        return self._frame("edges")
+
+    @property
+    def inconsistency_count(self) -> int:
+        """How many inconsistencies (without building their messages)."""
+        return len(self.issues)
 
     def longest_holds(self, n: int = 10) -> pd.DataFrame:
-        """The ``n`` longest complete holds with a duration, longest first."""
-        done = self.holds[
-            self.holds["complete"].to_numpy(dtype=bool)
-            & self.holds["duration_us"].notna().to_numpy(dtype=bool)
-        ]
-        return done.sort_values(["duration_us", "start_ns"], ascending=[False, True], kind="stable").head(n)
+        """The ``n`` longest complete holds with a duration, longest first (ties: earlier first)."""
+        if self.frames is None:
+            return self.holds.head(0)
+        h = self.frames.holds
+        done = np.flatnonzero(h.complete & ~np.isnan(h.duration_us))
+        if 0 < n < len(done):  # only the holds at least as long as the n-th longest can be in it
+            d = h.duration_us[done]
+            done = done[d >= np.partition(d, len(d) - n)[len(d) - n]]
+        top = done[np.lexsort((h.start_ns[done], -h.duration_us[done]))[:n]]
+        return self.frames.hold_frame(top)
 
 
 @dataclass
@@ -122,7 +168,7 @@ class BqlReport:
     @property
     def inconsistent(self) -> bool:
         """True when any process has inconsistencies (``--strict`` fails on this)."""
-        return any(p.inconsistencies for p in self.processes.values())
+        return self.issue_count > 0
 
     @property
     def empty(self) -> bool:
@@ -132,7 +178,7 @@ class BqlReport:
     @property
     def issue_count(self) -> int:
         """Mutex events that do not fit the lock protocol, in every process."""
-        return sum(len(p.inconsistencies) for p in self.processes.values())
+        return sum(p.inconsistency_count for p in self.processes.values())
 
     def to_json(self, top: int | None = None) -> dict[str, Any]:
         """``{"bql": <primary process>, "processes": {label: ...}, "note": ...}`` with the
@@ -167,155 +213,74 @@ def analyze_bql(
     ctx = make_context(trace, context)  # first: its peak memory comes before ours
     proc_of_thread = th["process"].cat.codes.to_numpy()
     site_codes: dict[str, int] = {}
-    unlocks = read_mutex_events(trace, ("qemu_mutex_unlock",), sites=site_codes)
+    parts = read_parts(trace, site_codes)
     sites = SiteTable.of(list(site_codes))
-    unlock_proc = proc_of_thread[trace.row_thread[unlocks.row]]
-    found = {p: identify_bql(unlocks, sites, unlock_proc == p) for p in range(len(labels))}
+    found = _identify(trace, parts, sites, proc_of_thread, len(labels))
     addresses = [f[0] for f in found.values() if f is not None]
     keep = np.array(addresses + ([wanted] if wanted is not None else []), dtype=np.uint64)
-    ev = MutexEvents.merge(
-        [
-            unlocks.take(np.isin(unlocks.mutex, keep)),
-            *read_parts(trace, ("qemu_mutex_lock", "qemu_mutex_locked"), keep, site_codes),
-        ]
-    )
-    del unlocks, unlock_proc
-    sites = SiteTable.of(list(site_codes))
-    if wanted is not None and not (ev.mutex == np.uint64(wanted)).any():
+    ev = select_events(parts, len(trace), keep)
+    unreadable = unreadable_rows(parts)
+    del parts
+    if wanted is not None and not ev.of_mutex(wanted).any():
         raise UsageError(f"--bql-addr {wanted:#x}: no qemu_mutex events on that mutex in this trace")
-    ev_thread = trace.row_thread[ev.row]
-    ev_proc = proc_of_thread[ev_thread]
-    bad_proc = proc_of_thread[trace.row_thread[ev.unreadable]]
-    where = Where(trace, sites)
+    ev_proc = proc_of_thread[trace.row_thread[ev.row]]
+    bad_proc = proc_of_thread[trace.row_thread[unreadable]]
+    paths = trace.inputs["path"].astype(str).tolist()
     missing = [name for name, seen in zip(MUTEX_EVENTS, present, strict=True) if not seen]
-    out: dict[str, BqlProcess] = {}
+    # Every process's BQL events first, then the pairing: the mutex events of the whole trace
+    # are freed before the pairing's working memory is needed.
+    chosen: list[tuple[BqlProcess, Selected | None]] = []
     for p, label in enumerate(labels):
         in_proc = ev_proc == p
         if found[p] is None and not in_proc.any() and not (bad_proc == p).any():
             continue
-        res = _analyze_process(
-            trace, ev, sites, where, in_proc, ev_thread, label, side_of.get(label), wanted, found[p], ctx
-        )
-        res.inconsistencies.extend(
-            where.issue(int(r), "unreadable") for r in ev.unreadable[bad_proc == p].tolist()
-        )
-        res.inconsistencies.sort(key=lambda x: (x.path, x.line))
+        res = _empty(label, side_of.get(label), [], IssueTable(paths, sites), IssueTable(paths, sites))
+        chosen.append((res, select_bql(res, trace, ev, sites, in_proc, wanted, found[p])))
+    del ev, ev_proc
+    out: dict[str, BqlProcess] = {}
+    for res, selected in chosen:
+        if selected is not None:
+            analyze_events(res, trace, selected, sites, ctx)
+        bad = unreadable[bad_proc == labels.index(res.process)]
+        res.issues.add("unreadable", trace.source[bad], trace.line[bad])
         if missing:
             res.notes.append(
                 "not in this trace: "
                 + ", ".join(missing)
                 + (" (no wait times)" if "qemu_mutex_lock" in missing else "")
             )
-        out[label] = res
+        out[res.process] = res
+    del chosen
     if not out:  # mutex events, but no process has a BQL among them
-        note = (
-            "no BQL found: no qemu_mutex_unlock from "
-            + " or ".join(bql_rules().unlock_files)
-            + "; name it with --bql-addr"
-        )
+        note = no_bql_note()
         return BqlReport({lab: _empty(lab, side_of.get(lab), [note]) for lab in labels}, note=note, top=top)
     return BqlReport(out, top=top)
 
 
-def _empty(label: str, side: str | None, notes: list[str]) -> BqlProcess:
+def _empty(
+    label: str,
+    side: str | None,
+    notes: list[str],
+    issues: IssueTable | None = None,
+    edges: IssueTable | None = None,
+) -> BqlProcess:
     return BqlProcess(
         label,
         side,
-        None,
-        None,
-        None,
-        empty_frame(HOLD_COLUMNS),
-        empty_frame(WAIT_COLUMNS),
-        empty_frame(THREAD_COLUMNS),
-        empty_frame(PHASE_COLUMNS),
         notes=list(notes),
+        issues=_no_issues() if issues is None else issues,
+        edge_table=_no_issues() if edges is None else edges,
     )
 
 
-def _analyze_process(
-    trace: Trace,
-    ev: MutexEvents,
-    sites: SiteTable,
-    where: Where,
-    in_proc: np.ndarray,
-    ev_thread: np.ndarray,
-    label: str,
-    side: str | None,
-    wanted: int | None,
-    identified: tuple[int, str] | None,
-    ctx: Context,
-) -> BqlProcess:
-    res = _empty(label, side, [])
-    found = identified
-    if wanted is not None:
-        if (in_proc & (ev.mutex == np.uint64(wanted))).any():
-            found = (wanted, "given with --bql-addr")
-        else:
-            res.notes.append(f"--bql-addr {wanted:#x} does not occur in this process")
-    if found is None:
-        res.notes.append(
-            "no BQL found: no qemu_mutex_unlock from "
-            + " or ".join(bql_rules().unlock_files)
-            + "; name it with --bql-addr"
-        )
-        return res
-    res.mutex, res.identified_by = found
-    mine = in_proc & (ev.mutex == np.uint64(found[0]))
-    foreign = mine & sites.not_bql[ev.site]
-    res.inconsistencies.extend(
-        where.issue(int(ev.row[i]), "not-bql-site", site=where.site(ev, i), mutex=f"{found[0]:#x}")
-        for i in np.flatnonzero(foreign).tolist()
-    )
-    sel = np.flatnonzero(mine & ~foreign)
-    with_tid = trace.tid[ev.row[sel]] >= 0
-    if with_tid.any() and not with_tid.all():
-        res.inconsistencies.extend(
-            where.issue(int(ev.row[i]), "no-thread-id") for i in sel[~with_tid].tolist()
-        )
-        sel = sel[with_tid]
-    bql = BqlEvents(ev.row[sel], ev.kind[sel], ev.site[sel], ev.site_line[sel], ev_thread[sel])
-    if with_tid.any():
-        res.attribution = ATTRIBUTION_THREAD
-        small = bql.thread.astype(np.int16) if len(trace.threads) < 2**15 else bql.thread
-        bql = bql.take(np.argsort(small, kind="stable"))  # radix sort for small keys
-        pairs = pair_per_thread(bql.kind, bql.site, bql.thread, bql.row, sites.unlock_fn)
-        res.inconsistencies.extend(out_of_order(trace, where, bql))
-        site_role = None
-    else:
-        res.attribution = ATTRIBUTION_CALL_SITE
-        pairs = pair_by_call_site(bql.kind, bql.site)
-        site_role = np.array([role_of_site(str(s), side) for s in sites.label], dtype=object)
-        res.notes.append(
-            "no thread ids: holds are exact (one holder at a time) and attributed "
-            "to a thread role by the call site that took the BQL"
-        )
-        if pairs.unpaired_locks:
-            res.notes.append(
-                f"{pairs.unpaired_locks} lock events have no locked at the same "
-                "call site (concurrent waiters cannot be told apart without thread "
-                "ids): no wait time for them"
-            )
-    for idx, other, kind in pairs.issues:
-        res.inconsistencies.extend(
-            where.issue(int(bql.row[i]), kind, site=where.site(bql, i), other=int(trace.line[bql.row[o]]))
-            for i, o in zip(idx.tolist(), other.tolist(), strict=True)
-        )
-    res.edges = sorted(
-        (
-            where.issue(int(bql.row[i]), kind, site=where.site(bql, i))
-            for idx, kind in pairs.edges
-            for i in idx.tolist()
-        ),
-        key=lambda x: (x.path, x.line),
-    )
-    holders = Holders(trace, bql, site_role, label)
-    res.holds, hold_key = hold_frame(trace, bql, pairs, sites, holders)
-    res.waits, wait_key = wait_frame(trace, bql, pairs, sites, holders)
-    if res.attribution == ATTRIBUTION_THREAD:
-        res.inconsistencies.extend(overlaps(res.holds))
-    attach_context(ctx, label, res.holds, res.attribution)
-    res.threads = thread_stats(res.holds, hold_key, res.waits, wait_key, holders)
-    res.by_phase = hold_time_by_phase(ctx.phases(label), res.holds, hold_key, holders)
-    if not trace.has_time:
-        res.notes.append("no timestamps in this trace: counts only, no durations")
-    return res
+def _identify(
+    trace: Trace, parts: list[MutexPart], sites: SiteTable, proc_of_thread: np.ndarray, n_procs: int
+) -> dict[int, tuple[int, str] | None]:
+    """The BQL of each process (by index), from the releases in the BQL unlock function."""
+    unlocks = next((p for p in parts if p.kind == UNLOCK), None)
+    if unlocks is None:
+        return dict.fromkeys(range(n_procs))
+    if n_procs == 1:
+        return {0: identify_bql(unlocks, sites, None)}
+    row_proc = proc_of_thread[trace.row_thread[unlocks.rows]]
+    return {p: identify_bql(unlocks, sites, row_proc == p) for p in range(n_procs)}

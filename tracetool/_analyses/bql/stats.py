@@ -7,7 +7,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tracetool._analyses.bql.frames import Holders, empty_frame
+from parsers.segment import NO_TIME
+from tracetool._analyses.bql.frames import empty_frame
+from tracetool._analyses.bql.holders import Holders
+from tracetool._analyses.bql.intervals import Holds, Waits
 
 THREAD_COLUMNS = [
     "tid",
@@ -53,20 +56,18 @@ def _split(keys: np.ndarray, values: np.ndarray) -> dict[int, np.ndarray]:
     """Values split by key: one numpy slice per key."""
     if not len(keys):
         return {}
-    order = np.argsort(keys, kind="stable")
+    small = keys.astype(np.int16) if keys.min() >= 0 and keys.max() < 2**15 else keys
+    order = np.argsort(small, kind="stable")  # radix sort for small keys
     k, v = keys[order], values[order]
-    uniq, first = np.unique(k, return_index=True)
+    first = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
     bounds = np.r_[first, len(k)]
-    return {int(u): v[bounds[i] : bounds[i + 1]] for i, u in enumerate(uniq.tolist())}
+    return {int(k[f]): v[bounds[i] : bounds[i + 1]] for i, f in enumerate(first.tolist())}
 
 
-def thread_stats(
-    holds: pd.DataFrame, hold_key: np.ndarray, waits: pd.DataFrame, wait_key: np.ndarray, holders: Holders
-) -> pd.DataFrame:
+def thread_stats(holds: Holds, waits: Waits, holders: Holders) -> pd.DataFrame:
     """Per holder: count, total, max, p50/p90/p99 of complete holds and of waits."""
-    hd = holds["duration_us"].to_numpy(dtype=float)
-    wd = waits["duration_us"].to_numpy(dtype=float)
-    done = holds["complete"].to_numpy(dtype=bool)
+    hd, wd, hold_key, wait_key = holds.duration_us, waits.duration_us, holds.key, waits.key
+    done = holds.complete
     timed = done & ~np.isnan(hd)
     hold_d = _split(hold_key[timed], hd[timed])
     wait_d = _split(wait_key[~np.isnan(wd)], wd[~np.isnan(wd)])
@@ -91,21 +92,12 @@ def thread_stats(
     return out
 
 
-def hold_time_by_phase(
-    phases: pd.DataFrame, holds: pd.DataFrame, hold_key: np.ndarray, holders: Holders
-) -> pd.DataFrame:
+def hold_time_by_phase(phases: pd.DataFrame, holds: Holds, holders: Holders) -> pd.DataFrame:
     """Hold time inside each phase (holds cut at the phase's edges), in all and per holder."""
     if phases.empty:
         return empty_frame(PHASE_COLUMNS)
-    done = (
-        holds["complete"].to_numpy(dtype=bool)
-        & holds["start_ns"].notna().to_numpy()
-        & holds["end_ns"].notna().to_numpy()
-        & (hold_key >= 0)
-    )
-    hs = holds["start_ns"].to_numpy(dtype=np.int64, na_value=0)[done]
-    he = holds["end_ns"].to_numpy(dtype=np.int64, na_value=0)[done]
-    key = hold_key[done]
+    done = holds.complete & (holds.start_ns != NO_TIME) & (holds.end_ns != NO_TIME) & (holds.key >= 0)
+    hs, he, key = holds.start_ns[done], holds.end_ns[done], holds.key[done]
     records = []
     for name, ps, pe in zip(
         phases["name"].astype(str).tolist(),
