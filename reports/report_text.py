@@ -19,6 +19,7 @@ from rich.text import Text
 from reports.console import fmt_us, table
 from reports.phases import fmt_offset
 from reports.report_json import report_document
+from reports.trace_end import THREAD_COLUMNS, at_end_lines, headline, thread_rows
 from tracetool._analyses.reportdata import ReportData
 
 SECTION_TITLES = {
@@ -26,6 +27,7 @@ SECTION_TITLES = {
     "phases": "Incoming migration phases",
     "downtime": "Downtime and total time",
     "bql": "Big QEMU Lock (BQL)",
+    "trace_end": "When the trace ended",
     "preempt": "Postcopy preempt",
 }
 DEVICES_SHOWN = 12
@@ -127,6 +129,7 @@ def report_sections(doc: dict[str, Any]) -> list[Section]:
         "phases": _phases,
         "downtime": _downtime,
         "bql": _bql,
+        "trace_end": _trace_end,
         "preempt": _preempt,
     }
     out = []
@@ -424,8 +427,18 @@ def _bql_process(sec: Section, p: dict[str, Any], origin: int | None, several: b
         )
     if p["edge_count"]:
         sec.add(f"{p['edge_count']} holds or waits cut by the start or the end of the trace", "note")
+    for line in at_end_lines(p):
+        sec.add(line)
     for n in p["notes"]:
         sec.add(n, "note")
+
+
+def _trace_end(sec: Section, doc: dict[str, Any]) -> None:
+    end = doc["trace_end"]
+    sec.add(headline(end), "headline")
+    sec.add_table(
+        "Threads at the end of the trace", THREAD_COLUMNS, thread_rows(end), right=["before the end"]
+    )
 
 
 def _yes(v: bool | None) -> str:

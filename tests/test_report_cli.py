@@ -59,6 +59,7 @@ def test_report_writes_html_markdown_and_json_by_suffix(tmp_path: Path) -> None:
         "sec-phases",
         "sec-downtime",
         "sec-bql",
+        "sec-trace-end",
         "sec-preempt",
     ]
     text = " ".join(page.text)

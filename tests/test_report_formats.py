@@ -163,7 +163,14 @@ def test_html_report_is_one_offline_page_with_the_figures_embedded() -> None:
     text = " ".join(page.text)
     assert "dst: completed; load thread: mig/dst/main (22774)" in text
     sections = [a["id"] for a in page.all("section")]
-    assert sections == ["sec-summary", "sec-phases", "sec-downtime", "sec-bql", "sec-preempt"]
+    assert sections == [
+        "sec-summary",
+        "sec-phases",
+        "sec-downtime",
+        "sec-bql",
+        "sec-trace-end",
+        "sec-preempt",
+    ]
     assert NO_PLOTS not in text
 
 

@@ -25,6 +25,7 @@ from tracetool._analyses.registry import run as run_analysis
 from tracetool._analyses.reportdata import ReportData, collect
 from tracetool._analyses.summary import TraceSummary, summarize
 from tracetool._analyses.switchover import SwitchoverSummary
+from tracetool._analyses.trace_end import TraceEnd, analyze_trace_end
 from tracetool._check.evaluate import CheckReport, RuleResult, Status, check_trace
 from tracetool._model.load import load
 from tracetool._model.querymigrate import QueryMigrate, load_query_migrate
@@ -63,6 +64,7 @@ __all__ = [
     "SwitchoverSummary",
     "Timeline",
     "Trace",
+    "TraceEnd",
     "TraceEventsError",
     "TraceSummary",
     "UnknownFormat",
@@ -71,6 +73,7 @@ __all__ = [
     "analyze_bql",
     "analyze_phases",
     "analyze_preempt",
+    "analyze_trace_end",
     "build_timeline",
     "check_trace",
     "collect",

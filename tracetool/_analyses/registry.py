@@ -9,7 +9,7 @@ analysis is one module, one entry here and its rows in the metric table.
 
     >>> run(trace, "bql").to_json()["bql"]["threads"]
     >>> [a.name for a in sections()]
-    ['summary', 'phases', 'downtime', 'bql', 'preempt']
+    ['summary', 'phases', 'downtime', 'bql', 'trace_end', 'preempt']
 
 Results are computed once per trace and options (:func:`run` keeps them while the trace lives).
 """
@@ -28,6 +28,7 @@ from tracetool._analyses.phases import PhaseReport, analyze_phases
 from tracetool._analyses.preempt import PreemptReport, analyze_preempt
 from tracetool._analyses.summary import TraceSummary, summarize
 from tracetool._analyses.switchover import SwitchoverSummary, switchover_summary
+from tracetool._analyses.trace_end import TraceEnd, analyze_trace_end
 from tracetool._model.trace import Trace
 from tracetool._timeline.timeline import Timeline, build_timeline, rules
 from tracetool.errors import UsageError
@@ -147,6 +148,10 @@ def _bql_missing(trace: Trace, result: BqlReport) -> str:
     return result.note or BQL_NOT_IN_TRACE
 
 
+def _trace_end_missing(trace: Trace, result: TraceEnd) -> str:
+    return result.not_in_trace()
+
+
 def _preempt_missing(trace: Trace, result: PreemptReport) -> str:
     return (
         "not in this trace: no postcopy; to see preempt waits, migrate with the "
@@ -190,6 +195,13 @@ ANALYSES: dict[str, Analysis] = {
             events_key="bql",
             missing=_bql_missing,
             issues_from="bql",
+        ),
+        Analysis(
+            "trace_end",
+            "end-of-trace",
+            analyze_trace_end,
+            TraceEnd,
+            missing=_trace_end_missing,
         ),
         Analysis(
             "preempt",

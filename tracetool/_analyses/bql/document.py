@@ -89,6 +89,7 @@ def process_json(p: BqlProcess, top: int) -> dict[str, Any]:
         "edges": _issues(p.edge_table),
         "edge_count": len(p.edge_table),
         "notes": list(p.notes),
+        "at_end": None if p.at_end is None else p.at_end.to_json(),
     }
 
 

@@ -45,7 +45,7 @@ class MutexEvents:
     """Readable mutex events in time order: their rows and, per distinct argument text (``code``),
     the event kind, mutex, call site and line."""
 
-    row: np.ndarray  # int64 row in the trace
+    row: np.ndarray  # row in the trace (int32 when the trace has fewer than 2**31 rows)
     code: np.ndarray  # per event: index into the per-text columns
     text_kind: np.ndarray  # int8 per text: LOCK, LOCKED, UNLOCK
     text_mutex: np.ndarray  # uint64 per text
@@ -82,6 +82,8 @@ def select_events(parts: Sequence[MutexPart], n_rows: int, keep: np.ndarray | No
         ok = p.selected(keep)[p.text]
         code_at[p.rows[ok]] = p.text[ok] + offset
     row = np.flatnonzero(code_at >= 0)
+    if n_rows < 2**31:
+        row = row.astype(np.int32)
     code = code_at[row]
     del code_at
     return MutexEvents(
@@ -156,15 +158,16 @@ class BqlEvents:
     line: np.ndarray  # line (or offset) in that input
 
     @classmethod
-    def of(cls, trace: Trace, ev: MutexEvents, sel: np.ndarray, order: np.ndarray | None = None) -> BqlEvents:
-        """The events ``sel`` of ``ev`` (in time order), then put in ``order`` when given, with
-        the trace columns they need. Gathering in time order reads the trace's columns front to
-        back; the reordering then works on the small gathered arrays."""
+    def of(
+        cls, trace: Trace, ev: MutexEvents, sel: np.ndarray, row: np.ndarray, order: np.ndarray | None = None
+    ) -> BqlEvents:
+        """The events ``sel`` of ``ev`` (in time order; ``row``: their rows), then put in
+        ``order`` when given, with the trace columns they need. Gathering in time order reads
+        the trace's columns front to back; the reordering then works on the gathered arrays."""
 
         def take(column: np.ndarray) -> np.ndarray:
             return column if order is None else column[order]
 
-        row = ev.row[sel]
         code = take(ev.code[sel])
         line = trace.line[row]
         if len(line) and line.max() < 2**31:

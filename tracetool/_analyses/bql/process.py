@@ -79,21 +79,21 @@ def select_bql(
     mine[foreign] = False
     sel = np.flatnonzero(mine).astype(index_type(len(mine)))
     del mine
-    with_tid = trace.tid[ev.row[sel]] >= 0
-    if with_tid.any() and not with_tid.all():
-        at = ev.row[sel[~with_tid]]
-        res.issues.add("no-thread-id", trace.source[at], trace.line[at])
-        sel = sel[with_tid]
     row = ev.row[sel]
+    with_tid = trace.tid[row] >= 0
+    if with_tid.any() and not with_tid.all():
+        at = row[~with_tid]
+        res.issues.add("no-thread-id", trace.source[at], trace.line[at])
+        sel, row = sel[with_tid], row[with_tid]
     order = None
     if with_tid.any():
         thread = trace.row_thread[row]
         small = thread.astype(np.int16) if len(trace.threads) < 2**15 else thread
         del thread
-        order = np.argsort(small, kind="stable")  # radix sort for small keys
-        row = row[order]
-    bql = BqlEvents.of(trace, ev, sel, order)
-    return Selected(bql, row.astype(index_type(len(trace))), bool(with_tid.any()))
+        order = np.argsort(small, kind="stable").astype(index_type(len(small)))  # radix sort
+        del small
+    bql = BqlEvents.of(trace, ev, sel, row, order)
+    return Selected(bql, row if order is None else row[order], bool(with_tid.any()))
 
 
 def analyze_events(res: BqlProcess, trace: Trace, selected: Selected, sites: SiteTable, ctx: Context) -> None:

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tracetool._analyses.bql.at_end import AtEnd, MutexState, at_end_by_call_site
 from tracetool._analyses.bql.context import make_context
 from tracetool._analyses.bql.document import report_json
 from tracetool._analyses.bql.events import (
@@ -52,6 +53,7 @@ from tracetool._analyses.bql.events import (
 from tracetool._analyses.bql.frames import HOLD_COLUMNS, WAIT_COLUMNS, HoldFrames, empty_frame
 from tracetool._analyses.bql.identify import SiteTable, identify_bql, parse_address
 from tracetool._analyses.bql.issues import IssueTable
+from tracetool._analyses.bql.pairing import ATTRIBUTION_THREAD
 from tracetool._analyses.bql.process import Selected, analyze_events, no_bql_note, select_bql
 from tracetool._analyses.bql.stats import PHASE_COLUMNS, THREAD_COLUMNS
 from tracetool._model.trace import Trace
@@ -81,7 +83,8 @@ class BqlProcess:
     ``threads``: per-thread statistics (per role when ``attribution`` is ``call-site``).
     ``by_phase``: hold time inside each phase. ``inconsistencies`` / ``edges``: ``path``,
     ``line``, ``kind``, ``message`` in file order (``issues`` / ``edge_table`` hold them as
-    numpy columns, with the messages made only for the entries shown).
+    numpy columns, with the messages made only for the entries shown). ``at_end``: who held
+    the BQL and who waited for it when the trace ended, and any deadlock.
     """
 
     process: str
@@ -94,6 +97,7 @@ class BqlProcess:
     issues: IssueTable = field(default_factory=_no_issues)
     edge_table: IssueTable = field(default_factory=_no_issues)
     notes: list[str] = field(default_factory=list)
+    at_end: AtEnd | None = None
     frames: HoldFrames | None = field(default=None, repr=False)
     _built: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
@@ -220,6 +224,7 @@ def analyze_bql(
     keep = np.array(addresses + ([wanted] if wanted is not None else []), dtype=np.uint64)
     ev = select_events(parts, len(trace), keep)
     unreadable = unreadable_rows(parts)
+    state = MutexState(trace, parts, sites) if trace.has_tids else None
     del parts
     if wanted is not None and not ev.of_mutex(wanted).any():
         raise UsageError(f"--bql-addr {wanted:#x}: no qemu_mutex events on that mutex in this trace")
@@ -238,9 +243,15 @@ def analyze_bql(
         chosen.append((res, select_bql(res, trace, ev, sites, in_proc, wanted, found[p])))
     del ev, ev_proc
     out: dict[str, BqlProcess] = {}
+    span = _process_span(trace)
     for res, selected in chosen:
         if selected is not None:
             analyze_events(res, trace, selected, sites, ctx)
+            p = labels.index(res.process)
+            if res.attribution == ATTRIBUTION_THREAD and state is not None and res.mutex is not None:
+                res.at_end = state.at_end(p, res.mutex, *span[p])
+            else:
+                res.at_end = at_end_by_call_site(selected.bql, sites, res.side, *span[p])
         bad = unreadable[bad_proc == labels.index(res.process)]
         res.issues.add("unreadable", trace.source[bad], trace.line[bad])
         if missing:
@@ -271,6 +282,18 @@ def _empty(
         issues=_no_issues() if issues is None else issues,
         edge_table=_no_issues() if edges is None else edges,
     )
+
+
+def _process_span(trace: Trace) -> list[tuple[int | None, int | None]]:
+    """First and last event time of each process (by index), None without timestamps."""
+    th = trace.threads
+    first = th.groupby(th["process"].cat.codes, sort=True)["first_ns"].min()
+    last = th.groupby(th["process"].cat.codes, sort=True)["last_ns"].max()
+    out = []
+    for p in range(len(th["process"].cat.categories)):
+        f, e = first.get(p, pd.NA), last.get(p, pd.NA)
+        out.append((None if pd.isna(f) else int(f), None if pd.isna(e) else int(e)))
+    return out
 
 
 def _identify(
