@@ -87,7 +87,7 @@ class HoldFrames:
         """The holds (those at positions ``which`` of the start order, or all), with context."""
         h, bql = self.holds, self.bql
         pick = slice(None) if which is None else which
-        s, e, anchor = h.start[pick], h.end[pick], h.anchor[pick]
+        s, e, anchor = h.start[pick], h.end[pick], h.anchor(pick)
         start_ns, end_ns, status = h.start_ns[pick], h.end_ns[pick], h.status[pick]
         ei, ai = np.maximum(e, 0), np.maximum(anchor, 0)
         ended_by = np.where(e < 0, -1, np.where(self.sites.unlock_fn[bql.site[ei]], 0, 1))

@@ -19,7 +19,6 @@ class Holds:
 
     start: np.ndarray  # index of the locked event into the BQL events (-1: before the trace)
     end: np.ndarray  # index of the unlock event (-1: none seen)
-    anchor: np.ndarray  # the event that places the hold: its start, else its end
     status: np.ndarray  # int8 into HOLD_STATUS
     key: np.ndarray  # holder key (-1: unknown)
     start_ns: np.ndarray  # int64, NO_TIME when unknown
@@ -33,24 +32,30 @@ class Holds:
     def complete(self) -> np.ndarray:
         return self.status == 0
 
+    def anchor(self, which: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """The event that places each hold: its start, else its end."""
+        return np.where(self.start[which] >= 0, self.start[which], self.end[which])
+
     @classmethod
     def of(cls, bql: BqlEvents, pairs: Pairs, holders: Holders) -> Holds:
-        s, e = pairs.hold_start, pairs.hold_end
-        anchor = np.where(s >= 0, s, e)
+        s = pairs.hold_start
         start_ns = np.where(s >= 0, bql.ts[np.maximum(s, 0)], NO_TIME)
+        order = np.argsort(start_ns, kind="stable")  # holds open at the start (NO_TIME) go first
+        start_ns = start_ns[order]
+        s, e, status = s[order], pairs.hold_end[order], pairs.hold_status[order]
+        del order
         end_ns = np.where(e >= 0, bql.ts[np.maximum(e, 0)], NO_TIME)
+        anchor = np.where(s >= 0, s, e)
         key = holders.key_of[np.maximum(anchor, 0)] if len(anchor) else np.zeros(0, np.int64)
+        del anchor
         if holders.by_site:
             key = np.where(s >= 0, key, -1)  # a release with no hold seen: who took it is unknown
-        order = np.argsort(start_ns, kind="stable")  # holds open at the start (NO_TIME) go first
-        start_ns, end_ns, status = start_ns[order], end_ns[order], pairs.hold_status[order]
         timed = (start_ns != NO_TIME) & (end_ns != NO_TIME)
         return cls(
-            s[order],
-            e[order],
-            anchor[order],
+            s,
+            e,
             status,
-            key[order],
+            key,
             start_ns,
             end_ns,
             np.where(timed & (status == 0), (end_ns - start_ns) / 1000.0, np.nan),

@@ -73,7 +73,8 @@ class _Part:
 
     kind: str
     size: int
-    at_events: tuple[BqlEvents, np.ndarray, np.ndarray | None] | None = None  # events, idx, other
+    # events, idx, other (the related events, or their offset from idx)
+    at_events: tuple[BqlEvents, np.ndarray, np.ndarray | int | None] | None = None
     given: dict[str, np.ndarray | None] | None = None
 
     def columns(self, at: np.ndarray | slice) -> dict[str, np.ndarray | None]:
@@ -81,12 +82,13 @@ class _Part:
         if self.at_events is not None:
             ev, idx, other = self.at_events
             i = idx[at]
+            related = None if other is None else i + other if isinstance(other, int) else other[at]
             return {
                 "source": ev.source[i],
                 "line": ev.line[i],
                 "site": ev.site[i],
                 "site_line": ev.site_line[i],
-                "other": None if other is None else ev.line[other[at]],
+                "other": None if related is None else ev.line[related],
             }
         assert self.given is not None
         return {k: None if v is None else v[at] for k, v in self.given.items()}
@@ -122,9 +124,11 @@ class IssueTable:
             given = {"source": source, "line": line, "site": site, "site_line": site_line, "other": other}
             self._parts.append(_Part(kind, len(line), given=given))
 
-    def add_events(self, kind: str, bql: BqlEvents, idx: np.ndarray, other: np.ndarray | None = None) -> None:
-        """Entries at the BQL events ``idx``, naming their call site (and the line of the event
-        ``other``)."""
+    def add_events(
+        self, kind: str, bql: BqlEvents, idx: np.ndarray, other: np.ndarray | int | None = None
+    ) -> None:
+        """Entries at the BQL events ``idx``, naming their call site (and the line of the events
+        ``other``, or of those ``other`` places after ``idx``)."""
         if len(idx):
             self._parts.append(_Part(kind, len(idx), at_events=(bql, idx, other)))
 
@@ -233,6 +237,6 @@ def overlaps(issues: IssueTable, bql: BqlEvents, holds: Holds, tid: np.ndarray) 
     np.maximum.accumulate(owner, out=owner)
     bad = np.flatnonzero(start[1:] < reach[:-1]) + 1
     bad = bad[tid[bad] != tid[owner[bad - 1]]]
-    anchor = holds.anchor[done]
+    anchor = holds.anchor(done)
     at, by = anchor[bad], anchor[owner[bad - 1]]
     issues.add("two-holders", bql.source[at], bql.line[at], other=bql.line[by])

@@ -24,7 +24,7 @@ class Pairs:
     hold_status: np.ndarray  # int8 into HOLD_STATUS
     wait_start: np.ndarray  # the lock event
     wait_end: np.ndarray  # the locked event
-    issues: list[tuple[np.ndarray, np.ndarray, str]]  # (event, related event, kind)
+    issues: list[tuple[np.ndarray, np.ndarray | int, str]]  # (events, related events or offset, kind)
     edges: list[tuple[np.ndarray, str]]
     unpaired_locks: int = 0
 
@@ -100,13 +100,15 @@ def pair_per_thread(
     # A release outside the unlock function must be a condvar wait: re-taken at the same site.
     foreign = idx[unlock & ~unlock_fn[site] & (nk != END)]  # the next event is of the same thread
     foreign = foreign[~((nk[foreign] == LOCKED) & (s[foreign + 1] == s[foreign]))]
-    issues = [
-        (np.r_[missing, lost_end], np.r_[missing + 1, lost_end_by], "missing-unlock"),
-        (np.r_[no_hold, lost_start], np.r_[no_hold - 1, lost_start_by], "unlock-without-hold"),
-        (no_locked, no_locked + 1, "lock-without-locked"),
-        (mismatch, mismatch + 1, "site-mismatch"),
-        (stray, stray - 1, "locked-without-lock"),
-        (foreign, foreign, "release-outside-unlock"),
+    issues: list[tuple[np.ndarray, np.ndarray | int, str]] = [
+        (missing, 1, "missing-unlock"),
+        (lost_end, lost_end_by, "missing-unlock"),
+        (no_hold, -1, "unlock-without-hold"),
+        (lost_start, lost_start_by, "unlock-without-hold"),
+        (no_locked, 1, "lock-without-locked"),
+        (mismatch, 1, "site-mismatch"),
+        (stray, -1, "locked-without-lock"),
+        (foreign, 0, "release-outside-unlock"),
     ]
     edges = [
         (at_end, "held-at-end"),
@@ -138,7 +140,7 @@ def pair_by_call_site(kind: np.ndarray, site: np.ndarray) -> Pairs:
     paired = (wk[:-1] == LOCK) & (wk[1:] == LOCKED) & (ws[1:] == ws[:-1])
     ws_start, ws_end = wv[:-1][paired], wv[1:][paired]
     o = np.argsort(ws_start, kind="stable")
-    issues = [
+    issues: list[tuple[np.ndarray, np.ndarray | int, str]] = [
         (hv[is_missing], nxt[is_missing], "missing-unlock"),
         (hv[double], prv[double], "unlock-without-hold"),
     ]

@@ -125,6 +125,7 @@ def analyze_events(res: BqlProcess, trace: Trace, selected: Selected, sites: Sit
     holders = Holders(trace, bql.thread, bql.site, site_role, res.process)
     holds = Holds.of(bql, pairs, holders)
     waits = Waits.of(bql, pairs, holders)
+    del pairs
     if res.attribution == ATTRIBUTION_THREAD:
         overlaps(res.issues, bql, holds, holders.tid_of(holds.key))
     res.threads = thread_stats(holds, waits, holders)
