@@ -11,7 +11,7 @@ import pytest
 
 import tracetool
 from tests.conftest import run_cli, sample
-from tests.test_bql_at_end import events_of
+from tests.test_bql_at_end import events_of, lines_of
 from tracetool._analyses.trace_end import analyze_trace_end
 from tracetool._timeline.timeline import build_timeline
 
@@ -100,3 +100,13 @@ def test_bql_and_report_text_show_the_end_of_a_killed_run() -> None:
     data = json.loads(run_cli("report", *args, "--format", "json").stdout)
     assert data["trace_end"]["final_state"] == {"src": None, "dst": "postcopy-active"}
     assert data["notes"]["trace_end"] == []
+
+
+def test_processes_of_no_known_side_are_judged_each_by_its_own_states() -> None:
+    # Both QEMUs in one ftrace buffer without the TGID column: one process, no side.
+    path = Path(sample("qemu-threadify-ftrace", "e-precopy-markers-only", "ftrace.txt.xz"))
+    states = [line.rsplit(" ", 1)[-1] for line in lines_of(path) if "migrate_set_state" in line]
+    end = analyze_trace_end(tracetool.load(str(path)))
+    (label,) = [k for k in end.to_json()["final_state"] if k not in ("src", "dst")]
+    assert end.to_json()["final_state"][label] == states[-1] == "completed"
+    assert end.empty

@@ -72,9 +72,9 @@ class TraceEnd:
     """The end of a trace; see the module docstring."""
 
     ended_ns: int | None
-    final_state: dict[str, str | None]
+    final_state: dict[str, str | None]  # per traced side (or process label when its side is unknown)
     threads: list[ThreadEnd]
-    sides: tuple[str, ...]  # the traced sides
+    sides: tuple[str, ...]  # the keys of final_state: what was traced
 
     @property
     def finished(self) -> bool:
@@ -93,10 +93,10 @@ class TraceEnd:
         return 0
 
     def to_json(self) -> dict[str, Any]:
-        """``{"ended_ns", "final_state": {"src", "dst"}, "threads": [...]}``; see the README."""
+        """``{"ended_ns", "final_state": {"src", "dst", ...}, "threads": [...]}``; see the README."""
         return {
             "ended_ns": integer(self.ended_ns),
-            "final_state": {s: self.final_state.get(s) for s in SIDES},
+            "final_state": {**{s: None for s in SIDES}, **self.final_state},
             "threads": [t.to_json() for t in self.threads],
         }
 
@@ -113,15 +113,17 @@ def analyze_trace_end(trace: Trace) -> TraceEnd:
     ended = int(timed.max()) if len(timed) else None
     inst = tl.instants
     states = inst[(inst["kind"] == "state").to_numpy(dtype=bool)].sort_values("row", kind="stable")
+    procs = trace.processes
+    # Each side's process; when no process has a known side (no pids to tell), each process.
+    traced = [(side, label) for side in SIDES if (label := process_of_side(trace, side)) is not None]
+    if not traced:
+        traced = [(str(lab), str(lab)) for lab in procs["label"]]
     final: dict[str, str | None] = {}
     sides = []
-    for side in SIDES:
-        label = process_of_side(trace, side)
-        if label is None:
-            continue
-        sides.append(side)
+    for key, label in traced:
+        sides.append(key)
         mine = states[(states["process"].astype(str) == label).to_numpy(dtype=bool)]
-        final[side] = str(mine["name"].iloc[-1]) if len(mine) else None
+        final[key] = str(mine["name"].iloc[-1]) if len(mine) else None
     return TraceEnd(ended, final, _threads(trace, tl.spans, ended), tuple(sides))
 
 
