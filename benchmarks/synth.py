@@ -12,9 +12,13 @@ line of a page never seen before (a 64 GiB guest's RAM walked once), as RAM-load
 page-request traces are: there most argument texts are distinct, so interning does not shrink
 them.
 
+``generate_broken`` (``--mix broken``) writes the opposite case: BQL events only, whose threads
+never complete a lock / locked / unlock sequence, so that every event is an inconsistency of the
+lock protocol.
+
 This is for scale and speed only; correctness is tested on real traces.
 
-    python benchmarks/synth.py OUT --lines 10000000 [--era tid|iso] [--mix bql|distinct-args]
+    python benchmarks/synth.py OUT --lines 10000000 [--era tid|iso] [--mix bql|distinct-args|broken]
         [--seed 1]
 """
 
@@ -89,7 +93,6 @@ class Writer:
     def flush(self) -> None:
         self.out.write("".join(self.buf))
         self.buf.clear()
-
 
 
 def mutex_triple(w: Writer, tid: int, addr: int, lock_site: str, unlock_site: str) -> None:
@@ -167,8 +170,7 @@ def generate(path: str, lines: int, era: str = "tid", seed: int = 1, mix: str = 
                     addr = (page * 4096) % (512 << 20)
                     w.emit(
                         THREADS["load"],
-                        f"ram_load_loop pc.ram: addr: {addr:#x} flags: 0x28 "
-                        f"host: {0x7FD078000000 + addr:#x}",
+                        f"ram_load_loop pc.ram: addr: {addr:#x} flags: 0x28 host: {0x7FD078000000 + addr:#x}",
                     )
             else:
                 section += 1
@@ -180,15 +182,48 @@ def generate(path: str, lines: int, era: str = "tid", seed: int = 1, mix: str = 
     return w.lines
 
 
+BROKEN_THREADS = [1000, 1010, 1011, 1014, 1020, 1021, 1030, 1031]
+# Per thread, over and over: lock, unlock, unlock, locked, locked. Each event breaks the lock
+# protocol: a lock followed by no locked, a release without a hold (twice), a hold taken again
+# before it was released (twice).
+BROKEN_CYCLE = ("lock", "unlock", "unlock", "locked", "locked")
+
+
+def generate_broken(path: str, lines: int, era: str = "tid", seed: int = 1) -> int:
+    """Writes ``lines`` BQL events of threads that never complete a lock sequence."""
+    rng = random.Random(seed)
+    text = {
+        "lock": "qemu_mutex_lock waiting on mutex {addr:#x} ({site})",
+        "locked": "qemu_mutex_locked taken mutex {addr:#x} ({site})",
+        "unlock": "qemu_mutex_unlock released mutex {addr:#x} ({site})",
+    }
+    step = dict.fromkeys(BROKEN_THREADS, 0)
+    with open(path, "w", encoding="ascii") as out:
+        w = Writer(out, era, 1_795_693_810_000_000_000, rng)
+        for tid in BROKEN_THREADS:
+            w.last[tid] = w.now
+        while w.lines < lines:
+            tid = rng.choice(BROKEN_THREADS)
+            kind = BROKEN_CYCLE[step[tid] % len(BROKEN_CYCLE)]
+            step[tid] += 1
+            site = BQL_UNLOCK_SITE if kind == "unlock" else rng.choice(BQL_LOCK_SITES)
+            w.emit(tid, text[kind].format(addr=BQL, site=site), in_order=True)
+        w.flush()
+    return w.lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out")
     ap.add_argument("--lines", type=int, default=10_000_000)
     ap.add_argument("--era", choices=["tid", "iso"], default="tid")
-    ap.add_argument("--mix", choices=MIXES, default="bql")
+    ap.add_argument("--mix", choices=[*MIXES, "broken"], default="bql")
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
-    n = generate(a.out, a.lines, a.era, a.seed, a.mix)
+    if a.mix == "broken":
+        n = generate_broken(a.out, a.lines, a.era, a.seed)
+    else:
+        n = generate(a.out, a.lines, a.era, a.seed, a.mix)
     print(f"{a.out}: {n} lines")
 
 

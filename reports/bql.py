@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 
 from reports.console import fmt_us, table
+from reports.trace_end import at_end_lines, render_trace_end_text, wrapped
 from tracetool._analyses.bql.document import MAX_LISTED
 from tracetool._json import number
 
@@ -143,16 +144,22 @@ def render_process_text(data: dict[str, Any], out: Console, issues_shown: int = 
         out.print(f"{data['edge_count']} holds or waits cut by the start or end of the trace:")
         for i in data["edges"][:5]:
             out.print(f"  {i['path']}:{i['line']}: {i['message']}")
+    for line in at_end_lines(data):
+        out.print(wrapped(line))
     for note in data["notes"]:
         out.print(f"note: {note}")
 
 
-def render_bql_text(data: dict[str, Any], out: Console) -> None:
-    """The whole document (``BqlReport.to_json()``)."""
+def render_bql_text(data: dict[str, Any], out: Console, trace_end: dict[str, Any] | None = None) -> None:
+    """The whole document (``BqlReport.to_json()``), then, when given, what each thread did
+    last (``TraceEnd.to_json()`` of a trace that ends without a final migration state)."""
     if data["note"]:
         out.print(data["note"])
-        return
-    for i, proc in enumerate(data["processes"].values()):
-        if i:
-            out.print("")
-        render_process_text(proc, out)
+    else:
+        for i, proc in enumerate(data["processes"].values()):
+            if i:
+                out.print("")
+            render_process_text(proc, out)
+    if trace_end is not None:
+        out.print("")
+        render_trace_end_text(trace_end, out)

@@ -79,7 +79,7 @@ def bql_html(report: Any) -> str:
             f"<p><b>{html.escape(p.process)}</b>: BQL {p.mutex:#x} "
             f"({html.escape(p.identified_by or '')}); {done} complete holds, {len(p.waits)} "
             f"waits; attributed by {html.escape(p.attribution or '-')}; "
-            f"{len(p.inconsistencies)} inconsistencies</p>"
+            f"{p.inconsistency_count} inconsistencies</p>"
         )
         parts.append(_table(p.threads, BQL_THREAD_COLUMNS))
         parts.append("<p>Longest holds:</p>" + _table(p.longest_holds(5), HOLD_COLUMNS, 5))

@@ -55,7 +55,7 @@ from parsers.segment import NO_TIME
 from reports.atomic import atomic_writer
 from reports.perfetto_colo import ARGS as COLO_ARGS
 from reports.perfetto_colo import colo_spans
-from tracetool._analyses.bql.bql import BqlReport
+from tracetool._analyses.bql.report import BqlReport
 from tracetool._analyses.colo.colo import ColoReport
 from tracetool._analyses.downtime.result import DowntimeReport
 from tracetool._model.lanes import thread_lanes, trace_end_ns, trace_start_ns

@@ -21,6 +21,7 @@ from reports.console import fmt_us, table
 from reports.downtime import downtime_blocks
 from reports.phases import fmt_offset
 from reports.report_json import report_document
+from reports.trace_end import THREAD_COLUMNS, at_end_lines, headline, thread_rows
 from tracetool._analyses.reportdata import ReportData
 
 SECTION_TITLES = {
@@ -28,6 +29,7 @@ SECTION_TITLES = {
     "phases": "Incoming migration phases",
     "downtime": "Downtime end to end and total time",
     "bql": "Big QEMU Lock (BQL)",
+    "trace_end": "When the trace ended",
     "preempt": "Postcopy preempt",
     "colo": "COLO checkpoints and failover",
 }
@@ -134,6 +136,7 @@ def report_sections(doc: dict[str, Any]) -> list[Section]:
         "phases": _phases,
         "downtime": _downtime,
         "bql": _bql,
+        "trace_end": _trace_end,
         "preempt": _preempt,
         "colo": _colo,
     }
@@ -409,8 +412,18 @@ def _bql_process(sec: Section, p: dict[str, Any], origin: int | None, several: b
         )
     if p["edge_count"]:
         sec.add(f"{p['edge_count']} holds or waits cut by the start or the end of the trace", "note")
+    for line in at_end_lines(p):
+        sec.add(line)
     for n in p["notes"]:
         sec.add(n, "note")
+
+
+def _trace_end(sec: Section, doc: dict[str, Any]) -> None:
+    end = doc["trace_end"]
+    sec.add(headline(end), "headline")
+    sec.add_table(
+        "Threads at the end of the trace", THREAD_COLUMNS, thread_rows(end), right=["before the end"]
+    )
 
 
 def _yes(v: bool | None) -> str:

@@ -18,7 +18,8 @@ import pytest
 
 import tracetool
 from tests.conftest import run_cli, sample
-from tracetool._analyses.bql.bql import BqlProcess, normalize_site
+from tracetool._analyses.bql.report import BqlProcess
+from tracetool._analyses.bql.rules import normalize_site
 
 E72 = ("qemu-7.2", "e-precopy-mutex")
 TFY = ("qemu-threadify", "e-precopy-mutex")
@@ -353,7 +354,9 @@ def bql_addr72(lines72: list[str]) -> str:
 
 
 def kinds_at(result: BqlProcess, path: str) -> dict[int, str]:
-    return {i.line: i.kind for i in result.inconsistencies if i.path == path}
+    issues = result.inconsistencies
+    here = issues[issues["path"] == path]
+    return dict(zip(here["line"].tolist(), here["kind"].astype(str).tolist(), strict=True))
 
 
 def test_missing_unlock_is_flagged_at_its_line(tmp_path: Path, lines72: list[str], bql_addr72: str) -> None:
@@ -443,7 +446,8 @@ def test_two_holders_at_once_and_a_hold_open_at_the_end(
     result = tracetool.analyze_bql(tracetool.load(path)).primary
     assert result is not None
     assert kinds_at(result, path) == {2: "two-holders"}
-    assert [(e.line, e.kind) for e in result.edges] == [(5, "held-at-end")]
+    edges = result.edges
+    assert list(zip(edges["line"], edges["kind"].astype(str), strict=True)) == [(5, "held-at-end")]
     assert sorted(result.holds["duration_us"].dropna().tolist()) == [100.0, 300.0]
 
 
@@ -643,3 +647,52 @@ def test_without_timestamps_holds_are_counted_not_timed(tmp_path: Path, lines72:
     assert result.threads["hold_total_us"].isna().all()
     assert result.longest_holds().empty
     assert "no timestamps in this trace: counts only, no durations" in result.notes
+
+
+# ------------------------------------------------------------------ scale: lazy frames, counted issues
+def test_longest_holds_are_the_longest_rows_of_the_hold_frame(bql_tfy: tracetool.BqlReport) -> None:
+    dst = bql_tfy.processes["dst"]
+    done = dst.holds[dst.holds["complete"] & dst.holds["duration_us"].notna()]
+    want = done.sort_values(["duration_us", "start_ns"], ascending=[False, True], kind="stable").head(400)
+    got = dst.longest_holds(400)
+    assert want["duration_us"].duplicated().any()  # ties: the earlier hold first
+    assert got.index.tolist() == want.index.tolist()
+    for column in ("tid", "start_ns", "duration_us", "lock_site", "phase", "section", "device", "line"):
+        assert got[column].astype(object).tolist() == want[column].astype(object).tolist(), column
+
+
+def test_every_broken_event_is_counted_and_the_first_thousand_listed(tmp_path: Path) -> None:
+    # Threads that never complete lock -> locked -> unlock: lock, unlock, unlock, locked, locked.
+    cycle = [
+        ("qemu_mutex_lock", "waiting on", "util/main-loop.c:311"),
+        ("qemu_mutex_unlock", "released", "system/cpus.c:575"),
+        ("qemu_mutex_unlock", "released", "system/cpus.c:575"),
+        ("qemu_mutex_locked", "taken", "migration/savevm.c:3091"),
+        ("qemu_mutex_locked", "taken", "migration/savevm.c:3182"),
+    ]
+    tids = [101, 102, 103]
+    lines = []
+    for i in range(3000):
+        ev, verb, site = cycle[(i // len(tids)) % len(cycle)]
+        tid = tids[i % len(tids)]
+        lines.append(f"{tid}@1795694362.{i:06d}:{ev} {verb} mutex 0x55aa00000040 (../src/{site})")
+    path = write(tmp_path, lines)
+    result = tracetool.analyze_bql(tracetool.load(path)).primary
+    assert result is not None
+    doc = result.issues.first(10_000)
+    # Every event breaks the protocol, except what a trace edge explains: each thread's first
+    # event (a lock with nothing before it) and last one.
+    flagged = {i.line for i in doc}
+    edges = set(range(1, 4)) | set(range(len(lines) - 2, len(lines) + 1))
+    assert set(range(1, len(lines) + 1)) - flagged <= edges
+    out = run_cli("bql", path, "--format", "json")
+    data = json.loads(out.stdout)["bql"]
+    assert data["inconsistency_count"] == result.inconsistency_count == len(doc) > 1000
+    listed = data["inconsistencies"]
+    assert len(listed) == 1000
+    assert [i["line"] for i in listed] == sorted(i["line"] for i in listed)
+    frame = result.inconsistencies
+    assert len(frame) == data["inconsistency_count"]
+    assert frame.head(1000)[["line", "kind", "message"]].astype(object).values.tolist() == [
+        [i["line"], i["kind"], i["message"]] for i in listed
+    ]

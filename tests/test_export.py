@@ -27,7 +27,7 @@ import tracetool
 from reports.perfetto import chrome_trace, nest_layers, write_chrome_trace
 from reports.tables import export_tables, output_paths
 from tests.conftest import REPO, SAMPLES, run_cli, sample
-from tracetool._analyses.bql.bql import analyze_bql
+from tracetool._analyses.bql.report import analyze_bql
 from tracetool._analyses.tables import trace_tables
 from tracetool._model.trace import Trace
 from tracetool._timeline.builder import build_timeline

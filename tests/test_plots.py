@@ -23,7 +23,7 @@ from reports.plots.gantt import gantt
 from reports.plots.page_latency import page_latency
 from reports.plots.phases import phase_waterfall
 from tests.conftest import run_cli, sample
-from tracetool._analyses.bql.bql import analyze_bql
+from tracetool._analyses.bql.report import analyze_bql
 from tracetool._analyses.phases import analyze_phases
 from tracetool._analyses.preempt import PreemptReport, analyze_preempt
 from tracetool._model.lanes import thread_label, trace_start_ns

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import run_cli
 from tests.test_report_data import PLAIN_72
 from tests.test_report_formats import Page, md_tables
-from tracetool._analyses.bql.bql import NOT_IN_TRACE
+from tracetool._analyses.bql.report import NOT_IN_TRACE
 from tracetool.cli.main import app
 from tracetool.cli.report import ReportFormat, pick_format
 from tracetool.errors import UsageError
@@ -63,6 +63,7 @@ def test_report_writes_html_markdown_and_json_by_suffix(tmp_path: Path) -> None:
         "sec-phases",
         "sec-downtime",
         "sec-bql",
+        "sec-trace-end",
         "sec-preempt",
         "sec-colo",
     ]

@@ -13,7 +13,7 @@ import tracetool
 from reports.report_json import report_document, to_json_text
 from tests.conftest import SAMPLES
 from tracetool._analyses import registry
-from tracetool._analyses.bql.bql import NOT_IN_TRACE
+from tracetool._analyses.bql.report import NOT_IN_TRACE
 from tracetool._analyses.registry import NO_TIMESTAMPS
 from tracetool._analyses.reportdata import SECTIONS, ReportData, collect
 from tracetool._model.querymigrate import load_query_migrate
@@ -95,7 +95,7 @@ def test_a_failing_analysis_becomes_a_note_and_the_rest_still_reports(
 def test_json_document_holds_each_analysis_contract_under_a_stable_key() -> None:
     data = mutex_threadify()
     doc = json.loads(to_json_text(report_document(data)))  # also: no NaN, all serialisable
-    assert list(doc) == ["summary", "phases", "downtime", "bql", "preempt", "colo", "notes"]
+    assert list(doc) == ["summary", "phases", "downtime", "bql", "trace_end", "preempt", "colo", "notes"]
     assert list(doc["notes"]) == list(SECTIONS)
     assert doc["summary"]["totals"]["events"] == len(data.trace)
     assert data.phases is not None

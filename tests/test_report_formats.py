@@ -16,7 +16,7 @@ from reports.html import NO_PLOTS, report_html
 from reports.markdown import report_markdown
 from reports.report_text import DEVICES_SHOWN, report_text
 from tests.test_report_data import mutex_72, mutex_threadify, plain_72
-from tracetool._analyses.bql.bql import NOT_IN_TRACE
+from tracetool._analyses.bql.report import NOT_IN_TRACE
 from tracetool._analyses.reportdata import ReportData
 
 ALLOWED_TAGS = {
@@ -163,7 +163,15 @@ def test_html_report_is_one_offline_page_with_the_figures_embedded() -> None:
     text = " ".join(page.text)
     assert "dst: completed; load thread: mig/dst/main (22774)" in text
     sections = [a["id"] for a in page.all("section")]
-    assert sections == ["sec-summary", "sec-phases", "sec-downtime", "sec-bql", "sec-preempt", "sec-colo"]
+    assert sections == [
+        "sec-summary",
+        "sec-phases",
+        "sec-downtime",
+        "sec-bql",
+        "sec-trace-end",
+        "sec-preempt",
+        "sec-colo",
+    ]
     assert NO_PLOTS not in text
 
 

@@ -22,7 +22,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tracetool._analyses.bql.bql import BqlProcess, BqlReport, analyze_bql
+    from tracetool._analyses.bql.report import BqlProcess, BqlReport, analyze_bql
     from tracetool._analyses.colo.colo import ColoProcess, ColoReport, analyze_colo
     from tracetool._analyses.compare import Comparison, compare
     from tracetool._analyses.downtime.analysis import analyze_downtime
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from tracetool._analyses.registry import run as run_analysis
     from tracetool._analyses.reportdata import ReportData, collect
     from tracetool._analyses.summary import TraceSummary, summarize
+    from tracetool._analyses.trace_end import TraceEnd, analyze_trace_end
     from tracetool._check.evaluate import CheckReport, RuleResult, Status, check_trace, measure_metric
     from tracetool._check.repeats import RunsComparison, compare_runs
     from tracetool._model.lanes import thread_lanes, trace_start_ns
@@ -61,8 +62,8 @@ if TYPE_CHECKING:
 # do not pay for pandas and every analysis.
 _WHERE: dict[str, tuple[str, str]] = {
     "Analysis": ("tracetool._analyses.registry", "Analysis"),
-    "BqlProcess": ("tracetool._analyses.bql.bql", "BqlProcess"),
-    "BqlReport": ("tracetool._analyses.bql.bql", "BqlReport"),
+    "BqlProcess": ("tracetool._analyses.bql.report", "BqlProcess"),
+    "BqlReport": ("tracetool._analyses.bql.report", "BqlReport"),
     "CheckReport": ("tracetool._check.evaluate", "CheckReport"),
     "ColoProcess": ("tracetool._analyses.colo.colo", "ColoProcess"),
     "ColoReport": ("tracetool._analyses.colo.colo", "ColoReport"),
@@ -88,16 +89,18 @@ _WHERE: dict[str, tuple[str, str]] = {
     "Status": ("tracetool._check.evaluate", "Status"),
     "Timeline": ("tracetool._timeline.result", "Timeline"),
     "Trace": ("tracetool._model.trace", "Trace"),
+    "TraceEnd": ("tracetool._analyses.trace_end", "TraceEnd"),
     "TraceEventsError": ("tracetool.errors", "TraceEventsError"),
     "TraceSummary": ("tracetool._analyses.summary", "TraceSummary"),
     "UnknownFormat": ("tracetool.errors", "UnknownFormat"),
     "UsageError": ("tracetool.errors", "UsageError"),
     "analyses": ("tracetool._analyses.registry", "ANALYSES"),
-    "analyze_bql": ("tracetool._analyses.bql.bql", "analyze_bql"),
+    "analyze_bql": ("tracetool._analyses.bql.report", "analyze_bql"),
     "analyze_colo": ("tracetool._analyses.colo.colo", "analyze_colo"),
     "analyze_downtime": ("tracetool._analyses.downtime.analysis", "analyze_downtime"),
     "analyze_phases": ("tracetool._analyses.phases", "analyze_phases"),
     "analyze_preempt": ("tracetool._analyses.preempt", "analyze_preempt"),
+    "analyze_trace_end": ("tracetool._analyses.trace_end", "analyze_trace_end"),
     "build_timeline": ("tracetool._timeline.builder", "build_timeline"),
     "check_trace": ("tracetool._check.evaluate", "check_trace"),
     "collect": ("tracetool._analyses.reportdata", "collect"),
@@ -158,6 +161,7 @@ __all__ = [
     "Status",
     "Timeline",
     "Trace",
+    "TraceEnd",
     "TraceEventsError",
     "TraceSummary",
     "UnknownFormat",
@@ -168,6 +172,7 @@ __all__ = [
     "analyze_downtime",
     "analyze_phases",
     "analyze_preempt",
+    "analyze_trace_end",
     "build_timeline",
     "check_trace",
     "collect",

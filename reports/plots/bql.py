@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 
 from reports.console import fmt_us
 from reports.plots.common import GRID_COLOR, new_figure, not_in_trace, series_color
-from tracetool._analyses.bql.bql import BqlReport
+from tracetool._analyses.bql.report import BqlReport
 from tracetool._model.lanes import thread_label
 from tracetool.errors import NotInTrace
 

@@ -29,7 +29,7 @@ from reports.plots.common import (
     phase_colors,
     time_axis,
 )
-from tracetool._analyses.bql.bql import BqlReport
+from tracetool._analyses.bql.report import BqlReport
 from tracetool._model.lanes import thread_lanes, trace_end_ns, trace_start_ns
 from tracetool._model.trace import Trace
 from tracetool._timeline.result import Timeline

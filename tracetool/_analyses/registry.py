@@ -9,7 +9,7 @@ analysis is one module, one entry here and its rows in the metric table.
 
     >>> run(trace, "bql").to_json()["bql"]["threads"]
     >>> [a.name for a in sections()]
-    ['summary', 'phases', 'downtime', 'bql', 'preempt', 'colo']
+    ['summary', 'phases', 'downtime', 'bql', 'trace_end', 'preempt', 'colo']
 
 Results are computed once per trace and options (:func:`run` keeps them while the trace lives).
 """
@@ -21,8 +21,8 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from tracetool._analyses.bql.bql import NOT_IN_TRACE as BQL_NOT_IN_TRACE
-from tracetool._analyses.bql.bql import BqlReport, analyze_bql
+from tracetool._analyses.bql.report import NOT_IN_TRACE as BQL_NOT_IN_TRACE
+from tracetool._analyses.bql.report import BqlReport, analyze_bql
 from tracetool._analyses.colo.colo import NOT_IN_TRACE as COLO_NOT_IN_TRACE
 from tracetool._analyses.colo.colo import ColoReport, analyze_colo
 from tracetool._analyses.downtime.analysis import DEVICE_EVENTS, analyze_downtime
@@ -31,6 +31,7 @@ from tracetool._analyses.events import AnalysisEvents, EventPattern, event_data
 from tracetool._analyses.phases import PhaseReport, analyze_phases
 from tracetool._analyses.preempt import PreemptReport, analyze_preempt
 from tracetool._analyses.summary import TraceSummary, summarize
+from tracetool._analyses.trace_end import TraceEnd, analyze_trace_end
 from tracetool._model.trace import Trace
 from tracetool._timeline.builder import build_timeline
 from tracetool._timeline.result import Timeline
@@ -156,6 +157,10 @@ def _bql_missing(trace: Trace, result: BqlReport) -> str:
     return result.note or BQL_NOT_IN_TRACE
 
 
+def _trace_end_missing(trace: Trace, result: TraceEnd) -> str:
+    return result.not_in_trace()
+
+
 def _preempt_missing(trace: Trace, result: PreemptReport) -> str:
     return (
         "not in this trace: no postcopy; to see preempt waits, migrate with the "
@@ -207,6 +212,13 @@ ANALYSES: dict[str, Analysis] = {
             events_key="bql",
             missing=_bql_missing,
             issues_from="bql",
+        ),
+        Analysis(
+            "trace_end",
+            "end-of-trace",
+            analyze_trace_end,
+            TraceEnd,
+            missing=_trace_end_missing,
         ),
         Analysis(
             "preempt",

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from tracetool._analyses import registry
-from tracetool._analyses.bql.bql import BqlReport
+from tracetool._analyses.bql.report import BqlReport
 from tracetool._analyses.phases import PhaseReport
 from tracetool._analyses.preempt import PreemptReport
 from tracetool._model.querymigrate import QueryMigrate

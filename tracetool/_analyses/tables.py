@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from tracetool._analyses.bql.bql import BqlReport
+from tracetool._analyses.bql.report import BqlReport
 from tracetool._model.trace import Trace
 from tracetool._timeline.result import Timeline
 

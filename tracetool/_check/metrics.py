@@ -359,6 +359,25 @@ METRICS: tuple[Metric, ...] = (
         needs=_HOLDS,
         help="mutex events that do not fit the lock protocol",
     ),
+    M(
+        "bql.at_end.held",
+        "bql",
+        K.FLAG,
+        "bql.at_end.held_by_non_main",
+        needs=_HOLDS,
+        help="the BQL was held at the end of the trace by a thread other than the main thread "
+        "(QEMU quits with the main thread holding it)",
+    ),
+    M(
+        "bql.deadlocks",
+        "bql",
+        K.COUNT,
+        "bql.at_end.deadlock",
+        aggregate=A.COUNT,
+        needs=_HOLDS,
+        help="threads deadlocked at the end of the trace: waiting for a mutex they hold, or on a "
+        "cycle through other mutexes (needs thread ids)",
+    ),
     # ---------------------------------------------------------------- migtrace phases
     M(
         "phases.<name>.duration",

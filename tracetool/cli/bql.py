@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tracetool.cli.common import Inputs, OutputFormat, command, show
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from tracetool._analyses.bql.report import BqlReport
 
 BqlAddrOpt = Annotated[
     str | None,
@@ -26,9 +31,17 @@ def bql(
     """BQL holds and waits per thread, the longest holds with what the holder was loading,
     and hold time per incoming phase. Needs qemu_mutex_lock/locked/unlock in the trace."""
     from reports.bql import render_bql_text
-    from tracetool._analyses.bql.bql import analyze_bql, parse_address
+    from tracetool._analyses import registry
+    from tracetool._analyses.bql.identify import parse_address
+    from tracetool._analyses.bql.report import analyze_bql
 
     if bql_addr is not None:
         parse_address(bql_addr)  # a typo fails before the trace is read
-    result = analyze_bql(inputs.load(), bql_addr, top=top)
-    show(result, format, strict, lambda r, out: render_bql_text(r.to_json(), out))
+    trace = inputs.load()
+    result = analyze_bql(trace, bql_addr, top=top)
+
+    def render(r: BqlReport, out: Console) -> None:
+        end = registry.run(trace, "trace_end")  # a hung or killed run: what each thread did last
+        render_bql_text(r.to_json(), out, None if end.empty else end.to_json())
+
+    show(result, format, strict, render)

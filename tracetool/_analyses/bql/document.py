@@ -7,16 +7,16 @@ from typing import TYPE_CHECKING, Any
 from tracetool._json import integer, number, text
 
 if TYPE_CHECKING:
-    from tracetool._analyses.bql.bql import BqlProcess, BqlReport, Inconsistency
+    from tracetool._analyses.bql.issues import IssueTable
+    from tracetool._analyses.bql.report import BqlProcess, BqlReport
 
 MAX_LISTED = 1000
 """Inconsistencies and edges listed per process in JSON (all are counted)."""
 
 
-def _issues(items: list[Inconsistency]) -> list[dict[str, Any]]:
-    return [
-        {"path": i.path, "line": i.line, "kind": i.kind, "message": i.message} for i in items[:MAX_LISTED]
-    ]
+def _issues(table: IssueTable) -> list[dict[str, Any]]:
+    shown = table.first(MAX_LISTED)
+    return [{"path": i.path, "line": i.line, "kind": i.kind, "message": i.message} for i in shown]
 
 
 def process_json(p: BqlProcess, top: int) -> dict[str, Any]:
@@ -84,11 +84,12 @@ def process_json(p: BqlProcess, top: int) -> dict[str, Any]:
         "threads": threads,
         "longest_holds": longest,
         "by_phase": by_phase,
-        "inconsistencies": _issues(p.inconsistencies),
-        "inconsistency_count": len(p.inconsistencies),
-        "edges": _issues(p.edges),
-        "edge_count": len(p.edges),
+        "inconsistencies": _issues(p.issues),
+        "inconsistency_count": len(p.issues),
+        "edges": _issues(p.edge_table),
+        "edge_count": len(p.edge_table),
         "notes": list(p.notes),
+        "at_end": None if p.at_end is None else p.at_end.to_json(),
     }
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from tracetool._analyses.bql.bql import BqlProcess
+from tracetool._analyses.bql.report import BqlProcess
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from parsers.segment import NO_TIME
-from tracetool._analyses.bql.bql import BqlReport, analyze_bql
+from tracetool._analyses.bql.report import BqlReport, analyze_bql
 from tracetool._analyses.colo.bqlclip import BqlInside
 from tracetool._analyses.colo.failover import Failover, analyze_failover, channel_closed
 from tracetool._analyses.colo.pairing import pair_sides

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from parsers.segment import NO_TIME
-from tracetool._analyses.bql.bql import BqlReport, analyze_bql
+from tracetool._analyses.bql.report import BqlReport, analyze_bql
 from tracetool._analyses.downtime.critical import PathStep, critical_path
 from tracetool._analyses.downtime.devices import by_device, thread_holds
 from tracetool._analyses.downtime.explain import explain

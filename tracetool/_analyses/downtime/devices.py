@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tracetool._analyses.bql.bql import BqlReport
+from tracetool._analyses.bql.report import BqlReport
 from tracetool._analyses.downtime.critical import PathStep
 from tracetool._analyses.downtime.steps import SideEvents, device_events, records_of
 from tracetool._model.trace import Trace
