@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
 
 from reports.console import fmt_us, table
+from reports.timezero import TimeZero
 from reports.trace_end import at_end_lines, render_trace_end_text, wrapped
 from tracetool._analyses.bql.document import MAX_LISTED
 from tracetool._json import number
-
-
-def _time(ns: int | None) -> str:
-    if ns is None:
-        return "-"
-    if ns > 10**17:  # wall clock
-        return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%H:%M:%S.%f")
-    return f"{ns / 1e9:.6f}"
 
 
 def _us(v: Any) -> str:
@@ -26,8 +18,9 @@ def _us(v: Any) -> str:
     return fmt_us(f) if f is not None else "-"
 
 
-def render_process_text(data: dict[str, Any], out: Console, issues_shown: int = 20) -> None:
-    """One process (an entry of ``BqlReport.to_json()["processes"]``) as readable tables."""
+def render_process_text(data: dict[str, Any], out: Console, zero: TimeZero, issues_shown: int = 20) -> None:
+    """One process (an entry of ``BqlReport.to_json()["processes"]``) as readable tables; times
+    in seconds since ``zero``."""
     head = f"BQL in {data['process']}"
     if data["mutex"] is None:
         out.print(f"{head}: not found")
@@ -89,6 +82,7 @@ def render_process_text(data: dict[str, Any], out: Console, issues_shown: int = 
                     "wait max",
                     "wait p99",
                 ],
+                optional=["open", "p90", "wait p99", "wait max", "p50"],
             )
         )
     if data["longest_holds"]:
@@ -98,7 +92,7 @@ def render_process_text(data: dict[str, Any], out: Console, issues_shown: int = 
                 ["taken at", "held", "thread", "lock site", "phase", "section", "device", "line"],
                 [
                     [
-                        _time(h["start_ns"]),
+                        zero.at(h["start_ns"]),
                         _us(h["duration_us"]),
                         h["thread"] or h["role"] or "-",
                         h["lock_site"] or "-",
@@ -109,7 +103,8 @@ def render_process_text(data: dict[str, Any], out: Console, issues_shown: int = 
                     ]
                     for h in data["longest_holds"]
                 ],
-                right=["held", "line"],
+                right=["taken at", "held", "line"],
+                optional=["line", "section"],
             )
         )
     if data["by_phase"]:
@@ -144,22 +139,25 @@ def render_process_text(data: dict[str, Any], out: Console, issues_shown: int = 
         out.print(f"{data['edge_count']} holds or waits cut by the start or end of the trace:")
         for i in data["edges"][:5]:
             out.print(f"  {i['path']}:{i['line']}: {i['message']}")
-    for line in at_end_lines(data):
+    for line in at_end_lines(data, zero):
         out.print(wrapped(line))
     for note in data["notes"]:
         out.print(f"note: {note}")
 
 
-def render_bql_text(data: dict[str, Any], out: Console, trace_end: dict[str, Any] | None = None) -> None:
+def render_bql_text(
+    data: dict[str, Any], out: Console, zero: TimeZero, trace_end: dict[str, Any] | None = None
+) -> None:
     """The whole document (``BqlReport.to_json()``), then, when given, what each thread did
     last (``TraceEnd.to_json()`` of a trace that ends without a final migration state)."""
     if data["note"]:
         out.print(data["note"])
     else:
+        out.print(zero.header())
         for i, proc in enumerate(data["processes"].values()):
             if i:
                 out.print("")
-            render_process_text(proc, out)
+            render_process_text(proc, out, zero)
     if trace_end is not None:
         out.print("")
         render_trace_end_text(trace_end, out)

@@ -15,11 +15,12 @@ from typing import Any
 
 from rich.console import Console
 
+from reports.blocks import Section
 from reports.console import fmt_us
 from reports.html import FOOTER, EmbeddedFigure, embed, render_html
 from reports.markdown import render_markdown
 from reports.report_json import to_json_text
-from reports.report_text import Section, render_text
+from reports.report_text import render_text
 from tracetool._check.repeats import RunsComparison
 
 TITLE = "migtrace compare"

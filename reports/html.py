@@ -16,8 +16,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from reports.blocks import Para, Section, Table
 from reports.report_json import report_document
-from reports.report_text import Para, Section, Table, report_intro, report_sections, report_title
+from reports.report_sections import report_sections
+from reports.report_text import report_intro, report_title
 from tracetool._analyses.compare import Comparison
 from tracetool._analyses.reportdata import ReportData
 from tracetool.errors import NotInTrace

@@ -10,8 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from reports.blocks import Para, Section, Table
 from reports.report_json import report_document
-from reports.report_text import Para, Section, Table, report_intro, report_sections, report_title
+from reports.report_sections import report_sections
+from reports.report_text import report_intro, report_title
 from tracetool._analyses.reportdata import ReportData
 
 # CommonMark backslash escapes: the characters that could start markup inside a line.

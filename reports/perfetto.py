@@ -43,88 +43,42 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from parsers.segment import NO_TIME
 from reports.atomic import atomic_writer
-from reports.perfetto_colo import ARGS as COLO_ARGS
 from reports.perfetto_colo import colo_spans
+from reports.perfetto_events import (
+    INSTANT_SKIP_COLS,
+    LANE_SORT,
+    PAGE_KINDS,
+    PAGES_SORT,
+    PROCESS_TRACK_KINDS,
+    SYNTHETIC_TID,
+    Clock,
+    Track,
+    args_of,
+    bql_frame,
+    by_thread,
+    layer_name,
+    meta_event,
+    nest_layers,
+    page_events,
+    plain_label,
+    records,
+    span_events,
+    touching,
+)
 from tracetool._analyses.bql.report import BqlReport
 from tracetool._analyses.colo.colo import ColoReport
 from tracetool._analyses.downtime.result import DowntimeReport
 from tracetool._model.lanes import thread_lanes, trace_end_ns, trace_start_ns
 from tracetool._model.trace import Trace
 from tracetool._timeline.result import Timeline
-
-PROCESS_TRACK_KINDS = ("phase",)
-PAGE_KINDS = ("page-request",)
-SPAN_ARGS = (
-    "idstr",
-    "instance_id",
-    "section_id",
-    "section_type",
-    "version_id",
-    "downtime",
-    "command",
-    "len",
-    "ret",
-    "length",
-    "succeeded",
-    "channel",
-    "addr",
-    *COLO_ARGS,
-)
-HOLD_ARGS = ("status", "started_by", "ended_by", "lock_site", "phase", "section", "device")
-INSTANT_SKIP_COLS = ("process", "tid", "thread", "role", "kind", "name", "ts_ns", "row")
-LANE_SORT = 100  # sort index step per thread: its overflow tracks and BQL track sort within
-PAGES_SORT = 1_000_000
-SYNTHETIC_TID = 1_000_000_000
-"""First tid of the tracks that are not threads (phases, BQL, overflow, page requests)."""
-
-
-@dataclass
-class _Track:
-    pid: int
-    tid: int
-    name: str
-    sort: int
-    events: list[dict[str, Any]] = field(default_factory=list)
-
-
-GRID = 1 << 16
-"""Nanosecond traces: times are multiples of 1/GRID µs (exact sums in binary floating point
-up to 2**37 µs, 38 hours; the rounding to the grid is below 0.01 ns)."""
-
-
-class _Clock:
-    """Absolute ns -> Trace Event Format µs relative to the trace start (see module doc)."""
-
-    def __init__(self, start: int, whole_us: bool) -> None:
-        self.start = start
-        self.whole_us = whole_us
-
-    def _grid(self, twice_ns: int) -> float:
-        """(twice_ns / 2) ns in µs, rounded to the grid: integer arithmetic, one exact division."""
-        return ((twice_ns * GRID + 1000) // 2000) / GRID
-
-    def us(self, ns: int) -> int | float:
-        """A time: exact µs, or half a nanosecond late on the grid."""
-        rel = int(ns) - self.start
-        return rel // 1000 if self.whole_us else self._grid(2 * rel + 1)
-
-    def dur(self, start_ns: int, end_ns: int) -> int | float:
-        """The duration from ``start_ns`` to ``end_ns`` such that ``ts + dur`` is the end's own
-        value: read by Perfetto as whole ns, and the same float for every span ending then."""
-        a, z = int(start_ns), max(int(end_ns), int(start_ns))
-        if self.whole_us:
-            return (z - a) // 1000
-        return self._grid(2 * (z - self.start) + 2) - self._grid(2 * (a - self.start) + 1)
 
 
 def chrome_trace(
@@ -143,7 +97,7 @@ def chrome_trace(
     tl = timeline
     ts = trace.ts
     whole_us = bool(((ts[ts != NO_TIME] - start) % 1000 == 0).all())
-    builder = _Builder(trace, _Clock(start, whole_us), end)
+    builder = _Builder(trace, Clock(start, whole_us), end)
     spans = tl.spans
     if colo is not None and not colo.empty:
         extra = colo_spans(colo)
@@ -184,22 +138,22 @@ def write_chrome_trace(
 
 # ---------------------------------------------------------------------------------- building
 class _Builder:
-    def __init__(self, trace: Trace, clock: _Clock, end: int) -> None:
+    def __init__(self, trace: Trace, clock: Clock, end: int) -> None:
         self.trace = trace
         self.clock = clock
         self.start, self.end = clock.start, end
         self.lanes = thread_lanes(trace)
         self.pids = self._pids()
-        self.tracks: dict[tuple[int, int], _Track] = {}
+        self.tracks: dict[tuple[int, int], Track] = {}
         self.next_tid = SYNTHETIC_TID
         self.processes: dict[str, int] = {
             p: i for i, p in enumerate(dict.fromkeys(self.lanes["process"].tolist()))
         }
-        self.thread_track: dict[tuple[str, int], _Track] = {}
+        self.thread_track: dict[tuple[str, int], Track] = {}
         for rank, r in enumerate(records(self.lanes)):
             pid = self.pids[r["process"]]
             tid = pid if pd.isna(r["tid"]) else int(r["tid"])
-            label = _plain_label(r)
+            label = plain_label(r)
             t = self._track(pid, tid, label, LANE_SORT * (rank + 1))
             self.thread_track[(r["process"], -1 if pd.isna(r["tid"]) else int(r["tid"]))] = t
         self.counters: list[dict[str, Any]] = []
@@ -226,15 +180,15 @@ class _Builder:
             taken.add(n)
         return out
 
-    def _track(self, pid: int, tid: int | None, name: str, sort: int) -> _Track:
+    def _track(self, pid: int, tid: int | None, name: str, sort: int) -> Track:
         if tid is None:
             tid = self.next_tid
             self.next_tid += 1
-        t = _Track(pid, tid, name, sort)
+        t = Track(pid, tid, name, sort)
         self.tracks[(pid, tid)] = t
         return t
 
-    def _lane(self, process: str, tid: Any) -> _Track | None:
+    def _lane(self, process: str, tid: Any) -> Track | None:
         key = (process, -1 if tid is None or pd.isna(tid) else int(tid))
         return self.thread_track.get(key)
 
@@ -255,13 +209,13 @@ class _Builder:
                 self._layered(pid, "page requests", PAGES_SORT, group, page_events)
                 self._in_flight(pid, group)
         rest = s[~kinds.isin(PROCESS_TRACK_KINDS + PAGE_KINDS).to_numpy()]
-        for (process, tid), group in _by_thread(rest):
+        for (process, tid), group in by_thread(rest):
             track = self._lane(process, tid)
             if track is not None:
                 self._layered(track.pid, track.name, track.sort, group, span_events, track)
 
     def _layered(
-        self, pid: int, name: str, sort: int, frame: pd.DataFrame, make: Any, base: _Track | None = None
+        self, pid: int, name: str, sort: int, frame: pd.DataFrame, make: Any, base: Track | None = None
     ) -> None:
         """Complete events of ``frame`` on ``base`` (or a new track), overflow on more tracks."""
         starts = frame["start_ns"].to_numpy(dtype=np.int64)
@@ -273,10 +227,10 @@ class _Builder:
             for e, exact, cut in zip(events, ends.tolist(), (shown != ends).tolist(), strict=True):
                 if cut:
                     e["args"]["end_ns"] = exact
-        tracks: list[_Track] = [base] if base is not None else []
+        tracks: list[Track] = [base] if base is not None else []
         for k in range(int(layer.max()) + 1 if len(layer) else 0):
             if k == len(tracks):
-                tracks.append(self._track(pid, None, _layer_name(name, k, base is not None), sort + k))
+                tracks.append(self._track(pid, None, layer_name(name, k, base is not None), sort + k))
             tracks[k].events.extend(e for e, lay in zip(events, layer.tolist(), strict=True) if lay == k)
 
     def _in_flight(self, pid: int, req: pd.DataFrame) -> None:
@@ -304,7 +258,7 @@ class _Builder:
         for p in report.processes.values():
             if p.mutex is None:
                 continue
-            frames = [_bql_frame(p.holds, "BQL held", "bql"), _bql_frame(p.waits, "BQL wait", "bql-wait")]
+            frames = [bql_frame(p.holds, "BQL held", "bql"), bql_frame(p.waits, "BQL wait", "bql-wait")]
             both = (
                 pd.concat([f for f in frames if len(f)], ignore_index=True)
                 if any(len(f) for f in frames)
@@ -315,7 +269,7 @@ class _Builder:
             both["start_ns"] = both["start_ns"].fillna(self.start).astype(np.int64)
             both["end_ns"] = both["end_ns"].fillna(self.end).astype(np.int64)
             by_site = p.attribution != "thread"
-            for (process, tid), group in _by_thread(both, by_role=by_site):
+            for (process, tid), group in by_thread(both, by_role=by_site):
                 lane = self._lane(str(process), None if by_site else tid)
                 if lane is None:
                     continue
@@ -334,7 +288,7 @@ class _Builder:
             for label, side in zip(self.trace.processes["label"], self.trace.processes["side"], strict=True)
             if isinstance(side, str)
         }
-        placed: dict[str, list[tuple[dict[str, Any], int, int, _Track]]] = {}
+        placed: dict[str, list[tuple[dict[str, Any], int, int, Track]]] = {}
         for side in ("src", "dst"):
             pid = self.pids.get(side_label.get(side, ""))
             steps = report.steps.get(side) or []
@@ -406,7 +360,7 @@ class _Builder:
                     "ts": self.clock.us(r["ts_ns"]),
                     "pid": track.pid,
                     "tid": track.tid,
-                    "args": _args(r, extra),
+                    "args": args_of(r, extra),
                 }
             )
 
@@ -417,12 +371,14 @@ class _Builder:
         side = {str(a): b for a, b in zip(procs["label"], procs["side"], strict=True)}
         for label, pid in self.pids.items():
             what = {"dst": "incoming QEMU", "src": "outgoing QEMU"}.get(str(side.get(label)), "QEMU")
-            meta.append(_meta("process_name", pid, None, {"name": f"{label} ({what})"}))
-            meta.append(_meta("process_sort_index", pid, None, {"sort_index": self.processes.get(label, 0)}))
+            meta.append(meta_event("process_name", pid, None, {"name": f"{label} ({what})"}))
+            meta.append(
+                meta_event("process_sort_index", pid, None, {"sort_index": self.processes.get(label, 0)})
+            )
         timed: list[dict[str, Any]] = []
         for t in self.tracks.values():
-            meta.append(_meta("thread_name", t.pid, t.tid, {"name": t.name}))
-            meta.append(_meta("thread_sort_index", t.pid, t.tid, {"sort_index": t.sort}))
+            meta.append(meta_event("thread_name", t.pid, t.tid, {"name": t.name}))
+            meta.append(meta_event("thread_sort_index", t.pid, t.tid, {"sort_index": t.sort}))
             for e in t.events:
                 e["pid"], e["tid"] = t.pid, t.tid
             timed.extend(t.events)
@@ -430,168 +386,6 @@ class _Builder:
         timed.extend(self.counters)
         timed.sort(key=lambda e: (e["ts"], -e.get("dur", 0)))
         return meta + timed
-
-
-# ---------------------------------------------------------------------------------- helpers
-def nest_layers(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Per interval, the first layer where it nests properly (inside or after every interval
-    already there): within a layer no two intervals overlap partially.
-
-    Intervals are taken longest first at equal starts; an interval that starts where another
-    ends is after it. Most tracks need one layer, which is checked without a loop.
-    """
-    n = len(starts)
-    out = np.zeros(n, dtype=np.int64)
-    if n < 2:
-        return out
-    order = np.lexsort((-ends, starts))
-    s, e = starts[order], ends[order]
-    if bool((s[1:] >= e[:-1]).all()):  # one after another: no nesting at all
-        return out
-    stacks: list[list[int]] = []  # per layer: ends of the open intervals, innermost last
-    for i in order.tolist():  # tracks with nesting hold few spans (sections, devices...)
-        a, z = int(starts[i]), int(ends[i])
-        for k, stack in enumerate(stacks):
-            while stack and stack[-1] <= a:
-                stack.pop()
-            if not stack or z <= stack[-1]:
-                stack.append(z)
-                out[i] = k
-                break
-        else:
-            stacks.append([z])
-            out[i] = len(stacks) - 1
-    return out
-
-
-def touching(starts: np.ndarray, ends: np.ndarray, layer: np.ndarray) -> np.ndarray:
-    """1 for each span that ends on the nanosecond another span of its track begins, else 0.
-
-    Floating-point readers see such a pair overlap by half a nanosecond (see module doc):
-    these spans are shown 1 ns shorter. Zero-length spans are never touched.
-    """
-    long = ends > starts
-    begins = set(zip(layer[long].tolist(), starts[long].tolist(), strict=True))
-    hit = [lay_end in begins for lay_end in zip(layer.tolist(), ends.tolist(), strict=True)]
-    return (np.array(hit, dtype=bool) & long).astype(np.int64)
-
-
-def span_events(
-    frame: pd.DataFrame, clock: _Clock, starts: np.ndarray, ends: np.ndarray
-) -> list[dict[str, Any]]:
-    """Complete events for spans (timeline spans or BQL holds/waits frames)."""
-    extra = [c for c in SPAN_ARGS + HOLD_ARGS if c in frame.columns]
-    closed = frame["closed"].to_numpy(dtype=bool) if "closed" in frame else np.ones(len(frame), bool)
-    out = []
-    for r, a, z, ok in zip(records(frame), starts.tolist(), ends.tolist(), closed.tolist(), strict=True):
-        args = _args(r, extra)
-        name = _span_name(r)
-        if not ok:
-            args["closed"] = False
-            name += " (unclosed)"
-        out.append(
-            {
-                "name": name,
-                "cat": str(r["kind"]),
-                "ph": "X",
-                "ts": clock.us(a),
-                "dur": clock.dur(a, z),
-                "args": args,
-            }
-        )
-    return out
-
-
-def page_events(
-    frame: pd.DataFrame, clock: _Clock, starts: np.ndarray, ends: np.ndarray
-) -> list[dict[str, Any]]:
-    """Complete events for postcopy page requests, named by host address."""
-    out = span_events(frame, clock, starts, ends)
-    addrs = frame["addr"].tolist() if "addr" in frame else [None] * len(frame)
-    for e, addr in zip(out, addrs, strict=True):
-        if addr is not None and not pd.isna(addr):
-            e["name"] = f"page {int(addr):#x}" + (" (unclosed)" if e["name"].endswith("(unclosed)") else "")
-    return out
-
-
-def _layer_name(name: str, k: int, on_thread: bool) -> str:
-    """Track name of layer ``k``: the thread's own track, then ``· overlapping k``; for tracks
-    of their own (phases, page requests): ``name``, ``name 2``, ..."""
-    if on_thread:
-        return f"{name} · overlapping {k}"
-    return name if k == 0 else f"{name} {k + 1}"
-
-
-def _span_name(r: dict[str, Any]) -> str:
-    name = str(r["name"])
-    idstr = r.get("idstr")
-    if r["kind"] == "section" and isinstance(idstr, str) and idstr and idstr != name:
-        return f"{name} {idstr}"
-    return name
-
-
-def _bql_frame(frame: pd.DataFrame, name: str, kind: str) -> pd.DataFrame:
-    if not len(frame):
-        return frame
-    out = frame.copy()
-    out["name"] = name
-    out["kind"] = kind
-    out["start_ns"] = out["start_ns"].astype("Int64")
-    out["end_ns"] = out["end_ns"].astype("Int64")
-    if "site" in out and "lock_site" not in out:
-        out["lock_site"] = out["site"]
-    return out
-
-
-def _by_thread(frame: pd.DataFrame, by_role: bool = False) -> Iterable[tuple[tuple[str, Any], pd.DataFrame]]:
-    """Groups of a frame per (process, tid) — or (process, role) for call-site attribution."""
-    if not len(frame):
-        return []
-    key = frame["role"].astype(str) if by_role else frame["tid"].astype("Int64").fillna(-1)
-    groups = frame.groupby([frame["process"].astype(str), key], sort=False)
-    out = []
-    for (process, k), g in groups:
-        out.append(((str(process), None if not by_role and int(cast(int, k)) < 0 else k), g))
-    return out
-
-
-def _plain_label(r: dict[str, Any]) -> str:
-    """The lane label without the process prefix (Perfetto groups tracks by process)."""
-    label = str(r["label"])
-    prefix = f"{r['process']} · "
-    return label[len(prefix) :] if label.startswith(prefix) else label
-
-
-def _args(r: dict[str, Any], cols: Iterable[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for c in cols:
-        v = r.get(c)
-        if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
-            continue
-        if isinstance(v, (np.integer,)):
-            v = int(v)
-        elif isinstance(v, (np.floating,)):
-            v = float(v)
-        elif isinstance(v, (np.bool_,)):
-            v = bool(v)
-        elif not isinstance(v, (int, float, bool, str)):
-            v = str(v)
-        if c == "addr" and isinstance(v, int):
-            v = f"{v:#x}"
-        out[c] = v
-    return out
-
-
-def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as dicts keyed by column name (NA stays NA)."""
-    return cast(list[dict[str, Any]], frame.to_dict("records"))
-
-
-def _meta(name: str, pid: int, tid: int | None, args: dict[str, Any]) -> dict[str, Any]:
-    e: dict[str, Any] = {"name": name, "ph": "M", "pid": pid, "args": args}
-    if tid is not None:
-        e["tid"] = tid
-    return e
 
 
 __all__ = ["chrome_trace", "nest_layers", "write_chrome_trace"]

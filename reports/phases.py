@@ -7,19 +7,9 @@ from typing import Any
 from rich.console import Console
 
 from reports.console import fmt_us, table
+from reports.timezero import TimeZero
 
 MAX_ISSUES_SHOWN = 20
-
-
-def fmt_offset(ns: int | None, origin: int | None) -> str:
-    """A time as an offset from ``origin``: +1.234 ms, +12.345678 s."""
-    if ns is None or origin is None:
-        return "-"
-    d = ns - origin
-    sign = "-" if d < 0 else "+"
-    if abs(d) < 1_000_000_000:
-        return f"{sign}{abs(d) / 1e6:.3f} ms"
-    return f"{sign}{abs(d) / 1e9:.6f} s"
 
 
 def _thread(tid: Any, name: Any) -> str:
@@ -27,15 +17,15 @@ def _thread(tid: Any, name: Any) -> str:
     return f"{label} ({tid})" if tid is not None else str(label)
 
 
-def render_phases_text(doc: dict[str, Any], out: Console) -> None:
-    """Prints a ``PhaseReport.to_json()`` document as tables."""
+def render_phases_text(doc: dict[str, Any], out: Console, zero: TimeZero) -> None:
+    """Prints a ``PhaseReport.to_json()`` document as tables (times in seconds since ``zero``)."""
     lt = doc["load_thread"]
     lt_text = _thread(lt.get("tid"), lt.get("name")) + (" [inferred]" if lt.get("inferred") else "")
     out.print(
         f"Incoming migration ({doc['process'] or 'no destination'}): {doc['outcome']}; load thread: {lt_text}"
     )
     phases = doc["phases"]
-    origin = min((p["start_ns"] for p in phases if p["start_ns"] is not None), default=None)
+    out.print(zero.header())
     out.print(
         table(
             "Phases",
@@ -45,7 +35,7 @@ def render_phases_text(doc: dict[str, Any], out: Console) -> None:
                     p["name"],
                     _thread(p["tid"], p["thread"]),
                     p["role"],
-                    fmt_offset(p["start_ns"], origin),
+                    zero.at(p["start_ns"]),
                     fmt_us(p["duration_us"]),
                     "" if p["closed"] else "not closed",
                 ]
@@ -95,15 +85,11 @@ def render_phases_text(doc: dict[str, Any], out: Console) -> None:
     )
     cps = doc["checkpoints"]
     if cps:
-        first = cps[0]["ts_ns"]
         out.print(
             table(
                 "Downtime checkpoints",
                 ["process", "checkpoint", "thread", "at"],
-                [
-                    [c["process"], c["name"], _thread(c["tid"], c["thread"]), fmt_offset(c["ts_ns"], first)]
-                    for c in cps
-                ],
+                [[c["process"], c["name"], _thread(c["tid"], c["thread"]), zero.at(c["ts_ns"])] for c in cps],
                 right=["at"],
             )
         )

@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
 
 from reports.console import table
+from reports.timezero import TimeZero
 
 PID_ONLY_FORMATS = ("simple", "simpletrace-stap", "stap")
 
 
-def _time(ns: int | None, clock: str) -> str:
-    if ns is None:
-        return "-"
-    if clock == "wall":
-        dt = datetime.fromtimestamp(ns / 1e9, UTC)
-        return dt.strftime("%H:%M:%S.%f")
-    return f"{ns / 1e9:.6f}"
+def summary_zero(summary: dict[str, Any]) -> TimeZero:
+    """The time zero of a summary document: its first thread's first event."""
+    firsts = [t["first_ns"] for t in summary["threads"] if t["first_ns"] is not None]
+    return TimeZero(min(firsts) if firsts else None, summary["clock"])
 
 
 def render_summary_text(summary: dict[str, Any], out: Console, top_events: int = 15) -> None:
@@ -66,7 +63,8 @@ def render_summary_text(summary: dict[str, Any], out: Console, top_events: int =
         else:
             names = ", ".join(os.path.basename(p) for p in paths)
             out.print(f"not read ({reason}): {len(paths)} files in {os.path.dirname(paths[0])}: {names}")
-    clock = summary["clock"]
+    zero = summary_zero(summary)
+    out.print(zero.header())
     out.print(
         table(
             "Threads",
@@ -79,12 +77,12 @@ def render_summary_text(summary: dict[str, Any], out: Console, top_events: int =
                     t["role"],
                     "yes" if t["carries_load"] else "",
                     t["events"],
-                    _time(t["first_ns"], clock),
-                    _time(t["last_ns"], clock),
+                    zero.at(t["first_ns"]),
+                    zero.at(t["last_ns"]),
                 ]
                 for t in summary["threads"]
             ],
-            right=["tid", "events"],
+            right=["tid", "events", "first", "last"],
         )
     )
     if not any(t["tid"] is not None for t in summary["threads"]):

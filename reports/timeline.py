@@ -7,7 +7,8 @@ from typing import Any
 from rich.console import Console
 
 from reports.console import fmt_us, table
-from reports.phases import fmt_offset, render_notes_and_issues
+from reports.phases import render_notes_and_issues
+from reports.timezero import TimeZero
 from tracetool._timeline.result import Timeline, records
 
 
@@ -15,13 +16,12 @@ def _who(r: dict[str, Any]) -> str:
     return f"{r['thread']} ({r['tid']})" if r.get("tid") is not None else str(r["thread"])
 
 
-def render_timeline_text(tl: Timeline, out: Console, limit: int) -> None:
-    """Spans and instants in time order, times relative to the first one."""
+def render_timeline_text(tl: Timeline, out: Console, limit: int, zero: TimeZero) -> None:
+    """Spans and instants in time order, times in seconds since ``zero``."""
     spans, instants, notes, issues = tl.spans, tl.instants, tl.notes, tl.issues
     span_rows = records(spans.head(limit))
     inst_rows = records(instants.head(limit))
-    firsts = [r["start_ns"] for r in span_rows[:1]] + [r["ts_ns"] for r in inst_rows[:1]]
-    origin = min(firsts) if firsts else None
+    out.print(zero.header())
     more = "" if len(spans) <= limit else f", first {limit}"
     out.print(
         table(
@@ -29,7 +29,7 @@ def render_timeline_text(tl: Timeline, out: Console, limit: int) -> None:
             ["start", "duration", "kind", "name", "process", "thread", "role", "idstr", ""],
             [
                 [
-                    fmt_offset(r["start_ns"], origin),
+                    zero.at(r["start_ns"]),
                     fmt_us(r.get("duration_us")),
                     r["kind"],
                     r["name"],
@@ -51,7 +51,7 @@ def render_timeline_text(tl: Timeline, out: Console, limit: int) -> None:
                 f"Instants ({len(instants)}{more})",
                 ["at", "kind", "name", "process", "thread", "role"],
                 [
-                    [fmt_offset(r["ts_ns"], origin), r["kind"], r["name"], r["process"], _who(r), r["role"]]
+                    [zero.at(r["ts_ns"]), r["kind"], r["name"], r["process"], _who(r), r["role"]]
                     for r in inst_rows
                 ],
                 right=["at"],

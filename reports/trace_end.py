@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 
 from reports.console import fmt_us, table
+from reports.timezero import TimeZero
 
 WIDTH = 100
 
@@ -25,27 +26,26 @@ def _and(items: Sequence[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _since(ns: int | None, origin: int | None) -> str | None:
-    return None if ns is None or origin is None else f"{(ns - origin) / 1e9:.3f} s"
+def _at(ns: int | None, zero: TimeZero) -> str | None:
+    return None if ns is None or zero.ns is None else f"{zero.at(ns, 3)} s"
 
 
-def at_end_lines(process: dict[str, Any]) -> list[str]:
-    """The BQL at the end of the trace of one process, in a sentence (times from the process's
-    first event), and the deadlock when there is one; [] without an ``at_end``."""
+def at_end_lines(process: dict[str, Any], zero: TimeZero) -> list[str]:
+    """The BQL at the end of the trace of one process, in a sentence (times in seconds since
+    ``zero``), and the deadlock when there is one; [] without an ``at_end``."""
     end = process.get("at_end")
     if end is None:
         return []
-    origin = end["start_ns"]
     head = "At the end of the trace"
-    ended = _since(end["ended_ns"], origin)
+    ended = _at(end["ended_ns"], zero)
     if ended is not None:
-        head += f" ({ended} after the first event of {process['process']})"
+        head += f" ({process['process']}, at {ended})"
     holder = end["holder"]
     if holder is None:
         held = "nobody held the BQL"
     else:
         held = f"{_who(holder)} held the BQL"
-        since = _since(holder["since_ns"], origin)
+        since = _at(holder["since_ns"], zero)
         held += f" since {since}" if since is not None else ""
         held += f", taken at {holder['site']}" if holder["site"] else ""
     waiters = [_who(w) for w in end["waiters"]]

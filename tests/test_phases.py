@@ -15,6 +15,7 @@ import pytest
 import tracetool
 from reports.console import console
 from reports.phases import render_phases_text
+from reports.timezero import TimeZero
 from tests.conftest import SAMPLES, read_lines, run_cli, sample
 from tests.test_merge import capture
 from tracetool._analyses.multifd import multifd_recv
@@ -293,9 +294,15 @@ def test_phases_json_document_keys_and_types() -> None:
 def test_text_output_is_a_readable_table() -> None:
     r, _ = report("7.2/a-precopy")
     buf = io.StringIO()
-    render_phases_text(r.to_json(), console(buf))
+    trace = tracetool.load(sample("qemu-7.2/a-precopy-plain", "dst.trace.xz"))
+    zero = TimeZero.of(trace)
+    render_phases_text(r.to_json(), console(buf), zero)
     text = buf.getvalue()
     assert text.splitlines()[0].startswith("Incoming migration (dst): completed")
+    # times are seconds since the trace's first event, which the header names
+    assert text.splitlines()[1] == zero.header() and "2026-" in zero.header()
+    first_phase = r.phases.sort_values("start_ns").iloc[0]
+    assert f"{(int(first_phase['start_ns']) - int(trace.ts.min())) / 1e9:.6f}" in text
     assert "Device state loads (32)" in text and "116 ms" in text  # QEMU's downtime beside ours
 
 

@@ -14,7 +14,8 @@ import pytest
 from reports.console import console, fmt_us
 from reports.html import NO_PLOTS, report_html
 from reports.markdown import report_markdown
-from reports.report_text import DEVICES_SHOWN, report_text
+from reports.report_sections import DEVICES_SHOWN
+from reports.report_text import report_text
 from tests.test_report_data import mutex_72, mutex_threadify, plain_72
 from tracetool._analyses.bql.report import NOT_IN_TRACE
 from tracetool._analyses.reportdata import ReportData

@@ -31,6 +31,7 @@ def bql(
     """BQL holds and waits per thread, the longest holds with what the holder was loading,
     and hold time per incoming phase. Needs qemu_mutex_lock/locked/unlock in the trace."""
     from reports.bql import render_bql_text
+    from reports.timezero import TimeZero
     from tracetool._analyses import registry
     from tracetool._analyses.bql.identify import parse_address
     from tracetool._analyses.bql.report import analyze_bql
@@ -42,6 +43,6 @@ def bql(
 
     def render(r: BqlReport, out: Console) -> None:
         end = registry.run(trace, "trace_end")  # a hung or killed run: what each thread did last
-        render_bql_text(r.to_json(), out, None if end.empty else end.to_json())
+        render_bql_text(r.to_json(), out, TimeZero.of(trace), None if end.empty else end.to_json())
 
     show(result, format, strict, render)

@@ -10,8 +10,10 @@ def phases(inputs: Inputs, *, format: OutputFormat, strict: bool) -> None:
     """Incoming migration phases of the destination: which thread ran what, per-device load
     times, RAM sections, outcome, and the switchover downtime from both ends."""
     from reports.phases import render_phases_text
+    from reports.timezero import TimeZero
     from tracetool._analyses.phases import analyze_phases
 
     query = inputs.query()
-    result = analyze_phases(inputs.load(), query)
-    show(result, format, strict, lambda r, out: render_phases_text(r.to_json(), out))
+    trace = inputs.load()
+    result = analyze_phases(trace, query)
+    show(result, format, strict, lambda r, out: render_phases_text(r.to_json(), out, TimeZero.of(trace)))

@@ -37,7 +37,10 @@ def timeline(
     """Spans (begin/end pairs: phases, sections, devices, waits...) and instants (checkpoints,
     state changes) of every thread, from the rules in tracetool/_timeline/spans.toml."""
     from reports.timeline import render_timeline_text
+    from reports.timezero import TimeZero
     from tracetool._timeline.builder import build_timeline
 
-    result = build_timeline(inputs.load()).select(kind, thread)
-    show(result, format, strict, lambda r, out: render_timeline_text(r, out, limit))
+    trace = inputs.load()
+    result = build_timeline(trace).select(kind, thread)
+    zero = TimeZero.of(trace)
+    show(result, format, strict, lambda r, out: render_timeline_text(r, out, limit, zero))

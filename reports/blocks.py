@@ -1,0 +1,97 @@
+"""The report's content as format-neutral blocks.
+
+A report is a list of :class:`Section`; each holds :class:`Table` and :class:`Para` blocks whose
+cells are already formatted strings, so that the terminal (:mod:`reports.report_text`),
+Markdown (:mod:`reports.markdown`) and HTML (:mod:`reports.html`) outputs show the same figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from reports.console import fmt_us
+
+
+@dataclass(frozen=True)
+class Table:
+    """A titled table of formatted cells; ``right`` names the right-aligned (numeric) columns.
+
+    ``compact``: how many rows the terminal and Markdown outputs show (None: all); the rest
+    are counted in a "... N more" line. HTML shows every row.
+    """
+
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    right: frozenset[str] = frozenset()
+    compact: int | None = None
+    optional: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Para:
+    """A line of text. ``kind``: "headline" (the key finding), "text", or "note"."""
+
+    text: str
+    kind: str = "text"
+
+
+Block = Table | Para
+
+
+@dataclass
+class Section:
+    """One part of a report; ``key`` is its JSON key (figures attach to it too)."""
+
+    key: str
+    title: str
+    blocks: list[Block] = field(default_factory=list)
+
+    def add_table(
+        self,
+        title: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        right: Sequence[str] = (),
+        compact: int | None = None,
+        optional: Sequence[str] = (),
+    ) -> None:
+        """Adds a table; cells become strings ("" for None). ``optional``: columns a narrow
+        terminal may leave out, the first named first."""
+        self.blocks.append(
+            Table(
+                title,
+                tuple(columns),
+                tuple(tuple("" if v is None else str(v) for v in r) for r in rows),
+                frozenset(right),
+                compact,
+                tuple(optional),
+            )
+        )
+
+    def add(self, text: str, kind: str = "text") -> None:
+        """Adds a line of text."""
+        self.blocks.append(Para(text, kind))
+
+
+# ---------------------------------------------------------------------------------- helpers
+def who(tid: Any, name: Any) -> str:
+    """A thread as ``name (tid)``; ``?`` when unnamed."""
+    label = name if name not in (None, "", "?") else "?"
+    return f"{label} ({tid})" if tid is not None else str(label)
+
+
+def us(v: float | None) -> str:
+    """A duration in µs, human-formatted ("-" when unknown)."""
+    return fmt_us(v)
+
+
+def pct(fraction: float | None) -> str:
+    """A fraction as a percentage with one decimal."""
+    return "-" if fraction is None else f"{100 * fraction:.1f}%"
+
+
+def fmt_count(n: Any) -> str:
+    return "-" if n is None else f"{n:,}"
