@@ -35,7 +35,7 @@ _CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
 import tracetool
-from tracetool._timeline.timeline import build_timeline
+from tracetool._timeline.builder import build_timeline
 trace = tracetool.load(sys.argv[1])
 t1 = time.perf_counter()
 build_timeline(trace)  # cached on the trace: analyze_bql reuses it

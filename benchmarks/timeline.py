@@ -27,7 +27,7 @@ import tracetool
 from benchmarks.synth import generate
 from tracetool._analyses.phases import analyze_phases
 from tracetool._analyses.preempt import analyze_preempt
-from tracetool._timeline.timeline import build_timeline
+from tracetool._timeline.builder import build_timeline
 
 
 def plain_copy(path: str, tmp: str, index: int) -> str:

@@ -9,13 +9,14 @@ and HTML outputs render those blocks, so they show the same figures as the JSON.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
 
 from reports.console import fmt_us
-from reports.html import FOOTER, EmbeddedFigure, render_html
+from reports.html import FOOTER, EmbeddedFigure, embed, render_html
 from reports.markdown import render_markdown
 from reports.report_json import to_json_text
 from reports.report_text import Section, render_text
@@ -236,11 +237,33 @@ def runs_markdown(cmp: RunsComparison) -> str:
     return render_markdown(TITLE, runs_sections(doc), intro=runs_intro(doc))
 
 
+def runs_figures(cmp: RunsComparison) -> dict[str, list[EmbeddedFigure | str]]:
+    """One strip/box figure per headline metric that had values, under the summary; a note
+    instead when matplotlib is missing or a figure cannot be drawn."""
+    try:
+        from reports.plots.runs import runs_plot
+    except ImportError:
+        return {"summary": ["figures are not drawn: matplotlib is not installed"]}
+    items: list[EmbeddedFigure | str] = []
+    for m in cmp.headline:
+        try:
+            items.append(
+                embed(runs_plot(cmp, m.metric), f"{m.metric}: every run, quartiles and median per side")
+            )
+        except Exception as exc:
+            if os.environ.get("MIGTRACE_DEBUG"):
+                raise
+            items.append(f"{m.metric}: could not be drawn ({type(exc).__name__}: {exc})")
+    return {"summary": items}
+
+
 def runs_html(
     cmp: RunsComparison, figures: Mapping[str, Sequence[EmbeddedFigure | str]] | None = None
 ) -> str:
-    """The comparison as one self-contained HTML page (figures by section key)."""
+    """The comparison as one self-contained HTML page (figures by section key; by default the
+    strip/box figure of each headline metric)."""
     doc = cmp.to_json()
+    figures = runs_figures(cmp) if figures is None else figures
     return render_html(TITLE, runs_sections(doc), figures, intro=runs_intro(doc), footer=[FOOTER])
 
 

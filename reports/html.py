@@ -20,6 +20,7 @@ from reports.report_json import report_document
 from reports.report_text import Para, Section, Table, report_intro, report_sections, report_title
 from tracetool._analyses.compare import Comparison
 from tracetool._analyses.reportdata import ReportData
+from tracetool.errors import NotInTrace
 
 MAX_SVG_BYTES = 1_500_000
 """Figures whose SVG is larger than this (dense timelines) are embedded as PNG instead."""
@@ -219,8 +220,6 @@ FigureItem = EmbeddedFigure | str
 def _draw(out: dict[str, list[FigureItem]], section: str, title: str, make: Callable[[], Any]) -> None:
     """Draws one figure into ``out[section]``; a trace without what it needs, or a failure,
     becomes a note in its place so the rest of the report still renders."""
-    from reports.plots import NotInTrace
-
     items = out.setdefault(section, [])
     try:
         items.append(embed(make(), title))
@@ -234,7 +233,8 @@ def _draw(out: dict[str, list[FigureItem]], section: str, title: str, make: Call
 
 def _plots_missing() -> bool:
     try:
-        import reports.plots  # noqa: F401
+        import reports.plots
+        import reports.plots.common  # noqa: F401  (needs matplotlib)
     except ImportError:
         return True
     return False
@@ -245,7 +245,11 @@ def report_figures(data: ReportData) -> tuple[dict[str, list[FigureItem]], list[
     Without the plotting module the report has no figures and says so."""
     if _plots_missing():
         return {}, [NO_PLOTS]
-    from reports import plots
+    from reports.plots.bql import bql_distribution
+    from reports.plots.gantt import gantt
+    from reports.plots.page_latency import page_latency
+    from reports.plots.phases import phase_waterfall
+    from tracetool._model.lanes import trace_start_ns
 
     out: dict[str, list[FigureItem]] = {}
     if data.phases is not None:
@@ -254,21 +258,26 @@ def report_figures(data: ReportData) -> tuple[dict[str, list[FigureItem]], list[
             out,
             "phases",
             "Incoming phases and the slowest device loads",
-            lambda: plots.phase_waterfall(phases),
+            lambda: phase_waterfall(phases),
         )
     if data.trace.has_time:
-        bql: Any = data.bql if data.bql is not None else False
         _draw(
             out,
             "phases",
             "Per-thread timeline (phases, sections, device loads, BQL holds)",
-            lambda: plots.gantt(data.trace, bql=bql),
+            lambda: gantt(data.trace, data.timeline, data.bql),
         )
     if data.bql is not None:
         report = data.bql
-        _draw(out, "bql", "BQL hold and wait times per thread (CDF)", lambda: plots.bql_distribution(report))
-    if data.preempt is not None and data.preempt.page_requests.get("count"):
-        _draw(out, "preempt", "Postcopy page-request latency", lambda: plots.page_latency(data.trace))
+        _draw(out, "bql", "BQL hold and wait times per thread (CDF)", lambda: bql_distribution(report))
+    preempt = data.preempt
+    if preempt is not None and preempt.page_requests.get("count"):
+        _draw(
+            out,
+            "preempt",
+            "Postcopy page-request latency",
+            lambda: page_latency(preempt, trace_start_ns(data.trace)),
+        )
     return out, []
 
 
@@ -278,7 +287,7 @@ def compare_figures(
     """The paired before/after figure of a comparison, and notes on figures."""
     if _plots_missing():
         return {}, [NO_PLOTS]
-    from reports import plots
+    from reports.plots.compare import compare_plot
 
     out: dict[str, list[FigureItem]] = {}
     labels = (cmp.before.label, cmp.after.label)
@@ -286,7 +295,7 @@ def compare_figures(
         out,
         "summary",
         f"Phase durations and BQL hold time per role: {labels[0]} vs {labels[1]}",
-        lambda: plots.compare_plot(cmp),
+        lambda: compare_plot(cmp),
     )
     return out, []
 

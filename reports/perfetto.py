@@ -4,8 +4,9 @@ Layout of the document (``{"traceEvents": [...], "displayTimeUnit": "ms", "other
 
 * One process per QEMU process (``dst``, ``src``), with its real pid when the trace has it,
   else 1, 2, ...; ``process_name`` / ``process_sort_index`` metadata (``"ph": "M"``).
-* One track per thread, ordered as the lanes of :func:`reports.plots.gantt` (main, load,
-  listen, preempt, fault, recv_N, vCPU, others), with ``thread_name`` / ``thread_sort_index``.
+* One track per thread, in the lane order of the Gantt chart
+  (:func:`tracetool._model.lanes.thread_lanes`: main, load, listen, preempt, fault, recv_N,
+  vCPU, others), with ``thread_name`` / ``thread_sort_index``.
   Traces without thread ids get one track, ``all threads (no thread ids)``, per process.
 * Spans of the timeline (sections, device loads, commands, postcopy steps, thread lifetimes,
   QMP commands, waits) as complete events (``"ph": "X"``, ``cat`` = the span kind) on their
@@ -45,10 +46,10 @@ import pandas as pd
 
 from parsers.segment import NO_TIME
 from reports.atomic import atomic_writer
-from reports.plots import NotInTrace, records, thread_lanes, trace_end_ns, trace_start_ns
 from tracetool._analyses.bql.bql import BqlReport
+from tracetool._model.lanes import thread_lanes, trace_end_ns, trace_start_ns
 from tracetool._model.trace import Trace
-from tracetool._timeline.timeline import Timeline
+from tracetool._timeline.result import Timeline
 
 PROCESS_TRACK_KINDS = ("phase",)
 PAGE_KINDS = ("page-request",)
@@ -484,6 +485,11 @@ def _args(r: dict[str, Any], cols: Iterable[str]) -> dict[str, Any]:
     return out
 
 
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as dicts keyed by column name (NA stays NA)."""
+    return cast(list[dict[str, Any]], frame.to_dict("records"))
+
+
 def _meta(name: str, pid: int, tid: int | None, args: dict[str, Any]) -> dict[str, Any]:
     e: dict[str, Any] = {"name": name, "ph": "M", "pid": pid, "args": args}
     if tid is not None:
@@ -491,4 +497,4 @@ def _meta(name: str, pid: int, tid: int | None, args: dict[str, Any]) -> dict[st
     return e
 
 
-__all__ = ["NotInTrace", "chrome_trace", "nest_layers", "write_chrome_trace"]
+__all__ = ["chrome_trace", "nest_layers", "write_chrome_trace"]

@@ -8,7 +8,7 @@ from rich.console import Console
 
 from reports.console import fmt_us, table
 from reports.phases import fmt_offset, render_notes_and_issues
-from tracetool._timeline.timeline import Timeline, records
+from tracetool._timeline.result import Timeline, records
 
 
 def _who(r: dict[str, Any]) -> str:

@@ -422,3 +422,59 @@ def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     assert "\x1b[?25l" in shown  # the live bar hides the cursor while it draws
     assert "run-1: ok (completed)" in shown
     assert "capture: [1/1]" not in shown  # no plain progress lines on a terminal
+
+
+# ------------------------------------------------------------------ comparing the runs
+COMPARED = ("downtime.end_to_end", "total_time.dst", "phases.switchover.duration", "ram.pages")
+
+
+def _single_run_figures(run: Path) -> dict[str, float | None]:
+    """The figures of one run as ``migtrace phases --format json`` prints them (the run folder
+    brings its sidecars and query-migrate.json)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "tracetool.cli", "phases", str(run), "--format", "json"],
+        capture_output=True, text=True, timeout=300, check=False, cwd=REPO,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    switchover = [p["duration_us"] for p in doc["phases"] if p["name"] == "switchover"]
+    return {
+        "downtime.end_to_end": doc["downtime"]["end_to_end_us"],
+        "total_time.dst": doc["total_time"]["dst_us"],
+        "phases.switchover.duration": sum(switchover) if switchover else None,
+        "ram.pages": float(doc["ram"]["pages"]),
+    }
+
+
+def test_compare_runs_of_two_builds(two_builds: TwoBuilds) -> None:
+    """migtrace compare with two run folders per side: n, every run's own figure, a p-value in
+    [0, 1] and an interval around the shift when there is one (the machinery, not a verdict)."""
+    assert two_builds.proc.returncode == 0, two_builds.proc.stderr
+    out = two_builds.out
+    metric_args = [a for m in COMPARED for a in ("--metric", m)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "tracetool.cli", "compare", str(out / LABELS[0] / "run-1"),
+         str(out / LABELS[0] / "run-2"), "--", str(out / LABELS[1]), *metric_args, "--format", "json"],
+        capture_output=True, text=True, timeout=600, check=False, cwd=REPO,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert (doc["before"]["label"], doc["after"]["label"]) == tuple(LABELS)  # from capture.json
+    figures = {
+        side: [_single_run_figures(out / label / f"run-{k}") for k in (1, 2)]
+        for side, label in zip(("before", "after"), LABELS, strict=True)
+    }
+    by_metric = {m["metric"]: m for m in doc["metrics"]}
+    assert set(by_metric) == set(COMPARED)
+    for metric, m in by_metric.items():
+        for side in ("before", "after"):
+            own = [f[metric] for f in figures[side]]
+            assert m[side]["values"] == own, (metric, side)
+            assert m[side]["n"] == sum(v is not None for v in own) == 2, (metric, side)
+        ch = m["change"]
+        assert ch["p_value"] is not None and 0.0 <= ch["p_value"] <= 1.0
+        if ch["ci_low"] is not None and ch["ci_high"] is not None:
+            assert ch["ci_low"] <= ch["shift"] <= ch["ci_high"]
+        else:  # two runs a side cannot bound a 95 % interval, nor reach p < 0.05
+            assert not ch["significant"] and ch["p_value"] >= 1 / 3 - 1e-9
+            assert ch["note"].startswith("too few runs")

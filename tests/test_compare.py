@@ -148,7 +148,7 @@ def test_every_format_states_the_load_move_and_the_bql_table() -> None:
 
 
 def test_html_comparison_embeds_the_paired_figure() -> None:
-    pytest.importorskip("reports.plots")
+    pytest.importorskip("reports.plots.common")
     cmp = showcase()
     figures, notes = compare_figures(cmp, mutex_72(), mutex_threadify())
     assert notes == []
@@ -188,7 +188,7 @@ def test_cli_needs_both_sides() -> None:
 
 
 def test_side_labels_are_escaped_in_text_and_in_attributes() -> None:
-    pytest.importorskip("reports.plots")
+    pytest.importorskip("reports.plots.common")
     evil = '7.2" onload="x" <script>|`'
     cmp = compare(mutex_72(), mutex_threadify(), (evil, "after"))
     figures, _ = compare_figures(cmp, mutex_72(), mutex_threadify())

@@ -14,6 +14,7 @@ import math
 import os
 import shutil
 import subprocess
+import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -24,13 +25,13 @@ import pytest
 
 import tracetool
 from reports.perfetto import chrome_trace, nest_layers, write_chrome_trace
-from reports.plots import NotInTrace
 from reports.tables import export_tables, output_paths
-from tests.conftest import run_cli, sample
+from tests.conftest import REPO, run_cli, sample
 from tracetool._analyses.bql.bql import analyze_bql
 from tracetool._analyses.tables import trace_tables
 from tracetool._model.trace import Trace
-from tracetool._timeline.timeline import build_timeline
+from tracetool._timeline.builder import build_timeline
+from tracetool.errors import NotInTrace
 
 TFY_MUTEX_RUN = sample("qemu-threadify", "e-precopy-mutex", "per-thread")
 TFY_MUTEX_THREADS = sample("qemu-threadify", "e-precopy-mutex", "per-thread", "dst-threads.json")
@@ -486,3 +487,11 @@ def test_cli_export_perfetto_and_csv(tmp_path: Path) -> None:
         "spans.csv",
         "threads.csv",
     ]
+
+
+def test_the_perfetto_export_does_not_load_matplotlib() -> None:
+    """The export draws nothing: importing it must not pull in the plotting stack (start-up
+    time, and installs without matplotlib)."""
+    code = "import reports.perfetto, sys; assert 'matplotlib' not in sys.modules, 'matplotlib loaded'"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(REPO))
+    assert run.returncode == 0, run.stderr

@@ -30,13 +30,13 @@ def test_analysis_notebook_runs_and_shows_tables_and_figures(tmp_path: Path) -> 
     # figures are PNGs, analysis results HTML tables, DataFrames HTML
     by_source = {c.source.splitlines()[-1]: k for c, k in zip(code, kinds, strict=True)}
     for line in (
-        "plots.bql_distribution(bql)",
-        "plots.phase_waterfall(phases, top=10)",
-        "plots.gantt(trace, bql=bql)",
-        "plots.page_latency(post)",
+        "bql_plots.bql_distribution(bql)",
+        "phase_plots.phase_waterfall(phases, top=10)",
+        "gantt.gantt(trace, timeline, bql)",
+        "page_latency.page_latency(preempt, tracetool.trace_start_ns(post))",
     ):
         assert "image/png" in by_source[line], line
-    for line in ("bql", "phases", "tracetool.analyze_preempt(post)", "trace", "trace.threads"):
+    for line in ("bql", "phases", "preempt", "trace", "trace.threads"):
         assert "text/html" in by_source[line], line
     html = "".join(
         o["data"]["text/html"] for c in code for o in c.outputs if "text/html" in o.get("data", {})

@@ -11,19 +11,26 @@ import pandas as pd
 import pytest
 from matplotlib.axes import Axes
 from matplotlib.collections import Collection
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
 import tracetool
-from reports import plots
 from reports.console import fmt_us
-from reports.plots import NotInTrace
+from reports.plots.bql import bql_distribution
+from reports.plots.common import phase_color, save_figure
+from reports.plots.compare import compare_plot
+from reports.plots.gantt import gantt
+from reports.plots.page_latency import page_latency
+from reports.plots.phases import phase_waterfall
 from tests.conftest import run_cli, sample
 from tracetool._analyses.bql.bql import analyze_bql
 from tracetool._analyses.phases import analyze_phases
+from tracetool._analyses.preempt import PreemptReport, analyze_preempt
+from tracetool._model.lanes import thread_label, trace_start_ns
 from tracetool._model.trace import Trace
-from tracetool._timeline.timeline import build_timeline
+from tracetool._timeline.builder import build_timeline
 from tracetool.cli.plot import parse_time
-from tracetool.errors import UsageError
+from tracetool.errors import NotInTrace, UsageError
 
 Q72_MUTEX = sample("qemu-7.2", "e-precopy-mutex", "dst.trace.xz")
 Q72_MUTEX_THREADS = sample("qemu-7.2", "e-precopy-mutex", "dst-threads.json")
@@ -44,6 +51,7 @@ class Loaded:
         self.timeline = build_timeline(self.trace)
         self._bql: Any = None
         self._phases: Any = None
+        self._preempt: PreemptReport | None = None
 
     @property
     def bql(self) -> Any:
@@ -56,6 +64,12 @@ class Loaded:
         if self._phases is None:
             self._phases = analyze_phases(self.trace)
         return self._phases
+
+    @property
+    def preempt(self) -> PreemptReport:
+        if self._preempt is None:
+            self._preempt = analyze_preempt(self.trace)
+        return self._preempt
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +133,7 @@ def window(
 
 # ---------------------------------------------------------------------------------- gantt
 def test_gantt_lanes_bars_and_holds_of_a_72_trace(q72: Loaded) -> None:
-    fig = plots.gantt(q72.trace, q72.timeline, q72.bql)
+    fig = gantt(q72.trace, q72.timeline, q72.bql)
     ax = fig.axes[0]
     assert lane_labels(fig) == [
         "phases",
@@ -158,7 +172,7 @@ def test_gantt_zooms_to_100ms_and_10us(q72: Loaded) -> None:
     devices = q72.phases.phases.set_index("name").loc["devices"]
     start = int(devices["start_ns"])
     lo, hi = start - 1_000_000, start + 99_000_000
-    fig = plots.gantt(q72.trace, q72.timeline, q72.bql, start_ns=lo, end_ns=hi)
+    fig = gantt(q72.trace, q72.timeline, q72.bql, start_ns=lo, end_ns=hi)
     ax = fig.axes[0]
     assert ax.get_xlim() == (0.0, 100.0)
     assert ax.get_xlabel().startswith("time (ms) since ")
@@ -176,7 +190,7 @@ def test_gantt_zooms_to_100ms_and_10us(q72: Loaded) -> None:
     )
 
     lo, hi = start + 1_000, start + 11_000
-    fig = plots.gantt(q72.trace, q72.timeline, q72.bql, start_ns=lo, end_ns=hi)
+    fig = gantt(q72.trace, q72.timeline, q72.bql, start_ns=lo, end_ns=hi)
     ax = fig.axes[0]
     assert ax.get_xlim() == (0.0, 10.0) and ax.get_xlabel().startswith("time (µs) since ")
     dev = window(spans[spans["kind"] == "device"], lo, hi)
@@ -187,7 +201,7 @@ def test_gantt_zooms_to_100ms_and_10us(q72: Loaded) -> None:
 
 
 def test_gantt_of_both_processes_orders_lanes(tfy: Loaded) -> None:
-    fig = plots.gantt(tfy.trace, tfy.timeline, tfy.bql)
+    fig = gantt(tfy.trace, tfy.timeline, tfy.bql)
     labels = lane_labels(fig)
     dst = [x for x in labels if x.startswith("dst · ")]
     src = [x for x in labels if x.startswith("src · ")]
@@ -209,23 +223,50 @@ def test_gantt_of_both_processes_orders_lanes(tfy: Loaded) -> None:
 
 
 def test_gantt_without_thread_ids_has_one_lane(tfy_no_tids: Loaded) -> None:
-    fig = plots.gantt(tfy_no_tids.trace, tfy_no_tids.timeline, bql=False)
+    fig = gantt(tfy_no_tids.trace, tfy_no_tids.timeline)
     assert lane_labels(fig) == ["phases", "all threads (no thread ids)"]
     assert not list(collections(fig.axes[0], "bql:"))
     assert bar_count(fig.axes[0], "span:section:all threads") == 72
 
 
 def test_gantt_refuses_traces_without_timestamps_and_empty_windows(q72: Loaded) -> None:
+    no_time = tracetool.load(Q72_NO_TIME)
     with pytest.raises(NotInTrace, match="timestamps"):
-        plots.gantt(tracetool.load(Q72_NO_TIME))
-    t0 = plots.trace_start_ns(q72.trace)
+        gantt(no_time, build_timeline(no_time))
+    t0 = trace_start_ns(q72.trace)
     with pytest.raises(UsageError, match="nothing in this time window"):
-        plots.gantt(q72.trace, q72.timeline, bql=False, start_ns=t0 - 10_000, end_ns=t0 - 5_000)
+        gantt(q72.trace, q72.timeline, start_ns=t0 - 10_000, end_ns=t0 - 5_000)
+
+
+def test_a_phase_has_one_colour_in_every_figure(tfy: Loaded) -> None:
+    spans = tfy.timeline.spans
+    phases = spans[spans["kind"] == "phase"]
+    assert set(phases["process"]) == {"dst", "src"}
+    # the Gantt chart: both processes' phases lanes, no two phase names share a colour
+    ax = gantt(tfy.trace, tfy.timeline).axes[0]
+    drawn = {tuple(fc) for c in collections(ax, "span:phase:") for fc in np.asarray(c.get_facecolor())}
+    assert len(drawn) == phases["name"].nunique()
+    assert drawn == {to_rgba(phase_color(n)) for n in phases["name"].unique()}
+    # the waterfall: each bar, labelled by its phase, in that phase's colour
+    top = phase_waterfall(tfy.phases).axes[0]
+    names = [t.get_text().split()[0] for t in top.get_yticklabels()]
+    bars = [p for p in top.patches if p.get_gid() == "phases"]
+    assert len(bars) == len(names) > 5
+    assert [tuple(p.get_facecolor()) for p in bars] == [to_rgba(phase_color(n)) for n in names]
+
+
+def test_gantt_draws_on_a_given_axes(q72: Loaded) -> None:
+    fig = Figure()
+    ax = fig.add_subplot()
+    assert gantt(q72.trace, q72.timeline, q72.bql, ax=ax) is fig
+    assert lane_labels(fig)[0] == "phases"
+    assert bar_count(ax, "span:device:") == int((q72.timeline.spans["kind"] == "device").sum())
+    assert not fig.legends and ax.get_legend() is not None
 
 
 # ---------------------------------------------------------------------------------- BQL
 def test_bql_distribution_one_cdf_per_thread_with_percentiles(tfy: Loaded) -> None:
-    fig = plots.bql_distribution(tfy.bql)
+    fig = bql_distribution(tfy.bql)
     assert len(fig.axes) == 4
     titles = [ax.get_title() for ax in fig.axes]
     assert titles == [
@@ -242,7 +283,7 @@ def test_bql_distribution_one_cdf_per_thread_with_percentiles(tfy: Loaded) -> No
         assert len(cdfs) == len(threads)
         legend = {t.get_text() for t in ax.get_legend().get_texts()}  # type: ignore[union-attr]
         for r in threads.to_dict("records"):
-            label = plots.thread_label(r["name"], r["role"], r["tid"])
+            label = thread_label(r["name"], r["role"], r["tid"])
             # percentiles as the BQL analysis computed them, written in the legend
             assert (
                 f"{label}: {r['holds']} holds, p50 {fmt_us(r['hold_p50_us'])}, p99 {fmt_us(r['hold_p99_us'])}"
@@ -266,7 +307,7 @@ def test_bql_distribution_one_cdf_per_thread_with_percentiles(tfy: Loaded) -> No
 
 
 def test_bql_distribution_by_call_site_without_thread_ids(tfy_no_tids: Loaded) -> None:
-    fig = plots.bql_distribution(tfy_no_tids.bql)
+    fig = bql_distribution(tfy_no_tids.bql)
     assert "per role, from the call site" in fig.axes[0].get_title()
     gids = {ln.get_gid() for ln in fig.axes[0].get_lines()}
     assert {"cdf:hold:load (by call site)", "cdf:hold:main (by call site)"} <= gids
@@ -276,13 +317,13 @@ def test_bql_distribution_without_mutex_events_names_them(preempt: Loaded) -> No
     with pytest.raises(
         NotInTrace, match="not in this trace: enable qemu_mutex_lock, qemu_mutex_locked, qemu_mutex_unlock"
     ):
-        plots.bql_distribution(preempt.bql)
+        bql_distribution(preempt.bql)
 
 
 # ---------------------------------------------------------------------------------- phases
 def test_phase_waterfall_bars_and_slowest_devices(q72: Loaded) -> None:
     report = q72.phases
-    fig = plots.phase_waterfall(report, top=5)
+    fig = phase_waterfall(report, top=5)
     top, bottom = fig.axes
     phase_bars = [p for p in top.patches if p.get_gid() == "phases"]
     assert len(phase_bars) == len(report.phases) == 9
@@ -295,25 +336,16 @@ def test_phase_waterfall_bars_and_slowest_devices(q72: Loaded) -> None:
 
 
 def test_phase_waterfall_names_repeated_devices_by_instance(tfy: Loaded) -> None:
-    fig = plots.phase_waterfall(tfy.phases, top=40)
+    fig = phase_waterfall(tfy.phases, top=40)
     labels = [t.get_text() for t in fig.axes[1].get_yticklabels()]
     assert len(labels) == 34 and "dma #0" in labels and "dma #1" in labels
 
 
 # ---------------------------------------------------------------------------------- postcopy
 def test_page_latency_split_by_channel(preempt: Loaded) -> None:
-    req = plots.page_requests(preempt.trace)
+    req = preempt.preempt.requests
     assert len(req) == 604 and (req["channel_from"] == "page").all()
-    # the channel from the page agrees with the resolving thread (fault-fast = preempt = 1),
-    # which is also what the fallback for traces without ram_load_postcopy_loop says
-    spans = preempt.timeline.spans
-    spans = spans[spans["kind"] == "page-request"].reset_index(drop=True)
-    ends = spans["end_row"].astype(int).to_numpy()
-    roles = preempt.trace.threads["role"].astype(str).to_numpy()[preempt.trace.row_thread[ends]]
-    assert (req["channel"].to_numpy(dtype=int) == np.where(roles == "preempt", 1, 0)).all()
-    by_thread = plots._channel_by_thread(preempt.trace, spans)
-    assert (np.asarray(by_thread, dtype=int) == req["channel"].to_numpy(dtype=int)).all()
-    fig = plots.page_latency(preempt.trace)
+    fig = page_latency(preempt.preempt, trace_start_ns(preempt.trace))
     ax = fig.axes[0]
     counts = {gid(c): points(c) for c in ax.collections}
     assert counts == {
@@ -327,8 +359,9 @@ def test_page_latency_split_by_channel(preempt: Loaded) -> None:
 
 def test_page_latency_marks_requests_open_at_the_end() -> None:
     trace = tracetool.load(Q72_KILLED)
-    req = plots.page_requests(trace)
-    fig = plots.page_latency(trace)
+    report = analyze_preempt(trace)
+    req = report.requests
+    fig = page_latency(report, trace_start_ns(trace))
     counts = {gid(c): points(c) for c in fig.axes[0].collections}
     assert counts["unresolved"] == int((~req["closed"]).sum()) > 0
     assert sum(counts.values()) == len(req)
@@ -336,14 +369,20 @@ def test_page_latency_marks_requests_open_at_the_end() -> None:
 
 def test_page_latency_needs_postcopy(q72: Loaded) -> None:
     with pytest.raises(NotInTrace, match="enable postcopy_page_req_add, postcopy_page_req_del"):
-        plots.page_latency(q72.trace)
-    with pytest.raises(TypeError, match="needs the Trace"):
-        plots.page_latency(object())
+        page_latency(q72.preempt, trace_start_ns(q72.trace))
+
+
+def test_page_latency_draws_on_a_given_axes(preempt: Loaded) -> None:
+    fig = Figure()
+    ax = fig.add_subplot()
+    assert page_latency(preempt.preempt, trace_start_ns(preempt.trace), ax=ax) is fig
+    assert sum(points(c) for c in ax.collections) == len(preempt.preempt.requests)
+    assert not fig.legends and ax.get_legend() is not None
 
 
 # ---------------------------------------------------------------------------------- compare
 def test_compare_plot_pairs_phases_and_roles(q72: Loaded, tfy: Loaded) -> None:
-    fig = plots.compare_plot((q72.phases, q72.bql), (tfy.phases, tfy.bql), ("7.2", "threadify"))
+    fig = compare_plot((q72.phases, q72.bql), (tfy.phases, tfy.bql), ("7.2", "threadify"))
     left, right = fig.axes
     phases = [t.get_text() for t in left.get_yticklabels()]
     assert phases[:4] == ["incoming", "accept", "setup", "precopy"]
@@ -361,7 +400,7 @@ def test_compare_plot_of_a_comparison(q72: Loaded, tfy: Loaded) -> None:
     from tracetool._analyses.compare import compare
 
     cmp = compare(q72.trace, tfy.trace, ("7.2", "threadify"))
-    fig = plots.compare_plot(cmp)
+    fig = compare_plot(cmp)
     right = fig.axes[1]
     labels = [t.get_text() for t in right.get_yticklabels()]
     assert any(x.startswith("load: ") and "mig/dst/main" in x for x in labels), labels
@@ -370,14 +409,14 @@ def test_compare_plot_of_a_comparison(q72: Loaded, tfy: Loaded) -> None:
 
 # ---------------------------------------------------------------------------------- files and CLI
 def test_save_figure_writes_png_svg_pdf(q72: Loaded, tmp_path: Path) -> None:
-    fig = plots.phase_waterfall(q72.phases)
+    fig = phase_waterfall(q72.phases)
     for ext, magic in (("png", b"\x89PNG"), ("svg", b"<?xml"), ("pdf", b"%PDF")):
         path = tmp_path / f"phases.{ext}"
-        plots.save_figure(fig, path)
+        save_figure(fig, path)
         assert path.read_bytes()[:5].startswith(magic)
     assert "Slowest device loads" in (tmp_path / "phases.svg").read_text()
     with pytest.raises(UsageError):
-        plots.save_figure(fig, tmp_path / "phases.jpg")
+        save_figure(fig, tmp_path / "phases.jpg")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["phases.pdf", "phases.png", "phases.svg"]
 
 

@@ -13,7 +13,8 @@ import pytest
 
 import tracetool
 from tests.conftest import read_lines, run_cli, sample
-from tracetool._analyses.preempt import PreemptReport, analyze_preempt
+from tracetool._analyses.preempt import PreemptReport, analyze_preempt, channel_by_thread
+from tracetool._timeline.builder import build_timeline
 
 LINE_72 = re.compile(rb"^(\d+)@(\d+)\.(\d{6}):(\w+) ?(.*)$")
 LINE_ISO = re.compile(rb"^\S+ (\w+) ?(.*)$")
@@ -46,7 +47,30 @@ def plain_page_requests(lines: list[tuple[int, int, str, str]]) -> tuple[list[fl
     return done, len(pending)
 
 
+def plain_channels(lines: list[tuple[int, int, str, str]]) -> list[tuple[int, int | None]]:
+    """(start µs, channel) of every answered request: the last fault for its host address
+    before the request gives the page's RAM offset, the last ram_load_postcopy_loop of that
+    offset before the answer gives the channel."""
+    offset_of: dict[int, int] = {}
+    chan_of: dict[int, int] = {}
+    pending: dict[str, tuple[int, int | None]] = {}
+    out: list[tuple[int, int | None]] = []
+    for _, ts, ev, args in lines:
+        kv = dict(x.split("=", 1) for x in args.split() if "=" in x)
+        if ev == "postcopy_ram_fault_thread_request":
+            offset_of[int(kv["HVA"], 16)] = int(kv["offset"], 16)
+        elif ev == "ram_load_postcopy_loop":
+            chan_of[int(kv["addr"], 16)] = int(kv["chan"])
+        elif ev == "postcopy_page_req_add":
+            pending[args.split()[3]] = (ts, offset_of.get(int(args.split()[3], 16)))
+        elif ev == "postcopy_page_req_del" and args.split()[3] in pending:
+            start, offset = pending.pop(args.split()[3])
+            out.append((start, None if offset is None else chan_of.get(offset)))
+    return out
+
+
 D72 = sample("qemu-7.2/d-postcopy-preempt", "dst.trace.xz")
+D72_THREADS = sample("qemu-7.2/d-postcopy-preempt", "dst-threads.json")
 C72 = sample("qemu-7.2/c-postcopy", "dst.trace.xz")
 F3 = sample("qemu-7.2/f3-postcopy-dst-killed", "dst.trace.xz")
 
@@ -82,6 +106,43 @@ def test_page_request_latency_equals_a_plain_walk(path: str) -> None:
     assert pr["p50_us"] == pytest.approx(np.percentile(done, 50))
     assert pr["p99_us"] == pytest.approx(np.percentile(done, 99))
     assert pr["max_us"] == max(done)
+
+
+@pytest.mark.parametrize("path", [D72, F3])
+def test_page_request_rows_equal_a_plain_walk(path: str) -> None:
+    done, unmatched = plain_page_requests(plain_72(path))
+    req = waits(path).requests
+    closed = req["closed"].to_numpy(dtype=bool)
+    assert sorted(req[closed]["duration_us"].tolist()) == sorted(done)
+    assert int((~closed).sum()) == unmatched
+    # the JSON's summary is this frame's: the same requests, the same percentiles
+    assert waits(path).page_requests["count"] == len(req)
+
+
+def test_page_requests_carry_the_channel_their_page_came_on() -> None:
+    trace = tracetool.load(D72, threads=[D72_THREADS])
+    req = analyze_preempt(trace).requests
+    assert len(req) == 604 and (req["channel_from"] == "page").all()
+    got = sorted(zip((req["start_ns"] // 1000).tolist(), req["channel"].astype(int).tolist(), strict=True))
+    assert got == sorted(plain_channels(plain_72(D72)))
+    # the channel from the page agrees with the answering thread (fault-fast = preempt = 1),
+    # which is also what the fallback for traces without ram_load_postcopy_loop says
+    ends = req["end_row"].astype(int).to_numpy()
+    roles = trace.threads["role"].astype(str).to_numpy()[trace.row_thread[ends]]
+    assert (req["channel"].to_numpy(dtype=int) == np.where(roles == "preempt", 1, 0)).all()
+    spans = build_timeline(trace).of_kind("page-request").reset_index(drop=True)
+    by_thread = channel_by_thread(trace, spans)
+    assert (np.asarray(by_thread, dtype=int) == req["channel"].to_numpy(dtype=int)).all()
+    assert (req["channel"] == 1).sum() == 127
+
+
+def test_page_request_notes_name_the_events_to_enable() -> None:
+    r = waits(sample("qemu-7.2/a-precopy-plain", "dst.trace.xz"))
+    assert r.requests.empty
+    assert r.requests_note == (
+        "not in this trace: enable postcopy_page_req_add, postcopy_page_req_del (for postcopy page requests)"
+    )
+    assert waits(D72).requests_note is None and waits(D72).channel_note is None
 
 
 def test_killed_destination_leaves_requests_unanswered() -> None:

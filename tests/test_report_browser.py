@@ -23,7 +23,7 @@ MIN_FIGURE_PIXELS = 40_000
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
 def test_chromium_renders_the_report_offline_with_its_figures(tmp_path: Path) -> None:
-    pytest.importorskip("reports.plots")
+    pytest.importorskip("reports.plots.common")
     from PIL import Image
 
     page = tmp_path / "report.html"

@@ -145,7 +145,7 @@ def test_markdown_tables_are_compact_and_well_formed() -> None:
 
 # ---------------------------------------------------------------------------------- HTML
 def test_html_report_is_one_offline_page_with_the_figures_embedded() -> None:
-    pytest.importorskip("reports.plots")
+    pytest.importorskip("reports.plots.common")
     html = report_html(mutex_threadify())
     page = Page(html)
     assert {t for t, _ in page.tags} <= ALLOWED_TAGS

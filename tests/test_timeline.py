@@ -14,7 +14,10 @@ import pytest
 import tracetool
 from reports.timeline import records
 from tests.conftest import read_lines, run_cli, sample
-from tracetool._timeline.timeline import build_timeline, enclosing, pair_rows, parse_rules, rules, select
+from tracetool._timeline.builder import build_timeline
+from tracetool._timeline.pairing import pair_rows
+from tracetool._timeline.queries import enclosing, select
+from tracetool._timeline.rules import parse_rules, rules
 
 LINE_72 = re.compile(rb"^(\d+)@(\d+)\.(\d{6}):(\w+) ?(.*)$")
 

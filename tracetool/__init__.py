@@ -25,13 +25,16 @@ from tracetool._analyses.registry import run as run_analysis
 from tracetool._analyses.reportdata import ReportData, collect
 from tracetool._analyses.summary import TraceSummary, summarize
 from tracetool._analyses.switchover import SwitchoverSummary
-from tracetool._check.evaluate import CheckReport, RuleResult, Status, check_trace
+from tracetool._check.evaluate import CheckReport, RuleResult, Status, check_trace, measure_metric
+from tracetool._check.repeats import RunsComparison, compare_runs
+from tracetool._model.lanes import thread_lanes, trace_start_ns
 from tracetool._model.load import load
 from tracetool._model.querymigrate import QueryMigrate, load_query_migrate
 from tracetool._model.runfolder import Run, RunFolder, load_run
 from tracetool._model.trace import Trace
 from tracetool._replay import EventContext, replay
-from tracetool._timeline.timeline import Timeline, build_timeline
+from tracetool._timeline.builder import build_timeline
+from tracetool._timeline.result import Timeline
 from tracetool.errors import (
     EmptyTrace,
     ForeignInput,
@@ -66,6 +69,7 @@ __all__ = [
     "RulesError",
     "Run",
     "RunFolder",
+    "RunsComparison",
     "Status",
     "SwitchoverSummary",
     "Timeline",
@@ -82,10 +86,14 @@ __all__ = [
     "check_trace",
     "collect",
     "compare",
+    "compare_runs",
     "load",
     "load_query_migrate",
     "load_run",
+    "measure_metric",
     "replay",
     "run_analysis",
     "summarize",
+    "thread_lanes",
+    "trace_start_ns",
 ]

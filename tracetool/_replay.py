@@ -56,7 +56,7 @@ device (the risk the threadify series names: a device load holding the BQL stall
     # -> [('0000:00:1f.2/ich9_ahci', 9281.0), ('0000:00:1f.0/ICH9LPC', 4456.0), ...]
 
 Replay is a Python call per event by design; for figures over millions of events, use the
-vectorised analyses (:func:`tracetool.analyze_bql`, :mod:`tracetool._timeline.timeline`).
+vectorised analyses (:func:`tracetool.analyze_bql`, :mod:`tracetool._timeline.builder`).
 """
 
 from __future__ import annotations

@@ -19,7 +19,9 @@ import pandas as pd
 from parsers.segment import NO_TIME
 from tracetool._model.querymigrate import QueryMigrate
 from tracetool._model.trace import Trace
-from tracetool._timeline.timeline import Timeline, WireRule, build_timeline, rules
+from tracetool._timeline.builder import build_timeline
+from tracetool._timeline.result import Timeline
+from tracetool._timeline.rules import WireRule, rules
 
 SAME_CLOCK = "same-clock"
 WIRE_EVENTS = "wire-events"

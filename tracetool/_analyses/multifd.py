@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from tracetool._model.trace import Trace
-from tracetool._timeline.timeline import build_timeline
+from tracetool._timeline.builder import build_timeline
 
 PACKET_EVENTS = ("multifd_recv", "multifd_recv_unfill")
 CHANNEL_EVENTS = (

@@ -18,7 +18,9 @@ from tracetool._analyses.multifd import MultifdReport, multifd_recv
 from tracetool._json import records
 from tracetool._model.querymigrate import QueryMigrate
 from tracetool._model.trace import Trace
-from tracetool._timeline.timeline import Timeline, build_timeline, rules
+from tracetool._timeline.builder import build_timeline
+from tracetool._timeline.result import Timeline
+from tracetool._timeline.rules import rules
 
 SECTION_KEYS = {"START": "start", "PART": "part", "END": "end", "FULL": "full", "COMMAND": "command"}
 PHASE_KEYS = ("name", "tid", "thread", "role", "start_ns", "end_ns", "duration_us", "closed")

@@ -6,7 +6,9 @@
 * Packaged-load wait: the gap after ``loadvm_handle_cmd_packaged_received`` until the first
   event of the package's own load. Before the threaded load, the coroutine spun there
   (reschedule + yield) until the main loop had accepted the preempt channel.
-* Page requests: ``postcopy_page_req_add`` -> ``postcopy_page_req_del`` of the same address.
+* Page requests: ``postcopy_page_req_add`` -> ``postcopy_page_req_del`` of the same address,
+  one row each in ``PreemptReport.requests`` with the channel the page arrived on (see
+  :func:`page_requests`); the JSON's ``page_requests`` summarises the destination's rows.
 * Pages per channel: ``ram_load_postcopy_loop`` chan=0 (main) / chan=1 (preempt).
 """
 
@@ -21,7 +23,9 @@ import pandas as pd
 from parsers.segment import NO_TIME
 from tracetool._analyses.merge import process_mask, process_of_side
 from tracetool._model.trace import Trace
-from tracetool._timeline.timeline import build_timeline
+from tracetool._timeline.builder import build_timeline
+from tracetool._timeline.result import Timeline
+from tracetool._timeline.rules import rules
 
 PACKAGE_CONTENT = (
     "qemu_loadvm_state_section",
@@ -43,6 +47,10 @@ SOURCE_EVENTS = (
     "postcopy_preempt_triggered",
     "postcopy_preempt_restored",
 )
+PAGE_REQUEST_KIND = "page-request"
+"""The timeline's span kind of a postcopy page request."""
+CHANNEL_EVENTS = ("postcopy_ram_fault_thread_request", "ram_load_postcopy_loop")
+"""Events that give the channel of a requested page: the fault's RAM offset, the page's load."""
 
 
 @dataclass
@@ -59,6 +67,8 @@ class PreemptReport:
     page_requests: dict[str, Any]
     pages_by_channel: dict[str, int]
     source: dict[str, Any] | None
+    requests: pd.DataFrame
+    """One row per postcopy page request of every process (see :func:`page_requests`)."""
     notes: list[str] = field(default_factory=list)
     timeline_issues: int = 0
 
@@ -89,6 +99,23 @@ class PreemptReport:
     def issue_count(self) -> int:
         """Timeline inconsistencies of the trace."""
         return self.timeline_issues
+
+    @property
+    def requests_note(self) -> str | None:
+        """Why there are no page requests to show (the events to enable), or None."""
+        if len(self.requests):
+            return None
+        events = ", ".join(rules().span_events(PAGE_REQUEST_KIND))
+        return f"not in this trace: enable {events} (for postcopy page requests)"
+
+    @property
+    def channel_note(self) -> str | None:
+        """What to enable to learn the channel of the answered requests, or None when some
+        answered request has one."""
+        done = self.requests[self.requests["closed"].to_numpy(dtype=bool)]
+        if done["channel_from"].notna().any():
+            return None
+        return f"to split by channel, enable {', '.join(CHANNEL_EVENTS)}"
 
 
 def _first_ts(trace: Trace, event: str, mask: np.ndarray) -> tuple[int | None, int | None]:
@@ -143,7 +170,7 @@ def analyze_preempt(trace: Trace) -> PreemptReport:
         notes.append("preempt thread started but postcopy_preempt_new_channel never came")
 
     packaged_wait, yields = _packaged_wait(trace, dmask, ready_ts, notes)
-    page_requests = _page_requests(tl, dst)
+    requests = page_requests(trace, tl)
     pages_by_channel = _pages_by_channel(trace, dmask)
     if enabled and postcopy and pages_by_channel.get("1", 0) == 0:
         notes.append("no page arrived on the preempt channel (chan=1) in this trace")
@@ -156,9 +183,10 @@ def analyze_preempt(trace: Trace) -> PreemptReport:
         packaged_wait_yields=yields,
         channel_ready_ns=ready_ts,
         thread_entry_ns=entry_ts,
-        page_requests=page_requests,
+        page_requests=_request_summary(requests, dst),
         pages_by_channel=pages_by_channel,
         source=source,
+        requests=requests,
         notes=notes,
         timeline_issues=len(tl.issues),
     )
@@ -190,9 +218,10 @@ def _packaged_wait(
     return wait, yields
 
 
-def _page_requests(tl: Any, dst: str | None) -> dict[str, Any]:
-    s = tl.spans
-    req = s[(s["kind"] == "page-request") & (s["process"] == dst)]
+def _request_summary(requests: pd.DataFrame, dst: str | None) -> dict[str, Any]:
+    """The JSON's ``page_requests``: count, latency percentiles and unanswered requests of the
+    destination."""
+    req = requests[(requests["process"] == dst).to_numpy(dtype=bool)]
     done = req[req["closed"]]["duration_us"].dropna().to_numpy(dtype=float)
     out: dict[str, Any] = {
         "count": len(req),
@@ -209,6 +238,121 @@ def _page_requests(tl: Any, dst: str | None) -> dict[str, Any]:
             max_us=float(done.max()),
             mean_us=float(done.mean()),
         )
+    return out
+
+
+def page_requests(trace: Trace, timeline: Timeline) -> pd.DataFrame:
+    """Postcopy page requests of ``trace`` (every process) with the channel their page arrived on.
+
+    Columns: ``process``, ``addr`` (Int64 host address), ``start_ns``, ``end_ns``,
+    ``duration_us``, ``closed`` (False: not answered before the trace ends; the span then ends
+    at the last event of its process), ``channel`` (Int64: 0 main, 1 preempt, NA unknown),
+    ``channel_from``: ``page`` when the ``ram_load_postcopy_loop`` that received the requested
+    page says (its offset is found through ``postcopy_ram_fault_thread_request``), ``thread``
+    when only the answering thread's role does (preempt: 1, listen/load: 0); ``begin_row``,
+    ``end_row`` (Int64, NA when unanswered) index ``trace.events``.
+    """
+    s = timeline.spans
+    req = s[s["kind"] == PAGE_REQUEST_KIND].reset_index(drop=True)
+    out = pd.DataFrame(
+        {
+            "process": req["process"].astype(str),
+            "addr": req["addr"].astype("Int64")
+            if "addr" in req
+            else pd.array([pd.NA] * len(req), dtype="Int64"),
+            "start_ns": req["start_ns"].astype(np.int64),
+            "end_ns": req["end_ns"].astype(np.int64),
+            "duration_us": req["duration_us"].astype(float),
+            "closed": req["closed"].astype(bool),
+        }
+    )
+    channel = pd.array([pd.NA] * len(req), dtype="Int64")
+    source = np.full(len(req), None, dtype=object)
+    if len(req):
+        by_page = channel_by_page(trace, req)
+        by_thread = channel_by_thread(trace, req)
+        for values, name in ((by_page, "page"), (by_thread, "thread")):
+            fill = pd.isna(channel) & pd.notna(values)
+            channel[fill] = values[fill]
+            source[fill] = name
+    out["channel"] = channel
+    out["channel_from"] = pd.array(source, dtype="string")
+    out["begin_row"] = req["begin_row"].astype(np.int64)
+    out["end_row"] = req["end_row"].astype("Int64")
+    return out
+
+
+def channel_by_page(trace: Trace, req: pd.DataFrame) -> pd.arrays.IntegerArray:
+    """Per page-request span, the channel of the ``ram_load_postcopy_loop`` that loaded its page."""
+    none = pd.array([pd.NA] * len(req), dtype="Int64")
+    fault = trace.fields("postcopy_ram_fault_thread_request")
+    loops = trace.fields("ram_load_postcopy_loop")
+    if (
+        not len(fault)
+        or not len(loops)
+        or not {"hostaddr", "offset"} <= set(fault.columns)
+        or not {"channel", "addr"} <= set(loops.columns)
+        or "addr" not in req
+    ):
+        return none
+    q = pd.DataFrame(
+        {
+            "i": np.arange(len(req)),
+            "hostaddr": req["addr"].astype("Int64").to_numpy(dtype=np.int64, na_value=-1),
+            "begin": req["begin_row"].to_numpy(dtype=np.int64),
+            "end": req["end_row"].astype("Int64").to_numpy(dtype=np.int64, na_value=-1),
+        }
+    )
+    f = pd.DataFrame(
+        {
+            "hostaddr": fault["hostaddr"].to_numpy(dtype=np.int64, na_value=-2),
+            "offset": fault["offset"].to_numpy(dtype=np.int64, na_value=-2),
+            "frow": fault.index.to_numpy(dtype=np.int64),
+        }
+    )
+    # the fault that asked for the page: the last one of that host address before the request
+    q = pd.merge_asof(
+        q.sort_values("begin"),
+        f.sort_values("frow"),
+        left_on="begin",
+        right_on="frow",
+        by="hostaddr",
+        direction="backward",
+    )
+    q = q[q["offset"].notna() & (q["end"] >= 0)].copy()
+    q["offset"] = q["offset"].astype(np.int64)
+    lp = pd.DataFrame(
+        {
+            "offset": loops["addr"].to_numpy(dtype=np.int64, na_value=-2),
+            "channel": loops["channel"].to_numpy(dtype=np.int64, na_value=-1),
+            "lrow": loops.index.to_numpy(dtype=np.int64),
+        }
+    )
+    # the page's load: the last loop iteration on that RAM offset before the request ended
+    q = pd.merge_asof(
+        q.sort_values("end"),
+        lp.sort_values("lrow"),
+        left_on="end",
+        right_on="lrow",
+        by="offset",
+        direction="backward",
+    )
+    hit = q[q["channel"].notna() & (q["channel"] >= 0)]
+    none[hit["i"].to_numpy(dtype=np.int64)] = hit["channel"].to_numpy(dtype=np.int64)
+    return none
+
+
+def channel_by_thread(trace: Trace, req: pd.DataFrame) -> pd.arrays.IntegerArray:
+    """Per page-request span, 1 when a preempt thread answered it, 0 for the listen/load thread."""
+    out = pd.array([pd.NA] * len(req), dtype="Int64")
+    if not trace.has_tids:
+        return out
+    end = req["end_row"].astype("Int64").to_numpy(dtype=np.int64, na_value=-1)
+    ok = end >= 0
+    roles = trace.threads["role"].astype(str).to_numpy()[trace.row_thread[end[ok]]]
+    chan = np.select([roles == "preempt", np.isin(roles, ("listen", "load"))], [1, 0], -1)
+    idx = np.flatnonzero(ok)[chan >= 0]
+    out[idx] = chan[chan >= 0]
     return out
 
 

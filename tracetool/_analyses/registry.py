@@ -29,7 +29,9 @@ from tracetool._analyses.preempt import PreemptReport, analyze_preempt
 from tracetool._analyses.summary import TraceSummary, summarize
 from tracetool._analyses.switchover import SwitchoverSummary, switchover_summary
 from tracetool._model.trace import Trace
-from tracetool._timeline.timeline import Timeline, build_timeline, rules
+from tracetool._timeline.builder import build_timeline
+from tracetool._timeline.result import Timeline
+from tracetool._timeline.rules import rules
 from tracetool.errors import UsageError
 
 NO_TIMESTAMPS = (

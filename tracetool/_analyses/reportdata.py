@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from tracetool._analyses import registry
 from tracetool._analyses.bql.bql import BqlReport
@@ -22,6 +22,7 @@ from tracetool._analyses.phases import PhaseReport
 from tracetool._analyses.preempt import PreemptReport
 from tracetool._model.querymigrate import QueryMigrate
 from tracetool._model.trace import Trace
+from tracetool._timeline.result import Timeline
 
 SECTIONS = tuple(a.name for a in registry.sections())
 """Report sections, in the order reports show them."""
@@ -79,6 +80,12 @@ class ReportData:
     def preempt(self) -> PreemptReport | None:
         """The postcopy preempt analysis, when the trace has postcopy."""
         return self.results.get("preempt")
+
+    @property
+    def timeline(self) -> Timeline:
+        """The spans and instants of the trace (computed once per trace; the phases already
+        built it)."""
+        return cast(Timeline, registry.run(self.trace, "timeline"))
 
     @property
     def issue_count(self) -> int:

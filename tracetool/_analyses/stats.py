@@ -36,7 +36,8 @@ EXACT_PERMUTATIONS = 1000
 
 def mann_whitney_method(n_before: int, n_after: int) -> Any:
     """The ``method`` given to ``scipy.stats.mannwhitneyu`` for these sample sizes."""
-    if math.comb(n_before + n_after, n_before) <= EXACT_PERMUTATIONS:
+    # scipy's permutation test needs two values a side; one run a side is exact either way.
+    if min(n_before, n_after) >= 2 and math.comb(n_before + n_after, n_before) <= EXACT_PERMUTATIONS:
         return stats.PermutationMethod(n_resamples=EXACT_PERMUTATIONS)
     return "auto"
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 from tracetool._analyses.bql.bql import BqlReport
 from tracetool._model.trace import Trace
-from tracetool._timeline.timeline import Timeline
+from tracetool._timeline.result import Timeline
 
 TABLES = ("events", "spans", "instants", "threads", "processes")
 BQL_TABLES = ("bql_holds", "bql_waits")

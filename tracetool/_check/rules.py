@@ -205,7 +205,7 @@ def _check_role(role: str, column: int) -> None:
 def phase_names() -> list[str]:
     """The phase names the timeline rules define (empty when that module is absent)."""
     try:
-        from tracetool._timeline.timeline import rules as timeline_rules
+        from tracetool._timeline.rules import rules as timeline_rules
     except ImportError:
         return []
     return [p.name for p in timeline_rules().phases]

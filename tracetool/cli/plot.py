@@ -78,30 +78,39 @@ def plot(
 ) -> None:
     """Draws a figure of the trace into a PNG, SVG or PDF file (written atomically). A trace
     without the events a figure needs gives one line naming the events to enable (exit 2)."""
-    from reports import plots
+    from reports.plots.common import SAVE_FORMATS, save_figure
+    from tracetool._analyses import registry
+    from tracetool._model.lanes import trace_start_ns
 
-    if not output.lower().endswith(tuple(f".{x}" for x in plots.SAVE_FORMATS)):
+    if not output.lower().endswith(tuple(f".{x}" for x in SAVE_FORMATS)):
         raise UsageError(f"--output {output}: give a .png, .svg or .pdf file name")
     if kind is not PlotKind.gantt and (start or end):
         raise UsageError("--from/--to apply to 'gantt' only")
     trace = inputs.load()
     fig: Any
     if kind is PlotKind.gantt:
-        t0 = plots.trace_start_ns(trace)
-        fig = plots.gantt(
+        from reports.plots.gantt import gantt
+
+        t0 = trace_start_ns(trace)
+        has_mutex = trace.code_of("qemu_mutex_unlock") is not None
+        fig = gantt(
             trace,
+            registry.run(trace, "timeline"),
+            registry.run(trace, "bql") if has_mutex else None,
             start_ns=parse_time(start, t0) if start else None,
             end_ns=parse_time(end, t0) if end else None,
         )
     elif kind is PlotKind.bql:
-        from tracetool._analyses.bql.bql import analyze_bql
+        from reports.plots.bql import bql_distribution
 
-        fig = plots.bql_distribution(analyze_bql(trace))
+        fig = bql_distribution(registry.run(trace, "bql"))
     elif kind is PlotKind.phases:
-        from tracetool._analyses.phases import analyze_phases
+        from reports.plots.phases import phase_waterfall
 
-        fig = plots.phase_waterfall(analyze_phases(trace), top=top)
+        fig = phase_waterfall(registry.run(trace, "phases"), top=top)
     else:
-        fig = plots.page_latency(trace)
-    plots.save_figure(fig, output)
+        from reports.plots.page_latency import page_latency
+
+        fig = page_latency(registry.run(trace, "preempt"), trace_start_ns(trace))
+    save_figure(fig, output)
     typer.echo(f"wrote {output}")

@@ -37,7 +37,7 @@ def timeline(
     """Spans (begin/end pairs: phases, sections, devices, waits...) and instants (checkpoints,
     state changes) of every thread, from the rules in tracetool/_timeline/spans.toml."""
     from reports.timeline import render_timeline_text
-    from tracetool._timeline.timeline import build_timeline
+    from tracetool._timeline.builder import build_timeline
 
     result = build_timeline(inputs.load()).select(kind, thread)
     show(result, format, strict, lambda r, out: render_timeline_text(r, out, limit))

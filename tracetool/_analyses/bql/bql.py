@@ -18,7 +18,7 @@ trace (``-trace 'qemu_mutex_*'``). Per process:
   line, and the analysis still answers. Holds and waits cut by the start or the end of the trace
   are listed apart as ``edges``: traces normally start and end with the BQL held.
 * Each hold is placed in the incoming phase, load section and device its holder was in when it
-  took the lock (:mod:`tracetool._timeline.timeline`).
+  took the lock (:mod:`tracetool._timeline.builder`).
 
 The pairing is numpy over the mutex rows (shift-based, per thread); no Python loop per event.
 
@@ -588,7 +588,7 @@ def analyze_bql(
 
     ``bql_addr`` names the BQL mutex instead of finding it from ``*/cpus.c`` releases; it
     applies to every process whose events use that address. ``context`` says where phases,
-    sections and devices come from: ``auto`` / ``timeline`` (:mod:`tracetool._timeline.timeline`) or
+    sections and devices come from: ``auto`` / ``timeline`` (:mod:`tracetool._timeline.builder`) or
     ``none``. ``top``: how many of the longest holds the JSON document lists. Raises
     UsageError when ``bql_addr`` occurs nowhere.
     """
@@ -1162,7 +1162,7 @@ class Context:
 
 
 class TimelineContext(Context):
-    """Phases, sections and devices from :mod:`tracetool._timeline.timeline`.
+    """Phases, sections and devices from :mod:`tracetool._timeline.builder`.
 
     The phase is process-wide (the innermost phase when the lock was taken); section and device
     are the holder's own. The threaded load takes the BQL just before it announces the device
@@ -1173,10 +1173,11 @@ class TimelineContext(Context):
     source = "timeline"
 
     def __init__(self, trace: Trace) -> None:
-        from tracetool._timeline import timeline
+        from tracetool._timeline.builder import build_timeline
+        from tracetool._timeline.queries import enclosing
 
-        self._enclosing = timeline.enclosing
-        self._timeline = timeline.build_timeline(trace)
+        self._enclosing = enclosing
+        self._timeline = build_timeline(trace)
         self._spans = self._timeline.spans
 
     def _of(self, process: str, kind: str | None = None) -> pd.DataFrame:
