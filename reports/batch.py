@@ -76,7 +76,8 @@ def summary_lines(result: BatchResult, out: str, rows: int) -> list[str]:
     lines = [
         f"{len(result.results)} runs on {result.scheduler} with {result.workers} worker"
         f"{'s' if result.workers != 1 else ''} in {result.seconds:.1f} s: {result.measured} measured, "
-        f"{len(failed)} failed; {rows} rows -> {out}"
+        f"{len(failed)} failed",
+        f"{rows} rows -> {out}",
     ]
     for r in failed[:MAX_FAILED_SHOWN]:
         lines.append(f"  failed: {r.source}: {r.error}")

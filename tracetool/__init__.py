@@ -25,8 +25,13 @@ from tracetool._analyses.registry import run as run_analysis
 from tracetool._analyses.reportdata import ReportData, collect
 from tracetool._analyses.summary import TraceSummary, summarize
 from tracetool._analyses.switchover import SwitchoverSummary
+from tracetool._batch.schedulers import BatchResult, measure_runs
 from tracetool._check.evaluate import CheckReport, RuleResult, Status, check_trace, measure_metric
 from tracetool._check.repeats import RunsComparison, compare_runs
+from tracetool._check.runmetrics import run_metrics
+from tracetool._history.regressions import RegressionReport, find_regressions
+from tracetool._history.store import History
+from tracetool._history.trend import Trend, trend
 from tracetool._model.lanes import thread_lanes, trace_start_ns
 from tracetool._model.load import load
 from tracetool._model.querymigrate import QueryMigrate, load_query_migrate
