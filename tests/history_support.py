@@ -22,8 +22,8 @@ from types import ModuleType
 
 import pytest
 
-from tests.conftest import REPO, SAMPLES, read_lines
-
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "sample_traces"
 REPEATS = Path("/work/shared/traces/repeats")
 A72 = SAMPLES / "qemu-7.2" / "a-precopy-plain"  # log backend, TID@SEC.USEC, dst + src
 E72 = SAMPLES / "qemu-7.2" / "e-precopy-mutex"  # with the BQL's mutex events
@@ -52,6 +52,8 @@ def plain_run_id(files: list[Path]) -> str:
 def plain_log_walk(files: list[Path]) -> tuple[dict[str, int], int]:
     """Event counts and the first timestamp (ns) of ``TID@SEC.USEC:name`` log files, read line
     by line with a regular expression."""
+    from tests.conftest import read_lines
+
     counts: dict[str, int] = {}
     first: int | None = None
     for f in files:
