@@ -29,6 +29,7 @@ REPEATS = Path("/work/shared/traces/repeats")
 A72 = SAMPLES / "qemu-7.2" / "a-precopy-plain"  # log backend, TID@SEC.USEC, dst + src
 E72 = SAMPLES / "qemu-7.2" / "e-precopy-mutex"  # with the BQL's mutex events
 C72 = SAMPLES / "qemu-7.2" / "c-postcopy"  # destination only, postcopy
+D72 = SAMPLES / "qemu-7.2" / "d-postcopy-preempt"  # postcopy with the preempt channel
 _LOG_LINE = re.compile(rb"^(\d+)@(\d+)\.(\d+):(\w+)")
 
 

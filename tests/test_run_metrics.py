@@ -15,7 +15,8 @@ import pytest
 
 import tracetool
 from tests.conftest import run_cli
-from tests.history_support import A72, C72, E72, plain_log_walk, plain_run_id, trace_files
+from tests.history_support import A72, C72, D72, E72, plain_log_walk, plain_run_id, trace_files
+from tracetool._check.runid import content_id
 from tracetool._check.runmetrics import COLUMNS, MAX_DEVICES, canonical_id
 
 
@@ -142,5 +143,21 @@ def test_a_loaded_trace_gives_the_same_table() -> None:
 def test_flags_are_zero_or_one() -> None:
     df = metrics(A72)
     flags = df.loc[df["unit"] == "flag", "value"]
-    assert len(flags) and set(flags) <= {0.0, 1.0}
+    assert flags.tolist() == [0.0]  # precopy: no postcopy preempt channel
     assert all(math.isfinite(v) for v in df["value"])
+    preempt = metrics(D72).set_index("id")
+    assert preempt.loc["preempt.enabled", "value"] == 1.0
+    r = run_cli("check", str(D72), "--rule", "preempt.enabled == true")
+    assert r.returncode == 0, r.stdout
+
+
+def test_the_id_does_not_depend_on_the_order_or_names_of_the_files(tmp_path: Path) -> None:
+    files = trace_files(A72)
+    assert len(files) == 2
+    want = plain_run_id(files)
+    assert content_id([str(f) for f in files]) == want
+    assert content_id([str(f) for f in reversed(files)]) == want
+    renamed = [tmp_path / "one", tmp_path / "two"]
+    for src, dst in zip(reversed(files), renamed, strict=True):
+        shutil.copy(src, dst)
+    assert content_id([str(f) for f in renamed]) == want
