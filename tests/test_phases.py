@@ -44,7 +44,13 @@ def report(case: str) -> tuple[PhaseReport, QueryMigrate]:
     folder, inputs = CASES[case]
     base = SAMPLES / folder
     paths = [str(base / i) for i in inputs]
-    sidecars = sorted(str(p) for p in base.glob("*-threads.json"))
+    # the sidecars of the processes traced (a src-threads.json next to a dst trace alone
+    # describes a process that is not in the trace, and is refused)
+    sidecars = sorted(
+        str(p)
+        for p in base.glob("*-threads.json")
+        if inputs == ["."] or any(i.startswith(p.name.split("-")[0]) for i in inputs)
+    )
     query = load_query_migrate(str(base / "query-migrate.json"))
     return analyze_phases(tracetool.load(paths, threads=sidecars), query), query
 

@@ -66,3 +66,41 @@ def test_no_bar_in_pipes_ci_or_for_small_inputs(big_trace: Path, monkeypatch: py
     assert not wants_progress([sample("qemu-7.2", "a-precopy-plain", "src.trace.xz")], _Tty())
     monkeypatch.setenv("CI", "true")
     assert not wants_progress([str(big_trace)], _Tty())
+
+
+def test_runs_of_a_comparison_are_announced_one_by_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """compare_runs calls the progress once per run, in order; the line shows on a terminal."""
+    from reports.progress import RunsProgress, wants_runs_progress
+    from tracetool._check.repeats import compare_runs
+
+    runs = []
+    for side in ("a", "b"):
+        for k in (1, 2):
+            run = tmp_path / side / f"run-{k}"
+            run.mkdir(parents=True)
+            (run / "dst.trace.xz").write_bytes(
+                Path(sample("qemu-7.2", "c-postcopy", "dst.trace.xz")).read_bytes()
+            )
+            runs.append(str(run))
+    seen: list[tuple[str, int, int, str]] = []
+    out = _Tty()
+    with RunsProgress(4, out) as bar:
+
+        def record(side: str, index: int, count: int, name: str) -> None:
+            seen.append((side, index, count, name))
+            bar(side, index, count, name)
+
+        compare_runs([str(tmp_path / "a")], [str(tmp_path / "b")], metrics=["ram.pages"], progress=record)
+    assert seen == [
+        ("before", 1, 2, runs[0]),
+        ("before", 2, 2, runs[1]),
+        ("after", 1, 2, runs[2]),
+        ("after", 2, 2, runs[3]),
+    ]
+    assert "run 2/2 of after" in out.getvalue()
+    monkeypatch.delenv("CI", raising=False)
+    assert wants_runs_progress(out) and not wants_runs_progress(io.StringIO())
+    monkeypatch.setenv("CI", "true")
+    assert not wants_runs_progress(out)

@@ -209,3 +209,13 @@ def test_python_api_refuses_and_warns_with_force() -> None:
     with pytest.warns(ForeignInputWarning, match="used anyway"):
         trace = tracetool.load(str(E72 / "dst.trace.xz"), threads=[str(E72 / "src-threads.json")], force=True)
     assert len(trace.events) > 0
+
+
+def test_tracetool_load_reads_a_run_folder_like_the_commands(tmp_path: Path) -> None:
+    run = capture_layout(tmp_path)
+    trace = tracetool.load(str(run))  # the traces are in run/per-thread/, the sidecars in run/
+    named = sidecar_names(run / "dst-threads.json")
+    th = trace.threads[trace.threads["process"] == "dst"]
+    got = {int(t): str(n) for t, n in zip(th["tid"], th["name"], strict=True)}
+    assert got == {t: named[t] for t in got}
+    assert "mig/dst/main" in got.values()

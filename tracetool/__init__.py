@@ -33,9 +33,9 @@ from tracetool._history.regressions import RegressionReport, find_regressions
 from tracetool._history.store import History
 from tracetool._history.trend import Trend, trend
 from tracetool._model.lanes import thread_lanes, trace_start_ns
-from tracetool._model.load import load
+from tracetool._model.load import load, load_run
 from tracetool._model.querymigrate import QueryMigrate, load_query_migrate
-from tracetool._model.runfolder import Run, RunFolder, load_run
+from tracetool._model.runfolder import Run, RunFolder
 from tracetool._model.trace import Trace
 from tracetool._replay import EventContext, replay
 from tracetool._timeline.builder import build_timeline

@@ -23,7 +23,8 @@ from tracetool._analyses.stats import ALPHA, Change, Spread, change, spread
 from tracetool._check.evaluate import measure_metric
 from tracetool._check.metrics import Kind
 from tracetool._check.rules import MetricReference, bind_reference
-from tracetool._model.runfolder import load_run, run_folder, runs_in
+from tracetool._model.load import load_run
+from tracetool._model.runfolder import run_folder, runs_in
 from tracetool.errors import UsageError
 
 HEADLINE_METRICS = (

@@ -16,6 +16,8 @@ from parsers.registry import Progress, ReadContext, UnknownFormat
 from parsers.segment import Segment
 from tracetool._events.catalog import Catalog
 from tracetool._model.assemble import assemble
+from tracetool._model.querymigrate import load_query_migrate
+from tracetool._model.runfolder import Run, resolve_paths
 from tracetool._model.sidecar import ThreadMap, load_thread_map
 from tracetool._model.threads import build_thread_table
 from tracetool._model.trace import Trace
@@ -100,45 +102,38 @@ def load(
     progress: Progress | None = None,
     borrow_from: Sequence[str] = (),
     force: bool = False,
-    found_threads: Sequence[str] | Sequence[ThreadMap] = (),
 ) -> Trace:
     """Loads QEMU trace files into a :class:`Trace`.
 
-    ``paths``: files, globs, directories (per-thread ``-d tid`` files are grouped) or "-".
+    ``paths``: files, globs, directories (per-thread ``-d tid`` files are grouped), run folders
+    (``tracetool._model.runfolder``: their traces, with the thread sidecars they hold unless
+    ``threads`` is given; a sidecar of a side that was not traced is left out) or "-".
     ``threads``: thread-name sidecar JSON files (or ThreadMap objects).
     ``events``: trace-events / trace-events-all files overriding the built-in event catalog.
     ``input_format``: force a backend instead of detecting it per file.
     ``progress``: receives reading progress (``parsers.registry.Progress``).
     ``borrow_from``: log-backend files of the same run (QEMU built with ``log,simple``); thread ids
     and the wall clock are borrowed from them by matching the event sequence (``tracetool._model.borrow``).
-    ``found_threads``: sidecars found next to the traces rather than given (a run folder's):
-    one describing a side the trace does not have is left out quietly.
 
     A sidecar or borrow twin that does not belong to the trace (``tracetool._model.fit``:
     another run, the other side) raises :class:`~tracetool.errors.ForeignInput`; with
     ``force=True`` it is used and a :class:`~tracetool.errors.ForeignInputWarning` says why.
     Raises InputError (unreadable input, unknown format, no events) or UsageError.
     """
-    if isinstance(paths, str):
-        paths = [paths]
+    resolved = resolve_paths([paths] if isinstance(paths, str) else list(paths))
     cat = catalog or Catalog.builtin()
     if events:
         cat = cat.with_files(list(events))
     given = [t if isinstance(t, ThreadMap) else load_thread_map(t) for t in threads]
-    found = [t if isinstance(t, ThreadMap) else load_thread_map(t) for t in found_threads]
+    found = [] if given else [load_thread_map(t) for t in resolved.threads]
     maps = given + found
-    segments = read_segments(paths, catalog=cat, input_format=input_format, engine=engine, progress=progress)
-    if not any(s.events for s in segments):
-        detail = "; ".join(f"{s.path}: {s.lines} lines, {s.other_lines} not trace lines" for s in segments)
-        raise EmptyTrace(f"no trace events in the input ({detail})")
-    columns = assemble(segments)
-    table = build_thread_table(columns, maps)
-    trace = Trace(columns, table, cat)
+    trace = _read(resolved.paths, maps, cat, input_format, engine, progress)
     if borrow_from:
         from tracetool._model.borrow import borrow
         from tracetool._model.fit import borrow_misfit
 
-        twin = load(list(borrow_from), threads=maps, catalog=cat, input_format=None)
+        # The twin is read as it is; the sidecars are checked on the borrowed trace below.
+        twin = _read(resolve_paths(list(borrow_from)).paths, maps, cat, None, engine, None)
         result = borrow(trace, twin)
         names = ", ".join(borrow_from)
         for match in result.processes:
@@ -147,6 +142,22 @@ def load(
     if maps:
         _check_sidecars(trace, given, found, force)
     return trace
+
+
+def _read(
+    paths: Sequence[str],
+    maps: list[ThreadMap],
+    cat: Catalog,
+    input_format: str | None,
+    engine: str | None,
+    progress: Progress | None,
+) -> Trace:
+    segments = read_segments(paths, catalog=cat, input_format=input_format, engine=engine, progress=progress)
+    if not any(s.events for s in segments):
+        detail = "; ".join(f"{s.path}: {s.lines} lines, {s.other_lines} not trace lines" for s in segments)
+        raise EmptyTrace(f"no trace events in the input ({detail})")
+    columns = assemble(segments)
+    return Trace(columns, build_thread_table(columns, maps), cat)
 
 
 def _check_sidecars(trace: Trace, given: list[ThreadMap], found: list[ThreadMap], force: bool) -> None:
@@ -171,3 +182,34 @@ def _refuse_or_warn(what: str, why: str | None, force: bool) -> None:
         )
         return
     raise ForeignInput(f"{what} does not belong to this trace: {why} (--force uses it anyway)")
+
+
+def load_run(
+    paths: str | Sequence[str],
+    *,
+    threads: Sequence[str] = (),
+    query_migrate: str | None = None,
+    events: Sequence[str] = (),
+    input_format: str | None = None,
+    borrow_from: Sequence[str] = (),
+    force: bool = False,
+    progress: Progress | None = None,
+) -> Run:
+    """Loads one run: a run folder (its sidecars and query-migrate.json picked up) or trace
+    paths, as :func:`load` reads them, with QEMU's query-migrate answer. ``threads`` /
+    ``query_migrate`` given explicitly replace what the folder holds."""
+    given = [paths] if isinstance(paths, str) else list(paths)
+    resolved = resolve_paths(given)
+    trace = load(
+        given,
+        threads=list(threads),
+        events=list(events),
+        input_format=input_format,
+        borrow_from=list(borrow_from),
+        force=force,
+        progress=progress,
+    )
+    qm_path = query_migrate or resolved.query_migrate
+    qm = load_query_migrate(qm_path) if qm_path else None
+    folder = resolved.folders[0] if len(resolved.folders) == 1 and len(given) == 1 else None
+    return Run(trace, qm, tuple(given), folder)

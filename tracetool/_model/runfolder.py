@@ -13,6 +13,9 @@ QEMU's ``query-migrate.json`` and a label for the build: its label in the captur
 (``capture.json`` two levels up, or ``run.json``), else its QEMU version. A folder that holds
 runs (``run-1``, ``run-2``, ...: a build's folder of a capture) stands for all of them.
 
+``tracetool.load`` reads a run folder this way; ``tracetool.load_run`` also returns its
+query-migrate answer and label:
+
     >>> run = load_run("runs/qemu-7.2.22/run-1")
     >>> run.trace, run.query_migrate, run.label
 """
@@ -29,9 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from parsers.inputs import strip_compression
-from parsers.registry import Progress
-from tracetool._model.load import load
-from tracetool._model.querymigrate import QueryMigrate, load_query_migrate
+from tracetool._model.querymigrate import QueryMigrate
 from tracetool._model.trace import Trace
 from tracetool.errors import UsageError
 
@@ -236,38 +237,3 @@ class Run:
     def name(self) -> str:
         """The run folder's short name, or the paths."""
         return self.folder.name if self.folder is not None else ", ".join(self.paths)
-
-
-def load_run(
-    paths: str | Sequence[str],
-    *,
-    threads: Sequence[str] | None = None,
-    query_migrate: str | None = None,
-    events: Sequence[str] = (),
-    input_format: str | None = None,
-    borrow_from: Sequence[str] = (),
-    force: bool = False,
-    progress: Progress | None = None,
-) -> Run:
-    """Loads one run: a run folder (its sidecars and query-migrate.json picked up) or trace
-    paths. ``threads`` / ``query_migrate`` given explicitly replace what the folder holds.
-
-    Sidecars that belong to another trace raise :class:`~tracetool.errors.ForeignInput`
-    unless ``force`` (see :func:`tracetool.load`).
-    """
-    given = [paths] if isinstance(paths, str) else list(paths)
-    resolved = resolve_paths(given)
-    trace = load(
-        resolved.paths,
-        threads=list(threads or ()),
-        found_threads=resolved.threads if threads is None else (),
-        events=list(events),
-        input_format=input_format,
-        borrow_from=list(borrow_from),
-        force=force,
-        progress=progress,
-    )
-    qm_path = query_migrate or resolved.query_migrate
-    qm = load_query_migrate(qm_path) if qm_path else None
-    folder = resolved.folders[0] if len(resolved.folders) == 1 and len(given) == 1 else None
-    return Run(trace, qm, tuple(given), folder)

@@ -152,9 +152,8 @@ class Inputs:
 
         def go(progress: ReadProgress | None) -> Any:
             return load(
-                resolved.paths,
+                list(self.paths),
                 threads=list(self.threads or ()),
-                found_threads=resolved.threads if not self.threads else (),
                 events=list(self.events or ()),
                 input_format=self.input_format,
                 progress=progress,
