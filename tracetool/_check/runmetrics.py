@@ -45,7 +45,8 @@ from tracetool._check.evaluate import load_tids, measure_metric
 from tracetool._check.metrics import METRICS, PLACEHOLDER, Kind, Metric
 from tracetool._check.rules import MetricReference, bind_reference
 from tracetool._check.runid import RunIdentity, folder_labels, merge_labels, run_id, start_ns
-from tracetool._model.runfolder import Run, load_run
+from tracetool._model.load import load_run
+from tracetool._model.runfolder import Run
 from tracetool._model.trace import Trace
 from tracetool.errors import RulesError
 
