@@ -82,6 +82,7 @@ def test_bad_options_are_one_line_and_leave_the_output_alone(tmp_path: Path) -> 
         (["--scheduler", "threads"], "scheduler 'threads'"),
         (["--workers", "0"], "at least 1"),
         (["--label", "no-equals"], "key=value"),
+        (["--scheduler", "local", "--memory-limit", "lots"], "--memory-limit 'lots'"),
     ):
         r = run_cli("batch", str(A72), "--out", str(out), *args)
         assert r.returncode == 2, (args, r.stderr)

@@ -154,6 +154,13 @@ def dask_client(scheduler: str, workers: int, memory_limit: str) -> Iterator[Any
     if scheduler == LOCAL:
         import logging
 
+        from dask.utils import parse_bytes
+
+        try:
+            parse_bytes(memory_limit)
+        except (ValueError, TypeError):
+            raise UsageError(f"--memory-limit {memory_limit!r}: a size such as 4GiB or 500MB") from None
+
         cluster = distributed.LocalCluster(
             n_workers=workers,
             threads_per_worker=1,

@@ -1,8 +1,8 @@
 """One unit of batch work: a run's metrics, or the error that stopped it, never an exception.
 
 :func:`measure_one` runs in a worker process (a local process pool or a Dask worker); it and
-what it returns must be importable and picklable there. The warnings loading raised (a sidecar
-that does not match, ...) come back with the result so the caller can show them.
+what it returns must be importable and picklable there. The warnings loading raised about side
+files that do not match the trace come back with the result so the caller can show them.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pandas as pd
 
 from tracetool._check.runmetrics import COLUMNS, run_metrics
 from tracetool._model.runfolder import runs_in
+from tracetool.errors import ForeignInputWarning
 
 ERROR_COLUMN = "error"
 BATCH_COLUMNS = (*COLUMNS, ERROR_COLUMN)
@@ -69,7 +70,7 @@ def measure_one(paths: Sequence[str], labels: Mapping[str, str] | None = None) -
     """The metrics of one run (``paths``: a run folder, or trace files that are one run)."""
     source = ", ".join(paths)
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+        warnings.simplefilter("always", ForeignInputWarning)
         try:
             missing = [p for p in paths if not os.path.exists(p)]
             if missing:
@@ -78,7 +79,7 @@ def measure_one(paths: Sequence[str], labels: Mapping[str, str] | None = None) -
             result = RunResult(source, with_batch_dtypes(frame))
         except Exception as exc:  # one bad run is a row with its error, never the end of the batch
             result = RunResult(source, error_frame(source, error_text(exc)), error_text(exc))
-    result.warnings = [str(w.message) for w in caught]
+    result.warnings = [str(w.message) for w in caught if issubclass(w.category, ForeignInputWarning)]
     return result
 
 
