@@ -110,3 +110,24 @@ def test_a_real_dask_local_cluster_gives_the_same_table(tmp_path: Path) -> None:
     result = tracetool.measure_runs(runs, scheduler="local", workers=2, memory_limit="3GiB")
     assert result.scheduler == "local" and result.workers == 2
     check_batch_table(result.table, [A72, E72], [str(broken)])
+
+
+@pytest.mark.slow
+def test_an_existing_dask_cluster_by_its_address() -> None:
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None, memory_limit="3GiB"
+    ) as cluster:
+        address = cluster.scheduler_address
+        assert address.startswith("tcp://127.0.0.1:")
+        result = tracetool.measure_runs([str(A72), str(C72)], scheduler=address)
+    check_batch_table(result.table, [A72, C72], [])
+
+
+@pytest.mark.slow
+def test_an_unreachable_scheduler_is_one_line(tmp_path: Path) -> None:
+    r = run_cli("batch", str(A72), "--out", str(tmp_path / "x.csv"), "--scheduler", "tcp://127.0.0.1:9")
+    assert r.returncode == 2
+    assert r.stderr.startswith("migtrace: cannot reach the Dask scheduler at tcp://127.0.0.1:9")
+    assert len(r.stderr.strip().splitlines()) == 1
