@@ -88,3 +88,8 @@ def engine(request: pytest.FixtureRequest) -> str:
 
         assert scanner_engine() == "compiled", "the C scanner was not built (pip install -e .)"
     return str(request.param)
+
+
+# The fixtures of the history tests (a PostgreSQL server, a fresh history per test); imported
+# last, as that module uses the helpers above.
+from tests.history_support import postgres_server, postgres_url, store_url  # noqa: E402, F401

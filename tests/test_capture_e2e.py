@@ -478,3 +478,27 @@ def test_compare_runs_of_two_builds(two_builds: TwoBuilds) -> None:
         else:  # two runs a side cannot bound a 95 % interval, nor reach p < 0.05
             assert not ch["significant"] and ch["p_value"] >= 1 / 3 - 1e-9
             assert ch["note"].startswith("too few runs")
+
+
+def test_batch_and_history_of_captured_runs(two_builds: TwoBuilds, tmp_path: Path) -> None:
+    """Captured runs through migtrace batch into a history: one point per run under its build's
+    label from capture.json, each run's own figure."""
+    from tests.conftest import run_cli
+
+    assert two_builds.proc.returncode == 0, two_builds.proc.stderr
+    out = two_builds.out
+    table = tmp_path / "runs.parquet"
+    r = run_cli("batch", str(out / LABELS[0]), str(out / LABELS[1]), "--out", str(table), "--workers", "2")
+    assert r.returncode == 0, r.stdout + r.stderr
+    db = str(tmp_path / "history.sqlite")
+    assert run_cli("history", "add", str(table), "--db", db).returncode == 0
+    r = run_cli("history", "show", "--db", db, "-m", "total_time.dst", "--by", "build", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    points = json.loads(r.stdout)["points"]
+    assert len({p["run"] for p in points}) == 4
+    got = {label: sorted(p["value"] for p in points if p["labels"]["build"] == label) for label in LABELS}
+    own = {
+        label: sorted(_single_run_figures(out / label / f"run-{k}")["total_time.dst"] for k in (1, 2))
+        for label in LABELS
+    }
+    assert got == own

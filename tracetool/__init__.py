@@ -36,8 +36,13 @@ if TYPE_CHECKING:
     from tracetool._analyses.reportdata import ReportData, collect
     from tracetool._analyses.summary import TraceSummary, summarize
     from tracetool._analyses.trace_end import TraceEnd, analyze_trace_end
+    from tracetool._batch.schedulers import BatchResult, measure_runs
     from tracetool._check.evaluate import CheckReport, RuleResult, Status, check_trace, measure_metric
     from tracetool._check.repeats import RunsComparison, compare_runs
+    from tracetool._check.runmetrics import run_metrics
+    from tracetool._history.regressions import RegressionReport, find_regressions
+    from tracetool._history.store import History
+    from tracetool._history.trend import Trend, trend
     from tracetool._model.lanes import thread_lanes, trace_start_ns
     from tracetool._model.load import load, load_run
     from tracetool._model.querymigrate import QueryMigrate, load_query_migrate
@@ -62,6 +67,7 @@ if TYPE_CHECKING:
 # do not pay for pandas and every analysis.
 _WHERE: dict[str, tuple[str, str]] = {
     "Analysis": ("tracetool._analyses.registry", "Analysis"),
+    "BatchResult": ("tracetool._batch.schedulers", "BatchResult"),
     "BqlProcess": ("tracetool._analyses.bql.report", "BqlProcess"),
     "BqlReport": ("tracetool._analyses.bql.report", "BqlReport"),
     "CheckReport": ("tracetool._check.evaluate", "CheckReport"),
@@ -73,12 +79,14 @@ _WHERE: dict[str, tuple[str, str]] = {
     "EventContext": ("tracetool._replay", "EventContext"),
     "ForeignInput": ("tracetool.errors", "ForeignInput"),
     "ForeignInputWarning": ("tracetool.errors", "ForeignInputWarning"),
+    "History": ("tracetool._history.store", "History"),
     "InputError": ("tracetool.errors", "InputError"),
     "MultifdReport": ("tracetool._analyses.multifd", "MultifdReport"),
     "NotInTrace": ("tracetool.errors", "NotInTrace"),
     "PhaseReport": ("tracetool._analyses.phases", "PhaseReport"),
     "PreemptReport": ("tracetool._analyses.preempt", "PreemptReport"),
     "QueryMigrate": ("tracetool._model.querymigrate", "QueryMigrate"),
+    "RegressionReport": ("tracetool._history.regressions", "RegressionReport"),
     "ReportData": ("tracetool._analyses.reportdata", "ReportData"),
     "Result": ("tracetool._analyses.registry", "Result"),
     "RuleResult": ("tracetool._check.evaluate", "RuleResult"),
@@ -92,6 +100,7 @@ _WHERE: dict[str, tuple[str, str]] = {
     "TraceEnd": ("tracetool._analyses.trace_end", "TraceEnd"),
     "TraceEventsError": ("tracetool.errors", "TraceEventsError"),
     "TraceSummary": ("tracetool._analyses.summary", "TraceSummary"),
+    "Trend": ("tracetool._history.trend", "Trend"),
     "UnknownFormat": ("tracetool.errors", "UnknownFormat"),
     "UsageError": ("tracetool.errors", "UsageError"),
     "analyses": ("tracetool._analyses.registry", "ANALYSES"),
@@ -106,15 +115,19 @@ _WHERE: dict[str, tuple[str, str]] = {
     "collect": ("tracetool._analyses.reportdata", "collect"),
     "compare": ("tracetool._analyses.compare", "compare"),
     "compare_runs": ("tracetool._check.repeats", "compare_runs"),
+    "find_regressions": ("tracetool._history.regressions", "find_regressions"),
     "load": ("tracetool._model.load", "load"),
     "load_query_migrate": ("tracetool._model.querymigrate", "load_query_migrate"),
     "load_run": ("tracetool._model.load", "load_run"),
     "measure_metric": ("tracetool._check.evaluate", "measure_metric"),
+    "measure_runs": ("tracetool._batch.schedulers", "measure_runs"),
     "replay": ("tracetool._replay", "replay"),
     "run_analysis": ("tracetool._analyses.registry", "run"),
+    "run_metrics": ("tracetool._check.runmetrics", "run_metrics"),
     "summarize": ("tracetool._analyses.summary", "summarize"),
     "thread_lanes": ("tracetool._model.lanes", "thread_lanes"),
     "trace_start_ns": ("tracetool._model.lanes", "trace_start_ns"),
+    "trend": ("tracetool._history.trend", "trend"),
 }
 
 
@@ -134,6 +147,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "Analysis",
+    "BatchResult",
     "BqlProcess",
     "BqlReport",
     "CheckReport",
@@ -145,12 +159,14 @@ __all__ = [
     "EventContext",
     "ForeignInput",
     "ForeignInputWarning",
+    "History",
     "InputError",
     "MultifdReport",
     "NotInTrace",
     "PhaseReport",
     "PreemptReport",
     "QueryMigrate",
+    "RegressionReport",
     "ReportData",
     "Result",
     "RuleResult",
@@ -164,6 +180,7 @@ __all__ = [
     "TraceEnd",
     "TraceEventsError",
     "TraceSummary",
+    "Trend",
     "UnknownFormat",
     "UsageError",
     "analyses",
@@ -178,13 +195,17 @@ __all__ = [
     "collect",
     "compare",
     "compare_runs",
+    "find_regressions",
     "load",
     "load_query_migrate",
     "load_run",
     "measure_metric",
+    "measure_runs",
     "replay",
     "run_analysis",
+    "run_metrics",
     "summarize",
     "thread_lanes",
     "trace_start_ns",
+    "trend",
 ]

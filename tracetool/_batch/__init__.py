@@ -1,0 +1,1 @@
+"""Many runs at once: the metrics of each run folder, computed in parallel (``migtrace batch``)."""
