@@ -11,12 +11,16 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
 from tracetool.errors import UsageError
+
+INTERRUPTED = threading.Event()
+"""Set by the command line's SIGINT handler: a file finished after it is not put in place."""
 
 
 def _new_file_mode(path: str) -> int:
@@ -43,6 +47,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        if INTERRUPTED.is_set():
+            raise KeyboardInterrupt
         os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:

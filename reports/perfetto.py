@@ -6,7 +6,8 @@ Layout of the document (``{"traceEvents": [...], "displayTimeUnit": "ms", "other
   else 1, 2, ...; ``process_name`` / ``process_sort_index`` metadata (``"ph": "M"``).
 * One track per thread, in the lane order of the Gantt chart
   (:func:`tracetool._model.lanes.thread_lanes`: main, load, listen, preempt, fault, recv_N,
-  vCPU, others), with ``thread_name`` / ``thread_sort_index``.
+  vCPU, others), with ``thread_name`` (the thread's own name, as ``thread.name`` queries want
+  it, and its role in the metadata's args) / ``thread_sort_index``.
   Traces without thread ids get one track, ``all threads (no thread ids)``, per process.
 * Spans of the timeline (sections, device loads, commands, postcopy steps, thread lifetimes,
   QMP commands, waits) as complete events (``"ph": "X"``, ``cat`` = the span kind) on their
@@ -153,8 +154,11 @@ class _Builder:
         for rank, r in enumerate(records(self.lanes)):
             pid = self.pids[r["process"]]
             tid = pid if pd.isna(r["tid"]) else int(r["tid"])
-            label = plain_label(r)
+            # Perfetto shows the tid itself and queries by the thread's own name
+            # (thread.name = 'mig/dst/main'): the name as QEMU set it, the role in args.
+            label = plain_label(r) if pd.isna(r["name"]) else str(r["name"])
             t = self._track(pid, tid, label, LANE_SORT * (rank + 1))
+            t.args = {"role": r["role"]}
             self.thread_track[(r["process"], -1 if pd.isna(r["tid"]) else int(r["tid"]))] = t
         self.counters: list[dict[str, Any]] = []
         self.instant_events: list[dict[str, Any]] = []
@@ -377,7 +381,7 @@ class _Builder:
             )
         timed: list[dict[str, Any]] = []
         for t in self.tracks.values():
-            meta.append(meta_event("thread_name", t.pid, t.tid, {"name": t.name}))
+            meta.append(meta_event("thread_name", t.pid, t.tid, {"name": t.name, **t.args}))
             meta.append(meta_event("thread_sort_index", t.pid, t.tid, {"sort_index": t.sort}))
             for e in t.events:
                 e["pid"], e["tid"] = t.pid, t.tid

@@ -47,6 +47,7 @@ class Track:
     name: str
     sort: int
     events: list[dict[str, Any]] = field(default_factory=list)
+    args: dict[str, Any] = field(default_factory=dict)  # more of the thread_name metadata
 
 
 GRID = 1 << 16

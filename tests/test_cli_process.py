@@ -62,6 +62,9 @@ def test_ctrl_c_at_any_moment_exits_130_quietly(tmp_path: Path, when: str) -> No
         stderr=subprocess.PIPE,
         text=True,
         env=_env(),
+        # as from an interactive shell: a test run started in the background has SIGINT
+        # ignored, and the command would inherit that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     marker = {"importing numpy": "numpy", "importing pandas": "pandas"}.get(when)
     deadline = time.monotonic() + 60

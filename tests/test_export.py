@@ -246,8 +246,13 @@ def test_threadify_mutex_run_exports_a_valid_trace(mutex_run: tuple[Trace, Any, 
     pids = {e["args"]["name"]: e["pid"] for e in events_of(doc, "M") if e["name"] == "process_name"}
     assert set(pids) == {"dst (incoming QEMU)", "src (outgoing QEMU)"}
     dst = pids["dst (incoming QEMU)"]
-    assert names[(dst, 22774)] == "mig/dst/main (load, 22774)"
-    assert names[(dst, 22760)] == "qemu-system-x86 (main, 22760)"
+    # the thread's own name, as Perfetto's thread.name queries want it; the role in args
+    assert names[(dst, 22774)] == "mig/dst/main"
+    assert names[(dst, 22760)] == "qemu-system-x86"
+    roles = {
+        (e["pid"], e["tid"]): e["args"].get("role") for e in events_of(doc, "M") if e["name"] == "thread_name"
+    }
+    assert roles[(dst, 22774)] == "load" and roles[(dst, 22760)] == "main"
     for r in trace.threads.to_dict("records"):  # every thread of the trace has its track
         assert any(tid == int(r["tid"]) for (_, tid) in names), r
     sort = {
@@ -265,7 +270,7 @@ def test_threadify_mutex_run_exports_a_valid_trace(mutex_run: tuple[Trace, Any, 
     # every hold sits on its holder's BQL track, at its exact nanoseconds
     load = bql.processes["dst"].holds
     load = load[(load["tid"] == 22774).to_numpy(dtype=bool) & load["complete"].to_numpy(dtype=bool)]
-    bql_track = next(k for k, v in names.items() if v == "mig/dst/main (load, 22774) · BQL")
+    bql_track = next(k for k, v in names.items() if v == "mig/dst/main · BQL" and k[0] == dst)
     on_track = Counter(abs_ns(doc, e) for e in holds if (e["pid"], e["tid"]) == bql_track)
     assert on_track == Counter(zip(load["start_ns"].astype(int), load["end_ns"].astype(int), strict=True))
     sites = Counter(

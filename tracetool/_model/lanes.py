@@ -22,7 +22,7 @@ ROLE_ORDER = ("main", "load", "listen", "preempt", "fault", "recv_N", "vcpu")
 """Lane order of thread roles; every other role follows, then unknown threads."""
 SIDE_ORDER = ("dst", "src")
 """Lane order of processes by side; processes of unknown side follow."""
-LANE_COLUMNS = ["process", "tid", "role", "label", "thread"]
+LANE_COLUMNS = ["process", "tid", "role", "label", "thread", "name"]
 
 
 def trace_start_ns(trace: Trace) -> int:
@@ -60,7 +60,8 @@ def thread_lanes(trace: Trace) -> pd.DataFrame:
 
     Columns: ``process``, ``tid`` (Int64, NA in traces without thread ids), ``role``, ``label``
     (with a ``dst · `` prefix when the trace has several processes), ``thread`` (the row of
-    ``trace.threads``). The index is the lane number.
+    ``trace.threads``), ``name`` (the thread's own name, None when unknown). The index is the
+    lane number.
     """
     th = trace.threads
     procs = _process_order(trace)
@@ -83,7 +84,16 @@ def thread_lanes(trace: Trace) -> pd.DataFrame:
                 tid if tid is not None else -1,
             )
         )
-        rows.append({"process": str(r["process"]), "tid": tid, "role": role, "label": label, "thread": i})
+        rows.append(
+            {
+                "process": str(r["process"]),
+                "tid": tid,
+                "role": role,
+                "label": label,
+                "thread": i,
+                "name": name,
+            }
+        )
     order = sorted(range(len(rows)), key=keys.__getitem__)
     out = pd.DataFrame([rows[i] for i in order], columns=LANE_COLUMNS)
     out["tid"] = pd.array(out["tid"].tolist(), dtype="Int64")

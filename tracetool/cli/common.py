@@ -313,6 +313,12 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     raise SystemExit(code)
 
 
+def _interrupted() -> bool:
+    from reports.atomic import INTERRUPTED
+
+    return INTERRUPTED.is_set()
+
+
 def run(entry: Callable[..., Any], args: Sequence[str] | None = None) -> None:
     """Runs the typer app on ``args`` (default: the command line), turning known errors into
     one line and an exit code."""
@@ -320,8 +326,9 @@ def run(entry: Callable[..., Any], args: Sequence[str] | None = None) -> None:
         extra: dict[str, Any] = {} if args is None else {"args": list(args)}
         code = entry(standalone_mode=False, **extra)
         # Without standalone mode a command's typer.Exit(code) comes back as the return value;
-        # typer turns a Ctrl-C inside a command into Exit(130).
-        if code == EXIT_INTERRUPTED:
+        # typer turns a Ctrl-C inside a command into Exit(130). An interrupt Python lost on the
+        # way (see tracetool.cli.launch) is still marked.
+        if code == EXIT_INTERRUPTED or _interrupted():
             raise KeyboardInterrupt
         if isinstance(code, int) and code:
             raise SystemExit(code)

@@ -1,10 +1,11 @@
 """Starting the command line: quiet on Ctrl-C from the very first moment.
 
-Importing the command line (typer, then pandas for a command) takes a moment; a Ctrl-C during
-it would print Python's traceback. ``main`` makes SIGINT exit with code 130 and nothing else
-while the modules load, then hands over to :func:`tracetool.cli.main.main`, whose error
-handling turns a later Ctrl-C into the same quiet exit (output files are written atomically,
-so nothing is left half-written).
+Ctrl-C (SIGINT) makes ``migtrace`` exit with code 130 and one line, whenever it comes, and
+nothing half-written is left behind (output files are written atomically, and a file whose
+writing is finished after the interrupt is not put in place). The handler marks the interrupt
+before it raises KeyboardInterrupt, because Python can lose that exception inside some imports
+(pandas' start-up, for one); the command checks the mark when it ends. A SIGINT that was
+ignored when migtrace started (a job started in the background) stays ignored.
 """
 
 from __future__ import annotations
@@ -13,18 +14,25 @@ import signal
 import sys
 from types import FrameType
 
+from reports.atomic import INTERRUPTED
+
 EXIT_INTERRUPTED = 130
 
 
-def _quiet_exit(signum: int, frame: FrameType | None) -> None:
-    sys.stderr.write("migtrace: interrupted\n")
-    raise SystemExit(EXIT_INTERRUPTED)
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    INTERRUPTED.set()
+    raise KeyboardInterrupt
 
 
 def main() -> None:
     """The ``migtrace`` command."""
-    previous = signal.signal(signal.SIGINT, _quiet_exit)
-    from tracetool.cli.main import main as run
-
-    signal.signal(signal.SIGINT, previous)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        from tracetool.cli.main import main as run
+    else:
+        signal.signal(signal.SIGINT, _interrupt)
+        try:
+            from tracetool.cli.main import main as run
+        except KeyboardInterrupt:
+            sys.stderr.write("migtrace: interrupted\n")
+            raise SystemExit(EXIT_INTERRUPTED) from None
     run()
