@@ -77,12 +77,6 @@ class Section:
 
 
 # ---------------------------------------------------------------------------------- helpers
-def who(tid: Any, name: Any) -> str:
-    """A thread as ``name (tid)``; ``?`` when unnamed."""
-    label = name if name not in (None, "", "?") else "?"
-    return f"{label} ({tid})" if tid is not None else str(label)
-
-
 def us(v: float | None) -> str:
     """A duration in µs, human-formatted ("-" when unknown)."""
     return fmt_us(v)

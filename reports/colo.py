@@ -16,7 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from reports.console import fmt_us, table
+from reports.console import fmt_us, table, who
 
 WIDTH = 100
 """Terminal width the text output fits."""
@@ -67,12 +67,7 @@ class _Clock:
 
 
 def _who(thread: dict[str, Any] | None) -> str:
-    if not thread:
-        return "?"
-    name, tid = thread.get("name"), thread.get("tid")
-    if tid is None:
-        return str(name or "?")
-    return f"{name or '?'} ({tid})"
+    return who(thread.get("tid"), thread.get("name")) if thread else "-"
 
 
 def _result(c: dict[str, Any]) -> str:

@@ -184,6 +184,15 @@ def table(
     return FitTable(title, columns, rows, right, optional, tail)
 
 
+def who(tid: Any, name: Any) -> str:
+    """A thread as every text output shows it: ``name (tid)``; ``tid 1234`` when nothing named
+    it; its name alone without thread ids; ``-`` when neither is known."""
+    named = name is not None and name == name and str(name) not in ("", "?")  # NaN != NaN
+    if tid is None or tid != tid:
+        return str(name) if named else "-"
+    return f"{name} ({int(tid)})" if named else f"tid {int(tid)}"
+
+
 def fmt_us(us: float | None) -> str:
     """Microseconds, readable: 850 µs, 12.3 ms, 4.56 s."""
     if us is None:

@@ -6,21 +6,16 @@ from typing import Any
 
 from rich.console import Console
 
-from reports.console import fmt_us, table
+from reports.console import fmt_us, table, who
 from reports.timezero import TimeZero
 
 MAX_ISSUES_SHOWN = 20
 
 
-def _thread(tid: Any, name: Any) -> str:
-    label = name if name not in (None, "?") else "?"
-    return f"{label} ({tid})" if tid is not None else str(label)
-
-
 def render_phases_text(doc: dict[str, Any], out: Console, zero: TimeZero) -> None:
     """Prints a ``PhaseReport.to_json()`` document as tables (times in seconds since ``zero``)."""
     lt = doc["load_thread"]
-    lt_text = _thread(lt.get("tid"), lt.get("name")) + (" [inferred]" if lt.get("inferred") else "")
+    lt_text = who(lt.get("tid"), lt.get("name")) + (" [inferred]" if lt.get("inferred") else "")
     out.print(
         f"Incoming migration ({doc['process'] or 'no destination'}): {doc['outcome']}; load thread: {lt_text}"
     )
@@ -33,7 +28,7 @@ def render_phases_text(doc: dict[str, Any], out: Console, zero: TimeZero) -> Non
             [
                 [
                     p["name"],
-                    _thread(p["tid"], p["thread"]),
+                    who(p["tid"], p["thread"]),
                     p["role"],
                     zero.at(p["start_ns"]),
                     fmt_us(p["duration_us"]),
@@ -56,7 +51,7 @@ def render_phases_text(doc: dict[str, Any], out: Console, zero: TimeZero) -> Non
                         d["instance_id"],
                         d["section_id"],
                         d["section_type"],
-                        _thread(d["tid"], d["thread"]),
+                        who(d["tid"], d["thread"]),
                         fmt_us(d["duration_us"]),
                         fmt_us(d["downtime_us"]) if d["downtime_us"] is not None else "-",
                     ]
@@ -89,7 +84,7 @@ def render_phases_text(doc: dict[str, Any], out: Console, zero: TimeZero) -> Non
             table(
                 "Downtime checkpoints",
                 ["process", "checkpoint", "thread", "at"],
-                [[c["process"], c["name"], _thread(c["tid"], c["thread"]), zero.at(c["ts_ns"])] for c in cps],
+                [[c["process"], c["name"], who(c["tid"], c["thread"]), zero.at(c["ts_ns"])] for c in cps],
                 right=["at"],
             )
         )
@@ -127,7 +122,7 @@ def render_phases_text(doc: dict[str, Any], out: Console, zero: TimeZero) -> Non
                 [
                     [
                         c["id"],
-                        _thread(c["tid"], c["thread"]),
+                        who(c["tid"], c["thread"]),
                         c["packets"],
                         "-" if c["pages"] is None else c["pages"],
                     ]

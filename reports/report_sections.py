@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from reports.blocks import Section, fmt_count, pct, us, who
+from reports.blocks import Section, fmt_count, pct, us
 from reports.colo import colo_blocks
-from reports.console import fmt_us
+from reports.console import fmt_us, who
 from reports.downtime import downtime_blocks
 from reports.summary import summary_zero
 from reports.timezero import TimeZero
@@ -85,7 +85,7 @@ def _summary(sec: Section, doc: dict[str, Any]) -> None:
         [
             [
                 p["label"],
-                p["side"] or "?",
+                p["side"] or "-",
                 "-" if p["pid"] is None else p["pid"],
                 _thread_of(s, p["label"], p["load_tid"]),
             ]
@@ -98,8 +98,8 @@ def _summary(sec: Section, doc: dict[str, Any]) -> None:
         [
             [
                 t["process"],
-                t["tid"] if t["tid"] is not None else "?",
-                t["name"] or "?",
+                t["tid"] if t["tid"] is not None else "-",
+                t["name"] or "-",
                 t["role"],
                 "yes" if t["carries_load"] else "",
                 fmt_count(t["events"]),

@@ -72,8 +72,8 @@ def render_summary_text(summary: dict[str, Any], out: Console, top_events: int =
             [
                 [
                     t["process"],
-                    t["tid"] if t["tid"] is not None else "?",
-                    t["name"] or "?",
+                    t["tid"] if t["tid"] is not None else "-",
+                    t["name"] or "-",
                     t["role"],
                     "yes" if t["carries_load"] else "",
                     t["events"],

@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
-from reports.console import fmt_us, table
+from reports.console import fmt_us, table, who
 from reports.timezero import TimeZero
 
 WIDTH = 100
@@ -18,8 +18,7 @@ WIDTH = 100
 def _who(p: dict[str, Any]) -> str:
     if p.get("tid") is None and p.get("thread") is None:
         return f"a {p['role']} thread (by its call site)"
-    name = p.get("thread") or "?"
-    return f"{name} ({p['tid']})" if p.get("tid") is not None else name
+    return who(p.get("tid"), p.get("thread"))
 
 
 def _and(items: Sequence[str]) -> str:

@@ -212,7 +212,7 @@ def test_gantt_of_both_processes_orders_lanes(tfy: Loaded) -> None:
         "dst · mig/dst/main (load, 22774)",
         "dst · CPU 0/TCG (vcpu, 22768)",
     ]
-    assert src[:2] == ["src · phases", "src · main (main, 22761)"]
+    assert src[:2] == ["src · phases", "src · tid 22761 (main)"]
     ax = fig.axes[0]
     devices = list(collections(ax, "span:device:"))
     assert [c.get_gid() for c in devices] == ["span:device:dst · mig/dst/main (load, 22774)"]

@@ -285,7 +285,7 @@ def _assign_roles(
     roles: list[str],
     ev: _Evidence,
 ) -> None:
-    """Fills roles (and inferred names) of one process's threads; sets its load thread."""
+    """Fills roles of one process's threads; sets its load thread."""
     rules = role_rules()
     real = [t for t in proc.members if t_tid[t] >= 0]
     for t in proc.members:
@@ -296,8 +296,6 @@ def _assign_roles(
     main = _pick_main(proc, real, t_tid, names, roles, ev)
     if main is not None and roles[main] in ("", "main"):
         roles[main] = "main"
-        if names[main] is None:
-            names[main], sources[main] = "main", "inferred"
     for t in real:
         if not roles[t]:
             roles[t] = next(
@@ -316,10 +314,8 @@ def _assign_roles(
         if not roles[load]:
             roles[load] = "load"
         proc.load_tid = int(t_tid[load])
-    for t in real:
+    for t in real:  # a thread nothing named keeps no name: its role says what it did
         roles[t] = roles[t] or "other"
-        if names[t] is None and roles[t] != "other":
-            names[t], sources[t] = f"<{roles[t]}>", "inferred"
 
 
 def build_thread_table(c: Columns, maps: list[ThreadMap]) -> ThreadTable:

@@ -207,9 +207,10 @@ class Trace:
             time = pd.Series(ts.view("M8[ns]"), copy=False).dt.tz_localize("UTC")
         else:
             time = pd.Series(ts.view("m8[ns]"), copy=False)
-        thread_names = th["name"].fillna("?").astype(str)
-        thread_cats = pd.Index(thread_names.unique())
-        thread_of = thread_cats.get_indexer(thread_names).astype(np.int32)
+        named = th["name"].notna().to_numpy()
+        thread_cats = pd.Index(th["name"][named].astype(str).unique())
+        thread_of = np.full(len(th), -1, dtype=np.int32)  # -1: NA, a thread nothing named
+        thread_of[named] = thread_cats.get_indexer(th["name"][named].astype(str))
         paths = [i.path for i in c.inputs]
         source_cats = pd.Index(paths).unique()
         source_of = source_cats.get_indexer(pd.Index(paths)).astype(np.int16)

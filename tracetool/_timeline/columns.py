@@ -29,7 +29,8 @@ class EventColumns:
         self.proc_labels = [str(x) for x in th["process"].cat.categories]
         self._row_process: np.ndarray | None = None
         self.t_tid = th["tid"]
-        self.t_name = th["name"].fillna("?").astype(str).to_numpy()
+        # a thread nothing named has no name (None), never a placeholder
+        self.t_name = th["name"].astype(object).where(th["name"].notna(), None).to_numpy()
         self.t_role = th["role"].astype(str).to_numpy()
         self.threads_known = trace.has_tids
         self.has_time = trace.has_time

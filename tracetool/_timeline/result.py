@@ -65,7 +65,7 @@ class Timeline:
         }
 
 
-ALWAYS_KEPT = ("tid", "end_row", "start_ns", "end_ns", "ts_ns", "duration_us")
+ALWAYS_KEPT = ("tid", "thread", "end_row", "start_ns", "end_ns", "ts_ns", "duration_us")
 """Keys every span/instant record has; other attribute keys only where the row has a value."""
 
 
