@@ -20,7 +20,9 @@ def render_timeline_text(tl: Timeline, out: Console, limit: int) -> None:
     spans, instants, notes, issues = tl.spans, tl.instants, tl.notes, tl.issues
     span_rows = records(spans.head(limit))
     inst_rows = records(instants.head(limit))
+    # A trace without timestamps has none to measure from: its times print as "-".
     firsts = [r["start_ns"] for r in span_rows[:1]] + [r["ts_ns"] for r in inst_rows[:1]]
+    firsts = [t for t in firsts if t is not None]
     origin = min(firsts) if firsts else None
     more = "" if len(spans) <= limit else f", first {limit}"
     out.print(
