@@ -312,7 +312,8 @@ class Case:
 def make_case(tmp: Path, source: str, trace_how: str, side_how: str, rng: random.Random) -> Case:
     """Lays out one damaged run folder of ``source`` in ``tmp``."""
     parts, files = SOURCES[source]
-    folder = tmp / "run"
+    # A name that is not UTF-8 (Python holds the byte 0xff as a lone surrogate), a line break.
+    folder = tmp / rng.choice(["run", "run", "run\udcff", "run\nx", "r u:n"])
     folder.mkdir()
     origin = Path(sample(*parts))
     if source == "per-thread":
@@ -464,7 +465,7 @@ def _campaign(tmp_path: Path, index: int, every_command: bool) -> None:
     trace_how = damage[(index // len(SOURCES) + index) % len(damage)]
     side_how = SIDE_DAMAGE[index % len(SIDE_DAMAGE)] if rng.random() < 0.7 else "none"
     case = make_case(tmp_path, source, trace_how, side_how, rng)
-    out = tmp_path / "out"
+    out = case.folder.with_name(case.folder.name + "-out")
     out.mkdir()
     cmds = _commands(case, out)
     summary = _run_clean(["summary", "-f", "json", *case.paths, *case.thread_options])

@@ -9,6 +9,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 
 from parsers.reading import ReadResult, read_inputs
 from parsers.registry import Progress, ReadContext
@@ -67,7 +68,20 @@ def read_segments(
         for seg in result.segments:
             if spooled and seg.path == spooled:
                 seg.path = "-"
+            seg.path = printable_path(seg.path)
+            seg.process_hint = seg.process_hint and printable_path(seg.process_hint)
+            seg.warnings = [replace(w, path=printable_path(w.path)) for w in seg.warnings]
+        result.skipped = [replace(f, path=printable_path(f.path)) for f in result.skipped]
     return result
+
+
+def printable_path(path: str) -> str:
+    """A file name as text that every output can hold: the bytes of a name that is not UTF-8
+    (which Python keeps as lone surrogates) are shown as ``\\xff``. The trace keeps this form;
+    the files were opened by their real name."""
+    if path.isascii():
+        return path
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def load(
