@@ -288,6 +288,7 @@ class Case:
     explicit: bool  # sidecars as --threads / --query-migrate instead of picked up from the folder
     threads: list[str] = field(default_factory=list)
     query_migrate: str | None = None
+    borrow: list[str] = field(default_factory=list)  # --borrow-from
 
     @property
     def paths(self) -> list[str]:
@@ -299,8 +300,9 @@ class Case:
 
     @property
     def thread_options(self) -> list[str]:
-        """--threads when given explicitly."""
-        return [a for t in self.threads for a in ("--threads", t)]
+        """--threads when given explicitly, and --borrow-from."""
+        borrow = [a for b in self.borrow for a in ("--borrow-from", b)]
+        return [a for t in self.threads for a in ("--threads", t)] + borrow
 
     @property
     def options(self) -> list[str]:
@@ -316,6 +318,7 @@ def make_case(tmp: Path, source: str, trace_how: str, side_how: str, rng: random
     folder = tmp / rng.choice(["run", "run", "run\udcff", "run\nx", "r u:n"])
     folder.mkdir()
     origin = Path(sample(*parts))
+    borrow: list[str] = []
     if source == "per-thread":
         traces = sorted(origin.glob("dst.*.trace.xz"))
         victim = rng.randrange(len(traces))
@@ -325,11 +328,25 @@ def make_case(tmp: Path, source: str, trace_how: str, side_how: str, rng: random
             _write_trace(folder / f.name.removesuffix(".xz"), lines, how, rng)
     elif source == "simple":
         _simple_trace(folder, trace_how, rng)
+        if rng.random() < 0.5:  # the log of the same run: a twin in the folder, or --borrow-from
+            twin = _ends((*parts, "dst.trace.xz"))[0][: rng.randint(100, END_LINES)]
+            where = folder / "dst.trace" if rng.random() < 0.5 else tmp / "twin.trace"
+            borrow = [str(_write_trace(where, list(twin), rng.choice(["none", "delete", "flip"]), rng))]
     else:
         victim = rng.randrange(len(files))
         for i, name in enumerate(files):
             lines = _window((*parts, name), rng)
             _write_trace(folder / name.removesuffix(".xz"), lines, trace_how if i == victim else "none", rng)
+    extra = rng.choice([None] * 6 + ["empty", "bytes", "other"])
+    if extra == "empty":
+        (folder / "extra.trace").write_bytes(b"")
+    elif extra == "bytes":
+        (folder / "extra.trace").write_bytes(rng.randbytes(rng.randint(1, 5000)))
+    elif extra == "other":
+        other = rng.choice([k for k, v in SOURCES.items() if v[1] and k != "simple"])
+        other_parts, other_files = SOURCES[other]
+        lines = _window((*other_parts, other_files[0]), rng)
+        _write_trace(folder / f"other-{other_files[0].removesuffix('.xz')}", lines, "none", rng)
     present = [n for n in SIDE_FILES if (origin / n).exists()]
     for n in present:
         shutil.copy(origin / n, folder / n)
@@ -341,7 +358,9 @@ def make_case(tmp: Path, source: str, trace_how: str, side_how: str, rng: random
         damaged = _hostile(json.loads(target.read_text("utf-8")), side_how, rng)
         if damaged is not None:
             target.write_bytes(damaged)
-    case = Case(f"{source}/{trace_how}/{side_how}", folder, explicit=rng.random() < 0.4)
+    name = f"{source}/{trace_how}/{side_how}" + (f"/extra-{extra}" if extra else "")
+    case = Case(name, folder, explicit=rng.random() < 0.4)
+    case.borrow = [b for b in borrow if not b.startswith(str(folder))]
     if case.explicit:
         case.threads = [str(folder / n) for n in present if n.endswith("-threads.json")]
         qm = folder / "query-migrate.json"
@@ -441,7 +460,9 @@ def _api(case: Case) -> None:
     from tracetool._json import dumps
 
     try:
-        run = tracetool.load_run(case.paths, threads=case.threads, query_migrate=case.query_migrate)
+        run = tracetool.load_run(
+            case.paths, threads=case.threads, query_migrate=case.query_migrate, borrow_from=case.borrow
+        )
     except (InputError, UsageError, TraceEventsError) as exc:
         _one_line(exc)
         return
