@@ -319,6 +319,19 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     raise SystemExit(code)
 
 
+@contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Warnings that reach the command line (a library's, say) print as one ``migtrace:
+    warning:`` line each, not as Python's two lines with a source excerpt."""
+
+    def show(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+        sys.stderr.write(f"migtrace: warning: {one_line(message)}\n")
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
 def _tolerant_output() -> None:
     """File names that are not UTF-8 reach Python as lone surrogates; written to stdout or
     stderr they show as ``\\udcff`` instead of failing the command."""
@@ -333,7 +346,8 @@ def run(entry: Callable[..., Any], args: Sequence[str] | None = None) -> None:
     _tolerant_output()
     try:
         extra: dict[str, Any] = {} if args is None else {"args": list(args)}
-        code = entry(standalone_mode=False, **extra)
+        with _warnings_as_lines():
+            code = entry(standalone_mode=False, **extra)
         # Without standalone mode a command's typer.Exit(code) comes back as the return value;
         # typer turns a Ctrl-C inside a command into Exit(130).
         if code == EXIT_INTERRUPTED:
