@@ -555,3 +555,36 @@ def test_simple_record_with_pid_beyond_int32(tmp_path: Path) -> None:
     unknown = {p["label"] for p in doc["processes"] if p["pid"] is None}
     assert sum(t["events"] for t in doc["threads"] if t["process"] in unknown) == changed
     assert any(f"{changed} record(s) with a pid beyond" in w for w in doc["inputs"][0]["warnings"])
+
+
+_RULE = '[[rule]]\nname = "r"\nmetric = "events.count"\nop = "<"\nvalue = {}\n'
+
+
+@pytest.mark.parametrize(
+    "rules,expected",
+    [
+        ("x = " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+        (_RULE.format("9" * 5000), "5000 digits"),
+        (_RULE.format("9" * 400), "out of range"),
+        (_RULE.format("nan"), "out of range"),
+        (_RULE.format("-inf"), "out of range"),
+    ],
+    ids=["deep", "5000-digits", "400-digits", "nan", "inf"],
+)
+def test_hostile_rules_file_is_one_line_error(tmp_path: Path, rules: str, expected: str) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text(rules)
+    r = _run_clean(["check", sample("qemu-7.2", "a-precopy-plain", "src.trace.xz"), "--rules", str(path)])
+    assert r.returncode == 2 and expected in r.stderr and str(path) in r.stderr
+
+
+@pytest.mark.parametrize("number", ["1e999", "-1e999"])
+def test_rule_expression_number_out_of_range(number: str) -> None:
+    trace = sample("qemu-7.2", "a-precopy-plain", "src.trace.xz")
+    r = _run_clean(["check", trace, "--rule", f"events.count < {number}"])
+    assert r.returncode == 2 and "out of range" in r.stderr
+
+
+def test_garbage_on_stdin_is_named_as_stdin() -> None:
+    r = run_cli("summary", "-", stdin=random.Random(SEED).randbytes(50_000).replace(b"\n", b" "))
+    assert r.returncode == 2 and r.stderr.startswith("migtrace: -: not a QEMU trace")

@@ -64,7 +64,12 @@ def read_segments(
     if not paths:
         raise InputError("no input given")
     with _stdin_spooled(paths) as (real_paths, spooled):
-        result = read_inputs(real_paths, _context(catalog, engine, progress), input_format)
+        try:
+            result = read_inputs(real_paths, _context(catalog, engine, progress), input_format)
+        except InputError as exc:
+            if spooled and spooled in str(exc):  # name stdin as the user did, not its copy
+                raise type(exc)(str(exc).replace(spooled, "-")) from None
+            raise
         for seg in result.segments:
             if spooled and seg.path == spooled:
                 seg.path = "-"
