@@ -23,7 +23,7 @@ def _new_file_mode(path: str) -> int:
     """The mode a plain ``open(path, "w")`` would give: the existing file's, else 0666 & ~umask."""
     try:
         return stat.S_IMODE(os.stat(path).st_mode)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # mkstemp then says why it cannot write
         mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
         os.umask(mask)
         return 0o666 & ~mask

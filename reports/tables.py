@@ -47,7 +47,10 @@ def export_tables(
     written = []
     for name, frame in tables.items():
         path = paths[name]
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file where the directory should be, no permission...
+            raise UsageError(f"{path.parent}: cannot make the directory: {exc.strerror or exc}") from None
         with atomic_path(path) as tmp:
             writer(frame, tmp)
         written.append(path)

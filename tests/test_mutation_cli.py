@@ -429,6 +429,28 @@ def _commands(case: Case, out: Path) -> dict[str, list[str]]:
 
 
 COMMANDS = list(_commands(Case("", Path("."), False), Path(".")))
+_ODD_TIMES = ["1e999s", "-5s", "abc", "@99999999999999999999999", "0", "10ms", "@-1", "nan", "1e300"]
+_ODD_THREADS = ["main", "0", "-1", "99999999999999999999", "\udcff", "", "*", "[", "load"]
+_ODD_INTS = ["0", "-1", "1", "99999999999999999999"]
+
+
+def odd_options(name: str, rng: random.Random) -> list[str]:
+    """Options of ``name`` at or past their limits, or another input format forced."""
+    choices: list[list[str]] = [
+        ["--input-format", rng.choice(["log", "simple", "ftrace", "lttng", "trace-cmd"])]
+    ]
+    if name.startswith("bql"):
+        choices += [
+            ["--top", rng.choice(_ODD_INTS)],
+            ["--bql-addr", rng.choice(["0x0", "zz", "0x" + "f" * 40])],
+        ]
+    if name.startswith("timeline"):
+        choices += [["--thread", rng.choice(_ODD_THREADS)], ["--limit", rng.choice(_ODD_INTS)], ["-k", "zz"]]
+    if name == "plot-gantt":
+        choices += [["--from", rng.choice(_ODD_TIMES)], ["--to", rng.choice(_ODD_TIMES)]]
+    if name.startswith(("report", "export", "plot")):  # never a place that can be written
+        choices += [["-o", rng.choice(["/dev/null/x.svg", "/dev/null/x/", "/proc/x.html"])]]
+    return rng.choice(choices)
 
 
 def _run_clean(args: list[str]) -> Any:
@@ -494,7 +516,7 @@ def _campaign(tmp_path: Path, index: int, every_command: bool) -> None:
         _line_identity(summary.stdout)
     names = COMMANDS if every_command else [COMMANDS[(index * 2 + k) % len(COMMANDS)] for k in range(2)]
     for name in names:
-        _run_clean(cmds[name])
+        _run_clean(cmds[name] + (odd_options(name, rng) if rng.random() < 0.3 else []))
     if every_command or index % 3 == 0:
         _api(case)
 
@@ -588,3 +610,23 @@ def test_rule_expression_number_out_of_range(number: str) -> None:
 def test_garbage_on_stdin_is_named_as_stdin() -> None:
     r = run_cli("summary", "-", stdin=random.Random(SEED).randbytes(50_000).replace(b"\n", b" "))
     assert r.returncode == 2 and r.stderr.startswith("migtrace: -: not a QEMU trace")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["plot", "gantt", "-o", "/dev/null/g.svg"],
+        ["plot", "gantt", "-o", "{out}/g.svg", "--from", "1e999s"],
+        ["plot", "gantt", "-o", "{out}/g.svg", "--to", "@99999999999999999999999"],
+        ["export", "--to", "perfetto", "-o", "/dev/null/p.json"],
+        ["export", "--to", "parquet", "-o", "/dev/null/x"],
+        ["export", "--to", "csv", "-o", "/dev/null/x/"],
+        ["report", "-f", "html", "-o", "/dev/null/r.html"],
+    ],
+    ids=["plot-under-file", "from-1e999s", "to-beyond-int64", "perfetto", "parquet", "csv", "html"],
+)
+def test_output_that_cannot_be_written_or_time_out_of_range(tmp_path: Path, args: list[str]) -> None:
+    trace = sample("qemu-7.2", "a-precopy-plain", "src.trace.xz")
+    r = _run_clean([a.format(out=tmp_path) for a in args] + [trace])
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert not list(tmp_path.iterdir())
