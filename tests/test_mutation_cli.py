@@ -630,3 +630,25 @@ def test_output_that_cannot_be_written_or_time_out_of_range(tmp_path: Path, args
     r = _run_clean([a.format(out=tmp_path) for a in args] + [trace])
     assert r.returncode == 2 and r.stderr.count("\n") == 1
     assert not list(tmp_path.iterdir())
+
+
+_HOSTILE_FILES = ("src-threads.json", "dst-threads.json", "query-migrate.json", "run.json")
+
+
+@pytest.mark.parametrize("target", _HOSTILE_FILES)
+@pytest.mark.parametrize("how", [h for h in SIDE_DAMAGE if h not in ("none", "too-big", "other-side")])
+def test_every_hostile_side_file_in_a_report(tmp_path: Path, target: str, how: str) -> None:
+    """Each kind of damage, in each side file of a real run folder, through the report (which
+    reads the sidecars, query-migrate.json and run.json and runs every analysis)."""
+    origin = Path(sample("qemu-7.2", "a-precopy-plain"))
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for name in ("src.trace.xz", *_HOSTILE_FILES, "qemu-version.txt"):
+        shutil.copy(origin / name, folder / name)
+    rng = random.Random(f"{SEED}:{target}:{how}")
+    damaged = _hostile(json.loads((origin / target).read_text("utf-8")), how, rng)
+    assert damaged is not None
+    (folder / target).write_bytes(damaged)
+    r = _run_clean(["report", "-f", "md", str(folder)])
+    if r.returncode == 2:
+        assert r.stderr.count("\n") == 1 and target in r.stderr

@@ -70,15 +70,18 @@ _MAX_MS = 1e12  # 31 years
 _MAX_PAGE = 1 << 30
 
 
-def _check_side(obj: dict[str, Any], where: str) -> None:
-    """Refuses a return object whose fields that migtrace reads have the wrong type or range."""
-    json_text(obj.get("status"), f"{where}: status")
+def _check_side(obj: dict[str, Any], where: str) -> dict[str, Any]:
+    """Refuses a return object whose fields that migtrace reads have the wrong type or range;
+    returns it with its status fit to print."""
+    if obj.get("status") is not None:
+        obj = {**obj, "status": json_text(obj["status"], f"{where}: status")}
     for key in _MS_FIELDS:
         json_number(obj.get(key), f"{where}: {key}", 0.0, _MAX_MS)
     ram = obj.get("ram")
     if ram is not None and not isinstance(ram, dict):
         raise UsageError(f"{where}: ram is {shorten(ram)}, not an object")
     json_int((ram or {}).get("page-size"), f"{where}: ram.page-size", 1, _MAX_PAGE)
+    return obj
 
 
 def parse_query_migrate(data: Any, path: str = "") -> QueryMigrate:
@@ -94,11 +97,11 @@ def parse_query_migrate(data: Any, path: str = "") -> QueryMigrate:
             if obj is not None and not isinstance(obj, dict):
                 raise UsageError(f"{where}: '{side}' is not a query-migrate object")
             if obj is not None:
-                _check_side(obj, f"{where}: {side}")
+                sides[side] = _check_side(obj, f"{where}: {side}")
         return QueryMigrate(src=sides.get("src"), dst=sides.get("dst"), path=path)
     if "status" not in data:
         raise UsageError(f"{where}: no 'status' and no src/dst objects: not a query-migrate result")
-    _check_side(data, where)
+    data = _check_side(data, where)
     if "total-time" in data or "downtime" in data:
         return QueryMigrate(src=data, dst=None, path=path)
     return QueryMigrate(src=None, dst=data, path=path)
