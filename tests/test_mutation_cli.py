@@ -652,3 +652,24 @@ def test_every_hostile_side_file_in_a_report(tmp_path: Path, target: str, how: s
     r = _run_clean(["report", "-f", "md", str(folder)])
     if r.returncode == 2:
         assert r.stderr.count("\n") == 1 and target in r.stderr
+
+
+def test_thread_maps_built_in_code_meet_the_file_limits() -> None:
+    """``tracetool.load(threads=[ThreadMap(...)])`` holds the maps to the limits of a sidecar
+    file: a lone surrogate in a name is printed as U+FFFD, ids out of range are refused."""
+    from tracetool._model.sidecar import ThreadMap
+
+    trace = sample("qemu-7.2", "a-precopy-plain", "src.trace.xz")
+    tid = next(int(line.split(b"@")[0]) for line in read_lines(trace) if b"@" in line)
+    named = tracetool.load(trace, threads=[ThreadMap("m", {tid: "a\ud800"})], force=True)
+    assert "a\ufffd" in named.threads["name"].tolist()
+    for bad in (
+        ThreadMap("m", {tid: "a"}, pid=2**70),
+        ThreadMap("m", {2**70: "a"}),
+        ThreadMap("m", {tid: "a"}, main_tid=-5),
+        ThreadMap("m", {tid: 5}),  # type: ignore[dict-item]
+        ThreadMap("m", {tid: "a"}, first_seen_s=float("inf"), last_seen_s=1.0),
+    ):
+        with pytest.raises(UsageError) as info:
+            tracetool.load(trace, threads=[bad], force=True)
+        _one_line(info.value)

@@ -17,7 +17,7 @@ from tracetool._events.catalog import Catalog
 from tracetool._model.assemble import assemble
 from tracetool._model.querymigrate import load_query_migrate
 from tracetool._model.runfolder import Run, resolve_paths
-from tracetool._model.sidecar import ThreadMap, load_thread_map
+from tracetool._model.sidecar import ThreadMap, checked_thread_map, load_thread_map
 from tracetool._model.threads import build_thread_table
 from tracetool._model.trace import Trace
 from tracetool.errors import EmptyTrace, ForeignInput, ForeignInputWarning, InputError
@@ -122,7 +122,7 @@ def load(
     cat = catalog or Catalog.builtin()
     if events:
         cat = cat.with_files(list(events))
-    given = [t if isinstance(t, ThreadMap) else load_thread_map(t) for t in threads]
+    given = [checked_thread_map(t) if isinstance(t, ThreadMap) else load_thread_map(t) for t in threads]
     found = [] if given else [load_thread_map(t) for t in resolved.threads]
     maps = given + found
     trace = _read(resolved.paths, maps, cat, input_format, engine, progress)

@@ -136,6 +136,29 @@ def _seen_range(threads: Mapping[str, Any] | None, path: str) -> tuple[float | N
     return min(first), max(last)
 
 
+def checked_thread_map(m: ThreadMap) -> ThreadMap:
+    """A ThreadMap built in code, held to the limits a file's is (ids in range, names fit to
+    print, times that fit int64 ns): a copy, or a UsageError naming what is wrong."""
+    where = m.path
+    names = {
+        _checked_id(tid, f"{where}: thread id"): _name(name, f"{where}: name of {tid}")
+        for tid, name in m.names.items()
+    }
+    first, last = (
+        json_number(v, f"{where}: {k}", 0.0, MAX_EPOCH_S)
+        for k, v in (("first_seen_s", m.first_seen_s), ("last_seen_s", m.last_seen_s))
+    )
+    return ThreadMap(
+        path=m.path,
+        names={tid: name for tid, name in names.items() if name is not None},
+        pid=None if m.pid is None else _checked_id(m.pid, f"{where}: pid"),
+        side=m.side if m.side in ("src", "dst") else None,
+        main_tid=None if m.main_tid is None else _checked_id(m.main_tid, f"{where}: main_tid"),
+        first_seen_s=first,
+        last_seen_s=last,
+    )
+
+
 def load_thread_map(path: str) -> ThreadMap:
     """Reads a sidecar file; UsageError with the reason when it cannot be used."""
     return parse_thread_map(read_json_file(path, "thread-name sidecar"), path)
