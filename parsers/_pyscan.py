@@ -35,9 +35,7 @@ codecs.register_error("migtrace-per-byte", _one_per_byte)
 
 _TID_AT = re.compile(rb"(\d{1,19})@(\d{1,19})\.(\d{1,9}):")
 _STAP = re.compile(rb"(\d{1,19})@(\d{1,19}) ")
-_ISO = re.compile(
-    rb"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d) "
-)
+_ISO = re.compile(rb"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d) ")
 _THREAD_INFO = re.compile(rb"(?:\[(?:(?!\] ).)*\] )?[^ (]+\((\d{1,19}):(.*?)\): ", re.S)
 _NAME = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*(?= |$)")
 
@@ -216,8 +214,20 @@ class Scanner:
             line_fn(line, FLAG_NO_NEWLINE if cut else 0)
         return len(lines)
 
-    def _push(self, kind: int, era: int, flags: int, ts: int, tid: int, tname: int, name: int,
-              args: int, pid: int = -1, cpu: int = -1, ext: bool = True) -> None:
+    def _push(
+        self,
+        kind: int,
+        era: int,
+        flags: int,
+        ts: int,
+        tid: int,
+        tname: int,
+        name: int,
+        args: int,
+        pid: int = -1,
+        cpu: int = -1,
+        ext: bool = True,
+    ) -> None:
         self.kind.append(kind)
         self.era.append(era)
         self.flags.append(flags)
@@ -236,8 +246,7 @@ class Scanner:
             text, flags = text[:OTHER_TEXT_MAX], flags | FLAG_TEXT_CUT
         text, bad = _clean(text)
         flags |= FLAG_BAD_UTF8 if bad else 0
-        self._push(KIND_OTHER, ERA_NONE, flags, _NO_TIME, -1, -1, -1,
-                   self._tables["others"].intern(text))
+        self._push(KIND_OTHER, ERA_NONE, flags, _NO_TIME, -1, -1, -1, self._tables["others"].intern(text))
 
     def _intern_body(self, body: bytes, nlen: int, flags: int) -> tuple[int, int, int]:
         """(args id, name id, flags) of the body "name args" whose name is body[:nlen]."""
@@ -254,7 +263,8 @@ class Scanner:
             self._body_nlen.append(clean_nlen)
             start = clean_nlen + 1 if clean_nlen < len(whole) else len(whole)
             self._body_args.append(
-                body_id if self._args_per_body else self._tables["arg_texts"].intern(whole[start:]))
+                body_id if self._args_per_body else self._tables["arg_texts"].intern(whole[start:])
+            )
         return self._body_args[body_id], self._body_name[body_id], flags
 
     def _intern_thread(self, name: bytes, flags: int) -> tuple[int, int]:

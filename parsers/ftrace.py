@@ -47,6 +47,7 @@ UNKNOWN_COMM = "<...>"
 
 # ---------------------------------------------------------------- scanning (shared with lttng)
 
+
 @dataclass
 class ScannedText:
     """Row columns of one text file (one row per physical line) and a read error, if any."""
@@ -68,8 +69,7 @@ def scan_text_files(
     """
     use_python = engine == "python" or (engine is None and scanner_engine() == "python")
     lanes = 1 if use_python else default_lanes()
-    result = scan_files([(p, -1) for p in paths], lambda: new_scanner(engine), lanes,
-                        method=method)
+    result = scan_files([(p, -1) for p in paths], lambda: new_scanner(engine), lanes, method=method)
     out = [ScannedText(p, f.cols, f.read_error) for p, f in zip(paths, result.files, strict=True)]
     return out, result.tables
 
@@ -114,8 +114,7 @@ def _small_int(digits: str, limit: int, base: int = 10) -> int | None:
     return v if v <= limit else None
 
 
-def _task_events(c: dict[str, np.ndarray], rows: np.ndarray, names: list[str],
-                 args: pa.Array) -> _TaskEvents:
+def _task_events(c: dict[str, np.ndarray], rows: np.ndarray, names: list[str], args: pa.Array) -> _TaskEvents:
     """Parses the few task lines (a Python loop over kernel task events only)."""
     code = {n: i for i, n in enumerate(names)}
     wanted = [code[n] for n in ("task_newtask", "task_rename") if n in code]
@@ -151,8 +150,9 @@ def _task_events(c: dict[str, np.ndarray], rows: np.ndarray, names: list[str],
     return _TaskEvents(frame, parents, bad)
 
 
-def _infer_tgids(tid: np.ndarray, pid: np.ndarray, parents: list[tuple[int, int, int, int]]
-                 ) -> tuple[np.ndarray, int]:
+def _infer_tgids(
+    tid: np.ndarray, pid: np.ndarray, parents: list[tuple[int, int, int, int]]
+) -> tuple[np.ndarray, int]:
     """TGIDs for rows without one: a clone without CLONE_THREAD starts a process (TGID = its
     TID); a thread joins its creator's process. Returns the new pid column and rows filled."""
     missing = pid < 0
@@ -184,8 +184,9 @@ def _infer_tgids(tid: np.ndarray, pid: np.ndarray, parents: list[tuple[int, int,
     return out, int(found.sum())
 
 
-def _names_for_unknown(ts: np.ndarray, tid: np.ndarray, unknown: np.ndarray,
-                       naming: pd.DataFrame) -> pd.Categorical | None:
+def _names_for_unknown(
+    ts: np.ndarray, tid: np.ndarray, unknown: np.ndarray, naming: pd.DataFrame
+) -> pd.Categorical | None:
     """For rows whose comm is ``<...>``: the name the task events gave that TID by then
     (one entry per such row, in row order; missing where none did). None when nothing is
     named."""
@@ -226,9 +227,16 @@ def _non_events(path: str, kind: np.ndarray, args: np.ndarray, others: list[str]
         if lost:
             keep[j] = False
             out.dropped.append((line, int(lost.group(2)) if lost.group(2) else 0))
-            out.warnings.append(ParseWarning(path, line, (
-                f"the kernel lost {lost.group(2) or 'an unknown number of'} event(s) on CPU "
-                f"{lost.group(1)} here (ring buffer overrun)")))
+            out.warnings.append(
+                ParseWarning(
+                    path,
+                    line,
+                    (
+                        f"the kernel lost {lost.group(2) or 'an unknown number of'} event(s) on CPU "
+                        f"{lost.group(1)} here (ring buffer overrun)"
+                    ),
+                )
+            )
         elif _TRACE_CMD_HEADER.fullmatch(stripped):
             keep[j] = False
             out.header += 1
@@ -245,9 +253,16 @@ class _FileResult:
     late_rows: np.ndarray  # event-row positions those names belong to
 
 
-def _ftrace_segment(item: InputFile, scanned: ScannedText, tables: dict[str, StringTable],
-                    names: list[str], name_bytes: np.ndarray, args_bytes: np.ndarray,
-                    others: list[str], unknown_comm: int) -> _FileResult:
+def _ftrace_segment(
+    item: InputFile,
+    scanned: ScannedText,
+    tables: dict[str, StringTable],
+    names: list[str],
+    name_bytes: np.ndarray,
+    args_bytes: np.ndarray,
+    others: list[str],
+    unknown_comm: int,
+) -> _FileResult:
     c = scanned.cols
     path = item.path
     kind = c["kind"]
@@ -265,17 +280,31 @@ def _ftrace_segment(item: InputFile, scanned: ScannedText, tables: dict[str, Str
     warnings = line_warnings(path, c["flags"], is_event, scanned.read_error)
     if at_limit.any():
         first = int(line_no[np.flatnonzero(at_limit)[0]])
-        warnings.append(ParseWarning(path, first, (
-            f"{int(at_limit.sum())} QEMU marker(s) of {QEMU_MARKER_LIMIT} bytes, the ftrace "
-            "backend's limit: their text may be cut (flagged EVENT_TRUNCATED)")))
+        warnings.append(
+            ParseWarning(
+                path,
+                first,
+                (
+                    f"{int(at_limit.sum())} QEMU marker(s) of {QEMU_MARKER_LIMIT} bytes, the ftrace "
+                    "backend's limit: their text may be cut (flagged EVENT_TRUNCATED)"
+                ),
+            )
+        )
 
     tid = c["tid"][rows]
     ts = c["ts"][rows]
     task = _task_events(c, rows, names, tables["args"].values)
     if task.bad_lines:
-        warnings.append(ParseWarning(path, task.bad_lines[0] + 1, (
-            f"{len(task.bad_lines)} task_newtask/task_rename line(s) with a pid beyond "
-            f"{ID_MAX} or impossible clone flags; they name no thread")))
+        warnings.append(
+            ParseWarning(
+                path,
+                task.bad_lines[0] + 1,
+                (
+                    f"{len(task.bad_lines)} task_newtask/task_rename line(s) with a pid beyond "
+                    f"{ID_MAX} or impossible clone flags; they name no thread"
+                ),
+            )
+        )
     pid, inferred = _infer_tgids(tid, c["pid"][rows], task.parent_of)
     thread_code = c["tname"][rows].copy()
     unknown = thread_code == unknown_comm if unknown_comm >= 0 else np.zeros(len(rows), bool)
@@ -293,17 +322,33 @@ def _ftrace_segment(item: InputFile, scanned: ScannedText, tables: dict[str, Str
     details["lines.kernel"] = int((~marker).sum())
     details["markers.at_limit"] = int(at_limit.sum())
     details["rows.pid_from_task_events"] = inferred
-    set_aside = {k: v for k, v in (("header", header), ("lost-events notice", len(rest.dropped)))
-                 if v}
+    set_aside = {k: v for k, v in (("header", header), ("lost-events notice", len(rest.dropped))) if v}
     no_flags = bool(len(era)) and bool(np.isin(era, ERA_NO_FLAGS).all())
     fmt = "trace-cmd" if rest.trace_cmd_header or (no_flags and header == 0) else "ftrace"
     seg = Segment(
-        path=path, format=fmt, variant=variant, clock="ftrace-local", lines=n,
-        ts=ts, tid=tid, pid=pid, name_code=name_code, names=tables["names"],
-        args_code=args_code, args=tables["args"], args_encoding=ARGS_TEXT,
-        thread_code=thread_code, thread_names=tables["threads"], line=line_no, flags=flags,
-        other_line=rest.other_line, other_text=rest.other_text,
-        warnings=warnings, dropped_events=rest.dropped, details=details, set_aside=set_aside,
+        path=path,
+        format=fmt,
+        variant=variant,
+        clock="ftrace-local",
+        lines=n,
+        ts=ts,
+        tid=tid,
+        pid=pid,
+        name_code=name_code,
+        names=tables["names"],
+        args_code=args_code,
+        args=tables["args"],
+        args_encoding=ARGS_TEXT,
+        thread_code=thread_code,
+        thread_names=tables["threads"],
+        line=line_no,
+        flags=flags,
+        other_line=rest.other_line,
+        other_text=rest.other_text,
+        warnings=warnings,
+        dropped_events=rest.dropped,
+        details=details,
+        set_aside=set_aside,
         process_hint=item.process_hint,
         extra={"cpu": c["cpu"][rows].astype(np.int64)},
     )
@@ -317,8 +362,9 @@ def _add_late_names(results: list[_FileResult], threads: StringTable) -> StringT
     for r in results:
         if r.late_names is None:
             continue
-        table_code = np.array([index.setdefault(str(v), len(index))
-                               for v in r.late_names.categories], dtype=np.int32)
+        table_code = np.array(
+            [index.setdefault(str(v), len(index)) for v in r.late_names.categories], dtype=np.int32
+        )
         codes = np.asarray(r.late_names.codes, dtype=np.int64)
         named = codes >= 0
         r.seg.thread_code[r.late_rows[named]] = table_code[codes[named]]
@@ -348,8 +394,7 @@ def read_ftrace(items: Sequence[InputFile], ctx: ReadContext) -> list[Segment]:
     return [r.seg for r in results]
 
 
-_SNIFF_LINE = re.compile(
-    rb" *[^\n]{0,64}?-\d+ +(?:\( *[-\d]+\) +)?\[\d+\] +(?:\S{1,8} +)?\d+\.\d+: +\w+:")
+_SNIFF_LINE = re.compile(rb" *[^\n]{0,64}?-\d+ +(?:\( *[-\d]+\) +)?\[\d+\] +(?:\S{1,8} +)?\d+\.\d+: +\w+:")
 
 
 def sniff(head: bytes) -> int:

@@ -91,8 +91,7 @@ def _list_directory(p: str, skipped: list[SkippedFile]) -> list[str]:
     for e in names:
         full = os.path.join(p, e)
         if os.path.isdir(full):
-            skipped.append(SkippedFile(full, "a directory (not read; give it as an input of its "
-                                       "own)"))
+            skipped.append(SkippedFile(full, "a directory (not read; give it as an input of its own)"))
         elif not os.path.isfile(full):
             skipped.append(SkippedFile(full, "not a regular file"))
         elif (why := side_file_reason(e)) is not None:
@@ -147,11 +146,17 @@ def list_inputs(paths: Sequence[str]) -> tuple[list[InputFile], list[SkippedFile
         if t and len(groups[t[0]]) >= 2:
             tid, note = t[1], None
             if tid > TID_MAX:
-                tid, note = -1, (f"the number {t[1]} in the file name is no thread id (beyond "
-                                 f"{TID_MAX}); lines without a thread id of their own keep it "
-                                 "unknown")
-            out.append(InputFile(f, default_tid=tid, process_hint=t[0],
-                                 from_directory=f in listed, note=note))
+                tid, note = (
+                    -1,
+                    (
+                        f"the number {t[1]} in the file name is no thread id (beyond "
+                        f"{TID_MAX}); lines without a thread id of their own keep it "
+                        "unknown"
+                    ),
+                )
+            out.append(
+                InputFile(f, default_tid=tid, process_hint=t[0], from_directory=f in listed, note=note)
+            )
         else:
             out.append(InputFile(f, from_directory=f in listed))
     return out, skipped

@@ -24,7 +24,12 @@ _BZ2_MAGIC = b"BZh"
 
 
 class InputError(Exception):
-    """An input cannot be opened or read; the message names the path and the reason."""
+    """An input cannot be opened or read; the message names the path and the reason.
+
+    ``str(error)`` is one line: line breaks in it (a file name may hold one) read ``\\n``."""
+
+    def __str__(self) -> str:
+        return super().__str__().replace("\r", "\\r").replace("\n", "\\n")
 
 
 @dataclass(frozen=True)

@@ -87,8 +87,7 @@ def read_log_inputs(
     """
     use_python = engine == "python" or (engine is None and _compiled is None)
     n = 1 if use_python else (lanes or default_lanes())
-    result = scan_files([(i.path, i.default_tid) for i in items], lambda: new_scanner(engine), n,
-                        progress)
+    result = scan_files([(i.path, i.default_tid) for i in items], lambda: new_scanner(engine), n, progress)
     names, args, threads = (result.tables[k] for k in ("names", "args", "threads"))
     others = result.tables["others"].to_list()
     name_list = names.to_list()
@@ -201,8 +200,11 @@ def _add_bare_others(
             cut += 1
         texts.append(text)
     if cut:
-        seg.warnings.append(ParseWarning(seg.path, int(rejected[0]) + 1,
-                                         f"{cut} non-trace line(s) longer than 1 KiB kept cut to 1 KiB"))
+        seg.warnings.append(
+            ParseWarning(
+                seg.path, int(rejected[0]) + 1, f"{cut} non-trace line(s) longer than 1 KiB kept cut to 1 KiB"
+            )
+        )
     lines = rejected.astype(np.int64) + 1
     merged_lines = np.concatenate([seg.other_line, lines])
     order = np.argsort(merged_lines, kind="stable")
@@ -230,8 +232,9 @@ def sniff(head: bytes) -> int:
         return 0
     # A line holding a NUL byte (garbage, a binary file) is never a hit, but it does not hide
     # the trace lines after it.
-    hits = sum(1 for ln in lines
-               if (_SNIFF_PREFIXED.match(ln) or _SNIFF_BARE.match(ln)) and b"\x00" not in ln)
+    hits = sum(
+        1 for ln in lines if (_SNIFF_PREFIXED.match(ln) or _SNIFF_BARE.match(ln)) and b"\x00" not in ln
+    )
     if hits == 0:
         return 0
     return max(1, int(60 * hits / len(lines)))
@@ -240,8 +243,7 @@ def sniff(head: bytes) -> int:
 def read(items: Sequence[InputFile], ctx: ReadContext) -> list[Segment]:
     """Reads log-backend files (the registry's entry point)."""
     logs = [LogInput(i.path, i.default_tid, i.process_hint) for i in items]
-    return read_log_inputs(logs, known_names=_KnownNames(ctx), engine=ctx.engine,
-                           progress=ctx.progress)
+    return read_log_inputs(logs, known_names=_KnownNames(ctx), engine=ctx.engine, progress=ctx.progress)
 
 
 class _KnownNames:
@@ -257,9 +259,11 @@ class _KnownNames:
         return iter(())
 
 
-BACKENDS = [Backend(
-    name="log",
-    description="QEMU log backend text (-trace with -D/stderr), every era; also SystemTap log_stap lines",
-    sniff=sniff,
-    read=read,
-)]
+BACKENDS = [
+    Backend(
+        name="log",
+        description="QEMU log backend text (-trace with -D/stderr), every era; also SystemTap log_stap lines",
+        sniff=sniff,
+        read=read,
+    )
+]

@@ -42,22 +42,38 @@ from parsers.segment import (
 KIND_EVENT, KIND_OTHER = 0, 1
 ERA_TIME_OF_DAY, ERA_DATE, ERA_SECONDS, ERA_CYCLES, ERA_NO_CLOCK = 9, 10, 11, 12, 13
 ERA_VARIANTS = {
-    ERA_TIME_OF_DAY: "time-of-day", ERA_DATE: "date", ERA_SECONDS: "seconds",
-    ERA_CYCLES: "cycles", ERA_NO_CLOCK: "no-clock",
+    ERA_TIME_OF_DAY: "time-of-day",
+    ERA_DATE: "date",
+    ERA_SECONDS: "seconds",
+    ERA_CYCLES: "cycles",
+    ERA_NO_CLOCK: "no-clock",
 }
 ERA_CLOCKS = {
-    ERA_TIME_OF_DAY: "time-of-day", ERA_DATE: "wall", ERA_SECONDS: "wall",
-    ERA_CYCLES: "monotonic", ERA_NO_CLOCK: "none",
+    ERA_TIME_OF_DAY: "time-of-day",
+    ERA_DATE: "wall",
+    ERA_SECONDS: "wall",
+    ERA_CYCLES: "monotonic",
+    ERA_NO_CLOCK: "none",
 }
 QEMU_PROVIDER = "qemu:"
 DAY_NS = 86_400 * 1_000_000_000
 
 _ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|.)", re.S)
-_ESCAPES = {"0": "\0", "a": "\a", "b": "\b", "e": "\x1b", "f": "\f", "n": "\n", "r": "\r",
-            "t": "\t", "v": "\v"}
+_ESCAPES = {
+    "0": "\0",
+    "a": "\a",
+    "b": "\b",
+    "e": "\x1b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+}
 _DISCARDED = re.compile(
     r"(?:\x1b\[[0-9;]*m)*WARNING(?:\x1b\[[0-9;]*m)*: Tracer (?:discarded (\d+) events?|"
-    r"may have discarded events)")
+    r"may have discarded events)"
+)
 
 
 def unescape_babeltrace(text: str) -> str:
@@ -91,7 +107,7 @@ def _unwrap_midnight(ts: np.ndarray, era: np.ndarray) -> tuple[np.ndarray, int]:
 def _event_names(names: StringTable) -> tuple[StringTable, np.ndarray]:
     """Names without QEMU's provider prefix (``qemu:qemu_mutex_lock`` -> ``qemu_mutex_lock``),
     and the old -> new code map. Other providers keep their full name."""
-    values = [v[len(QEMU_PROVIDER):] if v.startswith(QEMU_PROVIDER) else v for v in names.to_list()]
+    values = [v[len(QEMU_PROVIDER) :] if v.startswith(QEMU_PROVIDER) else v for v in names.to_list()]
     index: dict[str, int] = {}
     remap = np.array([index.setdefault(v, len(index)) for v in values], dtype=np.int32)
     return StringTable(pa.array(list(index), type=pa.large_string())), remap
@@ -102,9 +118,11 @@ def _payload_table(payloads: StringTable, entry_name: np.ndarray, names: StringT
     if not len(payloads):
         return StringTable(pa.array([], type=pa.large_binary()))
     event = names.values.take(pa.array(np.maximum(entry_name, 0)))
-    joined = pc.binary_join_element_wise(event.cast(pa.large_string()),
-                                         payloads.values.cast(pa.large_string()),
-                                         pa.scalar(" ", pa.large_string()))
+    joined = pc.binary_join_element_wise(
+        event.cast(pa.large_string()),
+        payloads.values.cast(pa.large_string()),
+        pa.scalar(" ", pa.large_string()),
+    )
     return StringTable(joined.cast(pa.large_binary()))
 
 
@@ -117,8 +135,9 @@ def read_lttng(items: Sequence[InputFile], ctx: ReadContext) -> list[Segment]:
         ev = s.cols["kind"] == KIND_EVENT
         entry_name[s.cols["args"][ev]] = remap[s.cols["name"][ev]]
     args = _payload_table(tables["args"], entry_name, names)
-    threads = StringTable(pa.array([unescape_babeltrace(t) for t in tables["threads"].to_list()],
-                                   type=pa.large_string()))
+    threads = StringTable(
+        pa.array([unescape_babeltrace(t) for t in tables["threads"].to_list()], type=pa.large_string())
+    )
     others = tables["others"].to_list()
     segments = []
     for item, s in zip(items, scanned, strict=True):
@@ -135,8 +154,13 @@ def read_lttng(items: Sequence[InputFile], ctx: ReadContext) -> list[Segment]:
         clock = ERA_CLOCKS[int(np.argmax(counts))] if len(era) else "none"
         warnings = line_warnings(item.path, c["flags"], is_event, s.read_error)
         if variant.startswith("mixed:"):
-            warnings.append(ParseWarning(item.path, int(rows[0]) + 1, (
-                f"lines print time in several ways ({variant[6:]}); times are read as {clock}")))
+            warnings.append(
+                ParseWarning(
+                    item.path,
+                    int(rows[0]) + 1,
+                    (f"lines print time in several ways ({variant[6:]}); times are read as {clock}"),
+                )
+            )
         other_idx = np.flatnonzero(kind == KIND_OTHER)
         other_text = [others[i] for i in c["args"][other_idx].tolist()]
         keep = np.ones(len(other_idx), dtype=bool)
@@ -151,28 +175,53 @@ def read_lttng(items: Sequence[InputFile], ctx: ReadContext) -> list[Segment]:
             notices += 1
             if m.group(1):
                 dropped.append((line, int(m.group(1))))
-            warnings.append(ParseWarning(item.path, line, (
-                f"LTTng discarded {m.group(1) or 'an unknown number of'} event(s) here "
-                "(babeltrace's warning)")))
+            warnings.append(
+                ParseWarning(
+                    item.path,
+                    line,
+                    (
+                        f"LTTng discarded {m.group(1) or 'an unknown number of'} event(s) here "
+                        "(babeltrace's warning)"
+                    ),
+                )
+            )
         flags = np.where(c["flags"][rows] & FLAG_BAD_UTF8, EVENT_BAD_UTF8, 0).astype(np.uint8)
-        segments.append(Segment(
-            path=item.path, format="lttng", variant=variant, clock=clock, lines=len(kind),
-            ts=ts, tid=c["tid"][rows], pid=c["pid"][rows],
-            name_code=remap[c["name"][rows]], names=names, args_code=c["args"][rows], args=args,
-            args_encoding=ARGS_LTTNG, thread_code=c["tname"][rows], thread_names=threads,
-            line=rows.astype(np.int64) + 1, flags=flags,
-            other_line=other_idx[keep].astype(np.int64) + 1,
-            other_text=[t for t, k in zip(other_text, keep, strict=True) if k],
-            warnings=warnings, dropped_events=dropped, details=details,
-            set_aside={"discarded-events notice": notices} if notices else {},
-            process_hint=item.process_hint, extra={"cpu": c["cpu"][rows].astype(np.int64)},
-        ))
+        segments.append(
+            Segment(
+                path=item.path,
+                format="lttng",
+                variant=variant,
+                clock=clock,
+                lines=len(kind),
+                ts=ts,
+                tid=c["tid"][rows],
+                pid=c["pid"][rows],
+                name_code=remap[c["name"][rows]],
+                names=names,
+                args_code=c["args"][rows],
+                args=args,
+                args_encoding=ARGS_LTTNG,
+                thread_code=c["tname"][rows],
+                thread_names=threads,
+                line=rows.astype(np.int64) + 1,
+                flags=flags,
+                other_line=other_idx[keep].astype(np.int64) + 1,
+                other_text=[t for t, k in zip(other_text, keep, strict=True) if k],
+                warnings=warnings,
+                dropped_events=dropped,
+                details=details,
+                set_aside={"discarded-events notice": notices} if notices else {},
+                process_hint=item.process_hint,
+                extra={"cpu": c["cpu"][rows].astype(np.int64)},
+            )
+        )
     return segments
 
 
 _SNIFF_LINE = re.compile(
     rb"\[(?:\d\d:\d\d:\d\d\.\d{9}|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{9}|-?\d+\.\d{9}|\d{20}|"
-    rb"\?\?:\?\?:\?\?\.\?{9})\] (?:\(\+[\d?]+\.[\d?]+\) )?(?:\S+ ){0,7}?[\w.-]+:[\w.-]+:(?: |$)")
+    rb"\?\?:\?\?:\?\?\.\?{9})\] (?:\(\+[\d?]+\.[\d?]+\) )?(?:\S+ ){0,7}?[\w.-]+:[\w.-]+:(?: |$)"
+)
 
 
 def sniff(head: bytes) -> int:
@@ -188,10 +237,12 @@ def sniff(head: bytes) -> int:
     return max(1, int(95 * hits / len(body))) if hits else 0
 
 
-BACKENDS = [Backend(
-    name="lttng",
-    description="QEMU ust backend: LTTng events as babeltrace / babeltrace2 print them "
-    "(with or without vpid/vtid/procname contexts)",
-    sniff=sniff,
-    read=read_lttng,
-)]
+BACKENDS = [
+    Backend(
+        name="lttng",
+        description="QEMU ust backend: LTTng events as babeltrace / babeltrace2 print them "
+        "(with or without vpid/vtid/procname contexts)",
+        sniff=sniff,
+        read=read_lttng,
+    )
+]

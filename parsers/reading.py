@@ -128,8 +128,7 @@ def read_inputs(paths: Sequence[str], ctx: ReadContext, input_format: str | None
     if not by_backend:
         why = "; ".join(f"{os.path.basename(s.path)}: {s.reason}" for s in skipped[:8])
         more = f" (and {len(skipped) - 8} more)" if len(skipped) > 8 else ""
-        raise UnknownFormat(f"no trace files among: {', '.join(paths)}"
-                            + (f" ({why}{more})" if why else ""))
+        raise UnknownFormat(f"no trace files among: {', '.join(paths)}" + (f" ({why}{more})" if why else ""))
     slots: list[Segment | None] = [None] * len(files)
     for name, items in by_backend.items():
         segs = get(name).read([f for _, f in items], ctx)

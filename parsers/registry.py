@@ -97,9 +97,7 @@ def get(name: str) -> Backend:
     try:
         return _builtin()[name]
     except KeyError:
-        raise InputError(
-            f"unknown input format {name!r}; supported: {', '.join(_builtin())}"
-        ) from None
+        raise InputError(f"unknown input format {name!r}; supported: {', '.join(_builtin())}") from None
 
 
 def best_backend(head: bytes) -> Backend | None:

@@ -19,8 +19,9 @@ FLAG_BAD_ID = 16  # a tid, pid or CPU beyond 2^31 - 1: kept as unknown (-1)
 TIME_RANGE = "1677-09-21 to 2262-04-11, what int64 nanoseconds hold"
 
 
-def line_warnings(path: str, flags: np.ndarray, is_event: np.ndarray,
-                  read_error: str | None) -> list[ParseWarning]:
+def line_warnings(
+    path: str, flags: np.ndarray, is_event: np.ndarray, read_error: str | None
+) -> list[ParseWarning]:
     """Warnings for the flagged lines of one file (``flags`` has one entry per physical line)
     and for a read error that ended it early."""
     out: list[ParseWarning] = []
@@ -32,16 +33,27 @@ def line_warnings(path: str, flags: np.ndarray, is_event: np.ndarray,
 
     flagged(FLAG_BAD_UTF8, "invalid UTF-8 replaced by U+FFFD on {n} line(s)")
     flagged(FLAG_TEXT_CUT, "{n} non-trace line(s) longer than 1 KiB kept cut to 1 KiB")
-    flagged(FLAG_BAD_TIME, "{n} line(s) whose timestamp is out of range (" + TIME_RANGE
-            + "); kept as non-trace lines")
-    flagged(FLAG_BAD_ID, "{n} line(s) with a thread id, process id or CPU number beyond "
-            "2147483647; kept as events with that value unknown (-1)")
+    flagged(
+        FLAG_BAD_TIME,
+        "{n} line(s) whose timestamp is out of range (" + TIME_RANGE + "); kept as non-trace lines",
+    )
+    flagged(
+        FLAG_BAD_ID,
+        "{n} line(s) with a thread id, process id or CPU number beyond "
+        "2147483647; kept as events with that value unknown (-1)",
+    )
     tail = np.flatnonzero(flags & FLAG_NO_NEWLINE)
     if len(tail):
         what = "event" if is_event[tail[0]] else "non-trace line"
-        out.append(ParseWarning(path, int(tail[0]) + 1,
-                                f"last line has no newline (file cut while writing?); kept as {what}"))
+        out.append(
+            ParseWarning(
+                path, int(tail[0]) + 1, f"last line has no newline (file cut while writing?); kept as {what}"
+            )
+        )
     if read_error:
-        out.append(ParseWarning(path, len(flags),
-                                f"{read_error.removeprefix(path + ': ')}; lines before it were kept"))
+        out.append(
+            ParseWarning(
+                path, len(flags), f"{read_error.removeprefix(path + ': ')}; lines before it were kept"
+            )
+        )
     return out

@@ -26,8 +26,14 @@ from parsers.segment import StringTable
 
 KIND_OTHER = 1
 ROW_DTYPES: dict[str, type] = {
-    "kind": np.uint8, "era": np.uint8, "flags": np.uint8, "ts": np.int64,
-    "tid": np.int32, "tname": np.int32, "name": np.int32, "args": np.int32,
+    "kind": np.uint8,
+    "era": np.uint8,
+    "flags": np.uint8,
+    "ts": np.int64,
+    "tid": np.int32,
+    "tname": np.int32,
+    "name": np.int32,
+    "args": np.int32,
 }
 EXT_ROW_DTYPES: dict[str, type] = {**ROW_DTYPES, "pid": np.int32, "cpu": np.int32}
 """The ftrace and LTTng grammars also fill a pid and a CPU column."""
@@ -66,8 +72,7 @@ def default_lanes() -> int:
 
 def _as_table(exported: tuple[int, object, object]) -> StringTable:
     count, offsets, data = exported
-    arr = pa.Array.from_buffers(
-        pa.large_string(), count, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    arr = pa.Array.from_buffers(pa.large_string(), count, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
     return StringTable(arr)
 
 
@@ -98,9 +103,13 @@ class _Lane:
         return {k: np.frombuffer(raw[k], dtype=dt) for k, dt in self.dtypes.items()}
 
 
-def _read_blocks(path: str, ring: list[bytearray], pending: list[Future[object] | None],
-                 on_block: Callable[[int, memoryview, bool], Future[object]],
-                 progress: Progress | None = None) -> str | None:
+def _read_blocks(
+    path: str,
+    ring: list[bytearray],
+    pending: list[Future[object] | None],
+    on_block: Callable[[int, memoryview, bool], Future[object]],
+    progress: Progress | None = None,
+) -> str | None:
     """Reads ``path`` into the ring of buffers, handing each block of whole lines to ``on_block``.
 
     A buffer is reused only after the scan of its previous block finished. Returns a read error
@@ -141,8 +150,9 @@ def _read_blocks(path: str, ring: list[bytearray], pending: list[Future[object] 
                 try:
                     n = stream.readinto(view[len(carry) : len(carry) + CHUNK_BYTES])  # type: ignore[attr-defined]
                 except (InputError, OSError, EOFError, ValueError) as exc:
-                    error = f"{path}: corrupt or truncated compressed data: " + \
-                        str(exc).removeprefix("corrupt or truncated compressed data: ")
+                    error = f"{path}: corrupt or truncated compressed data: " + str(exc).removeprefix(
+                        "corrupt or truncated compressed data: "
+                    )
                     n = 0
             end = len(carry) + (n or 0)
             if not n:
@@ -163,8 +173,12 @@ def _read_blocks(path: str, ring: list[bytearray], pending: list[Future[object] 
         stream.close()
 
 
-def _map_blocks(mapped: mmap.mmap, on_block: Callable[[int, memoryview, bool], Future[object]],
-                progress: Progress | None, in_flight: int) -> None:
+def _map_blocks(
+    mapped: mmap.mmap,
+    on_block: Callable[[int, memoryview, bool], Future[object]],
+    progress: Progress | None,
+    in_flight: int,
+) -> None:
     """Hands a plain file's blocks to the scanners straight from the page cache (no copy).
 
     At most ``in_flight`` blocks are scanned at once; the pages of a scanned block are dropped
@@ -213,8 +227,13 @@ def _map_blocks(mapped: mmap.mmap, on_block: Callable[[int, memoryview, bool], F
         mapped.close()
 
 
-def scan_files(paths: Sequence[tuple[str, int]], make_scanner: Callable[[], object],
-               lanes: int, progress: Progress | None = None, method: str = "scan") -> ScanResult:
+def scan_files(
+    paths: Sequence[tuple[str, int]],
+    make_scanner: Callable[[], object],
+    lanes: int,
+    progress: Progress | None = None,
+    method: str = "scan",
+) -> ScanResult:
     """Scans ``(path, default_tid)`` inputs with ``lanes`` scanners running ``method`` (``scan``,
     ``scan_ftrace``, ``scan_lttng``; only ``scan`` uses the default tid); one ScannedFile per
     path."""
@@ -226,8 +245,13 @@ def scan_files(paths: Sequence[tuple[str, int]], make_scanner: Callable[[], obje
             parts: list[tuple[int, Future[dict[str, np.ndarray]]]] = []
             pending: list[Future[object] | None] = [None] * len(ring)
 
-            def on_block(slot: int, block: memoryview, final: bool, _tid: int = default_tid,
-                         _parts: list[tuple[int, Future[dict[str, np.ndarray]]]] = parts) -> Future[object]:
+            def on_block(
+                slot: int,
+                block: memoryview,
+                final: bool,
+                _tid: int = default_tid,
+                _parts: list[tuple[int, Future[dict[str, np.ndarray]]]] = parts,
+            ) -> Future[object]:
                 lane = len(_parts) % len(workers)
                 fut = workers[lane].submit(block, _tid, final)
                 _parts.append((lane, fut))
@@ -247,8 +271,9 @@ def scan_files(paths: Sequence[tuple[str, int]], make_scanner: Callable[[], obje
     return ScanResult(files, tables)
 
 
-def _join(chunks: list[tuple[int, dict[str, np.ndarray]]], remaps: list[_Remap],
-          dtypes: dict[str, type]) -> dict[str, np.ndarray]:
+def _join(
+    chunks: list[tuple[int, dict[str, np.ndarray]]], remaps: list[_Remap], dtypes: dict[str, type]
+) -> dict[str, np.ndarray]:
     """One file's columns from its blocks, lane-local codes mapped to the merged tables.
 
     Each block is copied once, straight into its place (lane 0 needs no mapping).
@@ -314,10 +339,17 @@ def _merge_lanes(scanners: list[object], method: str) -> tuple[dict[str, StringT
             lane["args"] = np.arange(start, start + len(t), dtype=np.int32)
             start += len(t)
         if joined_args:
-            tables["args"] = StringTable(pa.concat_arrays(
-                [tables["args"].values, *(t.values for t in joined_args)]))
+            tables["args"] = StringTable(
+                pa.concat_arrays([tables["args"].values, *(t.values for t in joined_args)])
+            )
     else:
         tables["args"].unique = True
-    return tables, [_Remap(_with_missing(m["names"]), _with_missing(m["threads"]),
-                           _with_missing(np.concatenate([m["args"], m["others"]])), len(m["args"]))
-                    for m in maps]
+    return tables, [
+        _Remap(
+            _with_missing(m["names"]),
+            _with_missing(m["threads"]),
+            _with_missing(np.concatenate([m["args"], m["others"]])),
+            len(m["args"]),
+        )
+        for m in maps
+    ]

@@ -121,5 +121,7 @@ class Segment:
             raise AssertionError(f"{self.path}: other_line and other_text differ in length")
         counted = self.events + self.other_lines + sum(self.set_aside.values())
         if counted != self.lines:
-            raise AssertionError(f"{self.path}: {self.lines} lines but {counted} counted "
-                                 f"(events, other lines and set aside {self.set_aside})")
+            raise AssertionError(
+                f"{self.path}: {self.lines} lines but {counted} counted "
+                f"(events, other lines and set aside {self.set_aside})"
+            )

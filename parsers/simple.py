@@ -135,8 +135,14 @@ class PyWalker:
                     break
                 eid, ts, rlen, pid = event(buf, p + 8)
                 if rlen < 24 or rlen > MAX_RECORD:
-                    return p, at, (f"event record length {rlen} is impossible (24..{MAX_RECORD}): "
-                                   "corrupt or not a trace")
+                    return (
+                        p,
+                        at,
+                        (
+                            f"event record length {rlen} is impossible (24..{MAX_RECORD}): "
+                            "corrupt or not a trace"
+                        ),
+                    )
                 if n - p < 8 + rlen:
                     break
                 if eid == DROPPED_ID:
@@ -151,8 +157,7 @@ class PyWalker:
                         if self.unmapped == 0:
                             self.first_unmapped = at
                         self.unmapped += 1
-                        code = self._ids[eid] = self._intern_name(
-                            f"{UNMAPPED_PREFIX}{eid}>".encode())
+                        code = self._ids[eid] = self._intern_name(f"{UNMAPPED_PREFIX}{eid}>".encode())
                     key = self._name_list[code] + b"\x00" + buf[p + 32 : p + 8 + rlen]
                     arg = self._args.get(key)
                     if arg is None:
@@ -183,13 +188,22 @@ class PyWalker:
                     break
                 magic = buf[p + 8 : p + 16]
                 if magic != self._magic:
-                    return p, at, ("header in the other byte order than the file's first"
-                                   if magic == self._magic[::-1]
-                                   else "header record with a wrong magic number")
+                    return (
+                        p,
+                        at,
+                        (
+                            "header in the other byte order than the file's first"
+                            if magic == self._magic[::-1]
+                            else "header record with a wrong magic number"
+                        ),
+                    )
                 (version,) = u64(buf, p + 16)
                 if version != VERSION:
-                    return p, at, (f"simple trace format version {version} is not supported "
-                                   f"(only version {VERSION})")
+                    return (
+                        p,
+                        at,
+                        (f"simple trace format version {version} is not supported (only version {VERSION})"),
+                    )
                 self._ids.clear()
                 self._header_offset.append(at)
                 p += 24
@@ -202,11 +216,19 @@ class PyWalker:
     def take(self) -> dict[str, Any]:
         """The columns, tables and counters, in the compiled walker's shape."""
         return {
-            "ts": self._ts, "pid": self._pid, "name": self._name, "args": self._argid,
-            "offset": self._offset, "drop_offset": self._drop_offset,
-            "drop_count": self._drop_count, "header_offset": self._header_offset,
-            "names": _table(self._name_list), "payloads": _table(list(self._args)),
-            "records": self.records, "mappings": self.mappings, "unmapped": self.unmapped,
+            "ts": self._ts,
+            "pid": self._pid,
+            "name": self._name,
+            "args": self._argid,
+            "offset": self._offset,
+            "drop_offset": self._drop_offset,
+            "drop_count": self._drop_count,
+            "header_offset": self._header_offset,
+            "names": _table(self._name_list),
+            "payloads": _table(list(self._args)),
+            "records": self.records,
+            "mappings": self.mappings,
+            "unmapped": self.unmapped,
             "first_unmapped": self.first_unmapped,
         }
 
@@ -219,6 +241,7 @@ def _table(items: list[bytes]) -> tuple[int, bytes, bytes]:
 
 
 # ------------------------------------------------------------------------------ header
+
 
 def parse_header(head: bytes, path: str) -> bool:
     """Checks a simple-backend file header; True when the file is big-endian.
@@ -234,13 +257,16 @@ def parse_header(head: bytes, path: str) -> bool:
     elif int.from_bytes(head[8:16], "big") == MAGIC:
         big = True
     else:
-        raise InputError(f"{path}@8: not a simple-backend trace (wrong magic number "
-                         f"0x{int.from_bytes(head[8:16], 'little'):016x})")
+        raise InputError(
+            f"{path}@8: not a simple-backend trace (wrong magic number "
+            f"0x{int.from_bytes(head[8:16], 'little'):016x})"
+        )
     version = int.from_bytes(head[16:24], "big" if big else "little")
     if version != VERSION:
         raise InputError(
             f"{path}@16: simple trace format version {version} is not supported; migtrace reads "
-            f"version {VERSION}, the format with event-name mapping records")
+            f"version {VERSION}, the format with event-name mapping records"
+        )
     return big
 
 
@@ -249,14 +275,15 @@ def _stap_byte_order(head: bytes, path: str) -> bool:
     if len(head) < 8:
         raise InputError(f"{path}@0: {len(head)} bytes, too short for a simpletrace record")
     if head[:8] == b"\xff" * 8:
-        raise InputError(f"{path}@0: this file has a simple-backend header; read it as 'simple' "
-                         "(drop --input-format simpletrace-stap)")
+        raise InputError(
+            f"{path}@0: this file has a simple-backend header; read it as 'simple' "
+            "(drop --input-format simpletrace-stap)"
+        )
     if int.from_bytes(head[:8], "little") == REC_EVENT:
         return False
     if int.from_bytes(head[:8], "big") == REC_EVENT:
         return True
-    raise InputError(f"{path}@0: not a simpletrace-stap file (the first record is no event "
-                     "record)")
+    raise InputError(f"{path}@0: not a simpletrace-stap file (the first record is no event record)")
 
 
 def sniff(head: bytes) -> int:
@@ -273,6 +300,7 @@ def sniff_stap(head: bytes) -> int:
 
 
 # ------------------------------------------------------------------------------ reading
+
 
 def walk_file(path: str, walker: Walker) -> list[ParseWarning]:
     """Feeds the decompressed bytes of ``path`` to ``walker`` chunk by chunk.
@@ -304,13 +332,21 @@ def walk_file(path: str, walker: Walker) -> list[ParseWarning]:
             if final:
                 tail = filled - used
                 if read_error is not None:
-                    warnings.append(ParseWarning(
-                        path, base + used, f"corrupt or truncated compressed data: {read_error}; "
-                        "records before it were kept", unit="offset"))
+                    warnings.append(
+                        ParseWarning(
+                            path,
+                            base + used,
+                            f"corrupt or truncated compressed data: {read_error}; "
+                            "records before it were kept",
+                            unit="offset",
+                        )
+                    )
                 elif tail:
-                    warnings.append(ParseWarning(
-                        path, base + used, _truncated_message(bytes(buf[used:filled])),
-                        unit="offset"))
+                    warnings.append(
+                        ParseWarning(
+                            path, base + used, _truncated_message(bytes(buf[used:filled])), unit="offset"
+                        )
+                    )
                 return warnings
             buf[: filled - used] = buf[used:filled]
             base += used
@@ -320,8 +356,10 @@ def walk_file(path: str, walker: Walker) -> list[ParseWarning]:
 
 
 def _truncated_message(tail: bytes) -> str:
-    return (f"last record is incomplete ({len(tail)} bytes; the file was cut while QEMU was "
-            "writing it?); the records before it were kept")
+    return (
+        f"last record is incomplete ({len(tail)} bytes; the file was cut while QEMU was "
+        "writing it?); the records before it were kept"
+    )
 
 
 def _pid_zero_fix(pid: np.ndarray) -> tuple[np.ndarray, int, int]:
@@ -361,14 +399,16 @@ def build_segment(
     n = len(ts)
     count, noffs, ndata = out["names"]
     all_names = pa.Array.from_buffers(
-        pa.large_string(), count, [None, pa.py_buffer(noffs), pa.py_buffer(ndata)])
+        pa.large_string(), count, [None, pa.py_buffer(noffs), pa.py_buffer(ndata)]
+    )
     used = np.bincount(name, minlength=count) > 0 if n else np.zeros(count, dtype=bool)
     remap = np.cumsum(used, dtype=np.int32) - 1
     name = remap[name] if n else name
     names = all_names.filter(pa.array(used))
     pcount, poffs, pdata = out["payloads"]
     payloads = pa.Array.from_buffers(
-        pa.large_binary(), pcount, [None, pa.py_buffer(poffs), pa.py_buffer(pdata)])
+        pa.large_binary(), pcount, [None, pa.py_buffer(poffs), pa.py_buffer(pdata)]
+    )
     raw_pid = pid
     # The record's pid is a u32: one beyond int32 (read as negative) is no pid a host gives.
     beyond = raw_pid < 0
@@ -376,8 +416,13 @@ def build_segment(
         raw_pid = np.where(beyond, -1, raw_pid).astype(np.int32)
     pid, pid_zero, pid_given = _pid_zero_fix(raw_pid)
 
-    drops = list(zip(np.frombuffer(out["drop_offset"], dtype=np.int64).tolist(),
-                     np.frombuffer(out["drop_count"], dtype=np.int64).tolist(), strict=True))
+    drops = list(
+        zip(
+            np.frombuffer(out["drop_offset"], dtype=np.int64).tolist(),
+            np.frombuffer(out["drop_count"], dtype=np.int64).tolist(),
+            strict=True,
+        )
+    )
     headers = np.frombuffer(out["header_offset"], dtype=np.int64).tolist()
     notes: list[ParseWarning] = []
 
@@ -386,44 +431,74 @@ def build_segment(
 
     if drops:
         total = sum(c for _, c in drops)
-        note(drops[0][0], f"QEMU's trace buffer overflowed: {total} event(s) lost in "
-             f"{len(drops)} dropped-events record(s) (first here); the events are not in the file")
+        note(
+            drops[0][0],
+            f"QEMU's trace buffer overflowed: {total} event(s) lost in "
+            f"{len(drops)} dropped-events record(s) (first here); the events are not in the file",
+        )
     for at in headers[1:]:
-        note(at, "header repeated: the trace file was re-opened ('trace-file on'); event ids "
-             "follow the new mapping table, events while it was closed are not in the file")
+        note(
+            at,
+            "header repeated: the trace file was re-opened ('trace-file on'); event ids "
+            "follow the new mapping table, events while it was closed are not in the file",
+        )
     if out["unmapped"]:
-        note(out["first_unmapped"], f"{out['unmapped']} event record(s) with an id that no "
-             "mapping record names (first here); kept as '<unmapped id N>'")
+        note(
+            out["first_unmapped"],
+            f"{out['unmapped']} event record(s) with an id that no "
+            "mapping record names (first here); kept as '<unmapped id N>'",
+        )
     if beyond.any():
-        note(int(offset[int(np.argmax(beyond))]), f"{int(beyond.sum())} record(s) with a pid "
-             "beyond 2147483647 (first here); kept with the pid unknown (-1)")
+        note(
+            int(offset[int(np.argmax(beyond))]),
+            f"{int(beyond.sum())} record(s) with a pid "
+            "beyond 2147483647 (first here); kept with the pid unknown (-1)",
+        )
     if pid_zero:
         first = int(offset[int(np.argmax(raw_pid == 0))])
         who = f"pid {pid_given}" if pid_given >= 0 else "the pid of the next record"
-        note(first, f"{pid_zero} record(s) written before the trace backend knew its pid carry "
-             f"pid 0; counted as {who}")
+        note(
+            first,
+            f"{pid_zero} record(s) written before the trace backend knew its pid carry "
+            f"pid 0; counted as {who}",
+        )
     name_list = names.to_pylist()
-    unknown = [i for i, nm in enumerate(name_list)
-               if not nm.startswith(UNMAPPED_PREFIX) and not ctx.arg_types(nm)]
+    unknown = [
+        i for i, nm in enumerate(name_list) if not nm.startswith(UNMAPPED_PREFIX) and not ctx.arg_types(nm)
+    ]
     unknown_rows = 0
     if unknown:
         per_name = np.bincount(name, minlength=len(name_list))
         rows = unknown_rows = int(per_name[unknown].sum())
         first = min(int(offset[int(np.argmax(name == code))]) for code in unknown)
         shown = ", ".join(name_list[i] for i in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
-        note(first, f"{rows} record(s) of {len(unknown)} event(s) with no known argument list "
-             f"({shown}): kept by name with their raw argument bytes; give the QEMU build's "
-             "trace-events-all with --events to decode them")
+        note(
+            first,
+            f"{rows} record(s) of {len(unknown)} event(s) with no known argument list "
+            f"({shown}): kept by name with their raw argument bytes; give the QEMU build's "
+            "trace-events-all with --events to decode them",
+        )
 
     details = {
-        "records.event": n, "records.dropped": len(drops), "records.header": len(headers),
-        "records.mapping": int(out["mappings"]), "events.dropped": sum(c for _, c in drops),
-        "records.pid0": pid_zero, "records.unknown_args": unknown_rows,
+        "records.event": n,
+        "records.dropped": len(drops),
+        "records.header": len(headers),
+        "records.mapping": int(out["mappings"]),
+        "events.dropped": sum(c for _, c in drops),
+        "records.pid0": pid_zero,
+        "records.unknown_args": unknown_rows,
     }
-    set_aside = {k: v for k, v in (("header", len(headers)), ("mapping", int(out["mappings"])),
-                                   ("dropped-events record", len(drops))) if v}
+    set_aside = {
+        k: v
+        for k, v in (
+            ("header", len(headers)),
+            ("mapping", int(out["mappings"])),
+            ("dropped-events record", len(drops)),
+        )
+        if v
+    }
     order = "big" if big_endian else "little"
-    variant = (f"v{VERSION} {order}-endian" if fmt == "simple" else f"headerless {order}-endian")
+    variant = f"v{VERSION} {order}-endian" if fmt == "simple" else f"headerless {order}-endian"
     return Segment(
         path=path,
         format=fmt,
@@ -462,8 +537,9 @@ def read_simple_file(path: str, ctx: ReadContext) -> Segment:
     big = parse_header(peek_decompressed(path, 24), path)
     walker = new_walker(big, headerless=False, engine=_engine(ctx))
     warnings = walk_file(path, walker)
-    return build_segment(path, walker.take(), fmt="simple", big_endian=big, clock="monotonic",
-                         ctx=ctx, warnings=warnings)
+    return build_segment(
+        path, walker.take(), fmt="simple", big_endian=big, clock="monotonic", ctx=ctx, warnings=warnings
+    )
 
 
 def stap_event_order(ctx: ReadContext) -> list[str]:
@@ -483,8 +559,9 @@ def read_stap_file(path: str, ctx: ReadContext, order: Sequence[str]) -> Segment
     walker = new_walker(big, headerless=True, engine=_engine(ctx))
     walker.preset(order)
     warnings = walk_file(path, walker)
-    return build_segment(path, walker.take(), fmt="simpletrace-stap", big_endian=big,
-                         clock="wall", ctx=ctx, warnings=warnings)
+    return build_segment(
+        path, walker.take(), fmt="simpletrace-stap", big_endian=big, clock="wall", ctx=ctx, warnings=warnings
+    )
 
 
 def read(items: Sequence[InputFile], ctx: ReadContext) -> list[Segment]:
@@ -498,7 +575,8 @@ def read_stap(items: Sequence[InputFile], ctx: ReadContext) -> list[Segment]:
     if not order:
         raise InputError(
             "simpletrace-stap files carry no event names: give the trace-events-all file the "
-            "SystemTap tapset was generated from with --events (event id = position in it)")
+            "SystemTap tapset was generated from with --events (event id = position in it)"
+        )
     return [read_stap_file(i.path, ctx, order) for i in items]
 
 

@@ -27,7 +27,7 @@ def _new_file_mode(path: str) -> int:
     """The mode a plain ``open(path, "w")`` would give: the existing file's, else 0666 & ~umask."""
     try:
         return stat.S_IMODE(os.stat(path).st_mode)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # mkstemp then says why it cannot write
         mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
         os.umask(mask)
         return 0o666 & ~mask
@@ -63,7 +63,9 @@ def atomic_writer(path: str | os.PathLike[str], encoding: str | None = "utf-8") 
     replaces ``path``, on any exception it is removed and ``path`` stays as it was."""
     with atomic_path(path) as tmp:
         mode = "w" if encoding else "wb"
-        with open(tmp, mode, encoding=encoding, newline="" if encoding else None) as f:
+        # A file name that is not UTF-8 (a lone surrogate) is written as \udcff, not refused.
+        errors = "backslashreplace" if encoding else None
+        with open(tmp, mode, encoding=encoding, errors=errors, newline="" if encoding else None) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -75,7 +77,7 @@ def write_text(path: str | os.PathLike[str], text: str | Callable[[], str], enco
     with atomic_writer(path, encoding=encoding) as f:
         content = text() if callable(text) else text
         f.write(content)
-    return len(content.encode(encoding))
+    return len(content.encode(encoding, "backslashreplace"))
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> int:

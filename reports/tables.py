@@ -47,7 +47,10 @@ def export_tables(
     written = []
     for name, frame in tables.items():
         path = paths[name]
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file where the directory should be, no permission...
+            raise UsageError(f"{path.parent}: cannot make the directory: {exc.strerror or exc}") from None
         with atomic_path(path) as tmp:
             writer(frame, tmp)
         written.append(path)
@@ -56,11 +59,15 @@ def export_tables(
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    pq.write_table(table, path, compression="zstd")
+    # An open file, not the name: pyarrow reads a name as a URI and cannot take one that is
+    # not UTF-8.
+    with open(path, "wb") as f:
+        pq.write_table(table, f, compression="zstd")
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     table = pa.Table.from_pandas(frame, preserve_index=False)
     # The CSV writer takes plain columns: dictionary (categorical) columns become their values.
     plain = [pc.cast(c, c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in table.columns]
-    pacsv.write_csv(pa.table(plain, names=table.column_names), path)
+    with open(path, "wb") as f:
+        pacsv.write_csv(pa.table(plain, names=table.column_names), f)

@@ -6,14 +6,14 @@ from typing import Any
 
 from rich.console import Console
 
-from reports.console import fmt_us, table
+from reports.console import fmt_us, table, who
 from reports.phases import render_notes_and_issues
 from reports.timezero import TimeZero
 from tracetool._timeline.result import Timeline, records
 
 
 def _who(r: dict[str, Any]) -> str:
-    return f"{r['thread']} ({r['tid']})" if r.get("tid") is not None else str(r["thread"])
+    return who(r.get("tid"), r.get("thread"))
 
 
 def render_timeline_text(tl: Timeline, out: Console, limit: int, zero: TimeZero) -> None:

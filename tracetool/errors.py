@@ -25,8 +25,16 @@ from parsers.io import InputError
 from parsers.registry import UnknownFormat
 
 
+def _one_line(text: str) -> str:
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
 class UsageError(Exception):
-    """Bad options or side files (exit code 2)."""
+    """Bad options or side files (exit code 2). ``str(error)`` is one line: line breaks in
+    it (a file name may hold one) read ``\\n``."""
+
+    def __str__(self) -> str:
+        return _one_line(super().__str__())
 
 
 class EmptyTrace(InputError):
@@ -70,7 +78,7 @@ class RulesError(UsageError):
             if self.column is not None:
                 where += f":{self.column}"
         who = f"rule {self.rule!r}: " if self.rule else ""
-        return f"{where}: {who}{self.message}"
+        return _one_line(f"{where}: {who}{self.message}")
 
 
 class TraceEventsError(Exception):
@@ -84,7 +92,7 @@ class TraceEventsError(Exception):
         self.line = line
         self.message = message
         where = f"{path}:{line}" if line is not None else path
-        super().__init__(f"{where}: {message}")
+        super().__init__(_one_line(f"{where}: {message}"))
 
 
 __all__ = [

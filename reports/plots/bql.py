@@ -8,7 +8,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from reports.console import fmt_us
-from reports.plots.common import GRID_COLOR, new_figure, not_in_trace, series_color
+from reports.plots.common import GRID_COLOR, legend_if_labelled, new_figure, not_in_trace, series_color
 from tracetool._analyses.bql.report import BqlReport
 from tracetool._model.lanes import thread_label
 from tracetool.errors import NotInTrace
@@ -125,4 +125,4 @@ def _cdf_panel(
     ax.set_xlabel(f"{what} duration (µs, log scale)" + ("; 0 µs drawn at 0.5 µs" if floored else ""))
     ax.set_ylabel(f"fraction of {what}s ≤ x")
     ax.grid(True, which="major", color=GRID_COLOR, lw=0.5)
-    ax.legend(fontsize=7, loc="lower right", title="● p50   ◆ p99", title_fontsize=7)
+    legend_if_labelled(ax, fontsize=7, loc="lower right", title="● p50   ◆ p99", title_fontsize=7)

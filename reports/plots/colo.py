@@ -18,7 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from reports.plots.common import GRID_COLOR, NOTE_COLOR, figure_of, new_figure
+from reports.plots.common import GRID_COLOR, NOTE_COLOR, figure_of, legend_if_labelled, new_figure
 from tracetool._analyses.colo.colo import ColoProcess, ColoReport
 from tracetool._analyses.colo.records import COMPONENTS
 from tracetool.errors import NotInTrace
@@ -92,7 +92,7 @@ def checkpoint_waterfall(report: ColoReport, role: str | None = None, ax: Axes |
     ax.set_ylabel("pause (ms)")
     ax.grid(True, axis="y", color=GRID_COLOR, lw=0.5)
     ax.set_title(f"COLO checkpoints of {side.label} ({side.role}): the parts of each pause", fontsize=10)
-    ax.legend(loc="upper right", fontsize=8, ncol=2, frameon=False)
+    legend_if_labelled(ax, loc="upper right", fontsize=8, ncol=2, frameon=False)
     return fig
 
 
@@ -137,7 +137,7 @@ def pause_over_time(report: ColoReport, ax: Axes | None = None) -> Figure:
     ax.set_ylabel("pause (ms, log scale)")
     ax.grid(True, color=GRID_COLOR, lw=0.5)
     ax.set_title("COLO pauses over time (the VM stopped by each checkpoint)", fontsize=10)
-    ax.legend(loc="upper right", fontsize=8, frameon=False)
+    legend_if_labelled(ax, loc="upper right", fontsize=8, frameon=False)
     return fig
 
 

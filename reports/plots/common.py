@@ -201,3 +201,13 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 130) -> No
         FigureCanvasAgg(fig)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=ext, dpi=dpi)
+
+
+def legend_if_labelled(where: Axes | Figure, ax: Axes | None = None, **options: Any) -> None:
+    """A legend of the labelled artists of ``ax`` (``where`` itself when it is an Axes), drawn
+    on ``where``; none when nothing is labelled (a damaged or cut trace may leave a figure
+    without any series)."""
+    source = ax if ax is not None else where
+    assert isinstance(source, Axes)
+    if source.get_legend_handles_labels()[0]:
+        where.legend(**options)

@@ -11,7 +11,14 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from reports.console import fmt_us
-from reports.plots.common import GRID_COLOR, NOTE_COLOR, SIDE_COLORS, new_figure, required_events
+from reports.plots.common import (
+    GRID_COLOR,
+    NOTE_COLOR,
+    SIDE_COLORS,
+    legend_if_labelled,
+    new_figure,
+    required_events,
+)
 from tracetool._analyses.compare import Comparison
 from tracetool.errors import NotInTrace
 
@@ -142,6 +149,6 @@ def _paired_bars(ax: Axes, tables: list[pd.Series], labels: list[str], what: str
     ax.set_ylim(len(names) - 0.4, -0.6)
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("µs (log scale)")
-    ax.legend(fontsize=8, loc="lower right")
+    legend_if_labelled(ax, fontsize=8, loc="lower right")
     ax.grid(axis="x", color=GRID_COLOR, lw=0.5)
     ax.set_axisbelow(True)

@@ -14,6 +14,7 @@ from reports.plots.common import (
     NOTE_COLOR,
     channel_color,
     figure_of,
+    legend_if_labelled,
     new_figure,
     time_axis,
 )
@@ -84,11 +85,11 @@ def page_latency(preempt: PreemptReport, trace_start_ns: int, ax: Axes | None = 
     ax.set_title(f"Postcopy page-request latency ({how})", fontsize=10)
     note = preempt.channel_note
     if own_figure:
-        fig.legend(loc="outside lower center", ncol=2, fontsize=8, frameon=False)
+        legend_if_labelled(fig, ax, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
         if note:
             fig.text(0.01, 0.005, note, fontsize=8, color=NOTE_COLOR)
     else:
-        ax.legend(loc="upper right", fontsize=8)
+        legend_if_labelled(ax, loc="upper right", fontsize=8)
         if note:
             ax.text(0.01, 0.01, note, fontsize=8, color=NOTE_COLOR, transform=ax.transAxes)
     return fig

@@ -20,6 +20,7 @@ from tracetool._analyses import registry
 from tracetool._analyses.bql.report import BqlReport
 from tracetool._analyses.phases import PhaseReport
 from tracetool._analyses.preempt import PreemptReport
+from tracetool._model.load import printable_path
 from tracetool._model.querymigrate import QueryMigrate
 from tracetool._model.trace import Trace
 from tracetool._timeline.result import Timeline
@@ -111,7 +112,7 @@ def collect(
     ``query_migrate``: QEMU's own status and numbers, compared with the trace.
     ``inputs``: the paths the trace was loaded from, as the user gave them (for titles).
     """
-    paths = list(inputs) or [str(p) for p in trace.inputs["path"].astype(str).tolist()]
+    paths = [printable_path(p) for p in inputs] or [str(p) for p in trace.inputs["path"].astype(str).tolist()]
     data = ReportData(inputs=paths, trace=trace, query_migrate=query_migrate)
     if not trace.has_time:
         data.notes["summary"].append(registry.NO_TIMESTAMPS)

@@ -21,6 +21,7 @@ The parser only builds an :class:`Expression`; nothing is ever evaluated as Pyth
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 COMPARISONS = ("<", "<=", ">", ">=", "==", "!=")
@@ -318,7 +319,10 @@ class _Parser:
             if self.at("name"):
                 unit_col = self.tok.column
                 unit = self.advance().text
-            return Literal("number", tok.text, tok.column, float(tok.text), unit, unit_col)
+            number = float(tok.text)
+            if not math.isfinite(number):
+                raise ExpressionError(f"the number {tok.text[:20]} is out of range", tok.column)
+            return Literal("number", tok.text, tok.column, number, unit, unit_col)
         if tok.kind == "string":
             self.advance()
             return Literal("string", tok.text, tok.column)

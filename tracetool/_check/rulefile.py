@@ -23,6 +23,7 @@ errors: line and column from the TOML parser).
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -99,6 +100,8 @@ def parse_rules(text: str, origin: str = "<rules>", name: str | None = None) -> 
     """
     try:
         data = tomllib.loads(text)
+    except RecursionError:
+        raise RulesError("invalid TOML: nested too deeply", origin) from None
     except tomllib.TOMLDecodeError as exc:
         msg = str(exc)
         m = _TOML_POSITION.search(msg)
@@ -107,6 +110,8 @@ def parse_rules(text: str, origin: str = "<rules>", name: str | None = None) -> 
                 f"invalid TOML: {msg[: m.start()]}", origin, int(m.group(1)), int(m.group(2))
             ) from None
         raise RulesError(f"invalid TOML: {msg}", origin) from None
+    except ValueError as exc:  # an integer of thousands of digits
+        raise RulesError(f"invalid TOML: {str(exc).split(';')[0]}", origin) from None
     lines = _scan_rule_lines(text)
     for key in data:
         if key not in TOP_KEYS:
@@ -265,7 +270,10 @@ def _structured(raw: Mapping[str, Any], error: Callable[[str, str | None], Rules
     elif isinstance(value, bool):
         literal = Literal("word", "true" if value else "false", 0)
     elif isinstance(value, int | float):
-        literal = Literal("number", str(value), 0, float(value))
+        number = float(value) if -1e300 < value < 1e300 else math.nan
+        if not math.isfinite(number):
+            raise error(f"value {str(value)[:20]} is out of range (a finite number below 1e300)", "value")
+        literal = Literal("number", str(value), 0, number)
     elif isinstance(value, str):
         literal = Literal("string", value, 0)
     else:

@@ -9,6 +9,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 
 from parsers.reading import ReadResult, read_inputs
 from parsers.registry import Progress, ReadContext
@@ -16,7 +17,7 @@ from tracetool._events.catalog import Catalog
 from tracetool._model.assemble import assemble
 from tracetool._model.querymigrate import load_query_migrate
 from tracetool._model.runfolder import Run, resolve_paths
-from tracetool._model.sidecar import ThreadMap, load_thread_map
+from tracetool._model.sidecar import ThreadMap, checked_thread_map, load_thread_map
 from tracetool._model.threads import build_thread_table
 from tracetool._model.trace import Trace
 from tracetool.errors import EmptyTrace, ForeignInput, ForeignInputWarning, InputError
@@ -63,11 +64,29 @@ def read_segments(
     if not paths:
         raise InputError("no input given")
     with _stdin_spooled(paths) as (real_paths, spooled):
-        result = read_inputs(real_paths, _context(catalog, engine, progress), input_format)
+        try:
+            result = read_inputs(real_paths, _context(catalog, engine, progress), input_format)
+        except InputError as exc:
+            if spooled and spooled in str(exc):  # name stdin as the user did, not its copy
+                raise type(exc)(str(exc).replace(spooled, "-")) from None
+            raise
         for seg in result.segments:
             if spooled and seg.path == spooled:
                 seg.path = "-"
+            seg.path = printable_path(seg.path)
+            seg.process_hint = seg.process_hint and printable_path(seg.process_hint)
+            seg.warnings = [replace(w, path=printable_path(w.path)) for w in seg.warnings]
+        result.skipped = [replace(f, path=printable_path(f.path)) for f in result.skipped]
     return result
+
+
+def printable_path(path: str) -> str:
+    """A file name as text that every output can hold: the bytes of a name that is not UTF-8
+    (which Python keeps as lone surrogates) are shown as ``\\xff``. The trace keeps this form;
+    the files were opened by their real name."""
+    if path.isascii():
+        return path
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def load(
@@ -103,7 +122,7 @@ def load(
     cat = catalog or Catalog.builtin()
     if events:
         cat = cat.with_files(list(events))
-    given = [t if isinstance(t, ThreadMap) else load_thread_map(t) for t in threads]
+    given = [checked_thread_map(t) if isinstance(t, ThreadMap) else load_thread_map(t) for t in threads]
     found = [] if given else [load_thread_map(t) for t in resolved.threads]
     maps = given + found
     trace = _read(resolved.paths, maps, cat, input_format, engine, progress)

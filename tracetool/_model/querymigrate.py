@@ -8,11 +8,11 @@ source reports, else as the destination's).
 
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from tracetool._model.jsonfile import json_int, json_number, json_text, read_json_file, shorten
 from tracetool.errors import UsageError
 
 _SIDES = {"src": "src", "source": "src", "dst": "dst", "destination": "dst"}
@@ -55,7 +55,33 @@ class QueryMigrate:
 
 
 def _number(v: Any) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return None
+    try:
+        number = float(v)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+# The fields migtrace reads, and the values it accepts (ms; bytes).
+_MS_FIELDS = ("downtime", "total-time", "setup-time", "expected-downtime")
+_MAX_MS = 1e12  # 31 years
+_MAX_PAGE = 1 << 30
+
+
+def _check_side(obj: dict[str, Any], where: str) -> dict[str, Any]:
+    """Refuses a return object whose fields that migtrace reads have the wrong type or range;
+    returns it with its status fit to print."""
+    if obj.get("status") is not None:
+        obj = {**obj, "status": json_text(obj["status"], f"{where}: status")}
+    for key in _MS_FIELDS:
+        json_number(obj.get(key), f"{where}: {key}", 0.0, _MAX_MS)
+    ram = obj.get("ram")
+    if ram is not None and not isinstance(ram, dict):
+        raise UsageError(f"{where}: ram is {shorten(ram)}, not an object")
+    json_int((ram or {}).get("page-size"), f"{where}: ram.page-size", 1, _MAX_PAGE)
+    return obj
 
 
 def parse_query_migrate(data: Any, path: str = "") -> QueryMigrate:
@@ -70,9 +96,12 @@ def parse_query_migrate(data: Any, path: str = "") -> QueryMigrate:
         for side, obj in sides.items():
             if obj is not None and not isinstance(obj, dict):
                 raise UsageError(f"{where}: '{side}' is not a query-migrate object")
+            if obj is not None:
+                sides[side] = _check_side(obj, f"{where}: {side}")
         return QueryMigrate(src=sides.get("src"), dst=sides.get("dst"), path=path)
     if "status" not in data:
         raise UsageError(f"{where}: no 'status' and no src/dst objects: not a query-migrate result")
+    data = _check_side(data, where)
     if "total-time" in data or "downtime" in data:
         return QueryMigrate(src=data, dst=None, path=path)
     return QueryMigrate(src=None, dst=data, path=path)
@@ -80,12 +109,4 @@ def parse_query_migrate(data: Any, path: str = "") -> QueryMigrate:
 
 def load_query_migrate(path: str) -> QueryMigrate:
     """Reads a query-migrate JSON file; problems become a one-line UsageError."""
-    try:
-        text = Path(path).read_text("utf-8")
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read query-migrate file: {exc.strerror or exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
-    return parse_query_migrate(data, path)
+    return parse_query_migrate(read_json_file(path, "query-migrate file"), path)

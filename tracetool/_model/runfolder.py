@@ -22,7 +22,6 @@ query-migrate answer and label:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Sequence
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from parsers.inputs import strip_compression
+from tracetool._model.jsonfile import json_text, read_json_file
 from tracetool._model.querymigrate import QueryMigrate
 from tracetool._model.trace import Trace
 from tracetool.errors import UsageError
@@ -70,9 +70,10 @@ def _holds_traces(folder: str) -> bool:
 
 
 def _read_json(path: str) -> Any:
+    """The file's JSON, or None when it is absent or unusable (it only lends a label)."""
     try:
-        return json.loads(Path(path).read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return read_json_file(path, "JSON file")
+    except UsageError:
         return None
 
 
@@ -118,9 +119,17 @@ class RunFolder:
                 return found
         if self.run_info is not None:
             info = _read_json(self.run_info)
-            if isinstance(info, dict) and isinstance(info.get("label"), str) and info["label"]:
-                return str(info["label"])
+            label = _label(info.get("label")) if isinstance(info, dict) else None
+            if label:
+                return label
         return self.version
+
+
+def _label(value: Any) -> str | None:
+    """A label from a JSON file: text on one line, or None for anything else."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return " ".join(str(json_text(value, "label")).split())[:80]
 
 
 def _capture_label(root: Path, run: Path) -> str | None:
@@ -128,14 +137,15 @@ def _capture_label(root: Path, run: Path) -> str | None:
     data = _read_json(str(root / CAPTURE_INFO))
     if not isinstance(data, dict):
         return None
-    for r in data.get("results") or []:
+    results = data.get("results")
+    for r in results if isinstance(results, list) else []:
         if (
             isinstance(r, dict)
             and isinstance(r.get("folder"), str)
+            and "\0" not in r["folder"]
             and (root / r["folder"]) in (run, run.parent)
         ):
-            label = r.get("label") or r["folder"].split("/")[0]
-            return str(label)
+            return _label(r.get("label")) or _label(r["folder"].split("/")[0])
     return None
 
 

@@ -10,12 +10,16 @@ Accepted shapes (JSON):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from parsers.inputs import TID_MAX
+from tracetool._model.jsonfile import json_int, json_number, json_text, read_json_file, shorten
 from tracetool.errors import UsageError
+
+# Seconds since the epoch that still fit int64 nanoseconds (the year 2262).
+MAX_EPOCH_S = float((2**63 - 1) // 1_000_000_000)
 
 
 @dataclass
@@ -33,85 +37,128 @@ class ThreadMap:
     last_seen_s: float | None = None
 
 
-def _tid(key: object, path: str) -> int:
-    try:
-        return int(str(key))
-    except ValueError:
-        raise UsageError(f"{path}: thread id {key!r} is not a number") from None
+def _tid(key: object, where: str) -> int:
+    text = str(key).strip()
+    if not text.isascii() or not text.isdigit():
+        raise UsageError(f"{where}: thread id {shorten(key)} is not a number")
+    return _checked_id(int(text), f"{where}: thread id")
 
 
-def _last_name(entry: Any) -> str | None:
+def _checked_id(value: Any, where: str) -> int:
+    checked = json_int(value, where, 0, TID_MAX)
+    if checked is None:
+        raise UsageError(f"{where} is null, not an integer")
+    return checked
+
+
+def _name(value: Any, where: str) -> str | None:
+    return json_text(value, where)
+
+
+def _last_name(entry: Any, where: str) -> str | None:
+    """The last name a ``threads`` entry lists (``names`` of objects or strings, or ``name``)."""
+    if isinstance(entry, str) or entry is None:
+        return _name(entry, where)
     names = entry.get("names") if isinstance(entry, Mapping) else entry
-    if isinstance(names, list) and names:
-        last = names[-1]
-        if isinstance(last, Mapping):
-            last = last.get("name")
-        return str(last) if last is not None else None
-    if isinstance(entry, Mapping) and "name" in entry:
-        return str(entry["name"])
-    return None
+    if isinstance(entry, Mapping) and names is None:
+        return _name(entry.get("name"), f"{where}.name")
+    if not isinstance(names, list):
+        raise UsageError(f"{where}: names is {shorten(names)}, not a list")
+    if not names:
+        return None
+    last = names[-1]
+    if isinstance(last, Mapping):
+        return _name(last.get("name"), f"{where}.names[-1].name")
+    return _name(last, f"{where}.names[-1]")
+
+
+def _name_map(data: Mapping[str, Any], where: str) -> dict[int, str]:
+    out: dict[int, str] = {}
+    for k, v in data.items():
+        name = _name(v, f"{where}[{shorten(k)}]")
+        if name is not None:
+            out[_tid(k, where)] = name
+    return out
 
 
 def parse_thread_map(data: Any, path: str = "<threads>") -> ThreadMap:
-    """Builds a ThreadMap from decoded JSON (see the module docstring for the shapes)."""
+    """Builds a ThreadMap from decoded JSON (see the module docstring for the shapes).
+
+    A value of the wrong type or out of range where migtrace reads one is a UsageError naming
+    the file and the key; keys migtrace does not use are not looked at."""
     if not isinstance(data, Mapping):
-        raise UsageError(f"{path}: expected a JSON object mapping thread ids to names")
+        raise UsageError(f"{path}: expected a JSON object mapping thread ids to names, got {shorten(data)}")
     tm = ThreadMap(path)
+    threads = data.get("threads")
+    if threads is not None and not isinstance(threads, Mapping):
+        raise UsageError(f"{path}: threads is {shorten(threads)}, not an object")
     for key in ("tid_to_name_merged", "tid_to_name"):
-        if isinstance(data.get(key), Mapping):
-            tm.names = {_tid(k, path): str(v) for k, v in data[key].items()}
-            break
+        table = data.get(key)
+        if table is None:
+            continue
+        if not isinstance(table, Mapping):
+            raise UsageError(f"{path}: {key} is {shorten(table)}, not an object")
+        tm.names = _name_map(table, f"{path}: {key}")
+        break
     else:
-        threads = data.get("threads")
-        if isinstance(threads, Mapping):
-            for k, entry in threads.items():
-                name = _last_name(entry)
-                if name is not None:
-                    tm.names[_tid(k, path)] = name
-        elif all(isinstance(v, str) for v in data.values()) and data:
-            tm.names = {_tid(k, path): str(v) for k, v in data.items()}
-        else:
+        if threads is None and data and all(isinstance(v, str) for v in data.values()):
+            tm.names = _name_map(data, path)
+        elif threads is None:
             raise UsageError(f"{path}: no thread names found (expected tid_to_name, threads, or a flat map)")
-    if isinstance(data.get("threads"), Mapping) and tm.names:
-        for k, entry in data["threads"].items():
-            name = _last_name(entry)
-            if name is not None:
-                tm.names.setdefault(_tid(k, path), name)
-    if isinstance(data.get("pid"), int):
-        tm.pid = data["pid"]
-    if data.get("role") in ("src", "dst"):
-        tm.side = data["role"]
-    tm.first_seen_s, tm.last_seen_s = _seen_range(data.get("threads"))
+    for k, entry in (threads or {}).items():
+        name = _last_name(entry, f"{path}: threads[{shorten(k)}]")
+        if name is not None:
+            tm.names.setdefault(_tid(k, f"{path}: threads"), name)
+    pid = data.get("pid")
+    tm.pid = None if pid is None else _checked_id(pid, f"{path}: pid")
+    role = _name(data.get("role"), f"{path}: role")
+    if role in ("src", "dst"):
+        tm.side = role
+    tm.first_seen_s, tm.last_seen_s = _seen_range(threads, path)
     main = data.get("main_thread_tid")
-    if isinstance(main, int):
-        tm.main_tid = main
-    elif tm.pid is not None:
-        tm.main_tid = tm.pid
+    tm.main_tid = tm.pid if main is None else _checked_id(main, f"{path}: main_thread_tid")
     return tm
 
 
-def _seen_range(threads: Any) -> tuple[float | None, float | None]:
+def _seen_range(threads: Mapping[str, Any] | None, path: str) -> tuple[float | None, float | None]:
     """The earliest ``first_seen`` and the latest ``last_seen`` of the sampled threads."""
-    if not isinstance(threads, Mapping):
+    first: list[float] = []
+    last: list[float] = []
+    for k, entry in (threads or {}).items():
+        if not isinstance(entry, Mapping):
+            continue
+        for key, out in (("first_seen", first), ("last_seen", last)):
+            seen = json_number(entry.get(key), f"{path}: threads[{shorten(k)}].{key}", 0.0, MAX_EPOCH_S)
+            if seen is not None:
+                out.append(seen)
+    if not first or not last:
         return None, None
-    first = [e.get("first_seen") for e in threads.values() if isinstance(e, Mapping)]
-    last = [e.get("last_seen") for e in threads.values() if isinstance(e, Mapping)]
-    first_n = [float(v) for v in first if isinstance(v, int | float) and not isinstance(v, bool)]
-    last_n = [float(v) for v in last if isinstance(v, int | float) and not isinstance(v, bool)]
-    if not first_n or not last_n:
-        return None, None
-    return min(first_n), max(last_n)
+    return min(first), max(last)
+
+
+def checked_thread_map(m: ThreadMap) -> ThreadMap:
+    """A ThreadMap built in code, held to the limits a file's is (ids in range, names fit to
+    print, times that fit int64 ns): a copy, or a UsageError naming what is wrong."""
+    where = m.path
+    names = {
+        _checked_id(tid, f"{where}: thread id"): _name(name, f"{where}: name of {tid}")
+        for tid, name in m.names.items()
+    }
+    first, last = (
+        json_number(v, f"{where}: {k}", 0.0, MAX_EPOCH_S)
+        for k, v in (("first_seen_s", m.first_seen_s), ("last_seen_s", m.last_seen_s))
+    )
+    return ThreadMap(
+        path=m.path,
+        names={tid: name for tid, name in names.items() if name is not None},
+        pid=None if m.pid is None else _checked_id(m.pid, f"{where}: pid"),
+        side=m.side if m.side in ("src", "dst") else None,
+        main_tid=None if m.main_tid is None else _checked_id(m.main_tid, f"{where}: main_tid"),
+        first_seen_s=first,
+        last_seen_s=last,
+    )
 
 
 def load_thread_map(path: str) -> ThreadMap:
     """Reads a sidecar file; UsageError with the reason when it cannot be used."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read: {exc}") from None
-    return parse_thread_map(data, path)
+    return parse_thread_map(read_json_file(path, "thread-name sidecar"), path)

@@ -128,7 +128,8 @@ def _process_keys(c: Columns) -> tuple[np.ndarray, list[tuple[str, int]]]:
         index = {g: i for i, g in enumerate(used_groups)}
         lut = np.array([index.get(int(g), 0) for g in gsrc], dtype=np.int32)
         return lut[c.source], [(group_names[g], -1) for g in used_groups]
-    key = gsrc[c.source] << 32 | (c.pid.astype(np.int64) + 1)
+    # Any negative pid is "unknown" (-1), so the pid fills the low 32 bits exactly.
+    key = gsrc[c.source] << 32 | (np.maximum(c.pid.astype(np.int64), -1) + 1)
     codes, uniques = _dense_codes(key)
     procs = [(group_names[int(u) >> 32], int(u & 0xFFFFFFFF) - 1) for u in uniques.tolist()]
     return codes, procs
@@ -321,8 +322,9 @@ def _assign_roles(
 def build_thread_table(c: Columns, maps: list[ThreadMap]) -> ThreadTable:
     """Works out processes, threads, names and roles from the merged columns."""
     proc, procs = _process_keys(c)
-    tid_span = int(c.tid.max()) + 2 if len(c.tid) else 1
-    row_thread, tu = _dense_codes(proc.astype(np.int64) * tid_span + (c.tid.astype(np.int64) + 1))
+    row_tid = np.maximum(c.tid.astype(np.int64), -1)  # any negative tid is "unknown"
+    tid_span = int(row_tid.max()) + 2 if len(row_tid) else 1
+    row_thread, tu = _dense_codes(proc.astype(np.int64) * tid_span + (row_tid + 1))
     nthreads = len(tu)
     t_proc = (tu // tid_span).astype(np.int32)
     t_tid = tu % tid_span - 1

@@ -13,6 +13,7 @@ among the PATHS brings its sidecars and query-migrate.json along
 from __future__ import annotations
 
 import inspect
+import io
 import os
 import sys
 import typing
@@ -188,7 +189,7 @@ def warnings_on_stderr() -> Iterator[None]:
         finally:
             for w in caught:
                 if issubclass(w.category, ForeignInputWarning):
-                    sys.stderr.write(f"migtrace: warning: {w.message}\n")
+                    sys.stderr.write(f"migtrace: warning: {one_line(w.message)}\n")
                 else:
                     warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
@@ -307,9 +308,14 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(dumps(data))
 
 
+def one_line(text: object) -> str:
+    """``text`` on one line: line breaks in it (a file name may hold one) shown as ``\\n``."""
+    return str(text).replace("\r", "\\r").replace("\n", "\\n")
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Prints one line to stderr and exits."""
-    sys.stderr.write(f"migtrace: {message}\n")
+    sys.stderr.write(f"migtrace: {one_line(message)}\n")
     raise SystemExit(code)
 
 
@@ -317,14 +323,35 @@ def _interrupted() -> bool:
     from reports.atomic import INTERRUPTED
 
     return INTERRUPTED.is_set()
+@contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Warnings that reach the command line (a library's, say) print as one ``migtrace:
+    warning:`` line each, not as Python's two lines with a source excerpt."""
+
+    def show(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+        sys.stderr.write(f"migtrace: warning: {one_line(message)}\n")
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
+def _tolerant_output() -> None:
+    """File names that are not UTF-8 reach Python as lone surrogates; written to stdout or
+    stderr they show as ``\\udcff`` instead of failing the command."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
 
 
 def run(entry: Callable[..., Any], args: Sequence[str] | None = None) -> None:
     """Runs the typer app on ``args`` (default: the command line), turning known errors into
     one line and an exit code."""
+    _tolerant_output()
     try:
         extra: dict[str, Any] = {} if args is None else {"args": list(args)}
-        code = entry(standalone_mode=False, **extra)
+        with _warnings_as_lines():
+            code = entry(standalone_mode=False, **extra)
         # Without standalone mode a command's typer.Exit(code) comes back as the return value;
         # typer turns a Ctrl-C inside a command into Exit(130). An interrupt Python lost on the
         # way (see tracetool.cli.launch) is still marked.

@@ -60,14 +60,19 @@ def parse_time(text: str, trace_start_ns: int) -> int:
     t = text.strip()
     if t.startswith("@"):
         try:
-            return int(t[1:])
+            ns = int(t[1:])
         except ValueError:
             raise UsageError(f"{text!r}: after '@' give an absolute time in ns") from None
-    m = _TIME.match(t)
-    if not m:
-        raise UsageError(f"{text!r}: not a time (e.g. 1.5, 250ms, 40us, @1795694364092905000)")
-    unit = (m.group("unit") or "s").lower()
-    return trace_start_ns + round(float(m.group("value")) * _SCALE[unit])
+    else:
+        m = _TIME.match(t)
+        if not m:
+            raise UsageError(f"{text!r}: not a time (e.g. 1.5, 250ms, 40us, @1795694364092905000)")
+        unit = (m.group("unit") or "s").lower()
+        offset = float(m.group("value")) * _SCALE[unit]
+        ns = trace_start_ns + round(offset) if offset < 2**63 else 2**63
+    if not -(2**63) <= ns < 2**63:
+        raise UsageError(f"{text!r}: out of range (trace times are int64 ns)")
+    return ns
 
 
 @command(output_format=False, strict=False)

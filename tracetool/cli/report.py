@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tracetool.cli.common import Inputs, command, fail_if_strict
+from tracetool.cli.common import Inputs, command, fail_if_strict, one_line
 from tracetool.errors import UsageError
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def emit(render: Callable[[], str], output: str | None) -> None:
         size = write_text(output, render)
     except OSError as exc:
         raise UsageError(f"{output}: cannot write: {exc.strerror or exc}") from None
-    sys.stderr.write(f"migtrace: wrote {output} ({size / 1024:.0f} KiB)\n")
+    sys.stderr.write(f"migtrace: wrote {one_line(output)} ({size / 1024:.0f} KiB)\n")
 
 
 def plain_text(print_to: Callable[..., None]) -> str:

@@ -38,12 +38,16 @@ class SiteTable:
 def parse_address(value: str | int) -> int:
     """A mutex address given by a user: ``0x55f...``, hex digits, or a decimal int."""
     if isinstance(value, int):
-        return value
-    text = value.strip().lower()
-    try:
-        return int(text, 16) if text.startswith("0x") or re.search("[a-f]", text) else int(text)
-    except ValueError:
-        raise UsageError(f"--bql-addr {value!r}: not a mutex address (e.g. 0x55fafcce4540)") from None
+        address = value
+    else:
+        text = value.strip().lower()
+        try:
+            address = int(text, 16) if text.startswith("0x") or re.search("[a-f]", text) else int(text)
+        except ValueError:
+            raise UsageError(f"--bql-addr {value!r}: not a mutex address (e.g. 0x55fafcce4540)") from None
+    if not 0 <= address < 2**64:
+        raise UsageError(f"--bql-addr {str(value)[:40]!r}: not a 64-bit address")
+    return address
 
 
 def site_key(site: np.ndarray, line: np.ndarray) -> np.ndarray:
