@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tracetool._check.metrics import METRICS, SELECTORS, Kind, metric_table_markdown
+from tracetool._check.metric_types import SELECTORS, Kind
+from tracetool._check.metrics import METRICS, metric_table_markdown
 from tracetool._check.rulefile import load_rules, parse_rules
 from tracetool._check.rules import rules_from_expressions
 from tracetool.errors import RulesError

@@ -5,7 +5,8 @@ Each :class:`Analysis` names a function ``Trace -> result`` (every result type h
 it needs (``events.toml``, keyed by ``events_key``), the note a report shows when the trace has
 nothing for it, and whether it is a report section. Reports, the check metrics, the notebook
 display, ``migtrace events --for`` and ``migtrace capture`` all read this table: adding an
-analysis is one module, one entry here and its rows in the metric table.
+analysis is one module, one entry here and its rows in the metric table (a module of
+``tracetool._check.metric_rows``).
 
     >>> run(trace, "bql").to_json()["bql"]["threads"]
     >>> [a.name for a in sections()]

@@ -14,7 +14,8 @@ from typing import Any
 from tracetool._analyses import registry
 from tracetool._analyses.events import event_data, missing_required
 from tracetool._check.grammar import Expression
-from tracetool._check.metrics import Kind, Measurement, Metric, close_matches, measure
+from tracetool._check.measure import Measurement, measure
+from tracetool._check.metric_types import Kind, Metric
 from tracetool._check.rulefile import load_rules, parse_rules
 from tracetool._check.rules import (
     MetricReference,
@@ -23,6 +24,7 @@ from tracetool._check.rules import (
     bind_reference,
     rules_from_expressions,
 )
+from tracetool._check.suggest import close_matches
 from tracetool._check.units import format_duration, format_number
 from tracetool._model.trace import Trace
 from tracetool.errors import RulesError

@@ -21,7 +21,7 @@ from typing import Any
 
 from tracetool._analyses.stats import ALPHA, Change, Spread, change, spread
 from tracetool._check.evaluate import measure_metric
-from tracetool._check.metrics import Kind
+from tracetool._check.metric_types import Kind
 from tracetool._check.rules import MetricReference, bind_reference
 from tracetool._model.load import load_run
 from tracetool._model.runfolder import run_folder, runs_in

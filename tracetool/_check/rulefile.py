@@ -41,7 +41,6 @@ from tracetool._check.grammar import (
     parse_expression,
     parse_reference,
 )
-from tracetool._check.metrics import close_matches
 from tracetool._check.rules import (
     CHECK_KEYS,
     RULE_KEYS,
@@ -52,6 +51,7 @@ from tracetool._check.rules import (
     make_rule,
     unique_rules,
 )
+from tracetool._check.suggest import close_matches
 from tracetool.errors import RulesError
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")

@@ -18,14 +18,9 @@ from tracetool._check.grammar import (
     parse_reference,
     parse_value,
 )
-from tracetool._check.metrics import (
-    Kind,
-    Metric,
-    MetricError,
-    close_matches,
-    find_metrics,
-    pick_metric,
-)
+from tracetool._check.metric_lookup import MetricError, find_metrics, pick_metric
+from tracetool._check.metric_types import Kind, Metric
+from tracetool._check.suggest import close_matches
 from tracetool._check.units import DURATION_UNITS, UNIT_NAMES, format_duration, format_number, to_microseconds
 from tracetool.errors import RulesError
 
