@@ -52,8 +52,12 @@ def run_load(path: str, engine: str | None) -> tuple[dict[str, float], int]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lines", type=int, default=5_000_000)
-    ap.add_argument("--mix", action="append", choices=MIXES,
-                    help="synthetic mix to measure (repeatable; default: every mix)")
+    ap.add_argument(
+        "--mix",
+        action="append",
+        choices=MIXES,
+        help="synthetic mix to measure (repeatable; default: every mix)",
+    )
     ap.add_argument("--file", help="use this trace instead of generating one")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--engine", choices=["compiled", "python"], default=None)
@@ -61,7 +65,7 @@ def main() -> int:
     a = ap.parse_args()
 
     results = []
-    for mix in ([None] if a.file else (a.mix or list(MIXES))):
+    for mix in [None] if a.file else (a.mix or list(MIXES)):
         with trace_file(a.file, a.lines, f"synth-{mix}", mix or "bql") as path:
             results.append(_measure(path, mix or os.path.basename(path), a.repeat, a.engine))
     if a.json:
@@ -108,8 +112,10 @@ def _print(r: dict[str, Any]) -> None:
     print(f"  wc -l           {r['wc_l_s']:.3f} s")
     print(f"  load + events   {r['load_s']:.3f} s  ({r['lines_per_s']:,} lines/s)")
     print(f"  ratio           {r['ratio_vs_wc_l']}x wc -l   (target <= {TARGET_RATIO}x)")
-    print(f"  peak RSS        {r['peak_rss_bytes'] / 1e6:.0f} MB = {r['rss_over_file']}x file "
-          f"(target <= {TARGET_RSS}x)")
+    print(
+        f"  peak RSS        {r['peak_rss_bytes'] / 1e6:.0f} MB = {r['rss_over_file']}x file "
+        f"(target <= {TARGET_RSS}x)"
+    )
 
 
 if __name__ == "__main__":

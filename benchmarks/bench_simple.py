@@ -122,8 +122,12 @@ def bench_reader(path: str, engine: str) -> dict[str, float]:
     t0 = time.perf_counter()
     seg = read_simple_file(path, ctx)
     seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "records": seg.events, "distinct_payloads": len(seg.args),
-            "warnings": len(seg.warnings)}
+    return {
+        "seconds": seconds,
+        "records": seg.events,
+        "distinct_payloads": len(seg.args),
+        "warnings": len(seg.warnings),
+    }
 
 
 def prefix_copy(path: str, records: int, out: str) -> None:
@@ -153,8 +157,7 @@ def bench_load(path: str) -> dict[str, float]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=20_000_000)
     ap.add_argument("--source-lines", type=int, default=2_000_000)
     ap.add_argument("--baseline-records", type=int, default=2_000_000)
@@ -179,8 +182,7 @@ def main() -> int:
     results: dict[str, Any] = {"file": path, "bytes": size, "engine": walker_engine()}
     results["read"] = bench_read(path)
     results["python-walk"] = bench_python_walk(path, args.baseline_records)
-    results["migtrace"] = bench_reader(path, "compiled" if walker_engine() == "compiled"
-                                       else "python")
+    results["migtrace"] = bench_reader(path, "compiled" if walker_engine() == "compiled" else "python")
     results["rss_after_reader_mb"] = _rss_mb()
     prefix = os.path.join(tmpdir, "prefix.simple")
     prefix_copy(path, args.baseline_records, prefix)
@@ -210,17 +212,21 @@ def main() -> int:
     if args.json:
         sys.stdout.write(json.dumps(results, indent=2) + "\n")
         return 0
-    print(f"file: {size / 1e6:.0f} MB, {results['migtrace']['records']:,} records, "
-          f"{results['migtrace']['distinct_payloads']:,} distinct payloads; "
-          f"walk engine: {results['engine']}")
+    print(
+        f"file: {size / 1e6:.0f} MB, {results['migtrace']['records']:,} records, "
+        f"{results['migtrace']['distinct_payloads']:,} distinct payloads; "
+        f"walk engine: {results['engine']}"
+    )
     print(f"read bytes only: {read_s:.2f} s ({results['read']['mb_per_s']:.0f} MB/s)")
     print(f"{'what':<16}{'records':>13}{'seconds':>10}{'records/s':>14}{'x python-walk':>15}")
     for key, n, s, rate, ratio in rows:
         print(f"{key:<16}{n:>13,}{s:>10.2f}{rate:>14,.0f}{ratio:>15.1f}")
     print(f"migtrace reader time / read time: {results['migtrace']['ratio_vs_read_time']:.2f}")
-    print(f"peak RSS: {results['rss_after_reader_mb']:.0f} MB after the reader "
-          f"(file {size / 1e6:.0f} MB; started at {rss0:.0f} MB), "
-          f"{results['rss_peak_mb']:.0f} MB after load")
+    print(
+        f"peak RSS: {results['rss_after_reader_mb']:.0f} MB after the reader "
+        f"(file {size / 1e6:.0f} MB; started at {rss0:.0f} MB), "
+        f"{results['rss_peak_mb']:.0f} MB after load"
+    )
     return 0
 
 

@@ -62,8 +62,10 @@ def _shift_lttng(line: bytes, shift_ns: int) -> bytes:
         h, mi, s, ns = (int(x) for x in m.groups())
         t = ((h * 60 + mi) * 60 + s) * 10**9 + ns + shift_ns
         t %= 86_400 * 10**9
-        return (f"[{t // 3_600_000_000_000:02d}:{t // 60_000_000_000 % 60:02d}:"
-                f"{t // 10**9 % 60:02d}.{t % 10**9:09d}]").encode()
+        return (
+            f"[{t // 3_600_000_000_000:02d}:{t // 60_000_000_000 % 60:02d}:"
+            f"{t // 10**9 % 60:02d}.{t % 10**9:09d}]"
+        ).encode()
 
     return _LTTNG_TIME.sub(repl, line, count=1)
 
@@ -73,8 +75,9 @@ def _lines(source: Path) -> list[bytes]:
         return f.read().split(b"\n")[:-1]
 
 
-def _repeated(lines: list[bytes], total: int, shift: Callable[[bytes, int], bytes],
-              keep_header: bool) -> Iterator[bytes]:
+def _repeated(
+    lines: list[bytes], total: int, shift: Callable[[bytes, int], bytes], keep_header: bool
+) -> Iterator[bytes]:
     """``lines`` over and over (headers once), each copy 20 s later, ``total`` lines in all."""
     body = [ln for ln in lines if not ln.startswith(b"#")] if keep_header else lines
     head = [ln for ln in lines if ln.startswith(b"#")] if keep_header else []
@@ -117,14 +120,12 @@ def measure(path: str, repeat: int) -> dict[str, Any]:
     result["lines"] = result["threads_1"]["lines"]
     for threads in ("1", "2"):
         result[f"ratio_threads_{threads}"] = round(result[f"threads_{threads}"]["load_s"] / wc, 2)
-    result["speedup_2_over_1"] = round(result["threads_1"]["load_s"]
-                                       / result["threads_2"]["load_s"], 2)
+    result["speedup_2_over_1"] = round(result["threads_1"]["load_s"] / result["threads_2"]["load_s"], 2)
     return result
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lines", type=int, default=3_000_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--keep", help="write the generated files to this directory and keep them")
@@ -151,8 +152,10 @@ def main() -> int:
         print(f"[{kind}] {r['file_bytes'] / 1e6:.0f} MB, {r['lines']:,} lines; wc -l {r['wc_l_s']:.3f} s")
         for threads in ("1", "2"):
             t = r[f"threads_{threads}"]
-            print(f"  {threads} scan thread(s): load + events {t['load_s']:.2f} s = "
-                  f"{r[f'ratio_threads_{threads}']}x wc -l")
+            print(
+                f"  {threads} scan thread(s): load + events {t['load_s']:.2f} s = "
+                f"{r[f'ratio_threads_{threads}']}x wc -l"
+            )
         print(f"  two threads are {r['speedup_2_over_1']}x as fast as one")
     return 0
 

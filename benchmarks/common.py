@@ -30,8 +30,7 @@ def run_child(code: str, *args: str) -> tuple[dict[str, float], int]:
     ``ru_maxrss`` of children is the largest child waited for so far; the measured child is by
     far the largest process a benchmark starts.
     """
-    out = subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True,
-                         text=True)
+    out = subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True, text=True)
     rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     return json.loads(out.stdout), rss
 

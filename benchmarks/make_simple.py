@@ -76,8 +76,7 @@ def _c_value(ev_arg_bits: int, signed: bool, printed: int) -> int:
 @functools.cache
 def _arg_specs(ev: EventDef) -> tuple[tuple[str, bool, int, bool], ...]:
     """(name, is string, bits, signed) of each argument, computed once per definition."""
-    return tuple((a.name, a.is_string, 64 if a.is_pointer else a.bits, a.is_signed)
-                 for a in ev.args)
+    return tuple((a.name, a.is_string, 64 if a.is_pointer else a.bits, a.is_signed) for a in ev.args)
 
 
 def encode_payload(ev: EventDef, values: dict[str, object], byteorder: str) -> bytes:
@@ -102,9 +101,15 @@ def encode_payload(ev: EventDef, values: dict[str, object], byteorder: str) -> b
     return b"".join(out)
 
 
-def records_from_trace(trace: Trace, *, byteorder: str = "little", pid: int | None = None,
-                       clock_offset: int = DEFAULT_CLOCK_OFFSET, seed: int = 1,
-                       time_order: bool = False) -> Records:
+def records_from_trace(
+    trace: Trace,
+    *,
+    byteorder: str = "little",
+    pid: int | None = None,
+    clock_offset: int = DEFAULT_CLOCK_OFFSET,
+    seed: int = 1,
+    time_order: bool = False,
+) -> Records:
     """One record per event of ``trace``, arguments laid out per the catalog.
 
     Records follow the input files' order (file by file, line by line), or the trace's time
@@ -114,8 +119,11 @@ def records_from_trace(trace: Trace, *, byteorder: str = "little", pid: int | No
     """
     catalog = trace.catalog
     ev = trace.events
-    order = (np.arange(len(ev)) if time_order
-             else np.lexsort((ev["line"].to_numpy(), ev["source"].cat.codes.to_numpy())))
+    order = (
+        np.arange(len(ev))
+        if time_order
+        else np.lexsort((ev["line"].to_numpy(), ev["source"].cat.codes.to_numpy()))
+    )
     names = [str(x) for x in ev["event"].cat.categories]
     name_code = ev["event"].cat.codes.to_numpy()[order].astype(np.int32)
     args = ev["args"].array
@@ -135,14 +143,12 @@ def records_from_trace(trace: Trace, *, byteorder: str = "little", pid: int | No
         text_list = [texts[int(uniq[u] & 0xFFFFFFFF)] for u in us]
         dec = catalog.decode_text(name, text_list)
         frame = dec.frame.astype(object).where(dec.frame.notna(), None)
-        for u, rec, var in zip(us.tolist(), frame.to_dict("records"), dec.variant.tolist(),
-                               strict=True):
+        for u, rec, var in zip(us.tolist(), frame.to_dict("records"), dec.variant.tolist(), strict=True):
             if var < 0:
                 undecoded[name] = undecoded.get(name, 0) + 1
                 body = b""
             else:
-                body = encode_payload(variants[var], {str(k): v for k, v in rec.items()},
-                                      byteorder)
+                body = encode_payload(variants[var], {str(k): v for k, v in rec.items()}, byteorder)
             key = name.encode() + b"\0" + body
             code = index.get(key)
             if code is None:
@@ -157,12 +163,27 @@ def records_from_trace(trace: Trace, *, byteorder: str = "little", pid: int | No
         pids = np.where(pids > 0, pids, 4242)
     else:
         pids = np.full(len(order), pid, dtype=np.int64)
-    return Records(names, name_code, ts.astype(np.int64), pids, payload_code, payloads,
-                   byteorder, undecoded, order.astype(np.int64))
+    return Records(
+        names,
+        name_code,
+        ts.astype(np.int64),
+        pids,
+        payload_code,
+        payloads,
+        byteorder,
+        undecoded,
+        order.astype(np.int64),
+    )
 
 
-def perturb(rec: Records, *, swap_fraction: float = 0.0, delay_fraction: float = 0.0,
-            delay_ns: int = 4_000_000, seed: int = 2) -> Records:
+def perturb(
+    rec: Records,
+    *,
+    swap_fraction: float = 0.0,
+    delay_fraction: float = 0.0,
+    delay_ns: int = 4_000_000,
+    seed: int = 2,
+) -> Records:
     """Records as a busy host writes them: some neighbours swapped, some timestamps late.
 
     QEMU reserves ring-buffer space after reading the clock, so two threads' records can land
@@ -180,12 +201,21 @@ def perturb(rec: Records, *, swap_fraction: float = 0.0, delay_fraction: float =
     if delay_fraction:
         late = rng.random(n) < delay_fraction
         ts[late] += delay_ns
-    return Records(rec.names, rec.name_code[order], ts[order], rec.pid[order],
-                   rec.payload_code[order], rec.payloads, rec.byteorder, dict(rec.undecoded),
-                   rec.source_row[order])
+    return Records(
+        rec.names,
+        rec.name_code[order],
+        ts[order],
+        rec.pid[order],
+        rec.payload_code[order],
+        rec.payloads,
+        rec.byteorder,
+        dict(rec.undecoded),
+        rec.source_row[order],
+    )
 
 
 # ------------------------------------------------------------------------------ writing
+
 
 def _header(byteorder: str) -> bytes:
     e = "<" if byteorder == "little" else ">"
@@ -194,8 +224,9 @@ def _header(byteorder: str) -> bytes:
 
 def _mappings(names: Sequence[str], ids: Sequence[int], byteorder: str) -> bytes:
     e = "<" if byteorder == "little" else ">"
-    return b"".join(struct.pack(e + "QQI", 0, i, len(n)) + n.encode()
-                    for i, n in zip(ids, names, strict=True))
+    return b"".join(
+        struct.pack(e + "QQI", 0, i, len(n)) + n.encode() for i, n in zip(ids, names, strict=True)
+    )
 
 
 def _dropped(ts: int, pid: int, count: int, byteorder: str) -> bytes:
@@ -206,8 +237,7 @@ def _dropped(ts: int, pid: int, count: int, byteorder: str) -> bytes:
 def _record_bytes(rec: Records, ids: np.ndarray, rows: np.ndarray, ts_shift: int) -> bytes:
     """The records ``rows`` back to back, built with numpy (no Python loop per record)."""
     e = "<" if rec.byteorder == "little" else ">"
-    plen_all = np.fromiter((len(p) for p in rec.payloads), dtype=np.int64,
-                           count=len(rec.payloads))
+    plen_all = np.fromiter((len(p) for p in rec.payloads), dtype=np.int64, count=len(rec.payloads))
     pstart_all = np.zeros(len(rec.payloads) + 1, dtype=np.int64)
     np.cumsum(plen_all, out=pstart_all[1:])
     pdata = np.frombuffer(b"".join(rec.payloads) + b"\0", dtype=np.uint8)
@@ -216,9 +246,12 @@ def _record_bytes(rec: Records, ids: np.ndarray, rows: np.ndarray, ts_shift: int
         part = rows[lo : lo + CHUNK_RECORDS]
         pc_ = rec.payload_code[part]
         plen = plen_all[pc_]
-        head = np.zeros(len(part), dtype=np.dtype([("type", e + "u8"), ("id", e + "u8"),
-                                                   ("ts", e + "u8"), ("len", e + "u4"),
-                                                   ("pid", e + "u4")]))
+        head = np.zeros(
+            len(part),
+            dtype=np.dtype(
+                [("type", e + "u8"), ("id", e + "u8"), ("ts", e + "u8"), ("len", e + "u4"), ("pid", e + "u4")]
+            ),
+        )
         head["type"] = 1
         head["id"] = ids[rec.name_code[part]]
         head["ts"] = (rec.ts[part] + ts_shift).astype(np.uint64)
@@ -256,8 +289,7 @@ class WriteOptions:
 
 def _segments(n: int, opts: WriteOptions) -> Iterator[tuple[str, int, int]]:
     """("rows", start, stop), ("drop", row, count) and ("reopen", row, 0) in file order."""
-    marks = sorted([(r, 1, "reopen", 0) for r in opts.reopen_at]
-                   + [(r, 0, "drop", c) for r, c in opts.drops])
+    marks = sorted([(r, 1, "reopen", 0) for r in opts.reopen_at] + [(r, 0, "drop", c) for r, c in opts.drops])
     pos = 0
     for row, _, kind, count in marks:
         if row > pos:
@@ -288,7 +320,8 @@ def write_records(rec: Records, out: BinaryIO, opts: WriteOptions = WriteOptions
     if opts.headerless_order is None:
         e = "<" if rec.byteorder == "little" else ">"
         table = struct.pack(e + "QQQ", HEADER_ID, MAGIC, opts.version) + _mappings(
-            rec.names, ids.tolist(), rec.byteorder)
+            rec.names, ids.tolist(), rec.byteorder
+        )
     written = 0
     span = int(rec.ts.max() - rec.ts.min()) if len(rec) else 0
     out.write(table)
@@ -300,14 +333,14 @@ def write_records(rec: Records, out: BinaryIO, opts: WriteOptions = WriteOptions
                 written += b - a
             elif kind == "drop":
                 nxt = min(a + b, len(rec) - 1)
-                out.write(_dropped(int(rec.ts[nxt]) + shift + 5_000_000, int(rec.pid[nxt]), b,
-                                   rec.byteorder))
+                out.write(_dropped(int(rec.ts[nxt]) + shift + 5_000_000, int(rec.pid[nxt]), b, rec.byteorder))
             elif opts.headerless_order is None:
                 out.write(table)
     return written
 
 
 # ------------------------------------------------------------------------------ byte order
+
 
 def _walk(data: bytes) -> Iterator[tuple[int, int, int]]:
     """(offset, record type, size) of every record of a little-endian simple file."""
@@ -345,8 +378,11 @@ def _swap_args(ev: EventDef, body: bytes) -> bytes | None:
             (v,) = struct.unpack_from("<Q", body, p)
             bits = 64 if a.is_pointer else a.bits
             if bits < 64:
-                lo, hi = ((-(1 << (bits - 1))) & 0xFFFFFFFFFFFFFFFF, 1 << (bits - 1)) \
-                    if a.is_signed else (None, 1 << bits)
+                lo, hi = (
+                    ((-(1 << (bits - 1))) & 0xFFFFFFFFFFFFFFFF, 1 << (bits - 1))
+                    if a.is_signed
+                    else (None, 1 << bits)
+                )
                 if not (v < hi or (lo is not None and v >= lo)):
                     return None
             out.append(struct.pack(">Q", v))
@@ -389,9 +425,9 @@ def swap_byte_order(data: bytes, catalog: Catalog) -> bytes:
 
 # ------------------------------------------------------------------------------ CLI
 
+
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("log", help="log-backend trace (any era, compressed or not)")
     ap.add_argument("out")
     ap.add_argument("--events", action="append", default=[], help="trace-events-all for layouts")
@@ -409,17 +445,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tracetool._events.eventdefs import load_trace_events
 
     trace = tracetool.load(args.log, threads=args.threads, events=args.events)
-    rec = records_from_trace(trace, byteorder="big" if args.big_endian else "little",
-                             pid=args.pid, clock_offset=args.clock_offset)
+    rec = records_from_trace(
+        trace, byteorder="big" if args.big_endian else "little", pid=args.pid, clock_offset=args.clock_offset
+    )
     order = [e.name for e in load_trace_events(args.stap)] if args.stap else None
     drops = [(int(a), int(b)) for a, b in (d.split(":") for d in args.drop)]
-    opts = WriteOptions(headerless_order=order, drops=drops, reopen_at=args.reopen_at,
-                        repeat=args.repeat)
+    opts = WriteOptions(headerless_order=order, drops=drops, reopen_at=args.reopen_at, repeat=args.repeat)
     with open(args.out, "wb") as f:
         n = write_records(rec, f, opts)
     for name, count in rec.undecoded.items():
-        sys.stderr.write(f"make_simple: {count} distinct argument texts of {name} not decoded: "
-                         "written without arguments\n")
+        sys.stderr.write(
+            f"make_simple: {count} distinct argument texts of {name} not decoded: written without arguments\n"
+        )
     sys.stderr.write(f"make_simple: wrote {n} records to {args.out}\n")
     return 0
 

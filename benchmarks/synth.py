@@ -124,14 +124,18 @@ def _distinct_args_mix(w: Writer, lines: int, rng: random.Random) -> None:
             tid = rng.choice([THREADS["main"], THREADS["rcu"], THREADS["load"]])
             lock, unlock, addr = SEM_SITES[0], SEM_SITES[1], rng.choice(SEMAPHORES)
         bql = addr == BQL
-        for body in (f"qemu_mutex_lock waiting on mutex {addr:#x} ({lock})",
-                     f"qemu_mutex_locked taken mutex {addr:#x} ({lock})",
-                     f"qemu_mutex_unlock released mutex {addr:#x} ({unlock})"):
+        for body in (
+            f"qemu_mutex_lock waiting on mutex {addr:#x} ({lock})",
+            f"qemu_mutex_locked taken mutex {addr:#x} ({lock})",
+            f"qemu_mutex_unlock released mutex {addr:#x} ({unlock})",
+        ):
             if w.lines % 8 == 7:
                 page += 1
                 addr_p = (page * 4096) % DISTINCT_RAM_BYTES
-                w.emit(THREADS["load"], f"ram_load_loop pc.ram: addr: {addr_p:#x} flags: 0x28 "
-                       f"host: {0x7FD078000000 + addr_p:#x}")
+                w.emit(
+                    THREADS["load"],
+                    f"ram_load_loop pc.ram: addr: {addr_p:#x} flags: 0x28 host: {0x7FD078000000 + addr_p:#x}",
+                )
             w.emit(tid, body, bql)
 
 

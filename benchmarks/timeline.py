@@ -41,8 +41,9 @@ def plain_copy(path: str, tmp: str, index: int) -> str:
 
 def measure(path: str, repeat: int) -> None:
     """Best of ``repeat`` runs of each step, every run on a freshly loaded Trace (no caches)."""
-    steps: dict[str, list[float]] = {k: [] for k in ("wc -l", "load", "build_timeline",
-                                                     "analyze_phases", "analyze_preempt")}
+    steps: dict[str, list[float]] = {
+        k: [] for k in ("wc -l", "load", "build_timeline", "analyze_phases", "analyze_preempt")
+    }
     for _ in range(repeat):
         t0 = time.perf_counter()
         subprocess.run(["wc", "-l", path], check=True, capture_output=True)

@@ -86,6 +86,7 @@ DEMO_COMMANDS: list[list[str]] = [
 # What `test` runs, in order; extra command-line arguments go to pytest.
 CHECK_COMMANDS: list[list[str]] = [
     ["ruff", "check", "."],
+    ["ruff", "format", "--check", "."],
     ["mypy"],
     ["lint-imports"],  # the import contract in pyproject.toml: parsers -> core -> reports -> CLI
     ["pytest"],

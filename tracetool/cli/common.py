@@ -323,6 +323,8 @@ def _interrupted() -> bool:
     from reports.atomic import INTERRUPTED
 
     return INTERRUPTED.is_set()
+
+
 @contextmanager
 def _warnings_as_lines() -> Iterator[None]:
     """Warnings that reach the command line (a library's, say) print as one ``migtrace:
