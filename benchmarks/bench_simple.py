@@ -169,7 +169,7 @@ def main() -> int:
     args = ap.parse_args()
 
     sys.path.insert(0, os.path.dirname(HERE))
-    from parsers.simple import walker_engine
+    from parsers.simple_walk import walker_engine
 
     tmpdir = tempfile.mkdtemp(prefix="bench-simple-")
     path = args.file or os.path.join(tmpdir, "bench.simple")

@@ -30,7 +30,7 @@ try:
 except ImportError:  # no compiler when installed: the pure-Python twin does the same work
     _compiled = None
 
-from parsers import _pyscan
+from parsers._pyscan.scanner import Scanner as PythonScanner
 
 KIND_EVENT, KIND_OTHER, KIND_BARE = 0, 1, 2
 ERA_NAMES = {0: "plain", 1: "tid@sec.usec", 2: "iso8601", 3: "thread-info", 4: "stap"}
@@ -47,7 +47,7 @@ def scanner_engine() -> str:
 def new_scanner(engine: str | None = None) -> object:
     """A fresh line scanner; ``engine`` forces "compiled" or "python"."""
     if engine == "python" or (engine is None and _compiled is None):
-        return _pyscan.Scanner()
+        return PythonScanner()
     if _compiled is None:
         raise RuntimeError("the compiled scanner is not built (pip install needs a C compiler)")
     return _compiled.Scanner()

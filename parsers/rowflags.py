@@ -1,6 +1,6 @@
 """What the text scanner's row flags mean, and the warnings every text reader gives for them.
 
-The flags are set per physical line by ``_scan.c`` and its twin ``_pyscan.py``; the readers
+The flags are set per physical line by ``_scan.c`` and its twin ``_pyscan/``; the readers
 (log, ftrace, LTTng) turn them into counted warnings that name the first line concerned.
 """
 

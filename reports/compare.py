@@ -18,7 +18,7 @@ from reports.html import FOOTER, EmbeddedFigure, render_html
 from reports.markdown import render_markdown
 from reports.report_json import to_json_text
 from reports.report_text import render_text
-from tracetool._analyses.compare import Comparison
+from tracetool._analyses.comparison import Comparison
 
 DEVICES_SHOWN = 12
 TITLE = "migtrace compare"

@@ -20,7 +20,7 @@ from reports.blocks import Para, Section, Table
 from reports.report_json import report_document
 from reports.report_sections import report_sections
 from reports.report_text import report_intro, report_title
-from tracetool._analyses.compare import Comparison
+from tracetool._analyses.comparison import Comparison
 from tracetool._analyses.reportdata import ReportData
 from tracetool.errors import NotInTrace
 

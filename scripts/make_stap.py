@@ -38,8 +38,9 @@ import numpy as np
 import pandas as pd
 
 from tracetool._events.catalog import Catalog
-from tracetool._events.decode import Conversion, decoder_for, split_format
+from tracetool._events.decode import decoder_for
 from tracetool._events.eventdefs import ArgDef, EventDef
+from tracetool._events.printf_format import Conversion, split_format
 from tracetool._model.load import load
 from tracetool._model.sidecar import load_thread_map
 from tracetool.errors import InputError, UsageError

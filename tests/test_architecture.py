@@ -21,6 +21,9 @@ from tracetool._analyses.events import event_data
 from tracetool._check.metrics import METRICS
 
 PACKAGES = ("tracetool", "parsers", "reports")
+MODULE_LINE_LIMIT = 520
+"""Small modules with one job each: about 500 lines at most, this many as a hard limit."""
+LIMITED_DIRS = (*PACKAGES, "scripts", "benchmarks")
 
 
 def _modules() -> list[Path]:
@@ -60,6 +63,25 @@ def test_no_module_imports_from_a_package_root() -> None:
                     if a.name in PACKAGES
                 ]
     assert bad == []
+
+
+def _is_test_code(path: Path) -> bool:
+    return path.name.startswith("test_") or path.name == "conftest.py" or "tests" in path.parts
+
+
+def test_no_module_is_longer_than_the_limit() -> None:
+    """Every Python module outside the tests (the packages, scripts/, benchmarks/) stays within
+    MODULE_LINE_LIMIT lines, counted as ``wc -l`` counts them."""
+    over = []
+    for top in LIMITED_DIRS:
+        for path in sorted((REPO / top).rglob("*.py")):
+            rel = path.relative_to(REPO)
+            if _is_test_code(rel):
+                continue
+            lines = path.read_bytes().count(b"\n")
+            if lines > MODULE_LINE_LIMIT:
+                over.append(f"{rel} ({lines})")
+    assert not over, f"over {MODULE_LINE_LIMIT} lines, split along their seams: {', '.join(over)}"
 
 
 def test_every_analysis_has_the_result_contract() -> None:

@@ -15,8 +15,8 @@ import pytest
 from parsers.log import LogInput, read_log_inputs
 from parsers.segment import Segment
 from tracetool._events.catalog import Catalog
-from tracetool._events.decode import split_format
 from tracetool._events.eventdefs import EventDef, TraceEventsError, load_trace_events, parse_trace_events
+from tracetool._events.printf_format import split_format
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_traces"
 DEBIAN_72 = "/usr/share/qemu/trace-events-all"

@@ -22,14 +22,8 @@ from reports.console import console
 from reports.html import compare_figures
 from tests.test_report_data import MUTEX_72, MUTEX_THREADIFY, mutex_72, mutex_threadify
 from tests.test_report_formats import ALLOWED_TAGS, Page, md_tables
-from tracetool._analyses.compare import (
-    Comparison,
-    Delta,
-    ThreadRef,
-    compare,
-    load_thread_label,
-    match_threads,
-)
+from tracetool._analyses.compare import compare, match_threads
+from tracetool._analyses.comparison import Comparison, Delta, ThreadRef, load_thread_label
 from tracetool.cli.main import app
 from tracetool.errors import UsageError
 

@@ -9,8 +9,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from tracetool._events.decode import TextDecoder, decoder_for, match_format, split_format
+from tracetool._events.decode import TextDecoder, decoder_for, match_format
 from tracetool._events.eventdefs import EventDef, parse_trace_events
+from tracetool._events.printf_format import split_format
 
 
 def ev(line: str) -> EventDef:

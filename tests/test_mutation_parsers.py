@@ -34,7 +34,7 @@ import zstandard
 
 import tracetool
 from parsers.io import InputError
-from parsers.simple import MAGIC
+from parsers.simple_walk import MAGIC
 from tests.conftest import read_lines, sample
 
 SEED = int(os.environ.get("MIGTRACE_MUTATION_SEED", "20261204"))

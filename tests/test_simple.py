@@ -25,7 +25,8 @@ from benchmarks import make_simple
 from parsers import registry
 from parsers.registry import ReadContext
 from parsers.segment import Segment
-from parsers.simple import read_simple_file, walker_engine
+from parsers.simple import read_simple_file
+from parsers.simple_walk import walker_engine
 from tests.conftest import run_cli, sample
 from tracetool._analyses.summary import summarize
 from tracetool._events.catalog import Catalog

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tracetool._analyses.bql.report import BqlProcess, BqlReport, analyze_bql
     from tracetool._analyses.colo.colo import ColoProcess, ColoReport, analyze_colo
-    from tracetool._analyses.compare import Comparison, compare
+    from tracetool._analyses.compare import compare
+    from tracetool._analyses.comparison import Comparison
     from tracetool._analyses.downtime.analysis import analyze_downtime
     from tracetool._analyses.downtime.result import DowntimeReport
     from tracetool._analyses.multifd import MultifdReport
@@ -73,7 +74,7 @@ _WHERE: dict[str, tuple[str, str]] = {
     "CheckReport": ("tracetool._check.evaluate", "CheckReport"),
     "ColoProcess": ("tracetool._analyses.colo.colo", "ColoProcess"),
     "ColoReport": ("tracetool._analyses.colo.colo", "ColoReport"),
-    "Comparison": ("tracetool._analyses.compare", "Comparison"),
+    "Comparison": ("tracetool._analyses.comparison", "Comparison"),
     "DowntimeReport": ("tracetool._analyses.downtime.result", "DowntimeReport"),
     "EmptyTrace": ("tracetool.errors", "EmptyTrace"),
     "EventContext": ("tracetool._replay", "EventContext"),

@@ -19,14 +19,14 @@ from reports.plots.common import (
     new_figure,
     required_events,
 )
-from tracetool._analyses.compare import Comparison
+from tracetool._analyses.comparison import Comparison
 from tracetool.errors import NotInTrace
 
 
 def compare_plot(before: Any, after: Any = None, labels: Sequence[str] = ("before", "after")) -> Figure:
     """Before/after: incoming phase durations (left) and BQL hold time per thread role (right).
 
-    Either pass a :class:`tracetool._analyses.compare.Comparison` alone (its phase deltas and its
+    Either pass a :class:`tracetool._analyses.comparison.Comparison` alone (its phase deltas and its
     thread pairs, labelled ``role: before thread / after thread``, and its side labels), or
     two sides, each a ``(PhaseReport | None, BqlReport | None)`` pair or an object with
     ``phases`` and ``bql`` attributes (such as ``ReportData``): then BQL hold time is summed

@@ -22,8 +22,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tracetool._events.decode import KIND_ARROW, as_text_array, decoder_for, to_pandas
+from tracetool._events.decode import KIND_ARROW, decoder_for
 from tracetool._events.eventdefs import EventDef, load_trace_events, parse_trace_events
+from tracetool._events.printed_values import as_text_array, to_pandas
 
 MAX_VARIANTS = 127
 """Variants beyond this many are not tried (``DecodedText.variant`` is int8)."""

@@ -28,8 +28,9 @@ import pyarrow.compute as pc
 from parsers.segment import ARGS_SIMPLE_BE, ARGS_SIMPLE_LE
 from tracetool._events import argdecode, argrender
 from tracetool._events.catalog import MAX_VARIANTS, Catalog, DecodedText
-from tracetool._events.decode import KIND_ARROW, Conversion
+from tracetool._events.decode import KIND_ARROW
 from tracetool._events.eventdefs import EventDef
+from tracetool._events.printf_format import Conversion
 from tracetool._events.simple_payloads import (
     Layout,
     Parsed,

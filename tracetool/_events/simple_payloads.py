@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from tracetool._events.decode import Conversion, split_format
 from tracetool._events.eventdefs import EventDef
+from tracetool._events.printf_format import Conversion, split_format
 
 _STR = pa.large_string()
 

@@ -21,7 +21,7 @@ from tracetool.cli.report import (
 from tracetool.errors import UsageError
 
 if TYPE_CHECKING:
-    from tracetool._analyses.compare import Comparison
+    from tracetool._analyses.comparison import Comparison
     from tracetool._analyses.reportdata import ReportData
     from tracetool._check.repeats import RunsComparison
 
