@@ -40,7 +40,7 @@ def main() -> None:
         f"migtrace summary {Path(args.sample).name}": [sys.executable, str(LAUNCHER), "summary", args.sample],
     }
     times: dict[str, list[float]] = {name: [] for name in commands}
-    for name, argv in commands.items():  # warm the page cache and the bytecode
+    for argv in commands.values():  # warm the page cache and the bytecode
         _seconds(argv)
     for _ in range(args.repeat):
         for name, argv in commands.items():

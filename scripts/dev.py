@@ -258,12 +258,21 @@ def demo() -> int:
     return 0
 
 
+def pytest_workers() -> list[str]:
+    """pytest-xdist options: one worker per core, at most four (each holds its samples in
+    memory); a test module's tests stay on one worker so its samples load once. Arguments given
+    to ``test`` come after these, so ``-n 0`` runs everything in one process."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = min(cores, 4)
+    return ["-n", str(workers), "--dist", "loadfile"] if workers > 1 else []
+
+
 def test(pytest_args: list[str]) -> int:
     """Run ruff, mypy and pytest (all of them); non-zero if any failed."""
     env = venv_env()
     results: list[tuple[str, int]] = []
     for cmd in CHECK_COMMANDS:
-        full = cmd + pytest_args if cmd[0] == "pytest" else cmd
+        full = cmd + pytest_workers() + pytest_args if cmd[0] == "pytest" else cmd
         step(" ".join(full))
         results.append((" ".join(full), run(venv_tool(full), env=env)))
     failed = [(c, code) for c, code in results if code != 0]

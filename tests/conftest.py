@@ -16,6 +16,10 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "sample_traces"
 
+# Text output fits COLUMNS when it is set; the widths the tests expect are their own (100 columns
+# when piped), not those of the terminal (or test runner) that started them.
+os.environ.pop("COLUMNS", None)
+
 
 def sample(*parts: str) -> str:
     """Path of a shipped sample trace file."""
