@@ -229,7 +229,7 @@ def _phases(sec: Section, doc: dict[str, Any]) -> None:
 
 
 def _downtime(sec: Section, doc: dict[str, Any]) -> None:
-    downtime_blocks(sec, doc["downtime"])
+    downtime_blocks(sec, doc["downtime"], zero_of(doc))
 
 
 def _bql(sec: Section, doc: dict[str, Any]) -> None:
@@ -394,7 +394,7 @@ def _preempt(sec: Section, doc: dict[str, Any]) -> None:
 
 
 def _colo(sec: Section, doc: dict[str, Any]) -> None:
-    for b in colo_blocks(doc["colo"]):
+    for b in colo_blocks(doc["colo"], zero_of(doc)):
         if b.columns:
             sec.add_table(b.title, b.columns, b.rows, right=b.right)
         else:

@@ -23,6 +23,7 @@ from tracetool._timeline.result import Timeline
 from tracetool._timeline.rules import rules
 
 SECTION_KEYS = {"START": "start", "PART": "part", "END": "end", "FULL": "full", "COMMAND": "command"}
+SIDE_WORDS = {"src": "source", "dst": "destination"}
 PHASE_KEYS = ("name", "tid", "thread", "role", "start_ns", "end_ns", "duration_us", "closed")
 MAX_ISSUES_IN_JSON = 200
 
@@ -180,7 +181,8 @@ def analyze_phases(trace: Trace, query_migrate: QueryMigrate | None = None) -> P
         agree = _agrees(outcome, status)
         status["agrees"] = agree
         if agree is False:
-            notes.append(f"QEMU reported status {status} but the trace shows '{outcome}'")
+            said = " and ".join(f"the {who} '{status[k]}'" for k, who in SIDE_WORDS.items() if status[k])
+            notes.append(f"QEMU's query-migrate said {said} but the trace shows '{outcome}'")
     return PhaseReport(
         process=dst,
         phases=phases,
