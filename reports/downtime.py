@@ -63,7 +63,8 @@ def downtime_blocks(out: Blocks, doc: dict[str, Any], zero: TimeZero) -> None:
         out.add(line)
     start, end = doc["start"], doc["end"]
     if start is not None and end is not None and zero.ns is not None:
-        out.add(f"The source stopped the VM at {zero.at(start['ns'])} s; the destination ran it at {zero.at(end['ns'])} s")
+        stopped, ran = zero.at(start["ns"]), zero.at(end["ns"])
+        out.add(f"The source stopped the VM at {stopped} s; the destination ran it at {ran} s")
     path = doc["critical_path"]
     if path:
         total = sum(s["us"] for s in path) or 1.0

@@ -313,6 +313,37 @@ def one_line(text: object) -> str:
     return str(text).replace("\r", "\\r").replace("\n", "\\n")
 
 
+def human_size(size: int) -> str:
+    """A file size for people: 812 B, 14 KiB, 3.2 MiB."""
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.0f} KiB"
+    return f"{size / (1024 * 1024):.1f} MiB"
+
+
+def wrote(path: str | os.PathLike[str], size: int | None = None) -> None:
+    """The one line every command prints on stderr for each file it wrote:
+    ``migtrace: wrote PATH (SIZE)``; ``size`` defaults to the file's size on disk."""
+    if size is None:
+        size = os.path.getsize(path)
+    sys.stderr.write(f"migtrace: wrote {one_line(os.fspath(path))} ({human_size(size)})\n")
+
+
+def check_output(output: str | None, *, directory: bool = False) -> None:
+    """Fails early, before any trace is read, when ``output`` cannot be created: its folder
+    must exist (a directory output ending in '/' may be created, inside a folder that exists),
+    and a file output must not be a directory. Nothing is created here."""
+    if output is None or output == "-":
+        return
+    target = os.path.abspath(output)
+    parent = os.path.dirname(target)
+    if not os.path.isdir(parent):
+        raise UsageError(f"{output}: cannot write: no such directory {parent}")
+    if not directory and os.path.isdir(output):
+        raise UsageError(f"{output}: cannot write: it is a directory")
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Prints one line to stderr and exits."""
     sys.stderr.write(f"migtrace: {one_line(message)}\n")

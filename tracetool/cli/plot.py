@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tracetool.cli.common import Inputs, command
+from tracetool.cli.common import Inputs, check_output, command, wrote
 from tracetool.errors import UsageError
 
 
@@ -95,6 +95,7 @@ def plot(
         raise UsageError(f"--output {output}: give a .png, .svg or .pdf file name")
     if kind is not PlotKind.gantt and (start or end):
         raise UsageError("--from/--to apply to 'gantt' only")
+    check_output(output)
     trace = inputs.load()
     fig: Any
     if kind is PlotKind.gantt:
@@ -130,4 +131,4 @@ def plot(
 
         fig = page_latency(registry.run(trace, "preempt"), trace_start_ns(trace))
     save_figure(fig, output)
-    typer.echo(f"wrote {output}")
+    wrote(output)
