@@ -344,6 +344,21 @@ def check_output(output: str | None, *, directory: bool = False) -> None:
         raise UsageError(f"{output}: cannot write: it is a directory")
 
 
+def require_match(option: str, value: str, known: Sequence[str], what: str) -> None:
+    """The rule for every filter option: a value that matches nothing in the trace is a usage
+    error (exit 2) naming the close matches, not an empty table. ``known``: what the trace
+    has for that option; ``what``: those things in words ("kinds", "threads")."""
+    if value in known:
+        return
+    import difflib
+
+    close = difflib.get_close_matches(value, list(known), n=3, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    shown = sorted(known, key=str)
+    listed = ", ".join(shown[:20]) + (f", ... ({len(shown)} in all)" if len(shown) > 20 else "")
+    raise UsageError(f"{option} {value!r}: nothing of that in this trace{hint} ({what} here: {listed or 'none'})")
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Prints one line to stderr and exits."""
     sys.stderr.write(f"migtrace: {one_line(message)}\n")
