@@ -356,7 +356,8 @@ def require_match(option: str, value: str, known: Sequence[str], what: str) -> N
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     shown = sorted(known, key=str)
     listed = ", ".join(shown[:20]) + (f", ... ({len(shown)} in all)" if len(shown) > 20 else "")
-    raise UsageError(f"{option} {value!r}: nothing of that in this trace{hint} ({what} here: {listed or 'none'})")
+    here = f"{what} here: {listed or 'none'}"
+    raise UsageError(f"{option} {value!r}: nothing of that in this trace{hint} ({here})")
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
