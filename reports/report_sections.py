@@ -9,6 +9,7 @@ from reports.blocks import Section, fmt_count, pct, us
 from reports.colo import colo_blocks
 from reports.console import fmt_us, who
 from reports.downtime import downtime_blocks
+from reports.phases import open_at_end_line
 from reports.summary import summary_zero
 from reports.timezero import TimeZero
 from reports.trace_end import THREAD_COLUMNS, at_end_lines, thread_rows
@@ -217,6 +218,13 @@ def _phases(sec: Section, doc: dict[str, Any]) -> None:
         )
     for n in p["notes"]:
         sec.add(n, "note")
+    if p["open_at_end"]:
+        sec.add_table(
+            open_at_end_line(len(p["open_at_end"])),
+            ["where", "span"],
+            [[f"{i['path']}:{i['line']}", i["message"]] for i in p["open_at_end"]],
+            compact=ISSUES_SHOWN,
+        )
     counts = p["issue_counts"]
     if counts:
         total = sum(counts.values())

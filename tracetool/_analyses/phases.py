@@ -47,6 +47,9 @@ class PhaseReport:
     issues: pd.DataFrame
     alignment: dict[str, Any] = field(default_factory=dict)
     outcome_sides: dict[str, Any] = field(default_factory=dict)
+    open_at_end: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["path", "line", "message"])
+    )
 
     def to_json(self) -> dict[str, Any]:
         """The ``migtrace phases --format json`` document."""
@@ -81,6 +84,7 @@ class PhaseReport:
             "notes": list(self.notes),
             "issue_counts": {str(k): int(v) for k, v in self.issues["kind"].value_counts().items()},
             "issues": records(self.issues.head(MAX_ISSUES_IN_JSON), ("kind", "path", "line", "message")),
+            "open_at_end": records(self.open_at_end.head(MAX_ISSUES_IN_JSON), ("path", "line", "message")),
         }
 
     @property
@@ -197,6 +201,7 @@ def analyze_phases(trace: Trace, query_migrate: QueryMigrate | None = None) -> P
         qemu_status=status,
         notes=notes,
         issues=tl.issues,
+        open_at_end=tl.open_at_end,
         alignment=a.to_json(),
         outcome_sides=sides,
     )
