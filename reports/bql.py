@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.console import Console
 
-from reports.console import fmt_us, table
+from reports.console import fmt_us, table, who
 from reports.timezero import TimeZero
 from reports.trace_end import at_end_lines, render_trace_end_text, wrapped
 from tracetool._analyses.bql.document import MAX_LISTED
@@ -16,6 +16,12 @@ from tracetool._json import number
 def _us(v: Any) -> str:
     f = number(v)
     return fmt_us(f) if f is not None else "-"
+
+
+def holder(t: dict[str, Any]) -> str:
+    """A BQL holder as ``name (tid)``; its role when the trace has neither (no thread ids)."""
+    shown = who(t.get("tid"), t.get("thread"))
+    return shown if shown != "-" else str(t.get("role") or "-")
 
 
 def render_process_text(data: dict[str, Any], out: Console, zero: TimeZero, issues_shown: int = 20) -> None:
@@ -94,7 +100,7 @@ def render_process_text(data: dict[str, Any], out: Console, zero: TimeZero, issu
                     [
                         zero.at(h["start_ns"]),
                         _us(h["duration_us"]),
-                        h["thread"] or h["role"] or "-",
+                        holder(h),
                         h["lock_site"] or "-",
                         h["phase"] or "-",
                         h["section"] or "-",
@@ -120,7 +126,7 @@ def render_process_text(data: dict[str, Any], out: Console, zero: TimeZero, issu
                         _us(ph["hold_us"]),
                         "-" if ph["held_fraction"] is None else f"{100 * ph['held_fraction']:.1f}",
                         ", ".join(
-                            f"{t['thread'] or t['role']} {fmt_us(t['hold_us'])}" for t in ph["threads"][:3]
+                            f"{holder(t)} {fmt_us(t['hold_us'])}" for t in ph["threads"][:3]
                         ),
                     ]
                     for ph in data["by_phase"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from reports.blocks import Section, fmt_count, pct, us
+from reports.bql import holder
 from reports.colo import colo_blocks
 from reports.console import fmt_us, who
 from reports.downtime import downtime_blocks
@@ -292,7 +293,7 @@ def _bql_process(sec: Section, p: dict[str, Any], zero: TimeZero, several: bool)
                 [
                     zero.at(h["start_ns"]),
                     us(h["duration_us"]),
-                    h["thread"] or h["role"] or "-",
+                    holder(h),
                     h["lock_site"] or "-",
                     h["phase"] or "-",
                     h["device"] or h["section"] or "-",
@@ -312,7 +313,7 @@ def _bql_process(sec: Section, p: dict[str, Any], zero: TimeZero, several: bool)
                     us(ph["hold_us"]),
                     pct(ph["held_fraction"]),
                     ", ".join(
-                        f"{t['thread'] or t['role']} {fmt_us(t['hold_us'])}" for t in ph["threads"][:3]
+                        f"{holder(t)} {fmt_us(t['hold_us'])}" for t in ph["threads"][:3]
                     ),
                 ]
                 for ph in p["by_phase"]
