@@ -125,9 +125,7 @@ def render_process_text(data: dict[str, Any], out: Console, zero: TimeZero, issu
                         ph["holds"],
                         _us(ph["hold_us"]),
                         "-" if ph["held_fraction"] is None else f"{100 * ph['held_fraction']:.1f}",
-                        ", ".join(
-                            f"{holder(t)} {fmt_us(t['hold_us'])}" for t in ph["threads"][:3]
-                        ),
+                        ", ".join(f"{holder(t)} {fmt_us(t['hold_us'])}" for t in ph["threads"][:3]),
                     ]
                     for ph in data["by_phase"]
                 ],

@@ -312,9 +312,7 @@ def _bql_process(sec: Section, p: dict[str, Any], zero: TimeZero, several: bool)
                     us(ph["duration_us"]),
                     us(ph["hold_us"]),
                     pct(ph["held_fraction"]),
-                    ", ".join(
-                        f"{holder(t)} {fmt_us(t['hold_us'])}" for t in ph["threads"][:3]
-                    ),
+                    ", ".join(f"{holder(t)} {fmt_us(t['hold_us'])}" for t in ph["threads"][:3]),
                 ]
                 for ph in p["by_phase"]
             ],
