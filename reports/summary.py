@@ -19,8 +19,11 @@ def summary_zero(summary: dict[str, Any]) -> TimeZero:
     return TimeZero(min(firsts) if firsts else None, summary["clock"])
 
 
-def render_summary_text(summary: dict[str, Any], out: Console, top_events: int = 15) -> None:
-    """Prints the summary as readable tables."""
+def render_summary_text(
+    summary: dict[str, Any], out: Console, top_events: int = 15, borrowed: bool = False
+) -> None:
+    """Prints the summary as readable tables; ``borrowed``: --borrow-from was given (its hint
+    is then not repeated)."""
     inputs = summary["inputs"]
     out.print(
         table(
@@ -86,7 +89,9 @@ def render_summary_text(summary: dict[str, Any], out: Console, top_events: int =
         )
     )
     if not any(t["tid"] is not None for t in summary["threads"]):
-        if all(i["format"] in PID_ONLY_FORMATS for i in inputs):
+        if borrowed:
+            out.print("No thread ids, even with --borrow-from: the log had none to lend to these events.")
+        elif all(i["format"] in PID_ONLY_FORMATS for i in inputs):
             out.print(
                 "No thread ids: the simple backend and SystemTap record only the process id. "
                 "Borrow them from a log file of the same run with --borrow-from."
