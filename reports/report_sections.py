@@ -11,7 +11,7 @@ from reports.colo import colo_blocks
 from reports.console import fmt_us, who
 from reports.downtime import downtime_blocks
 from reports.phases import open_at_end_line
-from reports.summary import summary_zero
+from reports.summary import not_qemu_line, summary_zero
 from reports.timezero import TimeZero
 from reports.trace_end import THREAD_COLUMNS, at_end_lines, thread_rows
 from reports.trace_end import headline as trace_end_headline
@@ -110,6 +110,8 @@ def _summary(sec: Section, doc: dict[str, Any]) -> None:
         ],
         right=["tid", "events"],
     )
+    if s.get("other_processes"):
+        sec.add(not_qemu_line(s["other_processes"]))
     counts = list(s["event_counts"].items())
     sec.add_table(
         f"Events ({len(counts)} names)",
