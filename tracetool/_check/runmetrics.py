@@ -42,7 +42,8 @@ from typing import Any
 import pandas as pd
 
 from tracetool._check.evaluate import load_tids, measure_metric
-from tracetool._check.metrics import METRICS, PLACEHOLDER, Kind, Metric
+from tracetool._check.metric_types import PLACEHOLDER, Kind, Metric
+from tracetool._check.metrics import METRICS
 from tracetool._check.rules import MetricReference, bind_reference
 from tracetool._check.runid import RunIdentity, folder_labels, merge_labels, run_id, start_ns
 from tracetool._model.load import load_run
