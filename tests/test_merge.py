@@ -95,7 +95,7 @@ def test_unreadable_query_migrate_file_is_one_line_and_exit_2(tmp_path: Path) ->
     bad.write_text('{"src": {"status": ')
     res = run_cli("phases", sample("qemu-7.2/a-precopy-plain", "src.trace.xz"), "--query-migrate", str(bad))
     assert res.returncode == 2
-    assert res.stderr.startswith(f"migtrace: {bad}:1: not valid JSON")
+    assert res.stderr.startswith(f"migtrace: {bad}:1:20: not valid JSON")
     assert len(res.stderr.strip().splitlines()) == 1
 
 

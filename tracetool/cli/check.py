@@ -59,7 +59,10 @@ def check(
         bound.extend(rules_from_expressions(rule))
     if not bound:
         raise UsageError("no rules: give --rules FILE or --rule EXPR")
-    check_output(junit)
+    try:
+        check_output(junit)
+    except UsageError as exc:
+        raise UsageError(f"--junit {exc}") from None
     query = inputs.query()
     report = evaluate(inputs.load(), bound, query_migrate=query)
     if format is OutputFormat.json:
