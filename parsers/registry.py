@@ -118,9 +118,8 @@ def sniff_head(head: bytes, path: str) -> Backend:
     best = best_backend(head)
     if best is None:
         raise UnknownFormat(
-            f"{path}: not a QEMU trace in any supported format "
-            f"(supported: {'; '.join(b.name + ' = ' + b.description for b in _builtin().values())}); "
-            "force one with --input-format"
+            f"{path}: not a QEMU trace in any supported format ({', '.join(_builtin())}; "
+            "'migtrace formats' describes them); force one with --input-format"
         )
     return best
 

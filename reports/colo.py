@@ -1,8 +1,8 @@
 """Rendering ``migtrace colo``: checkpoints of each side, their summary, the failover.
 
 :func:`colo_blocks` turns the analysis's JSON document into titled tables and lines that fit
-a 100-column terminal (durations in ms without a unit, times in s from the document's time
-zero); the terminal output (:func:`render_colo_text`) and the report section
+a 100-column terminal (durations in ms without a unit, times in s since the trace's first
+event, the zero of every text output); the terminal output (:func:`render_colo_text`) and the report section
 (:mod:`reports.report_text`) both print those, so they show the same figures.
 """
 
@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import textwrap
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
 from rich.text import Text
 
 from reports.console import fmt_us, table, who
+from reports.timezero import TimeZero
 
 WIDTH = 100
 """Terminal width the text output fits."""
@@ -54,16 +54,16 @@ def _pct(f: float | None) -> str:
 
 
 class _Clock:
-    """Times of one process as seconds from the document's time zero on the common axis."""
+    """Times of one process as seconds since the trace's first event on the common axis."""
 
-    def __init__(self, doc: dict[str, Any], proc: dict[str, Any]) -> None:
-        self.zero = doc.get("time_zero_ns")
+    def __init__(self, zero: TimeZero, proc: dict[str, Any]) -> None:
+        self.zero = zero.ns
         self.offset = int(proc.get("offset_ns") or 0)
 
     def at(self, ns: int | None, digits: int = 3) -> str:
         if ns is None or self.zero is None:
             return "-"
-        return f"{(ns + self.offset - self.zero) / 1e9:+.{digits}f}"
+        return f"{(ns + self.offset - self.zero) / 1e9:.{digits}f}"
 
 
 def _who(thread: dict[str, Any] | None) -> str:
@@ -180,13 +180,13 @@ def _summary(doc: dict[str, Any]) -> Block:
     return Block("Summary (pauses of the VM stopped by COLO, per side)", columns, tuple(rows), columns[1:])
 
 
-def _failover_lines(doc: dict[str, Any]) -> list[Block]:
+def _failover_lines(doc: dict[str, Any], zero: TimeZero) -> list[Block]:
     out: list[Block] = []
     for p in doc["processes"]:
         f = p["failover"]
         if f is None:
             continue
-        clock = _Clock(doc, p)
+        clock = _Clock(zero, p)
         during = f["during"] or "?"
         if f["checkpoint"] is not None:
             during = f"checkpoint {f['checkpoint']} ({during})"
@@ -210,22 +210,21 @@ def _failover_lines(doc: dict[str, Any]) -> list[Block]:
     return out
 
 
-def _zero_line(doc: dict[str, Any]) -> str:
-    zero = doc.get("time_zero_ns")
-    if zero is None:
-        return "time zero: none (the trace has no timestamps)"
-    if doc.get("clock") == "wall":
-        when = datetime.fromtimestamp(zero / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f") + " UTC"
-    else:
-        when = f"{zero} ns on the trace's {doc.get('clock') or 'own'} clock"
-    return f"time zero: {doc['time_zero']} = {when}; times in s from it, durations in ms"
+def _zero_lines(doc: dict[str, Any], zero: TimeZero) -> list[Block]:
+    lines = [Block(zero.header() + "; durations in ms")]
+    colo = doc.get("time_zero_ns")
+    if colo is not None and zero.ns is not None:
+        where = str(doc["time_zero"]).removeprefix("COLO start ")
+        lines.append(Block(f"COLO started {where} at {zero.at(colo, 3)} s"))
+    return lines
 
 
-def colo_blocks(doc: dict[str, Any]) -> list[Block]:
-    """The tables and lines of a ``ColoReport.to_json()`` document (see module docstring)."""
-    out = [Block(_zero_line(doc))]
+def colo_blocks(doc: dict[str, Any], zero: TimeZero) -> list[Block]:
+    """The tables and lines of a ``ColoReport.to_json()`` document (see module docstring);
+    times in seconds since ``zero``, the trace's first event."""
+    out = _zero_lines(doc, zero)
     for p in doc["processes"]:
-        clock = _Clock(doc, p)
+        clock = _Clock(zero, p)
         im = p["initial_migration"]
         if im is not None:
             out.append(
@@ -235,7 +234,7 @@ def colo_blocks(doc: dict[str, Any]) -> list[Block]:
                 )
             )
     for p in doc["processes"]:
-        clock = _Clock(doc, p)
+        clock = _Clock(zero, p)
         secondary = p["role"] == "secondary"
         out.append(
             Block(
@@ -248,7 +247,7 @@ def colo_blocks(doc: dict[str, Any]) -> list[Block]:
     if doc["processes"]:
         out.extend(Block(line) for line in LEGEND)
         out.append(_summary(doc))
-    out.extend(_failover_lines(doc))
+    out.extend(_failover_lines(doc, zero))
     for p in doc["processes"]:
         out.extend(Block(f"{p['label']}: {n}", kind="note") for n in p["notes"])
     out.extend(Block(n, kind="note") for n in doc["notes"])
@@ -256,9 +255,9 @@ def colo_blocks(doc: dict[str, Any]) -> list[Block]:
     return out
 
 
-def render_colo_text(doc: dict[str, Any], out: Console) -> None:
+def render_colo_text(doc: dict[str, Any], out: Console, zero: TimeZero) -> None:
     """Prints a ``ColoReport.to_json()`` document; titles and lines wrap at 100 columns."""
-    for b in colo_blocks(doc):
+    for b in colo_blocks(doc, zero):
         text = f"note: {b.title}" if b.kind == "note" else b.title
         lines = textwrap.wrap(text, WIDTH, subsequent_indent="  ", break_on_hyphens=False) or [""]
         if b.columns:

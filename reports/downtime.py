@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.text import Text
 
 from reports.console import fmt_us, table
+from reports.timezero import TimeZero
 
 PATH_SHOWN = 15
 """Critical-path steps listed in the compact outputs (the longest ones; JSON/HTML list all)."""
@@ -50,8 +51,9 @@ def _step_name(s: dict[str, Any]) -> str:
     return name + (" (±)" if s.get("uncertain") else "")
 
 
-def downtime_blocks(out: Blocks, doc: dict[str, Any]) -> None:
-    """The downtime document (``migtrace downtime --format json``) as tables and lines."""
+def downtime_blocks(out: Blocks, doc: dict[str, Any], zero: TimeZero) -> None:
+    """The downtime document (``migtrace downtime --format json``) as tables and lines; times
+    in seconds since ``zero`` (the trace's first event), durations as durations."""
     e2e, rep = doc["end_to_end_us"], doc["reported_us"]
     head = f"guest paused end to end: {fmt_us(e2e)}" if e2e is not None else "end to end: not in this trace"
     if rep is not None:
@@ -59,15 +61,17 @@ def downtime_blocks(out: Blocks, doc: dict[str, Any]) -> None:
     out.add(head, "headline")
     for line in doc["explanation"][1:] if rep is not None and e2e is not None else doc["explanation"]:
         out.add(line)
-    start = doc["start"]
+    start, end = doc["start"], doc["end"]
+    if start is not None and end is not None and zero.ns is not None:
+        stopped, ran = zero.at(start["ns"]), zero.at(end["ns"])
+        out.add(f"The source stopped the VM at {stopped} s; the destination ran it at {ran} s")
     path = doc["critical_path"]
-    if path and start is not None:
-        zero = start["ns"]
+    if path:
         total = sum(s["us"] for s in path) or 1.0
         shown = sorted(range(len(path)), key=lambda k: -path[k]["us"])[:PATH_SHOWN]
         rows = [
             [
-                f"{(path[k]['start_ns'] - zero) / 1e6:.3f}",
+                zero.at(path[k]["start_ns"]),
                 path[k]["side"],
                 _step_name(path[k]),
                 fmt_us(path[k]["us"]),
@@ -77,13 +81,12 @@ def downtime_blocks(out: Blocks, doc: dict[str, Any]) -> None:
             for k in sorted(shown)
         ]
         rest = len(path) - len(shown)
-        title = f"Critical path ({len(path)} steps; ms from the source stopping the VM"
-        title += f"; the {len(shown)} longest shown)" if rest else ")"
+        title = f"Critical path ({len(path)} steps" + (f"; the {len(shown)} longest shown)" if rest else ")")
         out.add_table(
             title,
-            ["at ms", "side", "step", "time", "BQL held", "share"],
+            ["at s", "side", "step", "time", "BQL held", "share"],
             rows,
-            right=["at ms", "time", "BQL held", "share"],
+            right=["at s", "time", "BQL held", "share"],
         )
         if rest:
             rest_us = sum(s["us"] for k, s in enumerate(path) if k not in shown)
@@ -164,6 +167,7 @@ class _Terminal:
         self.console.print(Text(textwrap.fill(line, WIDTH, subsequent_indent="  ")))
 
 
-def render_downtime_text(doc: dict[str, Any], out: Console) -> None:
-    """Prints ``migtrace downtime``'s text output."""
-    downtime_blocks(_Terminal(out), doc)
+def render_downtime_text(doc: dict[str, Any], out: Console, zero: TimeZero) -> None:
+    """Prints ``migtrace downtime``'s text output: which zero its times use, then the blocks."""
+    out.print(Text(zero.header()))
+    downtime_blocks(_Terminal(out), doc, zero)

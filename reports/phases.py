@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
@@ -142,15 +143,35 @@ def render_phases_text(doc: dict[str, Any], out: Console, zero: TimeZero) -> Non
             f"QEMU status: source {qs['src'] or '-'}, destination {qs['dst'] or '-'}"
             + ("" if qs["agrees"] is not False else "  (does not match the trace)")
         )
-    render_notes_and_issues(doc["notes"], doc["issue_counts"], doc["issues"], out)
+    render_notes_and_issues(doc["notes"], doc["issue_counts"], doc["issues"], out, doc["open_at_end"])
+
+
+def open_at_end_line(count: int) -> str:
+    """What spans still open at the end of a process's trace mean, in one line."""
+    spans = "span is" if count == 1 else "spans are"
+    return (
+        f"the trace ends while {count} {spans} open, before the migration reached a final state: "
+        "the process was killed or its trace was cut (not an inconsistency of the input)"
+    )
 
 
 def render_notes_and_issues(
-    notes: list[str], counts: dict[str, int], issues: list[dict[str, Any]], out: Console
+    notes: list[str],
+    counts: dict[str, int],
+    issues: list[dict[str, Any]],
+    out: Console,
+    open_at_end: Sequence[dict[str, Any]] = (),
 ) -> None:
-    """Notes, then inconsistencies of the input with file:line (the first few per kind)."""
+    """Notes, spans still open where the trace ends, then inconsistencies of the input with
+    file:line (the first few per kind)."""
     for n in notes:
         out.print(f"note: {n}")
+    if open_at_end:
+        out.print(open_at_end_line(len(open_at_end)))
+        for i in open_at_end[:MAX_ISSUES_SHOWN]:
+            out.print(f"  {i['path']}:{i['line']}: {i['message']}")
+        if len(open_at_end) > MAX_ISSUES_SHOWN:
+            out.print(f"  ... {len(open_at_end) - MAX_ISSUES_SHOWN} more")
     if not counts:
         return
     out.print("inconsistent input: " + ", ".join(f"{v} {k}" for k, v in counts.items()))

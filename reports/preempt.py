@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 from reports.console import fmt_us, table
 
@@ -13,8 +14,12 @@ def _yes(v: bool | None) -> str:
     return "-" if v is None else ("yes" if v else "no")
 
 
-def render_preempt_text(doc: dict[str, Any], out: Console) -> None:
-    """Prints a ``PreemptReport.to_json()`` document."""
+def render_preempt_text(doc: dict[str, Any], out: Console, absent: str | None = None) -> None:
+    """Prints a ``PreemptReport.to_json()`` document; ``absent``, the note of a trace without
+    postcopy, replaces the tables (they would hold only dashes and zeros)."""
+    if absent is not None:
+        out.print(Text(absent))
+        return
     p = doc["preempt"]
     rows: list[list[Any]] = [
         ["postcopy", _yes(p["postcopy"])],

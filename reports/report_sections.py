@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from reports.blocks import Section, fmt_count, pct, us
+from reports.bql import holder
 from reports.colo import colo_blocks
 from reports.console import fmt_us, who
 from reports.downtime import downtime_blocks
-from reports.summary import summary_zero
+from reports.phases import open_at_end_line
+from reports.summary import not_qemu_line, summary_zero
 from reports.timezero import TimeZero
 from reports.trace_end import THREAD_COLUMNS, at_end_lines, thread_rows
 from reports.trace_end import headline as trace_end_headline
@@ -108,6 +110,8 @@ def _summary(sec: Section, doc: dict[str, Any]) -> None:
         ],
         right=["tid", "events"],
     )
+    if s.get("other_processes"):
+        sec.add(not_qemu_line(s["other_processes"]))
     counts = list(s["event_counts"].items())
     sec.add_table(
         f"Events ({len(counts)} names)",
@@ -217,6 +221,13 @@ def _phases(sec: Section, doc: dict[str, Any]) -> None:
         )
     for n in p["notes"]:
         sec.add(n, "note")
+    if p["open_at_end"]:
+        sec.add_table(
+            open_at_end_line(len(p["open_at_end"])),
+            ["where", "span"],
+            [[f"{i['path']}:{i['line']}", i["message"]] for i in p["open_at_end"]],
+            compact=ISSUES_SHOWN,
+        )
     counts = p["issue_counts"]
     if counts:
         total = sum(counts.values())
@@ -229,7 +240,7 @@ def _phases(sec: Section, doc: dict[str, Any]) -> None:
 
 
 def _downtime(sec: Section, doc: dict[str, Any]) -> None:
-    downtime_blocks(sec, doc["downtime"])
+    downtime_blocks(sec, doc["downtime"], zero_of(doc))
 
 
 def _bql(sec: Section, doc: dict[str, Any]) -> None:
@@ -284,7 +295,7 @@ def _bql_process(sec: Section, p: dict[str, Any], zero: TimeZero, several: bool)
                 [
                     zero.at(h["start_ns"]),
                     us(h["duration_us"]),
-                    h["thread"] or h["role"] or "-",
+                    holder(h),
                     h["lock_site"] or "-",
                     h["phase"] or "-",
                     h["device"] or h["section"] or "-",
@@ -303,9 +314,7 @@ def _bql_process(sec: Section, p: dict[str, Any], zero: TimeZero, several: bool)
                     us(ph["duration_us"]),
                     us(ph["hold_us"]),
                     pct(ph["held_fraction"]),
-                    ", ".join(
-                        f"{t['thread'] or t['role']} {fmt_us(t['hold_us'])}" for t in ph["threads"][:3]
-                    ),
+                    ", ".join(f"{holder(t)} {fmt_us(t['hold_us'])}" for t in ph["threads"][:3]),
                 ]
                 for ph in p["by_phase"]
             ],
@@ -394,7 +403,7 @@ def _preempt(sec: Section, doc: dict[str, Any]) -> None:
 
 
 def _colo(sec: Section, doc: dict[str, Any]) -> None:
-    for b in colo_blocks(doc["colo"]):
+    for b in colo_blocks(doc["colo"], zero_of(doc)):
         if b.columns:
             sec.add_table(b.title, b.columns, b.rows, right=b.right)
         else:

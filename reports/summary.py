@@ -14,13 +14,30 @@ PID_ONLY_FORMATS = ("simple", "simpletrace-stap", "stap")
 
 
 def summary_zero(summary: dict[str, Any]) -> TimeZero:
-    """The time zero of a summary document: its first thread's first event."""
-    firsts = [t["first_ns"] for t in summary["threads"] if t["first_ns"] is not None]
+    """The time zero of a summary document: the first event of any thread (of the processes
+    listed and of those left out as not QEMU), as :meth:`TimeZero.of` finds it on the trace."""
+    listed = summary["threads"] + summary.get("other_processes", [])
+    firsts = [t["first_ns"] for t in listed if t["first_ns"] is not None]
     return TimeZero(min(firsts) if firsts else None, summary["clock"])
 
 
-def render_summary_text(summary: dict[str, Any], out: Console, top_events: int = 15) -> None:
-    """Prints the summary as readable tables."""
+def not_qemu_line(others: list[dict[str, Any]]) -> str:
+    """The one line that counts the processes left out of the thread table as not QEMU."""
+    threads = sum(o["threads"] for o in others)
+    events = sum(o["events"] for o in others)
+    names = sorted({n for o in others for n in o["names"]})
+    shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    return (
+        f"not listed: {threads} thread(s) of {len(others)} process(es) that are not QEMU "
+        f"(no QEMU events, no sidecar; {events} kernel or tracer events{': ' + shown if shown else ''})"
+    )
+
+
+def render_summary_text(
+    summary: dict[str, Any], out: Console, top_events: int = 15, borrowed: bool = False
+) -> None:
+    """Prints the summary as readable tables; ``borrowed``: --borrow-from was given (its hint
+    is then not repeated)."""
     inputs = summary["inputs"]
     out.print(
         table(
@@ -65,6 +82,9 @@ def render_summary_text(summary: dict[str, Any], out: Console, top_events: int =
             out.print(f"not read ({reason}): {len(paths)} files in {os.path.dirname(paths[0])}: {names}")
     zero = summary_zero(summary)
     out.print(zero.header())
+    others = summary.get("other_processes", [])
+    if others:
+        out.print(not_qemu_line(others))
     out.print(
         table(
             "Threads",
@@ -86,7 +106,9 @@ def render_summary_text(summary: dict[str, Any], out: Console, top_events: int =
         )
     )
     if not any(t["tid"] is not None for t in summary["threads"]):
-        if all(i["format"] in PID_ONLY_FORMATS for i in inputs):
+        if borrowed:
+            out.print("No thread ids, even with --borrow-from: the log had none to lend to these events.")
+        elif all(i["format"] in PID_ONLY_FORMATS for i in inputs):
             out.print(
                 "No thread ids: the simple backend and SystemTap record only the process id. "
                 "Borrow them from a log file of the same run with --borrow-from."

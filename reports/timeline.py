@@ -58,4 +58,4 @@ def render_timeline_text(tl: Timeline, out: Console, limit: int, zero: TimeZero)
             )
         )
     counts = {str(k): int(v) for k, v in issues["kind"].value_counts().items()}
-    render_notes_and_issues(notes, counts, records(issues), out)
+    render_notes_and_issues(notes, counts, records(issues), out, records(tl.open_at_end))

@@ -32,7 +32,7 @@ def bql_distribution(bql_report: BqlReport) -> Figure:
             raise NotInTrace(bql_report.note)
         raise not_in_trace("bql", "BQL holds")
     procs.sort(key=lambda p: (p.side != "dst", p.side != "src", p.process))
-    fig = new_figure(13, 0.8 + 3.8 * len(procs))
+    fig = new_figure(13, 0.8 + 5.0 * len(procs))
     axes = fig.subplots(len(procs), 2, squeeze=False)
     for row, p in enumerate(procs):
         holds = p.holds[p.holds["complete"].to_numpy(dtype=bool)]
@@ -125,4 +125,13 @@ def _cdf_panel(
     ax.set_xlabel(f"{what} duration (µs, log scale)" + ("; 0 µs drawn at 0.5 µs" if floored else ""))
     ax.set_ylabel(f"fraction of {what}s ≤ x")
     ax.grid(True, which="major", color=GRID_COLOR, lw=0.5)
-    legend_if_labelled(ax, fontsize=7, loc="lower right", title="● p50   ◆ p99", title_fontsize=7)
+    # Below the axes, not on them: inside, a legend covers some curve's p99+ tail.
+    legend_if_labelled(
+        ax,
+        fontsize=7,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.16),
+        title="● p50   ◆ p99",
+        title_fontsize=7,
+        frameon=False,
+    )

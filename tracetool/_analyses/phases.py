@@ -23,6 +23,7 @@ from tracetool._timeline.result import Timeline
 from tracetool._timeline.rules import rules
 
 SECTION_KEYS = {"START": "start", "PART": "part", "END": "end", "FULL": "full", "COMMAND": "command"}
+SIDE_WORDS = {"src": "source", "dst": "destination"}
 PHASE_KEYS = ("name", "tid", "thread", "role", "start_ns", "end_ns", "duration_us", "closed")
 MAX_ISSUES_IN_JSON = 200
 
@@ -46,6 +47,9 @@ class PhaseReport:
     issues: pd.DataFrame
     alignment: dict[str, Any] = field(default_factory=dict)
     outcome_sides: dict[str, Any] = field(default_factory=dict)
+    open_at_end: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["path", "line", "message"])
+    )
 
     def to_json(self) -> dict[str, Any]:
         """The ``migtrace phases --format json`` document."""
@@ -80,6 +84,7 @@ class PhaseReport:
             "notes": list(self.notes),
             "issue_counts": {str(k): int(v) for k, v in self.issues["kind"].value_counts().items()},
             "issues": records(self.issues.head(MAX_ISSUES_IN_JSON), ("kind", "path", "line", "message")),
+            "open_at_end": records(self.open_at_end.head(MAX_ISSUES_IN_JSON), ("path", "line", "message")),
         }
 
     @property
@@ -180,7 +185,8 @@ def analyze_phases(trace: Trace, query_migrate: QueryMigrate | None = None) -> P
         agree = _agrees(outcome, status)
         status["agrees"] = agree
         if agree is False:
-            notes.append(f"QEMU reported status {status} but the trace shows '{outcome}'")
+            said = " and ".join(f"the {who} '{status[k]}'" for k, who in SIDE_WORDS.items() if status[k])
+            notes.append(f"QEMU's query-migrate said {said} but the trace shows '{outcome}'")
     return PhaseReport(
         process=dst,
         phases=phases,
@@ -195,6 +201,7 @@ def analyze_phases(trace: Trace, query_migrate: QueryMigrate | None = None) -> P
         qemu_status=status,
         notes=notes,
         issues=tl.issues,
+        open_at_end=tl.open_at_end,
         alignment=a.to_json(),
         outcome_sides=sides,
     )

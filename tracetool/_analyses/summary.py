@@ -4,9 +4,13 @@ and roles, and event counts. ``migtrace summary --format json`` is ``summarize(t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
+from tracetool._analyses.merge import process_mask
 from tracetool._json import integer, text
 from tracetool._model.trace import Trace
 
@@ -22,6 +26,7 @@ class TraceSummary:
     event_counts: dict[str, int]
     clock: str
     totals: dict[str, int]
+    other_processes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -42,13 +47,44 @@ class TraceSummary:
             "skipped_inputs": self.skipped_inputs,
             "event_counts": self.event_counts,
             "clock": self.clock,
+            "other_processes": self.other_processes,
             "totals": self.totals,
         }
 
 
+def _not_qemu(trace: Trace) -> set[str]:
+    """Processes that are not QEMU: none of their events is a QEMU trace event and no sidecar
+    names their threads (the tracer's own process, kernel threads seen by sched/task events
+    of an ftrace capture)."""
+    labels = [str(x) for x in trace.processes["label"]]
+    if len(labels) < 2:
+        return set()
+    qemu_code = np.array([n in trace.catalog for n in trace.event_names] or [False], dtype=bool)
+    qemu_row = qemu_code[trace.name_codes] if len(trace) else np.zeros(0, dtype=bool)
+    threads = trace.threads
+    named = {str(p) for p in threads.loc[threads["name_source"] == "sidecar", "process"]}
+    return {p for p in labels if p not in named and not qemu_row[process_mask(trace, p)].any()}
+
+
+def _other(label: str, threads: pd.DataFrame) -> dict[str, Any]:
+    mine = threads[threads["process"].astype(str) == label]
+    firsts = mine["first_ns"].dropna()
+    return {
+        "label": label,
+        "threads": len(mine),
+        "events": int(mine["events"].sum()),
+        "names": sorted({str(n) for n in mine["name"].dropna()}),
+        "first_ns": integer(firsts.min()) if len(firsts) else None,
+    }
+
+
 def summarize(trace: Trace) -> TraceSummary:
-    """Inputs, processes, threads and event counts of ``trace``."""
+    """Inputs, processes, threads and event counts of ``trace``; processes that are not QEMU
+    are left out of the process and thread lists and counted in ``other_processes``."""
     infos = trace.input_info
+    others = _not_qemu(trace)
+    threads = trace.threads
+    other_threads = threads[threads["process"].astype(str).isin(others)]
     return TraceSummary(
         inputs=[
             {
@@ -73,6 +109,7 @@ def summarize(trace: Trace) -> TraceSummary:
                 "load_tid": integer(r["load_tid"]),
             }
             for r in trace.processes.to_dict("records")
+            if str(r["label"]) not in others
         ],
         threads=[
             {
@@ -86,8 +123,10 @@ def summarize(trace: Trace) -> TraceSummary:
                 "first_ns": integer(r["first_ns"]),
                 "last_ns": integer(r["last_ns"]),
             }
-            for r in trace.threads.to_dict("records")
+            for r in threads.to_dict("records")
+            if str(r["process"]) not in others
         ],
+        other_processes=[_other(label, other_threads) for label in sorted(others)],
         skipped_inputs=[{"path": f.path, "reason": f.reason} for f in trace.skipped_inputs],
         event_counts=trace.event_counts(),
         clock=trace.clock,

@@ -5,7 +5,9 @@ end by ordinal arithmetic (:func:`tracetool._timeline.pairing.pair_rows`), never
 loop over events. Spans whose end never came (trace cut, thread killed, error path) are kept
 with ``closed=False`` and end at the last event of their thread (or process). Whatever looks
 inconsistent (ends without a begin, begins left open, lines of one thread out of time order)
-is listed in ``issues`` with file and line.
+is listed in ``issues`` with file and line. A span still open where the trace of a process
+that never reached a final migration state ends is not an inconsistency but the end of the
+trace (the process was killed, or the trace cut): it is listed in ``open_at_end`` instead.
 
     >>> tl = build_timeline(trace)
     >>> tl.spans[tl.spans.kind == "device"][["name", "duration_us"]]
@@ -35,6 +37,8 @@ from tracetool._timeline.result import Timeline
 from tracetool._timeline.rules import InstantRule, PhaseRule, Rules, SpanRule, rules
 
 _CACHE: weakref.WeakKeyDictionary[Trace, Timeline] = weakref.WeakKeyDictionary()
+FINAL_STATES = ("completed", "failed", "cancelled")
+"""Migration states after which every span of the process should have closed."""
 
 
 def build_timeline(trace: Trace, rule_set: Rules | None = None) -> Timeline:
@@ -190,7 +194,12 @@ class _Builder(EventColumns):
                 )
                 for nm, sup in zip(out["name"].to_numpy()[open_].tolist(), superseded.tolist(), strict=True)
             ]
-            self.add_issues("unclosed", rows, msgs)
+            self.add_issues(
+                "unclosed", rows[superseded], [m for m, s in zip(msgs, superseded, strict=True) if s]
+            )
+            self.open_spans.append(
+                (rows[~superseded], [m for m, s in zip(msgs, superseded, strict=True) if not s])
+            )
         if rule.warns_orphans and len(pairs.orphan_ends):
             begins = "/".join(rule.begin) or f"{rule.begin_prefix}*"
             self.add_issues(
@@ -329,10 +338,8 @@ class _Builder(EventColumns):
         scope = "thread" if rule.end_thread == "same" else "process"
         code = self.row_thread[start] if scope == "thread" else self.row_process[start]
         last = int(self.last_row_before(scope, np.array([code]), np.array([self.n]))[0])
-        self.add_issues(
-            "unclosed",
-            np.array([start]),
-            f"phase '{rule.name}': no {'/'.join(rule.end)} follows in this process",
+        self.open_spans.append(
+            (np.array([start]), [f"phase '{rule.name}': no {'/'.join(rule.end)} follows in this process"])
         )
         return start, max(last, start), False, rule.name
 
@@ -385,6 +392,29 @@ class _Builder(EventColumns):
                 ],
             )
 
+    def classify_open(self, instants: pd.DataFrame) -> pd.DataFrame:
+        """Spans left open: an inconsistency ("unclosed") in a process that reached a final
+        migration state, the end of its trace otherwise (returned, same columns as issues)."""
+        states = instants[instants["kind"] == "state"] if len(instants) else instants
+        finished = (
+            {str(p) for p in states[states["name"].isin(FINAL_STATES)]["process"]} if len(states) else set()
+        )
+        done = np.array([label in finished for label in self.proc_labels] or [False], dtype=bool)
+        at_end: list[tuple[str, str, int, str]] = []
+        for rows, msgs in self.open_spans:
+            if not len(rows):
+                continue
+            inconsistent = done[self.row_process[rows]]
+            self.add_issues(
+                "unclosed", rows[inconsistent], [m for m, i in zip(msgs, inconsistent, strict=True) if i]
+            )
+            kept = rows[~inconsistent]
+            if len(kept):
+                paths, lines = self.location(kept)
+                left = [m for m, i in zip(msgs, inconsistent, strict=True) if not i]
+                at_end.extend(zip(["open-at-end"] * len(kept), paths, lines.tolist(), left, strict=True))
+        return pd.DataFrame(at_end, columns=ISSUE_COLUMNS)
+
     # -- all ---------------------------------------------------------------------------------
     def build(self) -> Timeline:
         span_frames: list[pd.DataFrame] = []
@@ -408,6 +438,7 @@ class _Builder(EventColumns):
         instants = concat(inst_frames, INSTANT_COLUMNS)
         if len(instants):
             instants = instants.sort_values(["ts_ns", "row"], kind="stable").reset_index(drop=True)
+        open_at_end = self.classify_open(instants)
         self.order_issues()
         for w in self.trace.warnings:
             self.issues.append(("input", w.path, int(w.line), w.message))
@@ -421,6 +452,7 @@ class _Builder(EventColumns):
             spans=spans,
             instants=instants,
             issues=issues,
+            open_at_end=open_at_end,
             notes=self.notes,
             has_time=self.has_time,
             threads_known=self.threads_known,

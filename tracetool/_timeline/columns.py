@@ -37,6 +37,7 @@ class EventColumns:
         self.paths = trace.inputs["path"].astype(str).tolist() if len(trace.inputs) else []
         self._scope_rows: dict[tuple[str, int], np.ndarray] = {}
         self.issues: list[tuple[str, str, int, str]] = []
+        self.open_spans: list[tuple[np.ndarray, list[str]]] = []  # begin rows, messages
         self.notes: list[str] = []
 
     @property

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
 
 from tracetool._json import records as json_records
+from tracetool._timeline.frames import ISSUE_COLUMNS
 from tracetool._timeline.queries import select
 
 
@@ -23,6 +24,8 @@ class Timeline:
     none). Rows index ``trace.events``.
     ``instants``: process, tid, thread, role, kind, name, ts_ns, row, attribute columns.
     ``issues``: kind, path, line, message: what was inconsistent in the input.
+    ``open_at_end``: the same columns for spans still open where the trace of a process that
+    never reached a final migration state ends (killed, or its trace cut): not inconsistencies.
     """
 
     spans: pd.DataFrame
@@ -31,6 +34,7 @@ class Timeline:
     notes: list[str]
     has_time: bool
     threads_known: bool
+    open_at_end: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ISSUE_COLUMNS))
 
     def of_kind(self, *kinds: str) -> pd.DataFrame:
         """Spans of the given kinds, in start order."""
@@ -62,6 +66,7 @@ class Timeline:
             "instants": records(self.instants),
             "notes": self.notes,
             "issues": records(self.issues),
+            "open_at_end": records(self.open_at_end),
         }
 
 

@@ -6,8 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tracetool.cli.common import EXIT_FAIL, app, warnings_on_stderr
-from tracetool.cli.report import check_output
+from tracetool.cli.common import EXIT_FAIL, app, check_output, warnings_on_stderr, wrote
 
 RunsArg = Annotated[
     list[str],
@@ -93,6 +92,7 @@ def batch(
         for w in dict.fromkeys(r.warnings):
             sys.stderr.write(f"migtrace: warning: {r.source}: {w}\n")
     rows = write_table(result.table, out)
+    wrote(out)
     for line in summary_lines(result, out, rows):
         sys.stdout.write(line + "\n")
     if result.failed:

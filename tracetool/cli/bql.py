@@ -43,6 +43,7 @@ def bql(
 
     def render(r: BqlReport, out: Console) -> None:
         end = registry.run(trace, "trace_end")  # a hung or killed run: what each thread did last
-        render_bql_text(r.to_json(), out, TimeZero.of(trace), None if end.empty else end.to_json())
+        offsets = {i.path for i in trace.input_info if i.line_unit == "offset"}
+        render_bql_text(r.to_json(), out, TimeZero.of(trace), None if end.empty else end.to_json(), offsets)
 
     show(result, format, strict, render)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tracetool.cli.common import EXIT_FAIL, Inputs, OutputFormat, command, emit_json
+from tracetool.cli.common import EXIT_FAIL, Inputs, OutputFormat, check_output, command, emit_json, wrote
 from tracetool.errors import UsageError
 
 RulesOpt = Annotated[
@@ -59,6 +59,10 @@ def check(
         bound.extend(rules_from_expressions(rule))
     if not bound:
         raise UsageError("no rules: give --rules FILE or --rule EXPR")
+    try:
+        check_output(junit)
+    except UsageError as exc:
+        raise UsageError(f"--junit {exc}") from None
     query = inputs.query()
     report = evaluate(inputs.load(), bound, query_migrate=query)
     if format is OutputFormat.json:
@@ -72,6 +76,7 @@ def check(
         from reports.junit import write_junit
 
         write_junit(report, junit)
+        wrote(junit)
     if not report.ok:
         # SystemExit, not typer.Exit: the latter's code is returned, not raised, when the app
         # runs with standalone_mode=False.

@@ -11,7 +11,10 @@ def colo(inputs: Inputs, *, format: OutputFormat, strict: bool) -> None:
     RAM-cache flush, device load, pause, BQL) and of the primary, paired on one time axis; the
     initial migration; the failover: who asked, its states, where the secondary was."""
     from reports.colo import render_colo_text
+    from reports.timezero import TimeZero
     from tracetool._analyses import registry
 
-    result = registry.run(inputs.load(), "colo")
-    show(result, format, strict, lambda r, out: render_colo_text(r.to_json(), out))
+    trace = inputs.load()
+    result = registry.run(trace, "colo")
+    zero = TimeZero.of(trace)
+    show(result, format, strict, lambda r, out: render_colo_text(r.to_json(), out, zero))

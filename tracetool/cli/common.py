@@ -313,6 +313,53 @@ def one_line(text: object) -> str:
     return str(text).replace("\r", "\\r").replace("\n", "\\n")
 
 
+def human_size(size: int) -> str:
+    """A file size for people: 812 B, 14 KiB, 3.2 MiB."""
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.0f} KiB"
+    return f"{size / (1024 * 1024):.1f} MiB"
+
+
+def wrote(path: str | os.PathLike[str], size: int | None = None) -> None:
+    """The one line every command prints on stderr for each file it wrote:
+    ``migtrace: wrote PATH (SIZE)``; ``size`` defaults to the file's size on disk."""
+    if size is None:
+        size = os.path.getsize(path)
+    sys.stderr.write(f"migtrace: wrote {one_line(os.fspath(path))} ({human_size(size)})\n")
+
+
+def check_output(output: str | None, *, directory: bool = False) -> None:
+    """Fails early, before any trace is read, when ``output`` cannot be created: its folder
+    must exist (a directory output ending in '/' may be created, inside a folder that exists),
+    and a file output must not be a directory. Nothing is created here."""
+    if output is None or output == "-":
+        return
+    target = os.path.abspath(output)
+    parent = os.path.dirname(target)
+    if not os.path.isdir(parent):
+        raise UsageError(f"{output}: cannot write: no such directory {parent}")
+    if not directory and os.path.isdir(output):
+        raise UsageError(f"{output}: cannot write: it is a directory")
+
+
+def require_match(option: str, value: str, known: Sequence[str], what: str) -> None:
+    """The rule for every filter option: a value that matches nothing in the trace is a usage
+    error (exit 2) naming the close matches, not an empty table. ``known``: what the trace
+    has for that option; ``what``: those things in words ("kinds", "threads")."""
+    if value in known:
+        return
+    import difflib
+
+    close = difflib.get_close_matches(value, list(known), n=3, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    shown = sorted(known, key=str)
+    listed = ", ".join(shown[:20]) + (f", ... ({len(shown)} in all)" if len(shown) > 20 else "")
+    here = f"{what} here: {listed or 'none'}"
+    raise UsageError(f"{option} {value!r}: nothing of that in this trace{hint} ({here})")
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Prints one line to stderr and exits."""
     sys.stderr.write(f"migtrace: {one_line(message)}\n")

@@ -8,12 +8,19 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperCommand
 
-from tracetool.cli.common import EventsOpt, ForceOpt, InputFormatOpt, Inputs, app, warnings_on_stderr
+from tracetool.cli.common import (
+    EventsOpt,
+    ForceOpt,
+    InputFormatOpt,
+    Inputs,
+    app,
+    check_output,
+    warnings_on_stderr,
+)
 from tracetool.cli.report import (
     OutputOpt,
     ReportFormat,
     ReportFormatOpt,
-    check_output,
     emit,
     pick_format,
     plain_text,

@@ -11,8 +11,10 @@ def downtime(inputs: Inputs, *, format: OutputFormat, strict: bool) -> None:
     (give both sides' traces), its critical path step by step, per-device save and load times,
     and QEMU's own downtime figure next to it."""
     from reports.downtime import render_downtime_text
+    from reports.timezero import TimeZero
     from tracetool._analyses import registry
 
     trace = inputs.load()
     result = registry.run(trace, "downtime", query_migrate=inputs.query())
-    show(result, format, strict, lambda r, out: render_downtime_text(r.to_json(), out))
+    zero = TimeZero.of(trace)
+    show(result, format, strict, lambda r, out: render_downtime_text(r.to_json(), out, zero))

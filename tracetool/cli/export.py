@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tracetool.cli.common import Inputs, command
+from tracetool.cli.common import Inputs, check_output, command, wrote
 
 
 class ExportFormat(StrEnum):
@@ -51,6 +51,7 @@ def export(inputs: Inputs, *, to: ToOpt, output: OutputOpt, no_bql: NoBqlOpt = F
     or its tables as parquet or CSV files. Files are written atomically."""
     from tracetool._analyses import registry
 
+    check_output(output, directory=to is not ExportFormat.perfetto)
     trace = inputs.load()
     timeline = registry.run(trace, "timeline")
     bql = None if no_bql or trace.code_of("qemu_mutex_unlock") is None else registry.run(trace, "bql")
@@ -64,10 +65,10 @@ def export(inputs: Inputs, *, to: ToOpt, output: OutputOpt, no_bql: NoBqlOpt = F
         )
         colo = registry.run(trace, "colo") if has_colo else None
         write_chrome_trace(trace, output, timeline, bql, downtime=downtime, colo=colo)
-        typer.echo(f"wrote {output}")
+        wrote(output)
         return
     from reports.tables import export_tables
     from tracetool._analyses.tables import trace_tables
 
     for path in export_tables(trace_tables(trace, timeline, bql), output, to.value):
-        typer.echo(f"wrote {path}")
+        wrote(path)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tracetool.cli.common import EXIT_FAIL, app, emit_json, warnings_on_stderr
+from tracetool.cli.common import EXIT_FAIL, app, emit_json, warnings_on_stderr, wrote
 from tracetool.errors import UsageError
 
 if TYPE_CHECKING:
@@ -174,7 +174,7 @@ def show(
     event), grouped by a label, with the baseline band of the recent runs."""
     from tracetool._check.runid import parse_labels
     from tracetool._history.trend import trend
-    from tracetool.cli.report import check_output
+    from tracetool.cli.common import check_output
 
     check_output(output)
     if format is ShowFormat.png and (output is None or output == "-"):
@@ -208,7 +208,7 @@ def show(
 
         assert output is not None
         size = write_bytes(output, trend_png(found))
-        sys.stderr.write(f"migtrace: wrote {output} ({size / 1024:.0f} KiB)\n")
+        wrote(output, size)
 
 
 def _emit_text(render: Callable[[], str], output: str | None) -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from tracetool.cli.common import Inputs, command
+from tracetool.cli.common import Inputs, check_output, command, require_match, wrote
 from tracetool.errors import UsageError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class PlotKind(StrEnum):
@@ -47,6 +50,15 @@ FromOpt = Annotated[
     ),
 ]
 ToOpt = Annotated[str | None, typer.Option("--to", help="gantt: window end, as --from.")]
+WindowOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--window",
+        metavar="PHASE",
+        help="gantt: show one incoming phase, from its start to its end (switchover, devices, "
+        "precopy, ...: the names 'migtrace phases' lists). Instead of --from/--to.",
+    ),
+]
 TopOpt = Annotated[int, typer.Option("--top", min=1, help="phases: how many device loads to show.")]
 
 _TIME = re.compile(
@@ -75,6 +87,19 @@ def parse_time(text: str, trace_start_ns: int) -> int:
     return ns
 
 
+def phase_window(phases: pd.DataFrame, name: str) -> tuple[int, int | None]:
+    """The (start, end) ns of the first phase called ``name`` in the phases analysis's table
+    (end None, the trace's end, when the phase never closed); UsageError naming the phases
+    there, closest first, for a name the trace does not have."""
+    from parsers.segment import NO_TIME
+
+    timed = phases[phases["start_ns"] != NO_TIME]
+    require_match("--window", name, list(dict.fromkeys(str(n) for n in timed["name"])), "phases")
+    row = timed[timed["name"] == name].iloc[0]
+    end = int(row["end_ns"]) if bool(row["closed"]) and int(row["end_ns"]) != NO_TIME else None
+    return int(row["start_ns"]), end
+
+
 @command(output_format=False, strict=False)
 def plot(
     kind: KindArg,
@@ -83,6 +108,7 @@ def plot(
     output: OutputOpt,
     start: FromOpt = None,
     end: ToOpt = None,
+    window: WindowOpt = None,
     top: TopOpt = 15,
 ) -> None:
     """Draws a figure of the trace into a PNG, SVG or PDF file (written atomically). A trace
@@ -93,8 +119,11 @@ def plot(
 
     if not output.lower().endswith(tuple(f".{x}" for x in SAVE_FORMATS)):
         raise UsageError(f"--output {output}: give a .png, .svg or .pdf file name")
-    if kind is not PlotKind.gantt and (start or end):
-        raise UsageError("--from/--to apply to 'gantt' only")
+    if kind is not PlotKind.gantt and (start or end or window):
+        raise UsageError("--from/--to/--window apply to 'gantt' only")
+    if window and (start or end):
+        raise UsageError("--window replaces --from/--to: give one or the other")
+    check_output(output)
     trace = inputs.load()
     fig: Any
     if kind is PlotKind.gantt:
@@ -102,12 +131,17 @@ def plot(
 
         t0 = trace_start_ns(trace)
         has_mutex = trace.code_of("qemu_mutex_unlock") is not None
+        lo, hi = (
+            phase_window(registry.run(trace, "phases").phases, window)
+            if window
+            else (parse_time(start, t0) if start else None, parse_time(end, t0) if end else None)
+        )
         fig = gantt(
             trace,
             registry.run(trace, "timeline"),
             registry.run(trace, "bql") if has_mutex else None,
-            start_ns=parse_time(start, t0) if start else None,
-            end_ns=parse_time(end, t0) if end else None,
+            start_ns=lo,
+            end_ns=hi,
         )
     elif kind is PlotKind.bql:
         from reports.plots.bql import bql_distribution
@@ -130,4 +164,4 @@ def plot(
 
         fig = page_latency(registry.run(trace, "preempt"), trace_start_ns(trace))
     save_figure(fig, output)
-    typer.echo(f"wrote {output}")
+    wrote(output)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tracetool.cli.common import Inputs, command, fail_if_strict, one_line
+from tracetool.cli.common import Inputs, check_output, command, fail_if_strict, wrote
 from tracetool.errors import UsageError
 
 if TYPE_CHECKING:
@@ -72,17 +72,6 @@ def pick_format(fmt: ReportFormat | None, output: str | None) -> ReportFormat:
     return SUFFIXES[suffix]
 
 
-def check_output(output: str | None) -> None:
-    """Fails early, before any trace is read, when the output file cannot be created."""
-    if output is None or output == "-":
-        return
-    directory = os.path.dirname(os.path.abspath(output))
-    if not os.path.isdir(directory):
-        raise UsageError(f"{output}: cannot write: no such directory {directory}")
-    if os.path.isdir(output):
-        raise UsageError(f"{output}: cannot write: it is a directory")
-
-
 def emit(render: Callable[[], str], output: str | None) -> None:
     """Writes the rendered report to ``output`` atomically (stdout when None or "-")."""
     from reports.atomic import write_text
@@ -94,7 +83,7 @@ def emit(render: Callable[[], str], output: str | None) -> None:
         size = write_text(output, render)
     except OSError as exc:
         raise UsageError(f"{output}: cannot write: {exc.strerror or exc}") from None
-    sys.stderr.write(f"migtrace: wrote {one_line(output)} ({size / 1024:.0f} KiB)\n")
+    wrote(output, size)
 
 
 def plain_text(print_to: Callable[..., None]) -> str:

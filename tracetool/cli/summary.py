@@ -13,4 +13,5 @@ def summary(inputs: Inputs, *, format: OutputFormat, strict: bool) -> None:
     from tracetool._analyses.summary import summarize
 
     result = summarize(inputs.load())
-    show(result, format, strict, lambda r, out: render_summary_text(r.to_json(), out))
+    borrowed = bool(inputs.borrow_from)
+    show(result, format, strict, lambda r, out: render_summary_text(r.to_json(), out, borrowed=borrowed))

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tracetool.cli.common import Inputs, OutputFormat, command, show
+from tracetool.cli.common import Inputs, OutputFormat, command, require_match, show
 
 KindOpt = Annotated[
     list[str] | None,
@@ -41,6 +41,15 @@ def timeline(
     from tracetool._timeline.builder import build_timeline
 
     trace = inputs.load()
-    result = build_timeline(trace).select(kind, thread)
+    whole = build_timeline(trace)
+    frames = (whole.spans, whole.instants)
+    kinds = {str(k) for f in frames for k in f["kind"].dropna().unique()}
+    for k in kind or ():
+        require_match("--kind", k, sorted(kinds), "kinds")
+    if thread:
+        tids = {str(int(t)) for f in frames for t in f["tid"].dropna().unique()}
+        named = {str(n) for f in frames for col in ("thread", "role") for n in f[col].dropna().unique()}
+        require_match("--thread", thread, sorted(tids | named), "threads and roles")
+    result = whole.select(kind, thread)
     zero = TimeZero.of(trace)
     show(result, format, strict, lambda r, out: render_timeline_text(r, out, limit, zero))
