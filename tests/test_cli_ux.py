@@ -181,7 +181,8 @@ def test_not_a_trace_is_one_short_line_naming_the_formats(tmp_path: Path) -> Non
     prose.write_text("these are my notes about the migration\n" * 5)
     r = run_cli("summary", str(prose))
     assert r.returncode == 2 and len(r.stderr.splitlines()) == 1
-    assert len(r.stderr) < 250 and "migtrace formats" in r.stderr
+    # Short apart from the file's own path (a temporary folder's length varies).
+    assert len(r.stderr.replace(str(prose), "FILE")) < 200 and "migtrace formats" in r.stderr
     assert all(name in r.stderr for name in _builtin())
 
 
