@@ -9,7 +9,7 @@ postcopy channel, and one per side of a comparison.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, cast
@@ -211,3 +211,15 @@ def legend_if_labelled(where: Axes | Figure, ax: Axes | None = None, **options: 
     assert isinstance(source, Axes)
     if source.get_legend_handles_labels()[0]:
         where.legend(**options)
+
+
+def value_scale(values: Sequence[float], unit: str | None) -> tuple[float, str]:
+    """Divisor and axis unit for a metric's values: µs become ms or s when large."""
+    if unit != "us":
+        return 1.0, unit or ""
+    top = max((abs(v) for v in values), default=0.0)
+    if top >= 2e6:
+        return 1e6, "s"
+    if top >= 2e3:
+        return 1e3, "ms"
+    return 1.0, "µs"

@@ -8,30 +8,16 @@ quartile with the median as a line, and the shift, interval, p-value and verdict
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 from matplotlib.figure import Figure
 
 from reports.console import fmt_us
-from reports.plots.common import GRID_COLOR, NOTE_COLOR, SIDE_COLORS, new_figure
+from reports.plots.common import GRID_COLOR, NOTE_COLOR, SIDE_COLORS, new_figure, value_scale
 from tracetool._check.repeats import MetricChange, RunsComparison
 from tracetool.errors import NotInTrace
 
 STRIP_WIDTH = 0.28
 BOX_WIDTH = 0.5
-
-
-def _scale(values: Sequence[float], unit: str) -> tuple[float, str]:
-    """Divisor and axis label for a metric's values: µs become ms or s when large."""
-    if unit != "us":
-        return 1.0, unit
-    top = max((abs(v) for v in values), default=0.0)
-    if top >= 2e6:
-        return 1e6, "s"
-    if top >= 2e3:
-        return 1e3, "ms"
-    return 1.0, "µs"
 
 
 def _title(m: MetricChange) -> str:
@@ -57,7 +43,7 @@ def runs_plot(cmp: RunsComparison, metric: str) -> Figure:
         why = m.reasons.get("before") or m.reasons.get("after") or "no run had a value"
         raise NotInTrace(f"not in these runs: {metric}: {why}")
     sides = (("before", cmp.before.label, m.before), ("after", cmp.after.label, m.after))
-    div, unit = _scale(m.before.measured + m.after.measured, m.unit)
+    div, unit = value_scale(m.before.measured + m.after.measured, m.unit)
     fig = new_figure(4.6, 3.6)
     ax = fig.subplots()
     for i, (side, label, spread) in enumerate(sides):

@@ -12,30 +12,17 @@ its first baseline run to its last run.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import matplotlib.dates as mdates
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from reports.plots.common import GRID_COLOR, NOTE_COLOR, figure_of, new_figure, series_color
+from reports.plots.common import GRID_COLOR, NOTE_COLOR, figure_of, new_figure, series_color, value_scale
 from tracetool._history.trend import Trend
 from tracetool.errors import UsageError
 
 PNG_DPI = 120
-
-
-def value_scale(values: Sequence[float], unit: str | None) -> tuple[float, str]:
-    """Divisor and axis unit for a metric's values: µs become ms or s when large."""
-    if unit != "us":
-        return 1.0, unit or ""
-    top = max((abs(v) for v in values), default=0.0)
-    if top >= 2e6:
-        return 1e6, "s"
-    if top >= 2e3:
-        return 1e3, "ms"
-    return 1.0, "µs"
 
 
 def _when(ns: int) -> float:
