@@ -185,6 +185,7 @@ def _runs_section(doc: Mapping[str, Any]) -> Section:
         ["side", "run", "outcome", *[m["metric"] for m in shown]],
         rows,
         right=[m["metric"] for m in shown],
+        optional=["outcome"],  # before the run names are cut short
     )
     return sec
 

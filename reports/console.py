@@ -100,6 +100,7 @@ class FitTable:
     def _shrink(self, keep: list[int], widths: list[int], width: int) -> tuple[list[int], list[str]]:
         """Shortens the widest text columns (never numbers) until the table fits; columns that
         still do not fit are left out from the right."""
+        natural = list(widths)
         widths = list(widths)
         # Paths first (their end says the most), down to MIN_TAIL; then the widest text.
         for j, i in enumerate(keep):
@@ -117,6 +118,9 @@ class FitTable:
         while _total(widths) > width and len(keep) > 1:
             cut.insert(0, self.columns[keep.pop()])
             widths.pop()
+        # Room a cut column left goes back to the columns shortened before it, left to right.
+        for j in range(len(widths)):
+            widths[j] = min(natural[j], widths[j] + max(width - _total(widths), 0))
         return widths, cut
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
@@ -149,8 +153,9 @@ class FitTable:
         yield t
         if dropped:
             yield Text(
-                f"({len(dropped)} columns left out to fit {width} columns: "
-                f"{', '.join(dropped)}; --wide shows them)"
+                f"({len(dropped)} {'column' if len(dropped) == 1 else 'columns'} left out to fit "
+                f"{width} columns: {', '.join(dropped)}; --wide shows "
+                f"{'it' if len(dropped) == 1 else 'them'})"
             )
 
 

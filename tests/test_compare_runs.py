@@ -227,6 +227,11 @@ def test_text_markdown_and_html(sample_runs: Path) -> None:
     assert text.returncode == 0, text.stderr
     assert TOO_FEW in text.stdout and "ram.pages" in text.stdout
     cmp = sample_comparison(str(sample_runs))
+    # The runs table of the headline metrics names every run in full at 100 columns (the outcome
+    # column gives way first).
+    full = render_runs(cmp, ReportFormat.text)
+    runs_table = full[full.index("Every run's value") :]
+    assert all(name in runs_table for name in ("qemu-7.2/run-1", "threadify/run-2")), runs_table
     page = render_runs(cmp, ReportFormat.html)
     assert "<script" not in page and TOO_FEW in page and "bql.hold.total{load=true}" in page
     md = render_runs(cmp, ReportFormat.md)
