@@ -172,6 +172,25 @@ def test_groups_are_judged_apart(tmp_path: Path) -> None:
     assert code == 0 and len(doc["checks"]) == 1  # type: ignore[arg-type]
 
 
+def test_labels_the_history_lacks_are_said_not_shown_empty(tmp_path: Path) -> None:
+    """--by and --where name labels the runs were added with; a typo is exit 2 with close
+    matches, for show and regressions alike."""
+    db = str(tmp_path / "h.sqlite")
+    with History(db) as h:
+        h.add(generated_runs(_series(0.0, seed=4), labels={"machine": "ci-1"}, seed=4))
+    cases = [
+        (("--by", "machin"), "--by 'machin': nothing of that in this history; did you mean 'machine'?"),
+        (("--where", "machin=ci-1"), "--where 'machin': nothing of that in this history"),
+        (("--where", "machine=ci-9"), "--where 'machine=ci-9': nothing of that in this history"),
+    ]
+    for command in (("show", "-m", "downtime.end_to_end"), ("regressions",)):
+        for options, message in cases:
+            r = run_cli("history", *command, "--db", db, *options)
+            assert r.returncode == 2, (command, options, r.stdout)
+            assert r.stderr.startswith(f"migtrace: {message}"), r.stderr
+            assert len(r.stderr.splitlines()) == 1
+
+
 def test_real_runs_default_metrics(tmp_path: Path) -> None:
     """The metrics of compare that the runs have, each judged; two runs are too few."""
     db = str(tmp_path / "h.sqlite")

@@ -344,10 +344,12 @@ def check_output(output: str | None, *, directory: bool = False) -> None:
         raise UsageError(f"{output}: cannot write: it is a directory")
 
 
-def require_match(option: str, value: str, known: Sequence[str], what: str) -> None:
-    """The rule for every filter option: a value that matches nothing in the trace is a usage
-    error (exit 2) naming the close matches, not an empty table. ``known``: what the trace
-    has for that option; ``what``: those things in words ("kinds", "threads")."""
+def require_match(
+    option: str, value: str, known: Sequence[str], what: str, place: str = "this trace"
+) -> None:
+    """The rule for every filter option: a value that matches nothing in the trace (or the
+    history: ``place``) is a usage error (exit 2) naming the close matches, not an empty table.
+    ``known``: what there is for that option; ``what``: those things in words ("kinds")."""
     if value in known:
         return
     import difflib
@@ -357,7 +359,7 @@ def require_match(option: str, value: str, known: Sequence[str], what: str) -> N
     shown = sorted(known, key=str)
     listed = ", ".join(shown[:20]) + (f", ... ({len(shown)} in all)" if len(shown) > 20 else "")
     here = f"{what} here: {listed or 'none'}"
-    raise UsageError(f"{option} {value!r}: nothing of that in this trace{hint} ({here})")
+    raise UsageError(f"{option} {value!r}: nothing of that in {place}{hint} ({here})")
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:

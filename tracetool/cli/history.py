@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
@@ -180,9 +180,9 @@ def show(
     if format is ShowFormat.png and (output is None or output == "-"):
         raise UsageError("--format png writes a file: give --output FILE.png")
     with _open(db) as history:
-        found = trend(
-            history, metric, by=by, where=parse_labels(where or []), recent=recent, baseline=baseline
-        )
+        labels = parse_labels(where or [])
+        _require_labels(history, by, labels)
+        found = trend(history, metric, by=by, where=labels, recent=recent, baseline=baseline)
         shown = history.shown
     if format is ShowFormat.json:
         from tracetool._json import dumps
@@ -209,6 +209,24 @@ def show(
         assert output is not None
         size = write_bytes(output, trend_png(found))
         wrote(output, size)
+
+
+def _require_labels(history: History, by: str | None, where: Mapping[str, str]) -> None:
+    """``--by`` and ``--where`` name labels the history has, or the command says so (exit 2)
+    rather than showing nothing."""
+    from tracetool.cli.common import require_match
+
+    values: dict[str, set[str]] = {}
+    for labels in history.runs()["labels"]:
+        for key, value in labels.items():
+            values.setdefault(key, set()).add(value)
+    place = "this history"
+    if by is not None:
+        require_match("--by", by, sorted(values), "labels", place)
+    for key, value in where.items():
+        require_match("--where", key, sorted(values), "labels", place)
+        known = [f"{key}={v}" for v in sorted(values[key])]
+        require_match("--where", f"{key}={value}", known, "values", place)
 
 
 def _emit_text(render: Callable[[], str], output: str | None) -> None:
@@ -246,11 +264,13 @@ def regressions(
     from tracetool._history.regressions import find_regressions
 
     with _open(db) as history:
+        labels = parse_labels(where or [])
+        _require_labels(history, by, labels)
         report = find_regressions(
             history,
             metric or None,
             by=by,
-            where=parse_labels(where or []),
+            where=labels,
             recent=recent,
             baseline=baseline,
             min_change=min_change,
