@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -13,7 +13,9 @@ from reports.timezero import TimeZero
 MAX_ISSUES_SHOWN = 20
 
 
-def render_phases_text(doc: dict[str, Any], out: Console, zero: TimeZero) -> None:
+def render_phases_text(
+    doc: dict[str, Any], out: Console, zero: TimeZero, offsets: Collection[str] = ()
+) -> None:
     """Prints a ``PhaseReport.to_json()`` document as tables (times in seconds since ``zero``)."""
     lt = doc["load_thread"]
     lt_text = who(lt.get("tid"), lt.get("name")) + (" [inferred]" if lt.get("inferred") else "")
@@ -143,7 +145,9 @@ def render_phases_text(doc: dict[str, Any], out: Console, zero: TimeZero) -> Non
             f"QEMU status: source {qs['src'] or '-'}, destination {qs['dst'] or '-'}"
             + ("" if qs["agrees"] is not False else "  (does not match the trace)")
         )
-    render_notes_and_issues(doc["notes"], doc["issue_counts"], doc["issues"], out, doc["open_at_end"])
+    render_notes_and_issues(
+        doc["notes"], doc["issue_counts"], doc["issues"], out, doc["open_at_end"], offsets
+    )
 
 
 def open_at_end_line(count: int) -> str:
@@ -155,21 +159,27 @@ def open_at_end_line(count: int) -> str:
     )
 
 
+def _place(issue: dict[str, Any], offsets: Collection[str]) -> str:
+    return f"{issue['path']}{'@' if issue['path'] in offsets else ':'}{issue['line']}"
+
+
 def render_notes_and_issues(
     notes: list[str],
     counts: dict[str, int],
     issues: list[dict[str, Any]],
     out: Console,
     open_at_end: Sequence[dict[str, Any]] = (),
+    offsets: Collection[str] = (),
 ) -> None:
     """Notes, spans still open where the trace ends, then inconsistencies of the input with
-    file:line (the first few per kind)."""
+    file:line (the first few per kind); ``file@offset`` for the files of ``offsets`` (binary
+    inputs, whose records have a byte offset, not a line)."""
     for n in notes:
         out.print(f"note: {n}")
     if open_at_end:
         out.print(open_at_end_line(len(open_at_end)))
         for i in open_at_end[:MAX_ISSUES_SHOWN]:
-            out.print(f"  {i['path']}:{i['line']}: {i['message']}")
+            out.print(f"  {_place(i, offsets)}: {i['message']}")
         if len(open_at_end) > MAX_ISSUES_SHOWN:
             out.print(f"  ... {len(open_at_end) - MAX_ISSUES_SHOWN} more")
     if not counts:
@@ -180,7 +190,7 @@ def render_notes_and_issues(
         k = i["kind"]
         shown[k] = shown.get(k, 0) + 1
         if shown[k] <= MAX_ISSUES_SHOWN:
-            out.print(f"  {i['path']}:{i['line']}: {k}: {i['message']}")
+            out.print(f"  {_place(i, offsets)}: {k}: {i['message']}")
     for k, v in counts.items():
         if v > min(shown.get(k, 0), MAX_ISSUES_SHOWN):
             out.print(f"  ... {v - min(shown.get(k, 0), MAX_ISSUES_SHOWN)} more {k}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from rich.console import Console
@@ -16,7 +17,9 @@ def _who(r: dict[str, Any]) -> str:
     return who(r.get("tid"), r.get("thread"))
 
 
-def render_timeline_text(tl: Timeline, out: Console, limit: int, zero: TimeZero) -> None:
+def render_timeline_text(
+    tl: Timeline, out: Console, limit: int, zero: TimeZero, offsets: Collection[str] = ()
+) -> None:
     """Spans and instants in time order, times in seconds since ``zero``."""
     spans, instants, notes, issues = tl.spans, tl.instants, tl.notes, tl.issues
     span_rows = records(spans.head(limit))
@@ -58,4 +61,4 @@ def render_timeline_text(tl: Timeline, out: Console, limit: int, zero: TimeZero)
             )
         )
     counts = {str(k): int(v) for k, v in issues["kind"].value_counts().items()}
-    render_notes_and_issues(notes, counts, records(issues), out, records(tl.open_at_end))
+    render_notes_and_issues(notes, counts, records(issues), out, records(tl.open_at_end), offsets)

@@ -210,6 +210,15 @@ def test_bql_says_where_as_file_and_line_or_byte_offset() -> None:
     assert "byte offset" not in log.stdout
 
 
+@pytest.mark.parametrize("command", ["phases", "timeline"])
+def test_issue_lines_of_a_binary_trace_say_byte_offset(command: str) -> None:
+    """The simple backend's records have a byte offset, not a line: ``file@offset``."""
+    r = run_cli(command, sample(SIMPLE, "dst.simple.xz"))
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"dst\.simple\.xz@\d+: input: ", r.stdout), r.stdout[-2000:]
+    assert not re.search(r"dst\.simple\.xz:\d+", r.stdout)
+
+
 # ------------------------------------------------------------------------ j: preempt
 def test_preempt_on_a_precopy_trace_is_one_note_not_tables() -> None:
     r = run_cli("preempt", *both(PLAIN))

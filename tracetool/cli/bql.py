@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tracetool.cli.common import Inputs, OutputFormat, command, show
+from tracetool.cli.common import Inputs, OutputFormat, command, offset_files, show
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -43,7 +43,7 @@ def bql(
 
     def render(r: BqlReport, out: Console) -> None:
         end = registry.run(trace, "trace_end")  # a hung or killed run: what each thread did last
-        offsets = {i.path for i in trace.input_info if i.line_unit == "offset"}
-        render_bql_text(r.to_json(), out, TimeZero.of(trace), None if end.empty else end.to_json(), offsets)
+        end_doc = None if end.empty else end.to_json()
+        render_bql_text(r.to_json(), out, TimeZero.of(trace), end_doc, offset_files(trace))
 
     show(result, format, strict, render)

@@ -30,6 +30,7 @@ from tracetool.errors import ForeignInputWarning, InputError, TraceEventsError, 
 
 if typing.TYPE_CHECKING:
     from tracetool._model.runfolder import ResolvedInputs
+    from tracetool._model.trace import Trace
 
 app = typer.Typer(
     name="migtrace",
@@ -342,6 +343,11 @@ def check_output(output: str | None, *, directory: bool = False) -> None:
         raise UsageError(f"{output}: cannot write: no such directory {parent}")
     if not directory and os.path.isdir(output):
         raise UsageError(f"{output}: cannot write: it is a directory")
+
+
+def offset_files(trace: Trace) -> set[str]:
+    """The input files whose events are placed by a byte offset, not a line (binary traces)."""
+    return {i.path for i in trace.input_info if i.line_unit == "offset"}
 
 
 def require_match(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tracetool.cli.common import Inputs, OutputFormat, command, show
+from tracetool.cli.common import Inputs, OutputFormat, command, offset_files, show
 
 
 @command(query_migrate=True)
@@ -16,4 +16,5 @@ def phases(inputs: Inputs, *, format: OutputFormat, strict: bool) -> None:
     query = inputs.query()
     trace = inputs.load()
     result = analyze_phases(trace, query)
-    show(result, format, strict, lambda r, out: render_phases_text(r.to_json(), out, TimeZero.of(trace)))
+    zero, offsets = TimeZero.of(trace), offset_files(trace)
+    show(result, format, strict, lambda r, out: render_phases_text(r.to_json(), out, zero, offsets))

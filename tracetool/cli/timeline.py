@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tracetool.cli.common import Inputs, OutputFormat, command, require_match, show
+from tracetool.cli.common import Inputs, OutputFormat, command, offset_files, require_match, show
 
 KindOpt = Annotated[
     list[str] | None,
@@ -51,5 +51,5 @@ def timeline(
         named = {str(n) for f in frames for col in ("thread", "role") for n in f[col].dropna().unique()}
         require_match("--thread", thread, sorted(tids | named), "threads and roles")
     result = whole.select(kind, thread)
-    zero = TimeZero.of(trace)
-    show(result, format, strict, lambda r, out: render_timeline_text(r, out, limit, zero))
+    zero, offsets = TimeZero.of(trace), offset_files(trace)
+    show(result, format, strict, lambda r, out: render_timeline_text(r, out, limit, zero, offsets))
