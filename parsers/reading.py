@@ -6,6 +6,7 @@ Every file found by listing a directory is either read or named with the reason 
 - side files of a recorded run by their name (``cmdline.txt``, ``events.txt``, ``*.json``,
   ``RECORDING.md``...), hidden files, sub-directories;
 - empty files;
+- ``-trace events=`` lists (event names and patterns, one a line, with comments);
 - compressed files of which nothing could be decoded;
 - files in which no backend finds a trace line in the first 64 KiB (decompressed).
 
@@ -17,6 +18,7 @@ bytes at the start of a file only lower its score.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -36,6 +38,22 @@ class ReadResult:
     skipped: list[SkippedFile] = field(default_factory=list)
 
 
+_EVENT_PATTERN = re.compile(rb"-?[A-Za-z0-9_*?\[\]]+")
+
+
+def is_events_list(head: bytes) -> bool:
+    """Whether ``head`` is a ``-trace events=FILE`` list: event names or glob patterns one a line
+    (a leading ``-`` disables), with ``#`` comments. A trace's bare lines carry arguments and no
+    comments; a list must show a comment or a pattern to be taken for one, since a log without
+    timestamps of argument-less events alone would look the same."""
+    lines = [ln.strip() for ln in head.split(b"\n")[:-1] or head.split(b"\n")]
+    lines = [ln for ln in lines if ln]
+    names = [ln for ln in lines if not ln.startswith(b"#")]
+    if not names or not all(_EVENT_PATTERN.fullmatch(ln) for ln in names):
+        return False
+    return len(names) < len(lines) or any(ln.startswith(b"-") or b"*" in ln or b"?" in ln for ln in names)
+
+
 def _detect_listed(f: InputFile) -> Backend | SkippedFile:
     """The backend of a file found in a directory, or why it is not read."""
     try:
@@ -48,6 +66,8 @@ def _detect_listed(f: InputFile) -> Backend | SkippedFile:
         return SkippedFile(f.path, f"cannot read: {exc.strerror or exc}")
     if not head:
         return SkippedFile(f.path, error or "empty file")
+    if is_events_list(head):
+        return SkippedFile(f.path, "a -trace events= list (event names), not a trace")
     best = best_backend(head)
     if best is None:
         what = "decodable part" if error else "first 64 KiB"

@@ -28,6 +28,7 @@ class Table:
     right: frozenset[str] = frozenset()
     compact: int | None = None
     optional: tuple[str, ...] = ()
+    tail: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,11 @@ class Section:
         right: Sequence[str] = (),
         compact: int | None = None,
         optional: Sequence[str] = (),
+        tail: Sequence[str] = (),
     ) -> None:
         """Adds a table; cells become strings ("" for None). ``optional``: columns a narrow
-        terminal may leave out, the first named first."""
+        terminal may leave out, the first named first; ``tail``: columns (paths) a narrow
+        terminal shortens from their start."""
         self.blocks.append(
             Table(
                 title,
@@ -68,6 +71,7 @@ class Section:
                 frozenset(right),
                 compact,
                 tuple(optional),
+                tuple(tail),
             )
         )
 

@@ -80,6 +80,7 @@ def _summary(sec: Section, doc: dict[str, Any]) -> None:
         ["file", "format", "clock", "events", "other lines", "dropped", "warnings"],
         inputs,
         right=["events", "other lines", "dropped", "warnings"],
+        tail=["file"],
     )
     sec.add_table(
         "Processes",

@@ -30,7 +30,8 @@ def render_text(title: str, sections: Sequence[Section], out: Console, intro: Se
                 out.print(Text(f"note: {b.text}" if b.kind == "note" else b.text))
                 continue
             rows = b.rows if b.compact is None else b.rows[: b.compact]
-            out.print(table(b.title or None, b.columns, rows, right=sorted(b.right), optional=b.optional))
+            shown = table(b.title or None, b.columns, rows, sorted(b.right), b.optional, b.tail)
+            out.print(shown)
             if len(rows) < len(b.rows):
                 out.print(Text(f"  ... {len(b.rows) - len(rows)} more (all in --format json/html)"))
 

@@ -269,3 +269,13 @@ def test_the_borrow_hint_is_not_given_to_whoever_gave_borrow_from() -> None:
     assert "Borrow them" not in borrowed.stdout and "even with --borrow-from" in " ".join(
         borrowed.stdout.split()
     )
+
+
+def test_report_inputs_keep_the_file_names_at_100_columns() -> None:
+    """Paths give way from their start (the file's own name says the most)."""
+    run = sample("qemu-threadify/e-precopy-mutex", "per-thread")
+    doc = json.loads(run_cli("summary", run, "--format", "json").stdout)
+    names = [Path(i["path"]).name for i in doc["inputs"]]
+    text = run_cli("report", run).stdout
+    inputs = text[text.index("Inputs") : text.index("Processes")]
+    assert names and all(name in inputs for name in names), inputs

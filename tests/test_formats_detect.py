@@ -142,3 +142,22 @@ def test_a_folder_with_log_and_simple_twins_reads_each_process_once() -> None:
     assert sorted(p["label"] for p in doc["processes"]) == ["dst", "src"]
     twins = sorted(Path(s["path"]).name for s in doc["skipped_inputs"] if "same run" in s["reason"])
     assert twins == ["dst.simple.xz", "src.simple.xz"]
+
+
+def test_a_trace_events_list_in_a_folder_is_named_not_read_as_a_trace(tmp_path: Path) -> None:
+    """A ``-trace events=`` list kept next to per-thread files (event names, one a line) is not a
+    log of argument-less events; a log without timestamps that only looks alike still reads."""
+    lines = list(read_lines(sample("qemu-7.2/a-precopy-plain", "src.trace.xz")))
+    (tmp_path / "dst.100.trace").write_bytes(b"\n".join(lines) + b"\n")
+    (tmp_path / "events-mutex.txt").write_bytes(
+        b"# the BQL scenario's extra events\nqemu_mutex_lock\nqemu_mutex_locked\nqemu_mutex_unlock\n"
+    )
+    (tmp_path / "events-glob.txt").write_bytes(b"migration_*\n-ram_load_loop\n")
+    (tmp_path / "dst.200.trace").write_bytes(b"qemu_mutex_lock\nqemu_mutex_unlock\n")
+    trace = tracetool.load(str(tmp_path))
+    skipped = {Path(s.path).name: s.reason for s in trace.skipped_inputs}
+    assert set(skipped) == {"events-mutex.txt", "events-glob.txt"}, skipped
+    assert all("-trace events= list" in why for why in skipped.values())
+    read = {Path(p).name for p in trace.inputs["path"]}
+    assert read == {"dst.100.trace", "dst.200.trace"}
+    assert len(trace.events) == len([ln for ln in lines if ln.strip()]) + 2
