@@ -60,11 +60,15 @@ def test_source_state_from_query_migrate_when_there_is_no_source_trace() -> None
     q = tracetool.load_query_migrate(sample(F3, "query-migrate.json"))
     r = tracetool.analyze_phases(tracetool.load([sample(F3, "dst.trace.xz")]), q)
     expected = json.loads(Path(sample(F3, "query-migrate.json")).read_text())["source"]["status"]
+    assert expected == "postcopy-paused"  # the postcopy channel broke when the destination died
     assert r.to_json()["outcome_sides"]["src"] == {
         "state": expected,
-        "outcome": None,
+        "outcome": "paused",
         "from": "query-migrate",
     }
+    # The destination's trace just stops, so the source's final state decides, as with its trace.
+    assert r.outcome == "paused"
+    assert any("source: it said 'postcopy-paused'" in n for n in r.notes)
 
 
 def synth_multifd_10x(folder: Path, channels: int, packets: int) -> tuple[int, int]:

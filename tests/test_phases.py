@@ -99,9 +99,14 @@ def test_without_thread_ids_the_load_thread_is_inferred_from_the_end_event() -> 
 def test_outcome_agrees_with_query_migrate(case: str) -> None:
     r, q = report(case)
     # QEMU's destination status is its last successful poll; when the destination died
-    # (f3) that poll says postcopy-active and the trace simply stops: "incomplete".
+    # (f3) that poll says postcopy-active and the trace simply stops, so the source's final
+    # status decides: postcopy-paused (the postcopy channel broke) is "paused".
     final = {"completed", "failed", "cancelled"}
-    expected = q.status("dst") if q.status("dst") in final else "incomplete"
+    from_source = {"failed": "failed", "postcopy-paused": "paused"}
+    if q.status("dst") in final:
+        expected = q.status("dst")
+    else:
+        expected = from_source.get(q.status("src") or "", "incomplete")
     assert r.outcome == expected
     assert r.qemu_status is not None and r.qemu_status["agrees"] is True
     if case == "7.2/f3-killed":

@@ -128,8 +128,13 @@ def analyze_phases(trace: Trace, query_migrate: QueryMigrate | None = None) -> P
         "dst": {"state": last_state, "outcome": outcome, "from": "trace"} if dst is not None else None,
         "src": {"state": src_state, "outcome": src_outcome, "from": "trace"} if src is not None else None,
     }
+    src_known = src is not None
     if src is None and query is not None and query.status("src"):
-        sides["src"] = {"state": query.status("src"), "outcome": None, "from": "query-migrate"}
+        # A source without a trace: its final state as QEMU's query-migrate reported it.
+        src_state = query.status("src")
+        src_outcome = _outcome_of_state(src_state) or "incomplete"
+        sides["src"] = {"state": src_state, "outcome": src_outcome, "from": "query-migrate"}
+        src_known = True
     if dst is not None and src_outcome == "cancelled" and outcome in ("failed", "incomplete"):
         # A cancel on the source closes the stream; the destination only sees its load fail.
         notes.append(
@@ -137,12 +142,7 @@ def analyze_phases(trace: Trace, query_migrate: QueryMigrate | None = None) -> P
             f"'{last_state or 'nothing'}' (a cancel looks like a failed load there)"
         )
         outcome = "cancelled"
-    elif (
-        dst is not None
-        and src is not None
-        and outcome == "incomplete"
-        and src_outcome in ("failed", "paused")
-    ):
+    elif dst is not None and src_known and outcome == "incomplete" and src_outcome in ("failed", "paused"):
         # The destination died or its trace stops; the source saw the stream break.
         notes.append(
             f"outcome from the source: it said '{src_state}'; the destination's trace ends with "
@@ -216,6 +216,14 @@ def _devices(spans: pd.DataFrame) -> pd.DataFrame:
         ]
     dev["downtime_us"] = dev["downtime"].astype("Float64") if "downtime" in dev else pd.NA
     return dev
+
+
+def _outcome_of_state(state: str | None) -> str | None:
+    """The outcome a final migration state stands for (the ``[outcome]`` table), or None."""
+    for outcome, values in rules().outcome.items():
+        if state in values:
+            return str(outcome)
+    return None
 
 
 def _outcome(tl: Timeline, dst: str | None) -> tuple[str, str | None]:
