@@ -4,15 +4,13 @@ bar on a terminal, and the closing summary."""
 from __future__ import annotations
 
 import os
-import sys
-from types import TracebackType
 from typing import IO
 
 import pandas as pd
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
 from reports.atomic import atomic_path, atomic_writer
+from reports.progress import StderrBar
 from tracetool._batch.schedulers import BatchResult
 from tracetool.errors import UsageError
 
@@ -40,30 +38,14 @@ def write_table(table: pd.DataFrame, path: str) -> int:
     return len(table)
 
 
-class BatchBar:
+class BatchBar(StderrBar):
     """A transient progress bar on stderr (``runs done/all``, the last run finished); called
     as ``tracetool._batch.schedulers.BatchProgress``."""
 
     def __init__(self, total: int, stream: IO[str] | None = None) -> None:
-        self._console = Console(file=stream or sys.stderr)
-        self._bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=self._console,
-            transient=True,
-        )
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        super().__init__(columns, stream)
         self._task = self._bar.add_task("measuring runs", total=total)
-
-    def __enter__(self) -> BatchBar:
-        self._bar.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._bar.stop()
 
     def __call__(self, done: int, total: int, source: str) -> None:
         shown = source if len(source) <= 40 else "…" + source[-39:]

@@ -7,33 +7,32 @@ import sys
 import time
 from collections.abc import Sequence
 from types import TracebackType
-from typing import IO
+from typing import IO, Self
 
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    ProgressColumn,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 PROGRESS_MIN_BYTES = 50 << 20
 """Inputs smaller than this (together) load fast enough to need no bar."""
 
 
-class ReadProgress:
-    """Shows one bar per input file on stderr; implements ``parsers.registry.Progress``."""
+class StderrBar:
+    """A transient rich progress bar on ``stream`` (stderr by default) with these columns, shown
+    between ``with`` and its end; the progress bars of migtrace's commands are made of it."""
 
-    def __init__(self, stream: IO[str] | None = None) -> None:
+    def __init__(self, columns: Sequence[ProgressColumn], stream: IO[str] | None = None) -> None:
         self._console = Console(file=stream or sys.stderr)
-        self._bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(),
-            console=self._console,
-            transient=True,
-        )
-        self._task: TaskID | None = None
-        self._t0 = 0.0
+        self._bar = Progress(*columns, console=self._console, transient=True)
 
-    def __enter__(self) -> ReadProgress:
+    def __enter__(self) -> Self:
         self._bar.start()
         return self
 
@@ -41,6 +40,22 @@ class ReadProgress:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._bar.stop()
+
+
+class ReadProgress(StderrBar):
+    """Shows one bar per input file on stderr; implements ``parsers.registry.Progress``."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+        )
+        super().__init__(columns, stream)
+        self._task: TaskID | None = None
+        self._t0 = 0.0
 
     def start(self, path: str, total_bytes: int | None) -> None:
         """A new file begins."""
@@ -75,26 +90,14 @@ def wants_progress(paths: Sequence[str], stream: IO[str] | None = None) -> bool:
     return total >= PROGRESS_MIN_BYTES
 
 
-class RunsProgress:
+class RunsProgress(StderrBar):
     """One transient line on stderr while the runs of a comparison load (terminal only):
     ``run 2/3 of before: qemu-7.2/run-2``; called as ``tracetool._check.repeats.RunProgress``."""
 
     def __init__(self, total: int, stream: IO[str] | None = None) -> None:
-        self._console = Console(file=stream or sys.stderr)
-        self._bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), console=self._console, transient=True
-        )
+        super().__init__((TextColumn("{task.description}"), BarColumn()), stream)
         self._task = self._bar.add_task("loading runs", total=total)
         self._done = 0
-
-    def __enter__(self) -> RunsProgress:
-        self._bar.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._bar.stop()
 
     def __call__(self, side: str, index: int, count: int, name: str) -> None:
         shown = name if len(name) <= 60 else "…" + name[-59:]
