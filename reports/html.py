@@ -287,7 +287,7 @@ def report_figures(data: ReportData) -> tuple[dict[str, list[FigureItem]], list[
             out,
             "colo",
             "COLO checkpoints: the parts of each pause, and the pauses over time",
-            lambda: colo_figure(colo),
+            lambda: colo_figure(colo, trace_start_ns(data.trace)),
         )
     return out, []
 

@@ -89,6 +89,16 @@ def test_pauses_over_time_on_the_colo_time_axis() -> None:
     assert "pause:primary" in lines
 
 
+def test_pauses_over_time_from_the_traces_first_event_as_every_output() -> None:
+    """``plot colo`` and the report count from the trace's first event, like the text."""
+    first = min(x.ns for x in dst_lines() + plain.read_72(sample(*RUN, "src.trace.xz")))
+    fig = pause_over_time(report(), start_ns=first)
+    got = {ln.get_gid(): ln for ln in fig.axes[0].get_lines()}["pause:secondary"]
+    want = [(c.request - first) / 1e9 for c in plain_secondary() if c.get("resume") is not None]
+    assert list(got.get_xdata()) == pytest.approx(want)
+    assert fig.axes[0].get_xlabel() == "time (s) since the trace's first event"
+
+
 def test_figure_of_a_trace_without_colo_says_so() -> None:
     empty = tracetool.analyze_colo(tracetool.load(sample("qemu-7.2", "a-precopy-plain", "dst.trace.xz")))
     with pytest.raises(NotInTrace, match="no COLO"):

@@ -6,8 +6,9 @@
   wait for 'vmstate-loaded', resume). A checkpoint that did not complete is hatched and says
   what it was doing. Bar gids: ``PART:INDEX`` (``ram_load_us:3``).
 * :func:`pause_over_time` — each side's pauses at their checkpoint's request time on one axis
-  (seconds from the report's time zero), with the failover requests as vertical lines. Line
-  gids: ``pause:secondary``, ``pause:primary``, ``failover:LABEL``.
+  (seconds since the trace's first event when the caller gives it, else since COLO start),
+  with the failover requests as vertical lines. Line gids: ``pause:secondary``,
+  ``pause:primary``, ``failover:LABEL``.
 * :func:`colo_figure` — both, one above the other (``migtrace plot colo``).
 """
 
@@ -96,18 +97,22 @@ def checkpoint_waterfall(report: ColoReport, role: str | None = None, ax: Axes |
     return fig
 
 
-def _at(report: ColoReport, side: ColoProcess, ns: int | None) -> float | None:
-    if ns is None or report.time_zero_ns is None:
+def _at(side: ColoProcess, ns: int | None, zero_ns: int) -> float | None:
+    if ns is None:
         return None
-    return (ns + side.offset_ns - report.time_zero_ns) / 1e9
+    return (ns + side.offset_ns - zero_ns) / 1e9
 
 
-def pause_over_time(report: ColoReport, ax: Axes | None = None) -> Figure:
-    """Each side's pauses (ms) at the time of their checkpoint's request, failovers marked."""
+def pause_over_time(report: ColoReport, ax: Axes | None = None, start_ns: int | None = None) -> Figure:
+    """Each side's pauses (ms) at the time of their checkpoint's request, failovers marked;
+    times in seconds since ``start_ns`` (the trace's first event, as every other output counts
+    them), or since COLO started when it is not given."""
     if not any(p.checkpoints for p in report.processes):
         raise NotInTrace(NOT_IN_TRACE)
     if report.time_zero_ns is None:
         raise NotInTrace("not in this trace: timestamps (for COLO pauses over time)")
+    zero_ns = report.time_zero_ns if start_ns is None else start_ns
+    zero_name = report.time_zero if start_ns is None else "the trace's first event"
     if ax is None:
         fig = new_figure(12, 4.0)
         ax = fig.add_subplot()
@@ -118,14 +123,14 @@ def pause_over_time(report: ColoReport, ax: Axes | None = None) -> Figure:
         pts = [
             (t, c["pause_us"] / 1000.0)
             for c in p.checkpoints
-            if c["pause_us"] is not None and (t := _at(report, p, c["request_ns"])) is not None
+            if c["pause_us"] is not None and (t := _at(p, c["request_ns"], zero_ns)) is not None
         ]
         if pts:
             xs, ys = zip(*pts, strict=True)
             (line,) = ax.plot(xs, ys, marker=marker, ms=4, lw=1, color=color, label=f"{p.label} ({p.role})")
             line.set_gid(f"pause:{p.role}")
         f = p.failover
-        t = _at(report, p, f.request_ns) if f is not None else None
+        t = _at(p, f.request_ns, zero_ns) if f is not None else None
         if t is not None:
             v = ax.axvline(t, color=color, ls="--", lw=1, label=f"failover asked on {p.label}")
             v.set_gid(f"failover:{p.label}")
@@ -133,7 +138,7 @@ def pause_over_time(report: ColoReport, ax: Axes | None = None) -> Figure:
     plain = FuncFormatter(lambda v, _: f"{v:g}")
     ax.yaxis.set_major_formatter(plain)
     ax.yaxis.set_minor_formatter(plain)
-    ax.set_xlabel(f"time (s) since {report.time_zero}")
+    ax.set_xlabel(f"time (s) since {zero_name}")
     ax.set_ylabel("pause (ms, log scale)")
     ax.grid(True, color=GRID_COLOR, lw=0.5)
     ax.set_title("COLO pauses over time (the VM stopped by each checkpoint)", fontsize=10)
@@ -141,15 +146,16 @@ def pause_over_time(report: ColoReport, ax: Axes | None = None) -> Figure:
     return fig
 
 
-def colo_figure(report: ColoReport) -> Figure:
-    """The checkpoint waterfall above the pauses over time."""
+def colo_figure(report: ColoReport, start_ns: int | None = None) -> Figure:
+    """The checkpoint waterfall above the pauses over time (times since ``start_ns``, the
+    trace's first event, when given)."""
     if report.empty:
         raise NotInTrace(NOT_IN_TRACE)
     fig = new_figure(12, 8.4)
     top, bottom = fig.subplots(2, 1, height_ratios=[3, 2])
     checkpoint_waterfall(report, ax=top)
     if report.time_zero_ns is not None:
-        pause_over_time(report, ax=bottom)
+        pause_over_time(report, ax=bottom, start_ns=start_ns)
     else:
         bottom.set_axis_off()
         bottom.text(0.5, 0.5, "no timestamps: no pauses over time", ha="center", color=NOTE_COLOR)

@@ -158,7 +158,7 @@ def plot(
     elif kind is PlotKind.colo:
         from reports.plots.colo import colo_figure
 
-        fig = colo_figure(registry.run(trace, "colo"))
+        fig = colo_figure(registry.run(trace, "colo"), trace_start_ns(trace))
     else:
         from reports.plots.page_latency import page_latency
 
