@@ -231,11 +231,10 @@ def _outcome(tl: Timeline, dst: str | None) -> tuple[str, str | None]:
     states = inst[(inst["kind"] == "state") & (inst["process"] == dst)]
     if not len(states):
         return "incomplete", None
-    table = rules().outcome
     for name in reversed(states["name"].tolist()):
-        for outcome, values in table.items():
-            if name in values:
-                return outcome, name
+        outcome = _outcome_of_state(name)
+        if outcome is not None:
+            return outcome, name
     return "incomplete", str(states["name"].iloc[-1])
 
 
