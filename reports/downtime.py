@@ -1,21 +1,21 @@
 """Rendering ``migtrace downtime``: the guest's pause end to end, its critical path, per-device
 save and load times, and QEMU's own figure next to it.
 
-:func:`downtime_blocks` adds the tables and lines to anything with ``add_table``/``add`` (the
-report's :class:`reports.report_text.Section`, or the terminal printer of this module), so
-``migtrace downtime`` and the report's downtime section show the same figures.
+:func:`downtime_blocks` adds the tables and lines to a :class:`reports.blocks.Section` (the
+report's downtime section, or the one ``migtrace downtime`` prints), so both show the same
+figures.
 """
 
 from __future__ import annotations
 
-import textwrap
-from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from rich.console import Console
 from rich.text import Text
 
-from reports.console import fmt_us, table
+from reports.block_text import print_blocks
+from reports.blocks import Section
+from reports.console import fmt_us
 from reports.timezero import TimeZero
 
 PATH_SHOWN = 15
@@ -23,21 +23,6 @@ PATH_SHOWN = 15
 DEVICES_SHOWN = 10
 WIDTH = 100
 """Lines of text are wrapped to a 100-column terminal."""
-
-
-class Blocks(Protocol):
-    """Where the blocks go (a report section, or the terminal)."""
-
-    def add_table(
-        self,
-        title: str,
-        columns: Sequence[str],
-        rows: Sequence[Sequence[Any]],
-        right: Sequence[str] = (),
-        compact: int | None = None,
-    ) -> None: ...
-
-    def add(self, text: str, kind: str = "text") -> None: ...
 
 
 def _ms(v: float | None) -> str:
@@ -51,7 +36,7 @@ def _step_name(s: dict[str, Any]) -> str:
     return name + (" (±)" if s.get("uncertain") else "")
 
 
-def downtime_blocks(out: Blocks, doc: dict[str, Any], zero: TimeZero) -> None:
+def downtime_blocks(out: Section, doc: dict[str, Any], zero: TimeZero) -> None:
     """The downtime document (``migtrace downtime --format json``) as tables and lines; times
     in seconds since ``zero`` (the trace's first event), durations as durations."""
     e2e, rep = doc["end_to_end_us"], doc["reported_us"]
@@ -142,32 +127,9 @@ def downtime_blocks(out: Blocks, doc: dict[str, Any], zero: TimeZero) -> None:
         out.add(n, "note")
 
 
-class _Terminal:
-    """Prints blocks as they are added."""
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-
-    def add_table(
-        self,
-        title: str,
-        columns: Sequence[str],
-        rows: Sequence[Sequence[Any]],
-        right: Sequence[str] = (),
-        compact: int | None = None,
-    ) -> None:
-        shown = rows if compact is None else rows[:compact]
-        cells = [["" if v is None else str(v) for v in r] for r in shown]
-        self.console.print(table(title or None, list(columns), cells, right=sorted(right)))
-        if len(shown) < len(rows):
-            self.console.print(Text(f"  ... {len(rows) - len(shown)} more (all in --format json)"))
-
-    def add(self, text: str, kind: str = "text") -> None:
-        line = f"note: {text}" if kind == "note" else text
-        self.console.print(Text(textwrap.fill(line, WIDTH, subsequent_indent="  ")))
-
-
 def render_downtime_text(doc: dict[str, Any], out: Console, zero: TimeZero) -> None:
     """Prints ``migtrace downtime``'s text output: which zero its times use, then the blocks."""
     out.print(Text(zero.header()))
-    downtime_blocks(_Terminal(out), doc, zero)
+    printed = Section("downtime", "Downtime")
+    downtime_blocks(printed, doc, zero)
+    print_blocks(printed.blocks, out, "json", wrap=WIDTH)

@@ -8,9 +8,9 @@ metric id) is HTML-escaped by that frame.
 
 from __future__ import annotations
 
+from reports.blocks import Para, Section
 from reports.history import fmt_labels, fmt_time, fmt_value
 from reports.html import EmbeddedFigure, embed, render_html
-from reports.report_text import Para, Section
 from tracetool._history.trend import Trend
 
 FOOTER = "made by migtrace from its run history; this page loads nothing from the network"

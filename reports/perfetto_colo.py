@@ -15,20 +15,9 @@ from typing import Any
 import pandas as pd
 
 from tracetool._analyses.colo.colo import ColoReport
-from tracetool._analyses.colo.records import COMPONENTS
+from tracetool._analyses.colo.records import COMPONENT_NAMES, COMPONENTS
 
 KIND = "colo"
-PARTS = {
-    "wait_us": "wait for state",
-    "ram_load_us": "RAM load",
-    "receive_us": "device state receive",
-    "flush_us": "RAM-cache flush",
-    "device_load_us": "device load",
-    "save_us": "save and send",
-    "ack_us": "wait for 'vmstate-received'",
-    "load_wait_us": "wait for 'vmstate-loaded'",
-    "resume_us": "resume",
-}
 ARGS = ("checkpoint", "pages", "cut_in", "cut_by", "pause_us")
 """The slice arguments these spans carry (added to the Perfetto exporter's span arguments)."""
 
@@ -80,7 +69,7 @@ def colo_spans(report: ColoReport) -> pd.DataFrame:
                 rows.append(_row(p, "pause", c["stop_ns"], c["resume_ns"], checkpoint=c["index"]))
             for key, first, last in COMPONENTS[p.role]:
                 if c[first] is not None and c[last] is not None:
-                    rows.append(_row(p, PARTS[key], c[first], c[last], checkpoint=c["index"]))
+                    rows.append(_row(p, COMPONENT_NAMES[key], c[first], c[last], checkpoint=c["index"]))
     out = pd.DataFrame(rows)
     for col in ("checkpoint", "pages"):
         if col in out:

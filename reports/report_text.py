@@ -9,8 +9,9 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from reports.blocks import Para, Section
-from reports.console import fmt_us, table
+from reports.block_text import print_blocks
+from reports.blocks import Section
+from reports.console import fmt_us
 from reports.report_json import report_document
 from reports.report_sections import report_sections, zero_of
 from tracetool._analyses.reportdata import ReportData
@@ -25,15 +26,7 @@ def render_text(title: str, sections: Sequence[Section], out: Console, intro: Se
     for sec in sections:
         out.print("")
         out.rule(Text(sec.title), align="left")
-        for b in sec.blocks:
-            if isinstance(b, Para):
-                out.print(Text(f"note: {b.text}" if b.kind == "note" else b.text))
-                continue
-            rows = b.rows if b.compact is None else b.rows[: b.compact]
-            shown = table(b.title or None, b.columns, rows, sorted(b.right), b.optional, b.tail)
-            out.print(shown)
-            if len(rows) < len(b.rows):
-                out.print(Text(f"  ... {len(b.rows) - len(rows)} more (all in --format json/html)"))
+        print_blocks(sec.blocks, out, "json/html")
 
 
 # ---------------------------------------------------------------------------------- whole report

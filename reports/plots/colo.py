@@ -21,20 +21,9 @@ from matplotlib.ticker import FuncFormatter
 
 from reports.plots.common import GRID_COLOR, NOTE_COLOR, figure_of, legend_if_labelled, new_figure
 from tracetool._analyses.colo.colo import ColoProcess, ColoReport
-from tracetool._analyses.colo.records import COMPONENTS
+from tracetool._analyses.colo.records import COMPONENT_NAMES, COMPONENTS
 from tracetool.errors import NotInTrace
 
-PART_NAMES = {
-    "wait_us": "wait for state",
-    "ram_load_us": "RAM load",
-    "receive_us": "device state receive",
-    "flush_us": "RAM-cache flush",
-    "device_load_us": "device load",
-    "save_us": "save and send",
-    "ack_us": "wait for 'vmstate-received'",
-    "load_wait_us": "wait for 'vmstate-loaded'",
-    "resume_us": "resume",
-}
 PART_COLORS = ("#9ecae1", "#3182bd", "#fdae6b", "#e6550d", "#31a354", "#756bb1")
 SIDE_STYLE = {"secondary": ("C0", "o"), "primary": ("C1", "s")}
 NOT_IN_TRACE = "not in this trace: no COLO checkpoints (enable colo_* on both QEMUs)"
@@ -61,7 +50,7 @@ def checkpoint_waterfall(report: ColoReport, role: str | None = None, ax: Axes |
     for k, (key, _, _) in enumerate(COMPONENTS[side.role]):
         ms = np.array([0.0 if c[key] is None else c[key] / 1000.0 for c in cps])
         bars = ax.bar(x, ms, bottom=bottom, width=0.7, color=PART_COLORS[k % len(PART_COLORS)])
-        bars.set_label(PART_NAMES[key])
+        bars.set_label(COMPONENT_NAMES[key])
         for bar, c in zip(bars, cps, strict=True):
             bar.set_gid(f"{key}:{c['index']}")
             if not c["completed"]:

@@ -49,6 +49,18 @@ COMPONENTS = {
     ),
 }
 """Per side: (key, from, to) of each component of the pause, in order."""
+COMPONENT_NAMES = {
+    "wait_us": "wait for state",
+    "ram_load_us": "RAM load",
+    "receive_us": "device state receive",
+    "flush_us": "RAM-cache flush",
+    "device_load_us": "device load",
+    "save_us": "save and send",
+    "ack_us": "wait for 'vmstate-received'",
+    "load_wait_us": "wait for 'vmstate-loaded'",
+    "resume_us": "resume",
+}
+"""Each part of a pause in words (figure legends, Perfetto slices)."""
 COUNTS = {"secondary": ("flush_pages", "dirty_pages"), "primary": ("dirty_pages", "dirty_pages")}
 """Per side: the JSON key of the counted pages and the argument it adds up."""
 
