@@ -225,6 +225,14 @@ static int interner_init(Interner *t) {
     return col_push(&t->offsets, &zero, sizeof(zero));
 }
 
+/* Forgets every string but keeps the memory, for a table that fills up again right away. */
+static MT_UNUSED void interner_clear(Interner *t) {
+    memset(t->slots, 0, t->nslots * sizeof(Slot));
+    t->count = 0;
+    t->data.len = 0;
+    t->offsets.len = sizeof(int64_t); /* the leading 0 */
+}
+
 static void interner_free(Interner *t) {
     free(t->slots);
     free(t->hashes);

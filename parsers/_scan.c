@@ -18,6 +18,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -358,6 +359,8 @@ static inline void body_row(const ScannerObject *s, int32_t body, Row *r) {
 }
 
 #define SETTLE_AHEAD 8
+/* Hashes computed ahead wait here; twice the distance, so slot i is rewritten only after use. */
+#define HASH_RING (2 * SETTLE_AHEAD)
 
 /*
  * An args id stands for one distinct argument text, whatever the event, so the args table has
@@ -373,7 +376,7 @@ static int settle_args(ScannerObject *s) {
     if (col_reserve(&s->body_args, (to - from) * 4 + 4)) return -1;
     int32_t *out = (int32_t *)s->body_args.data;
     const uint32_t *nlen = (const uint32_t *)s->body_nlen.data;
-    uint64_t hs[SETTLE_AHEAD];
+    uint64_t hs[HASH_RING];
     for (size_t i = from; i < to + SETTLE_AHEAD; i++) {
         if (i < to) {
             size_t n;
@@ -381,14 +384,14 @@ static int settle_args(ScannerObject *s) {
             size_t a = nlen[i] < n ? nlen[i] + 1 : n; /* past the blank after the name */
             int odd;
             uint64_t h = hash_bytes(b + a, n - a, &odd);
-            hs[i % SETTLE_AHEAD] = h;
+            hs[i % HASH_RING] = h;
             __builtin_prefetch(&s->arg_texts.slots[(size_t)h & (s->arg_texts.nslots - 1)]);
         }
         if (i >= from + SETTLE_AHEAD) {
             size_t j = i - SETTLE_AHEAD, n;
             const char *b = interner_str(&s->bodies, j, &n);
             size_t a = nlen[j] < n ? nlen[j] + 1 : n;
-            int32_t id = intern_hashed(&s->arg_texts, b + a, n - a, hs[j % SETTLE_AHEAD]);
+            int32_t id = intern_hashed(&s->arg_texts, b + a, n - a, hs[j % HASH_RING]);
             if (id < 0) return -1;
             out[j] = id;
         }
@@ -1078,6 +1081,47 @@ static PyObject *Scanner_scan_lttng(ScannerObject *self, PyObject *args, PyObjec
     return scan_with(self, args, kw, lttng_line);
 }
 
+/* Forgets the bodies (after their rows were settled) and keeps the memory for the next ones. */
+static void clear_bodies(ScannerObject *self) {
+    interner_clear(&self->bodies);
+    self->body_name.len = self->body_nlen.len = self->body_args.len = 0;
+}
+
+/*
+ * Bodies kept from block to block. A trace whose bodies repeat (mutex traffic) keeps them all
+ * and looks each up once; one whose bodies are mostly distinct (RAM page addresses) would
+ * otherwise hold every line's text twice, once as a body and once as an argument text.
+ */
+#ifndef BODIES_KEEP_MAX
+#define BODIES_KEEP_MAX 65536
+#endif
+
+typedef struct {
+    const char *key;
+    size_t offset; /* of the Column in ScannerObject */
+    Py_ssize_t size;
+    const char *fmt;
+} RowColumn;
+
+static const RowColumn ROW_COLUMNS[] = {
+    {"kind", offsetof(ScannerObject, kind), 1, "B"},   {"era", offsetof(ScannerObject, era), 1, "B"},
+    {"flags", offsetof(ScannerObject, flags), 1, "B"}, {"ts", offsetof(ScannerObject, ts), 8, "q"},
+    {"tid", offsetof(ScannerObject, tid), 4, "i"},     {"tname", offsetof(ScannerObject, tname), 4, "i"},
+    {"name", offsetof(ScannerObject, name), 4, "i"},   {"args", offsetof(ScannerObject, args), 4, "i"},
+    {"pid", offsetof(ScannerObject, pid), 4, "i"},     {"cpu", offsetof(ScannerObject, cpu), 4, "i"},
+};
+#define N_ROW_COLUMNS (sizeof(ROW_COLUMNS) / sizeof(ROW_COLUMNS[0]))
+
+static Column *row_column(ScannerObject *self, size_t i) {
+    return (Column *)((char *)self + ROW_COLUMNS[i].offset);
+}
+
+static void forget_rows(ScannerObject *self) {
+    self->rows = 0;
+    self->settled = 0;
+    self->room = 0;
+}
+
 static PyObject *Scanner_take_rows(ScannerObject *self, PyObject *unused) {
     (void)unused;
     int failed;
@@ -1087,31 +1131,77 @@ static PyObject *Scanner_take_rows(ScannerObject *self, PyObject *unused) {
     if (failed) return PyErr_NoMemory();
     PyObject *d = PyDict_New();
     if (!d) return NULL;
-    struct {
-        const char *key;
-        Column *col;
-        Py_ssize_t size;
-        const char *fmt;
-    } cols[] = {
-        {"kind", &self->kind, 1, "B"},   {"era", &self->era, 1, "B"},
-        {"flags", &self->flags, 1, "B"}, {"ts", &self->ts, 8, "q"},
-        {"tid", &self->tid, 4, "i"},     {"tname", &self->tname, 4, "i"},
-        {"name", &self->name, 4, "i"},   {"args", &self->args, 4, "i"},
-        {"pid", &self->pid, 4, "i"},     {"cpu", &self->cpu, 4, "i"},
-    };
-    for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
-        PyObject *b = col_export(cols[i].col, cols[i].size, cols[i].fmt);
-        if (!b || PyDict_SetItemString(d, cols[i].key, b)) {
+    for (size_t i = 0; i < N_ROW_COLUMNS; i++) {
+        PyObject *b = col_export(row_column(self, i), ROW_COLUMNS[i].size, ROW_COLUMNS[i].fmt);
+        if (!b || PyDict_SetItemString(d, ROW_COLUMNS[i].key, b)) {
             Py_XDECREF(b);
             Py_DECREF(d);
             return NULL;
         }
         Py_DECREF(b);
     }
-    self->rows = 0;
-    self->settled = 0;
-    self->room = 0;
+    forget_rows(self);
     return d;
+}
+
+/*
+ * copy_rows(dest, at): copies the rows scanned so far into the writable buffers of dict dest
+ * (one per column name it holds), starting at row `at`, and empties the columns while keeping
+ * their memory for the next block: a scan then writes into memory that is already mapped and
+ * usually still in the CPU caches, and every row is stored once in its final place. Columns
+ * dest does not name are emptied too.
+ */
+static PyObject *Scanner_copy_rows(ScannerObject *self, PyObject *args) {
+    PyObject *dest;
+    Py_ssize_t at;
+    if (!PyArg_ParseTuple(args, "O!n", &PyDict_Type, &dest, &at)) return NULL;
+    if (at < 0) {
+        PyErr_SetString(PyExc_ValueError, "copy_rows: negative row");
+        return NULL;
+    }
+    int failed;
+    Py_BEGIN_ALLOW_THREADS;
+    failed = settle_args(self);
+    Py_END_ALLOW_THREADS;
+    if (failed) return PyErr_NoMemory();
+    size_t rows = self->rows;
+    Py_buffer views[N_ROW_COLUMNS];
+    Column *cols[N_ROW_COLUMNS];
+    size_t sizes[N_ROW_COLUMNS];
+    size_t nviews = 0;
+    PyObject *result = NULL;
+    for (size_t i = 0; i < N_ROW_COLUMNS; i++) {
+        PyObject *target = PyDict_GetItemString(dest, ROW_COLUMNS[i].key);
+        if (!target) continue;
+        Column *c = row_column(self, i);
+        size_t need = rows * (size_t)ROW_COLUMNS[i].size;
+        if (c->len != need) {
+            PyErr_Format(PyExc_ValueError, "copy_rows: column %s holds no value per row", ROW_COLUMNS[i].key);
+            goto done;
+        }
+        if (PyObject_GetBuffer(target, &views[nviews], PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) goto done;
+        cols[nviews] = c;
+        sizes[nviews] = (size_t)ROW_COLUMNS[i].size;
+        nviews++;
+        if ((size_t)views[nviews - 1].len < (size_t)at * (size_t)ROW_COLUMNS[i].size + need) {
+            PyErr_Format(PyExc_ValueError, "copy_rows: no room for %zu rows at row %zd in %s", rows, at,
+                         ROW_COLUMNS[i].key);
+            goto done;
+        }
+    }
+    Py_BEGIN_ALLOW_THREADS;
+    for (size_t v = 0; v < nviews; v++)
+        if (rows) memcpy((char *)views[v].buf + (size_t)at * sizes[v], cols[v]->data, cols[v]->len);
+    Py_END_ALLOW_THREADS;
+    for (size_t i = 0; i < N_ROW_COLUMNS; i++) row_column(self, i)->len = 0;
+    forget_rows(self);
+    /* Every row copied holds an args id now, so the bodies can go (not an LTTng scan's: its
+     * args ids are body ids). */
+    if (!self->args_per_body && self->bodies.count > BODIES_KEEP_MAX) clear_bodies(self);
+    result = PyLong_FromSize_t(rows);
+done:
+    for (size_t v = 0; v < nviews; v++) PyBuffer_Release(&views[v]);
+    return result;
 }
 
 /* Empties the body table and its per-body columns (after the args table was handed over). */
@@ -1216,10 +1306,35 @@ static PyObject *Scanner_absorb(ScannerObject *self, PyObject *args) {
     Column out = {0};
     int failed = col_reserve(&out, (size_t)count * 4 + 4) != 0;
     Py_BEGIN_ALLOW_THREADS;
-    for (Py_ssize_t i = 0; !failed && i < count; i++) {
-        int32_t id = intern(t, (const char *)data.buf + o[i], (size_t)(o[i + 1] - o[i]));
-        if (id < 0) failed = 1;
-        else col_push(&out, &id, 4);
+    /* Room for every string at once (no regrowth midway), then hash a few strings ahead and
+     * prefetch their slots, as settle_args does: the other lane's table is mostly new texts. */
+    while (!failed && (t->count + (size_t)count) * 10 >= t->nslots * 7) failed = interner_grow(t) != 0;
+    failed = failed || col_reserve(&t->data, (size_t)(count ? o[count] - o[0] : 0)) ||
+             col_reserve(&t->offsets, (size_t)count * 8);
+    if (!failed && t->count + (size_t)count > t->hashes_cap) {
+        uint64_t *nh = realloc(t->hashes, (t->count + (size_t)count) * sizeof(uint64_t));
+        if (nh) {
+            t->hashes = nh;
+            t->hashes_cap = t->count + (size_t)count;
+        } else {
+            failed = 1;
+        }
+    }
+    uint64_t hs[HASH_RING];
+    const char *base = (const char *)data.buf;
+    for (Py_ssize_t i = 0; !failed && i < count + SETTLE_AHEAD; i++) {
+        if (i < count) {
+            int odd;
+            uint64_t h = hash_bytes(base + o[i], (size_t)(o[i + 1] - o[i]), &odd);
+            hs[i % HASH_RING] = h;
+            __builtin_prefetch(&t->slots[(size_t)h & (t->nslots - 1)]);
+        }
+        if (i >= SETTLE_AHEAD) {
+            Py_ssize_t j = i - SETTLE_AHEAD;
+            int32_t id = intern_hashed(t, base + o[j], (size_t)(o[j + 1] - o[j]), hs[j % HASH_RING]);
+            if (id < 0) failed = 1;
+            else col_push(&out, &id, 4);
+        }
     }
     Py_END_ALLOW_THREADS;
     PyBuffer_Release(&offs);
@@ -1269,6 +1384,9 @@ static PyMethodDef Scanner_methods[] = {
      "table 'names'|'args'|'threads'|'others' (not 'args' of an LTTng scan)."},
     {"take_rows", (PyCFunction)Scanner_take_rows, METH_NOARGS,
      "Hands over the row columns scanned so far as read-only buffers and starts new ones."},
+    {"copy_rows", (PyCFunction)Scanner_copy_rows, METH_VARARGS,
+     "copy_rows(dest, at) -> rows copied: the rows scanned so far into dest[column] (writable "
+     "buffers) from row at; the columns are emptied and keep their memory."},
     {"table", (PyCFunction)Scanner_table, METH_O,
      "table('names'|'args'|'threads'|'others') -> (count, int64 offsets, utf-8 data); "
      "hands the table over and empties it, so call it after the last scan."},

@@ -136,14 +136,19 @@ def _to_segment(
 
     line_no = np.arange(1, n + 1, dtype=np.int64)
     era = pick(c["era"])
-    tid = pick(c["tid"]).copy()
-    pid = np.full(len(tid), -1, dtype=np.int32)
+    tid = pick(c["tid"])
+    # Only log_stap lines carry a pid: otherwise one read-only -1 stands for the whole column.
+    pid = np.broadcast_to(np.int32(-1), tid.shape)
     stap_rows = era == ERA_STAP
     if stap_rows.any():
+        tid = tid.copy()
+        pid = np.full(len(tid), -1, dtype=np.int32)
         pid[stap_rows] = tid[stap_rows]
         tid[stap_rows] = -1
-    raw_flags = pick(c["flags"])
-    flags = np.where(raw_flags & FLAG_BAD_UTF8, EVENT_BAD_UTF8, 0).astype(np.uint8)
+    bad_utf8 = pick(c["flags"]) & FLAG_BAD_UTF8
+    flags = np.zeros(len(tid), dtype=np.uint8)
+    if bad_utf8.any():
+        flags[bad_utf8 != 0] = EVENT_BAD_UTF8
     ts = pick(c["ts"])
     era_counts = np.bincount(era, minlength=5)
     details = {f"lines.{ERA_NAMES[i]}": int(v) for i, v in enumerate(era_counts) if v}

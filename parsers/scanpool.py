@@ -2,7 +2,9 @@
 
 Each lane is one compiled Scanner (which releases the GIL while it scans) on its own thread.
 Blocks are read into a small ring of reused buffers, so reading and decompressing overlap with
-scanning and no memory is allocated per block. At the end the other lanes' interned tables are
+scanning and no memory is allocated per block. A lane copies each block's rows straight into
+the file's result columns, in file order, and keeps its own row memory for the next block, so
+every row is written once where it stays. At the end the other lanes' interned tables are
 absorbed into the first lane's and their codes remapped, so every table stays free of
 duplicates and the result holds what one scanner reading the whole input would give. Every
 grammar of the scanner (``scan`` for log lines, ``scan_ftrace``, ``scan_lttng``) runs this way.
@@ -84,23 +86,78 @@ def _row_dtypes(method: str) -> dict[str, type]:
     return ROW_DTYPES if method == "scan" else EXT_ROW_DTYPES
 
 
+class _RowSink:
+    """One file's row columns, filled block after block in file order by the lanes.
+
+    The columns are allocated once for the rows the file is expected to hold (estimated from
+    its size and the first block); pages past the last row are never touched, so the margin
+    costs address space, not memory. Which rows came from which lane is kept for the remap.
+    """
+
+    COMPRESSED_RATIO = 10
+    """Expected bytes of text per byte of a compressed file (trace text compresses 10-30x)."""
+
+    def __init__(self, dtypes: dict[str, type]) -> None:
+        self.dtypes = dtypes
+        self.cols: dict[str, np.ndarray] = {k: np.empty(0, dtype=dt) for k, dt in dtypes.items()}
+        self.rows = 0
+        self.blocks = 0  # handed to the lanes so far
+        self.expected_bytes: int | None = None
+        self.lane_rows: list[tuple[int, int, int]] = []  # (lane, first row, end row), lanes >= 1
+
+    def expect(self, size: int | None, compressed: bool) -> None:
+        """The size of the input on disk, when known."""
+        self.expected_bytes = None if size is None else size * (self.COMPRESSED_RATIO if compressed else 1)
+
+    def reserve(self, rows: int, block_bytes: int) -> int:
+        """Room for ``rows`` more rows; returns the row where they go."""
+        at = self.rows
+        cap = len(self.cols["kind"])
+        if at + rows > cap:
+            guess = 0
+            if self.expected_bytes and block_bytes and rows:
+                guess = int(self.expected_bytes * rows / block_bytes * 1.25) + 4096
+            self._grow(max(guess, 2 * cap, at + rows))
+        self.rows = at + rows
+        return at
+
+    def _grow(self, cap: int) -> None:
+        for k, old in self.cols.items():
+            new = np.empty(cap, dtype=old.dtype)
+            new[: self.rows] = old[: self.rows]
+            self.cols[k] = new
+
+    def result(self) -> dict[str, np.ndarray]:
+        return {k: v[: self.rows] for k, v in self.cols.items()}
+
+
 class _Lane:
-    def __init__(self, make_scanner: Callable[[], object], method: str) -> None:
+    def __init__(self, make_scanner: Callable[[], object], method: str, number: int) -> None:
         self.scanner = make_scanner()
         self.method = method
-        self.dtypes = _row_dtypes(method)
+        self.number = number
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="migtrace-scan")
 
-    def submit(self, block: memoryview, default_tid: int, final: bool) -> Future[dict[str, np.ndarray]]:
-        return self.pool.submit(self._scan, block, default_tid, final)
+    def submit(
+        self, block: memoryview, default_tid: int, final: bool, before: Future[None] | None, sink: _RowSink
+    ) -> Future[None]:
+        return self.pool.submit(self._scan, block, default_tid, final, before, sink)
 
-    def _scan(self, block: memoryview, default_tid: int, final: bool) -> dict[str, np.ndarray]:
+    def _scan(
+        self, block: memoryview, default_tid: int, final: bool, before: Future[None] | None, sink: _RowSink
+    ) -> None:
         if self.method == "scan":
-            self.scanner.scan(block, default_tid, final)  # type: ignore[attr-defined]
+            rows = self.scanner.scan(block, default_tid, final)  # type: ignore[attr-defined]
         else:
-            getattr(self.scanner, self.method)(block, final)
-        raw = self.scanner.take_rows()  # type: ignore[attr-defined]
-        return {k: np.frombuffer(raw[k], dtype=dt) for k, dt in self.dtypes.items()}
+            rows = getattr(self.scanner, self.method)(block, final)
+        if before is not None:
+            before.result()  # the rows of the blocks before this one are in place
+        at = sink.reserve(rows, len(block))
+        copied = self.scanner.copy_rows(sink.cols, at)  # type: ignore[attr-defined]
+        if copied != rows:
+            raise RuntimeError(f"scanner returned {copied} rows for a block of {rows}")
+        if self.number and rows:
+            sink.lane_rows.append((self.number, at, at + rows))
 
 
 def _read_blocks(
@@ -109,6 +166,7 @@ def _read_blocks(
     pending: list[Future[object] | None],
     on_block: Callable[[int, memoryview, bool], Future[object]],
     progress: Progress | None = None,
+    on_open: Callable[[int | None, bool], None] | None = None,
 ) -> str | None:
     """Reads ``path`` into the ring of buffers, handing each block of whole lines to ``on_block``.
 
@@ -117,6 +175,8 @@ def _read_blocks(
     """
     opened = open_input(path)
     stream = opened.stream
+    if on_open is not None:
+        on_open(opened.size, opened.compression != "none")
     if progress is not None:
         progress.start(path, opened.size)
     if opened.compression == "none" and opened.size and path != "-":
@@ -237,12 +297,13 @@ def scan_files(
     """Scans ``(path, default_tid)`` inputs with ``lanes`` scanners running ``method`` (``scan``,
     ``scan_ftrace``, ``scan_lttng``; only ``scan`` uses the default tid); one ScannedFile per
     path."""
-    workers = [_Lane(make_scanner, method) for _ in range(max(1, lanes))]
+    workers = [_Lane(make_scanner, method, i) for i in range(max(1, lanes))]
     ring = [bytearray() for _ in range(2 * len(workers) + 1)]
-    per_file: list[tuple[list[tuple[int, dict[str, np.ndarray]]], str | None]] = []
+    per_file: list[tuple[_RowSink, str | None]] = []
     try:
         for path, default_tid in paths:
-            parts: list[tuple[int, Future[dict[str, np.ndarray]]]] = []
+            sink = _RowSink(_row_dtypes(method))
+            last: list[Future[None]] = []
             pending: list[Future[object] | None] = [None] * len(ring)
 
             def on_block(
@@ -250,52 +311,36 @@ def scan_files(
                 block: memoryview,
                 final: bool,
                 _tid: int = default_tid,
-                _parts: list[tuple[int, Future[dict[str, np.ndarray]]]] = parts,
+                _sink: _RowSink = sink,
+                _last: list[Future[None]] = last,
             ) -> Future[object]:
-                lane = len(_parts) % len(workers)
-                fut = workers[lane].submit(block, _tid, final)
-                _parts.append((lane, fut))
+                lane = workers[_sink.blocks % len(workers)]
+                _sink.blocks += 1
+                fut = lane.submit(block, _tid, final, _last[0] if _last else None, _sink)
+                _last[:] = [fut]
                 return fut  # type: ignore[return-value]
 
-            error = _read_blocks(path, ring, pending, on_block, progress)
-            per_file.append(([(lane, fut.result()) for lane, fut in parts], error))
+            error = _read_blocks(path, ring, pending, on_block, progress, sink.expect)
+            if last:
+                last[0].result()
+            per_file.append((sink, error))
         tables, remaps = _merge_lanes([lane.scanner for lane in workers], method)
     finally:
         for lane in workers:
             lane.pool.shutdown(wait=True)
     files = []
-    dtypes = _row_dtypes(method)
-    while per_file:
-        chunks, error = per_file.pop(0)
-        files.append(ScannedFile(_join(chunks, remaps, dtypes), error))
+    for sink, error in per_file:
+        cols = sink.result()
+        if remaps:
+            for lane_no, lo, hi in sink.lane_rows:
+                _remap_block(cols, slice(lo, hi), remaps[lane_no - 1])
+        files.append(ScannedFile(cols, error))
     return ScanResult(files, tables)
 
 
-def _join(
-    chunks: list[tuple[int, dict[str, np.ndarray]]], remaps: list[_Remap], dtypes: dict[str, type]
-) -> dict[str, np.ndarray]:
-    """One file's columns from its blocks, lane-local codes mapped to the merged tables.
-
-    Each block is copied once, straight into its place (lane 0 needs no mapping).
-    """
-    sizes = [len(c["kind"]) for _, c in chunks]
-    total = sum(sizes)
-    out: dict[str, np.ndarray] = {k: np.empty(total, dtype=dt) for k, dt in dtypes.items()}
-    pos = 0
-    for (lane, c), n in zip(chunks, sizes, strict=True):
-        sl = slice(pos, pos + n)
-        for k in dtypes:
-            out[k][sl] = c[k]
-        if lane and remaps:
-            _remap_block(out, sl, remaps[lane - 1])
-        pos += n
-        c.clear()  # free the block's rows as soon as they are copied
-    return out
-
-
 def _remap_block(cols: dict[str, np.ndarray], sl: slice, r: _Remap) -> None:
-    """Maps one block's lane-local codes onto the merged tables. Each map ends with -1, so a
-    missing code (-1) stays -1 without a mask."""
+    """Maps one block's lane-local codes onto the merged tables, in place. Each map ends with
+    -1, so a missing code (-1) stays -1 without a mask."""
     name, tname, args = cols["name"][sl], cols["tname"][sl], cols["args"][sl]
     name[:] = r.names[name]
     tname[:] = r.threads[tname]

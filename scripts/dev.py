@@ -9,8 +9,9 @@
 Setup creates ``.venv`` in the repository root when it is missing or stale and installs
 ``pip install -e '.[test]'`` into it.  It works on a bare Debian/Ubuntu that has python3
 but not the python3-venv package: then the venv is made ``--without-pip`` and pip is
-bootstrapped with get-pip.py.  A stamp file keyed on pyproject.toml, setup.py, the Python
-version and the repository path makes a re-run that changed nothing take a moment.
+bootstrapped with get-pip.py.  A stamp file keyed on pyproject.toml, setup.py, the compiled
+readers' sources, the Python version and the repository path makes a re-run that changed
+nothing take a moment.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ CHECK_COMMANDS: list[list[str]] = [
 REPO = Path(__file__).resolve().parents[1]
 VENV = REPO / ".venv"
 STAMP = VENV / ".migtrace-setup-stamp"
-STAMP_INPUTS = ("pyproject.toml", "setup.py")
+STAMP_INPUTS = ("pyproject.toml", "setup.py", "parsers/_scan.c", "parsers/_simple.c", "parsers/_common.h")
 GET_PIP_URL = os.environ.get("MIGTRACE_GET_PIP_URL", "https://bootstrap.pypa.io/get-pip.py")
 MIN_PYTHON = (3, 11)
 

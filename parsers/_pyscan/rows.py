@@ -143,6 +143,18 @@ class RowStore:
         self._reset_rows()
         return out
 
+    def copy_rows(self, dest: dict[str, np.ndarray], at: int) -> int:
+        """Copies the rows scanned so far into ``dest[column]`` from row ``at`` and empties the
+        columns (``_scan.c``'s ``copy_rows``)."""
+        raw = self.take_rows()
+        rows = len(raw["kind"])
+        for key, target in dest.items():
+            values = np.frombuffer(raw[key], dtype=target.dtype)
+            if len(values) != rows:
+                raise ValueError(f"copy_rows: column {key} holds no value per row")
+            target[at : at + rows] = values
+        return rows
+
     def absorb(self, which: str, count: int, offsets: bytes, data: bytes) -> bytes:
         """The int32 ids here of another scanner's exported table (see ``_scan.c``)."""
         key = {"names": "names", "threads": "threads", "others": "others"}.get(which)

@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from parsers.segment import NO_TIME, ParseWarning, Segment, StringTable
+from tracetool._model.timeorder import apply_moves, time_order_moves
 
 
 @dataclass
@@ -80,6 +81,11 @@ def _unify_tables(tables: list[StringTable]) -> tuple[list[str], list[np.ndarray
     return [str(u) for u in uniques], remaps
 
 
+def _is_identity(remap: np.ndarray) -> bool:
+    """Whether a code remap changes nothing (one input, or inputs with the same table)."""
+    return bool((remap == np.arange(len(remap), dtype=remap.dtype)).all())
+
+
 def _distinct(tables: list[StringTable]) -> tuple[list[StringTable], list[int]]:
     """Distinct table objects (readers share one table across files) and each input's index."""
     seen: dict[int, int] = {}
@@ -105,51 +111,6 @@ def _sort_key(seg: Segment) -> np.ndarray:
     first = int(np.flatnonzero(~missing)[0])
     idx[idx < 0] = first
     return ts[idx]
-
-
-def stable_time_order(key: np.ndarray) -> np.ndarray | None:
-    """A stable permutation sorting ``key``, or None when it is sorted already.
-
-    Log files are nearly sorted: only lines written late by a descheduled thread step back.
-    Those few are taken out, sorted, and inserted at their stable positions in O(n); a general
-    stable sort is used when too many lines are out of place.
-    """
-    n = len(key)
-    if n < 2 or bool((key[1:] >= key[:-1]).all()):
-        return None
-    running_max = np.maximum.accumulate(key)
-    in_order = np.empty(n, dtype=bool)
-    in_order[0] = True
-    np.greater_equal(key[1:], running_max[:-1], out=in_order[1:])
-    del running_max
-    late = np.flatnonzero(~in_order)
-    if len(late) > max(1000, n // 50):
-        return np.argsort(key, kind="stable")
-    base = np.flatnonzero(in_order)
-    base_keys = key[base]  # non-decreasing, and in file order within equal keys
-    late = late[np.argsort(key[late], kind="stable")]
-    late_keys = key[late]
-    pos = np.searchsorted(base_keys, late_keys, side="left")
-    hi = np.searchsorted(base_keys, late_keys, side="right")
-    ties = np.flatnonzero(hi > pos)
-    for i in ties.tolist():  # equal keys: earlier lines of the file come first
-        pos[i] += int(np.searchsorted(base[pos[i] : hi[i]], late[i]))
-    return np.insert(base, pos, late)
-
-
-def apply_order(columns: dict[str, np.ndarray], order: np.ndarray) -> None:
-    """Reorders every column by ``order``, touching only the rows that move."""
-    moved = np.flatnonzero(order != np.arange(len(order)))
-    if len(moved) > len(order) // 4:
-        for k in list(columns):
-            columns[k] = columns[k][order]
-        return
-    src = order[moved]
-    for k, col in list(columns.items()):
-        if not col.flags.writeable:
-            col = col.copy()
-        col[moved] = col[src]
-        columns[k] = col
 
 
 def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
@@ -193,13 +154,14 @@ def assemble(segments: list[Segment]) -> Columns:
         cols["key"].append(_sort_key(s))
         cols["tid"].append(s.tid)
         cols["pid"].append(s.pid)
-        cols["source"].append(np.full(n, i, dtype=np.int16))
+        cols["source"].append(np.broadcast_to(np.int16(i), (n,)))  # read-only, no memory per row
         remap = name_remaps[name_idx[i]]
-        cols["name"].append(remap[s.name_code] if len(remap) else s.name_code)
-        cols["args"].append(s.args_code + np.int32(args_tables[args_idx[i]].offset))
+        cols["name"].append(s.name_code if _is_identity(remap) else remap[s.name_code])
+        args_offset = args_tables[args_idx[i]].offset
+        cols["args"].append(s.args_code + np.int32(args_offset) if args_offset else s.args_code)
         tremap = thread_remaps[thread_idx[i]]
         tc = s.thread_code
-        if len(tremap) and (tc >= 0).any():
+        if not _is_identity(tremap) and (tc >= 0).any():
             tc = np.where(tc >= 0, tremap[np.maximum(tc, 0)], -1).astype(np.int32)
         cols["line_thread"].append(tc)
         cols["line"].append(s.line)
@@ -250,10 +212,10 @@ def assemble(segments: list[Segment]) -> Columns:
     merged = {k: _concat(v, dtypes[k]) for k, v in cols.items()}
     cols.clear()
     merged_extra = {k: _concat(v, np.int64) for k, v in extras.items()}
-    order = stable_time_order(merged.pop("key"))
-    if order is not None:
-        apply_order(merged, order)
-        apply_order(merged_extra, order)
+    moves = time_order_moves(merged.pop("key"))
+    if moves is not None:
+        apply_moves(merged, moves)
+        apply_moves(merged_extra, moves)
     other_df = (
         pd.concat(others, ignore_index=True)
         if others

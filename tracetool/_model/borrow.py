@@ -39,9 +39,10 @@ import numpy as np
 import pandas as pd
 
 from parsers.segment import NO_TIME
-from tracetool._model.assemble import Columns, stable_time_order
+from tracetool._model.assemble import Columns
 from tracetool._model.sidecar import ThreadMap
 from tracetool._model.threads import build_thread_table
+from tracetool._model.timeorder import stable_time_order
 from tracetool._model.trace import Trace
 
 MIN_TOLERANCE_NS = 1_000_000

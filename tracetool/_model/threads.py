@@ -113,6 +113,23 @@ def _dense_codes(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lut[key - lo], uniques
 
 
+def _thread_codes(tid: np.ndarray, proc: np.ndarray, nprocs: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Dense thread codes per row, each thread's key ``process * span + tid + 1``, and the span.
+
+    Any negative tid is "unknown" (-1). One process, the common case, keys on the int32 tid
+    itself, sparing two passes over int64 copies of the column.
+    """
+    if len(tid) and int(tid.min()) < -1:
+        tid = np.maximum(tid, -1)
+    top = int(tid.max()) if len(tid) else -1
+    span = top + 2
+    if nprocs <= 1 and top < np.iinfo(np.int32).max:
+        codes, keys = _dense_codes(tid + np.int32(1))
+        return codes, keys, span
+    codes, keys = _dense_codes(proc.astype(np.int64) * span + (tid.astype(np.int64) + 1))
+    return codes, keys, span
+
+
 def _process_keys(c: Columns) -> tuple[np.ndarray, list[tuple[str, int]]]:
     """Process index per row: input group (per-thread files share one) and pid."""
     group_of_source = []
@@ -322,9 +339,7 @@ def _assign_roles(
 def build_thread_table(c: Columns, maps: list[ThreadMap]) -> ThreadTable:
     """Works out processes, threads, names and roles from the merged columns."""
     proc, procs = _process_keys(c)
-    row_tid = np.maximum(c.tid.astype(np.int64), -1)  # any negative tid is "unknown"
-    tid_span = int(row_tid.max()) + 2 if len(row_tid) else 1
-    row_thread, tu = _dense_codes(proc.astype(np.int64) * tid_span + (row_tid + 1))
+    row_thread, tu, tid_span = _thread_codes(c.tid, proc, len(procs))
     nthreads = len(tu)
     t_proc = (tu // tid_span).astype(np.int32)
     t_tid = tu % tid_span - 1

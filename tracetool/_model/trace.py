@@ -203,10 +203,7 @@ class Trace:
         rt = t.row_thread
         th = t.threads
         ts = c.ts
-        if self.clock == "wall":
-            time = pd.Series(ts.view("M8[ns]"), copy=False).dt.tz_localize("UTC")
-        else:
-            time = pd.Series(ts.view("m8[ns]"), copy=False)
+        time = _utc_times(ts) if self.clock == "wall" else pd.Series(ts.view("m8[ns]"), copy=False)
         named = th["name"].notna().to_numpy()
         thread_cats = pd.Index(th["name"][named].astype(str).unique())
         thread_of = np.full(len(th), -1, dtype=np.int32)  # -1: NA, a thread nothing named
@@ -343,9 +340,32 @@ class Trace:
 def _nullable_int64(a: np.ndarray, per_thread: pd.Series, row_thread: np.ndarray) -> pd.arrays.IntegerArray:
     """An Int64 column: the line's own value, else the value the thread table has for the
     row's thread (a pid known from the sidecar, a tid from a per-thread file's name), else NA."""
-    known = per_thread.to_numpy(dtype=np.int64, na_value=-1)[row_thread]
-    out = np.where(a >= 0, a.astype(np.int64), known)
-    return pd.arrays.IntegerArray(out, out < 0)
+    known = per_thread.to_numpy(dtype=np.int64, na_value=-1)
+    if len(a) and int(a.max()) < 0 and not (known >= 0).any():
+        # Nothing known (the log backend's pid): zeros from calloc cost no memory until read.
+        return pd.arrays.IntegerArray(np.zeros(len(a), dtype=np.int64), np.ones(len(a), dtype=bool))
+    out = a.astype(np.int64)
+    missing = out < 0
+    if missing.any() and (known >= 0).any():
+        if missing.all():
+            out = known[row_thread]
+        else:
+            where = np.flatnonzero(missing)
+            out[where] = known[row_thread[where]]
+        missing = out < 0
+    return pd.arrays.IntegerArray(out, missing)
+
+
+def _utc_times(ts: np.ndarray) -> pd.Series:
+    """Wall-clock ns as a UTC datetime Series viewing ``ts`` (tz_localize would copy it)."""
+    dtype = pd.DatetimeTZDtype(unit="ns", tz="UTC")
+    simple_new = getattr(pd.arrays.DatetimeArray, "_simple_new", None)
+    if simple_new is not None:
+        try:
+            return pd.Series(simple_new(ts.view("M8[ns]"), dtype=dtype), copy=False)
+        except (TypeError, ValueError):  # a pandas whose private constructor changed
+            pass
+    return pd.Series(ts.view("M8[ns]"), copy=False).dt.tz_localize("UTC")
 
 
 def _as_text(values: pa.Array, encoding: str, trace: Trace, offset: int) -> pa.Array:
