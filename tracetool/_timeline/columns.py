@@ -65,9 +65,17 @@ class EventColumns:
         return got
 
     def last_row_before(self, scope: str, codes: np.ndarray, limit: np.ndarray) -> np.ndarray:
-        """Per query, the last row of that thread/process with a row number below ``limit``."""
+        """Per query, the last row of that thread/process with a row number below ``limit``
+        (the thread's first row when it has none below, 0 when it has no rows)."""
         out = np.zeros(len(codes), dtype=np.int64)
-        # Queries concern a few threads; one pass per thread beats sorting every row.
+        if len(codes) <= _LOOK_BACK_QUERIES:
+            # A few queries: the row is usually close before the limit, so look back from there
+            # instead of listing every row of the thread.
+            by_row = self.row_thread if scope == "thread" else self.row_process
+            found = [_look_back(by_row, int(c), int(lim)) for c, lim in zip(codes, limit, strict=True)]
+            if all(f is not None for f in found):
+                return np.asarray(found, dtype=np.int64)
+        # Many queries concern a few threads; one pass per thread beats sorting every row.
         for code in np.unique(codes).tolist():
             sel = codes == code
             rows = self._rows_of(scope, int(code))
@@ -173,3 +181,20 @@ class EventColumns:
         if where and len(rows):
             rows = rows[self.where_mask(rows, where)]
         return rows
+
+
+_LOOK_BACK_QUERIES = 64
+_LOOK_BACK_ROWS = 1 << 20
+
+
+def _look_back(by_row: np.ndarray, code: int, limit: int) -> int | None:
+    """The last row before ``limit`` whose code is ``code``, found by looking back in growing
+    windows; None when none is within ``_LOOK_BACK_ROWS`` rows (the caller lists the rows)."""
+    hi, window = min(limit, len(by_row)), 4096
+    while hi > 0 and limit - hi < _LOOK_BACK_ROWS:
+        lo = max(0, hi - window)
+        hit = np.flatnonzero(by_row[lo:hi] == code)
+        if len(hit):
+            return lo + int(hit[-1])
+        hi, window = lo, window * 4
+    return None
