@@ -23,6 +23,7 @@ from parsers.segment import (
     ParseWarning,
     Segment,
     StringTable,
+    value_counts,
 )
 
 try:
@@ -150,7 +151,7 @@ def _to_segment(
     if bad_utf8.any():
         flags[bad_utf8 != 0] = EVENT_BAD_UTF8
     ts = pick(c["ts"])
-    era_counts = np.bincount(era, minlength=5)
+    era_counts = value_counts(era, 5)
     details = {f"lines.{ERA_NAMES[i]}": int(v) for i, v in enumerate(era_counts) if v}
     variant = ERA_NAMES[int(np.argmax(era_counts))] if len(era) else "empty"
     if int((era_counts > 0).sum()) > 1:

@@ -29,6 +29,16 @@ EVENT_BAD_UTF8 = 2
 """Event flag: invalid UTF-8 in the line was replaced by U+FFFD."""
 
 
+def value_counts(codes: np.ndarray, k: int) -> np.ndarray:
+    """How often each of the values 0..k-1 occurs in an integer column (values outside are not
+    counted), block by block: ``np.bincount`` would first copy the whole column to int64."""
+    out = np.zeros(k, dtype=np.int64)
+    for start in range(0, len(codes), 1 << 16):
+        block = codes[start : start + (1 << 16)]
+        out += np.bincount(block[(block >= 0) & (block < k)], minlength=k)
+    return out
+
+
 @dataclass(frozen=True)
 class ParseWarning:
     """Something in an input that was kept but not understood, with where it was."""

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from parsers.inputs import strip_compression
-from parsers.segment import ARGS_TEXT, NO_TIME
+from parsers.segment import ARGS_TEXT, NO_TIME, value_counts
 from tracetool._model.assemble import Columns
 from tracetool._model.sidecar import ThreadMap
 
@@ -96,35 +96,44 @@ class ThreadTable:
     processes: pd.DataFrame
 
 
-def _dense_codes(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Codes 0..k-1 for the distinct values of a non-negative int64 key, in value order.
+_BLOCK = 1 << 16
+"""Rows per pass where a whole-column temporary is not needed (keeps memory flat)."""
 
-    Keys here are small (process index and TID), so a lookup table beats hashing.
+
+def _dense_codes(key: np.ndarray, add: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Codes 0..k-1 for the distinct values of ``key + add`` (non-negative), in value order,
+    and those values.
+
+    Keys here are small (process index and TID), so a lookup table beats hashing; the only
+    column-sized array made is the codes.
     """
     if not len(key):
         return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64)
     lo, hi = int(key.min()), int(key.max())
     if hi - lo > 64_000_000:
         codes, uniques = pd.factorize(key, sort=True)
-        return codes.astype(np.int32), np.asarray(uniques, dtype=np.int64)
-    present = np.bincount(key - lo, minlength=hi - lo + 1) > 0
-    uniques = np.flatnonzero(present).astype(np.int64) + lo
+        return codes.astype(np.int32), np.asarray(uniques, dtype=np.int64) + add
+    present = np.zeros(hi - lo + 1, dtype=bool)
+    codes = np.empty(len(key), dtype=np.int32)
+    for start in range(0, len(key), _BLOCK):
+        present[key[start : start + _BLOCK] - lo] = True
     lut = np.cumsum(present, dtype=np.int32) - 1
-    return lut[key - lo], uniques
+    for start in range(0, len(key), _BLOCK):
+        codes[start : start + _BLOCK] = lut[key[start : start + _BLOCK] - lo]
+    return codes, np.flatnonzero(present).astype(np.int64) + lo + add
 
 
 def _thread_codes(tid: np.ndarray, proc: np.ndarray, nprocs: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Dense thread codes per row, each thread's key ``process * span + tid + 1``, and the span.
 
-    Any negative tid is "unknown" (-1). One process, the common case, keys on the int32 tid
-    itself, sparing two passes over int64 copies of the column.
+    Any negative tid is "unknown" (-1). One process, the common case, keys on the tid itself.
     """
     if len(tid) and int(tid.min()) < -1:
         tid = np.maximum(tid, -1)
     top = int(tid.max()) if len(tid) else -1
     span = top + 2
-    if nprocs <= 1 and top < np.iinfo(np.int32).max:
-        codes, keys = _dense_codes(tid + np.int32(1))
+    if nprocs <= 1:
+        codes, keys = _dense_codes(tid, add=1)
         return codes, keys, span
     codes, keys = _dense_codes(proc.astype(np.int64) * span + (tid.astype(np.int64) + 1))
     return codes, keys, span
@@ -139,9 +148,13 @@ def _process_keys(c: Columns) -> tuple[np.ndarray, list[tuple[str, int]]]:
         group_of_source.append(groups.setdefault(g, len(groups)))
     group_names = {v: k for k, v in groups.items()}
     gsrc = np.asarray(group_of_source, dtype=np.int64)
-    if not (c.pid >= 0).any():
-        used = np.flatnonzero(np.bincount(c.source, minlength=len(gsrc)))
-        used_groups = sorted({int(gsrc[s]) for s in used.tolist()})
+    if not len(c.pid) or int(c.pid.max()) < 0:
+        present = np.zeros(len(gsrc), dtype=bool)
+        one_source = c.source.ndim == 1 and c.source.strides[0] == 0  # one input: a 0-stride view
+        present[c.source[:1] if one_source else c.source] = True
+        used_groups = sorted({int(gsrc[s]) for s in np.flatnonzero(present).tolist()})
+        if len(used_groups) == 1:  # one process: one read-only 0 for every row
+            return np.broadcast_to(np.int32(0), c.source.shape), [(group_names[used_groups[0]], -1)]
         index = {g: i for i, g in enumerate(used_groups)}
         lut = np.array([index.get(int(g), 0) for g in gsrc], dtype=np.int32)
         return lut[c.source], [(group_names[g], -1) for g in used_groups]
@@ -182,8 +195,11 @@ class _Evidence:
         self.row_thread = row_thread
         nn = max(len(c.names), 1)
         if nthreads * nn <= 50_000_000:
-            flat = np.bincount(row_thread.astype(np.int64) * nn + c.name, minlength=nthreads * nn)
-            self.present = flat.reshape(nthreads, nn) > 0
+            flat = np.zeros(nthreads * nn, dtype=bool)
+            for start in range(0, len(row_thread), _BLOCK):
+                block = slice(start, start + _BLOCK)
+                flat[row_thread[block].astype(np.int64) * nn + c.name[block]] = True
+            self.present = flat.reshape(nthreads, nn)
         else:
             self.present = np.zeros((nthreads, nn), dtype=bool)
         self.index = {n: i for i, n in enumerate(c.names)}
@@ -223,18 +239,18 @@ def _numbered(role: str, id_arg: str | None, t: int, events: frozenset[str], ev:
 
 def _time_spans(c: Columns, row_thread: np.ndarray, nthreads: int) -> tuple[np.ndarray, np.ndarray]:
     """First and last timestamp of each thread (rows are in time order)."""
-    timed = c.ts != NO_TIME
     first = np.full(nthreads, NO_TIME, dtype=np.int64)
     last = np.full(nthreads, NO_TIME, dtype=np.int64)
-    if timed.any():
-        rows = np.flatnonzero(timed) if not timed.all() else np.arange(len(timed))
-        lo = np.full(nthreads, len(timed), dtype=np.int64)
-        hi = np.full(nthreads, -1, dtype=np.int64)
+    n = len(c.ts)
+    lo = np.full(nthreads, n, dtype=np.int64)
+    hi = np.full(nthreads, -1, dtype=np.int64)
+    for start in range(0, n, _BLOCK):
+        rows = np.flatnonzero(c.ts[start : start + _BLOCK] != NO_TIME) + start
         np.minimum.at(lo, row_thread[rows], rows)
         np.maximum.at(hi, row_thread[rows], rows)
-        seen = hi >= 0
-        first[seen] = c.ts[lo[seen]]
-        last[seen] = c.ts[hi[seen]]
+    seen = hi >= 0
+    first[seen] = c.ts[lo[seen]]
+    last[seen] = c.ts[hi[seen]]
     return first, last
 
 
@@ -343,7 +359,7 @@ def build_thread_table(c: Columns, maps: list[ThreadMap]) -> ThreadTable:
     nthreads = len(tu)
     t_proc = (tu // tid_span).astype(np.int32)
     t_tid = tu % tid_span - 1
-    counts = np.bincount(row_thread, minlength=nthreads)
+    counts = value_counts(row_thread, nthreads)
     first, last = _time_spans(c, row_thread, nthreads)
     ev = _Evidence(c, row_thread, nthreads)
     line_name = _line_names(c, row_thread, nthreads)

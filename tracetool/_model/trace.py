@@ -208,9 +208,10 @@ class Trace:
         thread_cats = pd.Index(th["name"][named].astype(str).unique())
         thread_of = np.full(len(th), -1, dtype=np.int32)  # -1: NA, a thread nothing named
         thread_of[named] = thread_cats.get_indexer(th["name"][named].astype(str))
+        thread_of = _narrow(thread_of)  # the per-row gather then makes the codes pandas keeps
         paths = [i.path for i in c.inputs]
         source_cats = pd.Index(paths).unique()
-        source_of = source_cats.get_indexer(pd.Index(paths)).astype(np.int16)
+        source_of = _narrow(source_cats.get_indexer(pd.Index(paths)))
         proc_codes = th["process"].cat.codes.to_numpy()
         frame = pd.DataFrame(
             {
@@ -354,6 +355,15 @@ def _nullable_int64(a: np.ndarray, per_thread: pd.Series, row_thread: np.ndarray
             out[where] = known[row_thread[where]]
         missing = out < 0
     return pd.arrays.IntegerArray(out, missing)
+
+
+def _narrow(codes: np.ndarray) -> np.ndarray:
+    """Category codes (-1 for NA) in the smallest integer type that holds them."""
+    top = int(codes.max()) if len(codes) else 0
+    for dtype in (np.int8, np.int16):
+        if top <= np.iinfo(dtype).max:
+            return codes.astype(dtype)
+    return codes.astype(np.int32)
 
 
 def _utc_times(ts: np.ndarray) -> pd.Series:
