@@ -140,6 +140,8 @@ typedef struct {
     Interner names, threads, others;
     Interner bodies;    /* "name args" texts; a body id is an (event, args) pair id */
     Interner arg_texts; /* distinct argument texts (the args id of log and ftrace rows) */
+    Interner *args_tab; /* where argument texts are interned: arg_texts, or a shared table */
+    PyObject *args_owner; /* the scanner whose arg_texts args_tab is (share_args), or NULL */
     Column body_name;   /* int32 per body: event-name id */
     Column body_nlen;   /* uint32 per body: length of the name inside the body */
     Column body_args;   /* int32 per body: args id */
@@ -385,13 +387,13 @@ static int settle_args(ScannerObject *s) {
             int odd;
             uint64_t h = hash_bytes(b + a, n - a, &odd);
             hs[i % HASH_RING] = h;
-            __builtin_prefetch(&s->arg_texts.slots[(size_t)h & (s->arg_texts.nslots - 1)]);
+            __builtin_prefetch(&s->args_tab->slots[(size_t)h & (s->args_tab->nslots - 1)]);
         }
         if (i >= from + SETTLE_AHEAD) {
             size_t j = i - SETTLE_AHEAD, n;
             const char *b = interner_str(&s->bodies, j, &n);
             size_t a = nlen[j] < n ? nlen[j] + 1 : n;
-            int32_t id = intern_hashed(&s->arg_texts, b + a, n - a, hs[j % HASH_RING]);
+            int32_t id = intern_hashed(s->args_tab, b + a, n - a, hs[j % HASH_RING]);
             if (id < 0) return -1;
             out[j] = id;
         }
@@ -1263,6 +1265,10 @@ static PyObject *Scanner_table(ScannerObject *self, PyObject *which) {
     if (!strcmp(w, "names")) return interner_export(&self->names);
     if (!strcmp(w, "args")) {
         if (self->args_per_body) return export_body_args(self);
+        if (self->args_owner) {
+            PyErr_SetString(PyExc_ValueError, "the args table is shared: ask the scanner that owns it");
+            return NULL;
+        }
         if (settle_args(self)) return PyErr_NoMemory();
         /* The distinct argument texts: no duplicates, usable as categories as they are. */
         PyObject *r = interner_export(&self->arg_texts);
@@ -1291,7 +1297,7 @@ static PyObject *Scanner_absorb(ScannerObject *self, PyObject *args) {
     if (!strcmp(which, "names")) t = &self->names;
     else if (!strcmp(which, "threads")) t = &self->threads;
     else if (!strcmp(which, "others")) t = &self->others;
-    else if (!strcmp(which, "args") && !self->args_per_body && !settle_args(self)) t = &self->arg_texts;
+    else if (!strcmp(which, "args") && !self->args_per_body && !settle_args(self)) t = self->args_tab;
     const int64_t *o = offs.buf;
     int ok = t && count >= 0 && offs.len >= (Py_ssize_t)((count + 1) * 8);
     for (Py_ssize_t i = 0; ok && i < count; i++)
@@ -1355,7 +1361,30 @@ static int Scanner_init(ScannerObject *self, PyObject *args, PyObject *kw) {
         PyErr_NoMemory();
         return -1;
     }
+    self->args_tab = &self->arg_texts;
     return 0;
+}
+
+/*
+ * share_args(owner): intern argument texts into owner's table from now on, so that several
+ * scanners of one input give args ids of one table and nothing is merged afterwards. The
+ * caller guarantees that no two of them settle at the same time (scanpool copies the rows of
+ * the blocks one after the other, and settling happens then).
+ */
+static PyObject *Scanner_share_args(ScannerObject *self, PyObject *owner) {
+    if (!PyObject_TypeCheck(owner, Py_TYPE(self)) || owner == (PyObject *)self) {
+        PyErr_SetString(PyExc_TypeError, "share_args: another Scanner is needed");
+        return NULL;
+    }
+    ScannerObject *o = (ScannerObject *)owner;
+    if (self->rows || self->bodies.count || self->arg_texts.count || o->args_owner) {
+        PyErr_SetString(PyExc_ValueError, "share_args: only before the first scan, with an owner");
+        return NULL;
+    }
+    Py_INCREF(owner);
+    Py_XSETREF(self->args_owner, owner);
+    self->args_tab = &o->arg_texts;
+    Py_RETURN_NONE;
 }
 
 static void Scanner_dealloc(ScannerObject *self) {
@@ -1369,6 +1398,7 @@ static void Scanner_dealloc(ScannerObject *self) {
     interner_free(&self->arg_texts);
     interner_free(&self->threads);
     interner_free(&self->others);
+    Py_CLEAR(self->args_owner);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -1387,6 +1417,9 @@ static PyMethodDef Scanner_methods[] = {
     {"copy_rows", (PyCFunction)Scanner_copy_rows, METH_VARARGS,
      "copy_rows(dest, at) -> rows copied: the rows scanned so far into dest[column] (writable "
      "buffers) from row at; the columns are emptied and keep their memory."},
+    {"share_args", (PyCFunction)Scanner_share_args, METH_O,
+     "share_args(owner): intern argument texts into owner's table (rows settled one block at "
+     "a time by the caller); table('args') is then asked of the owner."},
     {"table", (PyCFunction)Scanner_table, METH_O,
      "table('names'|'args'|'threads'|'others') -> (count, int64 offsets, utf-8 data); "
      "hands the table over and empties it, so call it after the last scan."},

@@ -298,6 +298,7 @@ def scan_files(
     ``scan_ftrace``, ``scan_lttng``; only ``scan`` uses the default tid); one ScannedFile per
     path."""
     workers = [_Lane(make_scanner, method, i) for i in range(max(1, lanes))]
+    shared_args = share_args_table([lane.scanner for lane in workers], method)
     ring = [bytearray() for _ in range(2 * len(workers) + 1)]
     per_file: list[tuple[_RowSink, str | None]] = []
     try:
@@ -324,7 +325,7 @@ def scan_files(
             if last:
                 last[0].result()
             per_file.append((sink, error))
-        tables, remaps = _merge_lanes([lane.scanner for lane in workers], method)
+        tables, remaps = _merge_lanes([lane.scanner for lane in workers], method, shared_args)
     finally:
         for lane in workers:
             lane.pool.shutdown(wait=True)
@@ -344,8 +345,12 @@ def _remap_block(cols: dict[str, np.ndarray], sl: slice, r: _Remap) -> None:
     name, tname, args = cols["name"][sl], cols["tname"][sl], cols["args"][sl]
     name[:] = r.names[name]
     tname[:] = r.threads[tname]
-    # Other lines' codes index the other-line table, which follows the args table in r.texts.
     other = cols["kind"][sl] == KIND_OTHER
+    if r.texts is None:  # args ids are the shared table's already; other-line codes are not
+        if other.any():
+            args[other] = r.others[args[other]]
+        return
+    # Other lines' codes index the other-line table, which follows the args table in r.texts.
     args[:] = r.texts[np.where(other, args + np.int32(r.n_args), args)]
 
 
@@ -353,7 +358,9 @@ def _remap_block(cols: dict[str, np.ndarray], sl: slice, r: _Remap) -> None:
 class _Remap:
     names: np.ndarray  # lane code -> merged code, then -1
     threads: np.ndarray
-    texts: np.ndarray  # args codes, then other-line codes (shifted by n_args), then -1
+    others: np.ndarray
+    texts: np.ndarray | None  # args codes, then other-line codes (shifted by n_args), then -1;
+    # None when the lanes shared one args table
     n_args: int
 
 
@@ -361,9 +368,23 @@ def _with_missing(codes: np.ndarray) -> np.ndarray:
     return np.append(codes.astype(np.int32, copy=False), np.int32(-1))
 
 
-def _merge_lanes(scanners: list[object], method: str) -> tuple[dict[str, StringTable], list[_Remap]]:
+def share_args_table(scanners: list[object], method: str) -> bool:
+    """Lets every scanner intern argument texts into the first one's table, when the grammar
+    numbers argument texts (not (event, text) pairs) and the scanners can; rows are settled
+    one block at a time (``_Lane._scan``), so the table is never written twice at once."""
+    if method in PER_BODY_ARGS or len(scanners) < 2 or not all(hasattr(s, "share_args") for s in scanners):
+        return False
+    for sc in scanners[1:]:
+        sc.share_args(scanners[0])  # type: ignore[attr-defined]
+    return True
+
+
+def _merge_lanes(
+    scanners: list[object], method: str, shared_args: bool = False
+) -> tuple[dict[str, StringTable], list[_Remap]]:
     """The first scanner absorbs the tables of the others (codes remapped); argument tables of
-    (event, text) pair ids are joined instead. Tables of distinct texts are flagged unique."""
+    (event, text) pair ids are joined instead, and a shared one is taken as it is. Tables of
+    distinct texts are flagged unique."""
     first, rest = scanners[0], scanners[1:]
     joined = method in PER_BODY_ARGS
     maps: list[dict[str, np.ndarray]] = []
@@ -371,6 +392,8 @@ def _merge_lanes(scanners: list[object], method: str) -> tuple[dict[str, StringT
     for sc in rest:
         lane: dict[str, np.ndarray] = {}
         for w in TABLES:
+            if w == "args" and shared_args:
+                continue
             table = sc.table(w)  # type: ignore[attr-defined]
             if w == "args" and joined:
                 joined_args.append(_as_table(table))
@@ -393,8 +416,9 @@ def _merge_lanes(scanners: list[object], method: str) -> tuple[dict[str, StringT
         _Remap(
             _with_missing(m["names"]),
             _with_missing(m["threads"]),
-            _with_missing(np.concatenate([m["args"], m["others"]])),
-            len(m["args"]),
+            _with_missing(m["others"]),
+            None if shared_args else _with_missing(np.concatenate([m["args"], m["others"]])),
+            0 if shared_args else len(m["args"]),
         )
         for m in maps
     ]

@@ -204,6 +204,40 @@ def _bodies(path: str) -> list[str]:
     return out
 
 
+def test_lanes_sharing_one_argument_table_keep_other_lines_apart(tmp_path: Path) -> None:
+    # Several lanes intern argument texts into one table while each keeps its own table of
+    # non-trace lines: the other lines of every lane's blocks must still read back right.
+    raw = _decompressed(sample("qemu-7.2", "e-precopy-mutex", "dst.trace.xz")).splitlines(keepends=True)
+    mixed = b"".join(
+        line + (b"!! not a trace line %d\n" % i if i % 5000 == 0 else b"") for i, line in enumerate(raw * 3)
+    )
+    path = _write(tmp_path, "mixed.trace", mixed)  # 66 MB: blocks of every lane hold some
+    one = read_log_inputs([LogInput(path)], engine="compiled", lanes=1)[0]
+    three = read_log_inputs([LogInput(path)], engine="compiled", lanes=3)[0]
+    assert one.other_text == three.other_text
+    assert one.other_text[:2] == ["!! not a trace line 0", "!! not a trace line 5000"]
+    assert len(one.other_text) == len(raw * 3) // 5000 + 1
+    assert np.array_equal(one.other_line, three.other_line)
+    assert _args(one) == _args(three)
+    assert three.args.unique and len(set(three.args.to_list())) == len(three.args)
+
+
+@pytest.mark.skipif(not hasattr(__import__("parsers.log").log, "_compiled"), reason="no compiled scanner")
+def test_an_args_table_is_shared_only_before_scanning() -> None:
+    from parsers._scan import Scanner  # type: ignore[attr-defined]
+
+    owner, late = Scanner(), Scanner()
+    late.scan(b"1@1.000001:ev x\n", -1, False)
+    with pytest.raises(ValueError):
+        late.share_args(owner)
+    with pytest.raises(TypeError):
+        owner.share_args(owner)
+    sharer = Scanner()
+    sharer.share_args(owner)
+    with pytest.raises(ValueError):  # its args table is the owner's: ask the owner
+        sharer.table("args")
+
+
 # ---------------------------------------------------------------- compression and stdin
 
 
