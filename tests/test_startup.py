@@ -73,7 +73,16 @@ def test_summary_imports_neither_other_commands_nor_their_libraries(tmp_path: Pa
     assert "Threads" in proc.stdout and "Events (" in proc.stdout
     modules = set(got["modules"])
     assert "pandas" in modules and "tracetool.cli.summary" in modules  # the probe saw the run
-    for heavy in ("matplotlib", "scipy", "sqlalchemy", "pydantic", "dask", "tracetool._timeline.builder"):
+    heavy_ones = (
+        "matplotlib",
+        "scipy",
+        "sqlalchemy",
+        "pydantic",
+        "dask",
+        "rich.progress",
+        "tracetool._timeline.builder",
+    )
+    for heavy in heavy_ones:
         assert not any(m == heavy or m.startswith(heavy + ".") for m in modules), heavy
     others = {f"tracetool.cli.{name}" for name in _command_files() - {"summary"}}
     assert not others & modules
