@@ -259,7 +259,7 @@ def command(
             given = {k: kwargs.pop(k) for k in list(kwargs) if k in names and k not in ("format", "strict")}
             inputs = Inputs(**given)
             # Small compressed traces decompress on another core while the command imports
-            # pandas and the rest: 0.05 s of a 0.5 s `migtrace summary`.
+            # pandas and the rest: 0.04 s of a 0.5 s `migtrace summary`.
             with read_ahead(inputs.paths):
                 return fn(inputs=inputs, **kwargs)
 
