@@ -9,10 +9,13 @@ import bz2
 import io
 import lzma
 import os
+import stat
 import sys
+import threading
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 CHUNK_BYTES = 8 << 20
@@ -198,7 +201,17 @@ def _wrap(raw: BinaryIO, compression: str) -> BinaryIO:
 
 
 def open_input(path: str) -> Opened:
-    """Opens ``path`` (or ``-`` for stdin) and returns its decompressed byte stream."""
+    """Opens ``path`` (or ``-`` for stdin) and returns its decompressed byte stream (from memory
+    when it was read ahead: :func:`read_ahead`)."""
+    ahead = _ahead.pop(path, None)
+    if ahead is not None:
+        opened = ahead.take(path)
+        if opened is not None:
+            return opened
+    return _open(path)
+
+
+def _open(path: str) -> Opened:
     if path == "-":
         raw: BinaryIO = sys.stdin.buffer
         size = None
@@ -222,7 +235,7 @@ def open_input(path: str) -> Opened:
 def peek_partial(path: str, nbytes: int = 65536) -> tuple[bytes, str | None]:
     """The first ``nbytes`` of a file after decompression, or as many as could be decoded
     before damage, and the damage ("corrupt or truncated compressed data: ...") or None."""
-    opened = open_input(path)
+    opened = _open(path)  # a read-ahead is left for the reader
     try:
         return read_exactly(opened.stream, nbytes, path)
     finally:
@@ -305,3 +318,160 @@ def iter_line_chunks(
         tail = end - cut - 1
         buf[:tail] = buf[cut + 1 : end]
         filled = tail
+
+
+# ------------------------------------------------------------------------------ reading ahead
+
+READ_AHEAD_FILES = 2 << 20
+"""Compressed inputs are read ahead only when all the inputs together are at most this big..."""
+READ_AHEAD_OUT = 128 << 20
+"""... and then only as long as they decompress to at most this many bytes together (QEMU's
+trace text compresses 40-50 times with xz: 2 MiB of it hold about 100 MiB)."""
+
+_ONE_PASS: dict[str, Callable[[], Any]] = {
+    "xz": lzma.LZMADecompressor,
+    "gzip": lambda: zlib.decompressobj(wbits=31),
+    "bz2": bz2.BZ2Decompressor,
+}
+"""The decoders that take a whole file in one call (and release the GIL for it)."""
+
+
+class _Abandoned(Exception):
+    """A read-ahead that stopped: the file is read the usual way."""
+
+
+@dataclass
+class _Ahead:
+    """One input decompressed ahead into memory (a memfd), or abandoned (``fd`` None)."""
+
+    identity: tuple[int, int, int, int]
+    done: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    fd: int | None = None
+    dropped: bool = False
+
+    def take(self, path: str) -> Opened | None:
+        """The decompressed bytes as an input, once decoding is done; None when it was
+        abandoned or the file changed since."""
+        self.done.wait()
+        with self.lock:
+            fd, self.fd, self.dropped = self.fd, None, True
+        if fd is None:
+            return None
+        try:
+            same = _identity(os.stat(path)) == self.identity
+        except OSError:
+            same = False
+        if not same:
+            os.close(fd)
+            return None
+        return Opened(os.fdopen(fd, "rb"), "none", os.fstat(fd).st_size)
+
+    def settle(self, fd: int | None) -> None:
+        """Decoding ended with ``fd`` (None: abandoned); closed at once when nobody wants it."""
+        with self.lock:
+            if self.dropped and fd is not None:
+                os.close(fd)
+            else:
+                self.fd = fd
+        self.done.set()
+
+    def drop(self) -> None:
+        with self.lock:
+            fd, self.fd, self.dropped = self.fd, None, True
+        if fd is not None:
+            os.close(fd)
+
+
+_ahead: dict[str, _Ahead] = {}
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@contextmanager
+def read_ahead(paths: Sequence[str]) -> Iterator[None]:
+    """Decompresses the small compressed files among ``paths`` on a thread of its own while the
+    body runs: the decoders release the GIL, so they use the second core while the caller does
+    work that holds it (``migtrace`` imports pandas meanwhile). :func:`open_input` then hands out
+    the bytes from memory, and the reader scans them without decompressing or copying.
+
+    Only when every path is a regular file, all of them together hold at most
+    ``READ_AHEAD_FILES`` bytes and decompress to at most ``READ_AHEAD_OUT``. A file that does
+    not decode cleanly (damage, truncation, something after the end) or that changed meanwhile
+    is read the usual way, which reports the damage. What no reader took is freed at the end."""
+    jobs = _ahead_jobs(paths)
+    if jobs:
+        threading.Thread(target=_decode_ahead, args=(jobs,), name="migtrace-read-ahead", daemon=True).start()
+    try:
+        yield
+    finally:
+        for path, _, ahead in jobs:
+            if _ahead.get(path) is ahead:
+                del _ahead[path]
+            ahead.drop()
+
+
+def _ahead_jobs(paths: Sequence[str]) -> list[tuple[str, str, _Ahead]]:
+    if not hasattr(os, "memfd_create") or not paths or "-" in paths:
+        return []
+    try:
+        stats = [os.stat(p) for p in paths]
+    except (OSError, ValueError):
+        return []
+    if not all(stat.S_ISREG(st.st_mode) for st in stats):
+        return []
+    if sum(st.st_size for st in stats) > READ_AHEAD_FILES:
+        return []
+    jobs = []
+    for path, st in zip(paths, stats, strict=True):
+        try:
+            with open(path, "rb") as f:
+                kind = _detect_compression(f.read(8))
+        except OSError:
+            continue
+        if kind in _ONE_PASS and path not in _ahead:
+            _ahead[path] = ahead = _Ahead(_identity(st))
+            jobs.append((path, kind, ahead))
+    return jobs
+
+
+def _decode_ahead(jobs: list[tuple[str, str, _Ahead]]) -> None:
+    budget = READ_AHEAD_OUT
+    for path, kind, ahead in jobs:
+        fd = None
+        try:
+            fd, used = _decode_into_memory(path, kind, budget)
+            budget -= used
+        except Exception:  # damage, truncation, too big, unreadable: the usual reading says why
+            fd = None
+        finally:
+            ahead.settle(fd)
+
+
+def _decode_into_memory(path: str, kind: str, limit: int) -> tuple[int, int]:
+    """A memfd holding the decompressed bytes of ``path`` and their count; _Abandoned when they
+    are more than ``limit`` or the stream does not end cleanly."""
+    with open(path, "rb") as f:
+        data = f.read()
+    fd = os.memfd_create("migtrace-input", os.MFD_CLOEXEC)
+    try:
+        total = 0
+        while data:  # concatenated members (xz -c a b, gzip -c a b) follow each other
+            dec = _ONE_PASS[kind]()
+            out = dec.decompress(data, limit - total + 1)
+            total += len(out)
+            if total > limit or not dec.eof:
+                raise _Abandoned(path)
+            view = memoryview(out)
+            while view:
+                view = view[os.write(fd, view) :]
+            data = dec.unused_data
+        if not total:
+            raise _Abandoned(path)
+        os.lseek(fd, 0, os.SEEK_SET)
+        return fd, total
+    except BaseException:
+        os.close(fd)
+        raise

@@ -7,18 +7,12 @@ import sys
 import time
 from collections.abc import Sequence
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, TYPE_CHECKING, Self
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    ProgressColumn,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-)
+if TYPE_CHECKING:
+    from rich.progress import ProgressColumn, TaskID
+
+# rich.progress is imported by the bars themselves: most runs ask wants_progress() and show none.
 
 PROGRESS_MIN_BYTES = 50 << 20
 """Inputs smaller than this (together) load fast enough to need no bar."""
@@ -29,6 +23,9 @@ class StderrBar:
     between ``with`` and its end; the progress bars of migtrace's commands are made of it."""
 
     def __init__(self, columns: Sequence[ProgressColumn], stream: IO[str] | None = None) -> None:
+        from rich.console import Console
+        from rich.progress import Progress
+
         self._console = Console(file=stream or sys.stderr)
         self._bar = Progress(*columns, console=self._console, transient=True)
 
@@ -46,6 +43,8 @@ class ReadProgress(StderrBar):
     """Shows one bar per input file on stderr; implements ``parsers.registry.Progress``."""
 
     def __init__(self, stream: IO[str] | None = None) -> None:
+        from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn
+
         columns = (
             TextColumn("{task.description}"),
             BarColumn(),
@@ -95,6 +94,8 @@ class RunsProgress(StderrBar):
     ``run 2/3 of before: qemu-7.2/run-2``; called as ``tracetool._check.repeats.RunProgress``."""
 
     def __init__(self, total: int, stream: IO[str] | None = None) -> None:
+        from rich.progress import BarColumn, TextColumn
+
         super().__init__((TextColumn("{task.description}"), BarColumn()), stream)
         self._task = self._bar.add_task("loading runs", total=total)
         self._done = 0

@@ -11,7 +11,7 @@ the middle of the two bounds (or the one bound there is), and the report says wh
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -19,9 +19,12 @@ import pandas as pd
 from parsers.segment import NO_TIME
 from tracetool._model.querymigrate import QueryMigrate
 from tracetool._model.trace import Trace
-from tracetool._timeline.builder import build_timeline
-from tracetool._timeline.result import Timeline
-from tracetool._timeline.rules import WireRule, rules
+
+if TYPE_CHECKING:
+    from tracetool._timeline.result import Timeline
+    from tracetool._timeline.rules import WireRule
+# The timeline (its rules, its builder) is imported where it is used: the helpers on processes
+# serve commands that build no timeline (summary).
 
 SAME_CLOCK = "same-clock"
 WIRE_EVENTS = "wire-events"
@@ -145,6 +148,8 @@ def align(trace: Trace, method: str = "auto") -> Alignment:
     c_src, c_dst = process_clock(trace, src_mask), process_clock(trace, dst_mask)
     if "none" in (c_src, c_dst):
         return Alignment(NO_ALIGNMENT, src, dst, notes=["a side has no timestamps: no common time axis"])
+    from tracetool._timeline.rules import rules
+
     lower: list[int] = []
     upper: list[int] = []
     pairs: dict[str, int] = {}
@@ -262,6 +267,8 @@ def switchover_downtime(
     trace: Trace, query: QueryMigrate | None = None, alignment: Alignment | None = None
 ) -> Downtime:
     """Downtime from the source's and the destination's phases (see :class:`Downtime`)."""
+    from tracetool._timeline.builder import build_timeline
+
     tl = build_timeline(trace)
     a = alignment or align(trace)
     src, dst = process_of_side(trace, "src"), process_of_side(trace, "dst")
@@ -286,6 +293,8 @@ def switchover_downtime(
 
 def total_time(trace: Trace, query: QueryMigrate | None = None) -> TotalTime:
     """Total migration time from the source's and the destination's phases."""
+    from tracetool._timeline.builder import build_timeline
+
     tl = build_timeline(trace)
     src, dst = process_of_side(trace, "src"), process_of_side(trace, "dst")
     return TotalTime(

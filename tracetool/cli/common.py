@@ -26,6 +26,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from parsers.io import read_ahead
 from tracetool.errors import ForeignInputWarning, InputError, TraceEventsError, UsageError
 
 if typing.TYPE_CHECKING:
@@ -256,7 +257,11 @@ def command(
             if not paths:
                 return fn(**kwargs)
             given = {k: kwargs.pop(k) for k in list(kwargs) if k in names and k not in ("format", "strict")}
-            return fn(inputs=Inputs(**given), **kwargs)
+            inputs = Inputs(**given)
+            # Small compressed traces decompress on another core while the command imports
+            # pandas and the rest: 0.04 s of a 0.5 s `migtrace summary`.
+            with read_ahead(inputs.paths):
+                return fn(inputs=inputs, **kwargs)
 
         wrapper.__name__ = fn.__name__
         wrapper.__qualname__ = fn.__qualname__

@@ -1,4 +1,8 @@
-"""Starting the command line: quiet on Ctrl-C from the very first moment.
+"""Starting the command line: only what the command needs, quiet on Ctrl-C from the very first
+moment, and a quick exit.
+
+The process imports the module of the command it runs and no other (``tracetool.cli.commands``)
+and leaves the garbage collector's last pass out of its exit.
 
 Ctrl-C (SIGINT) makes ``migtrace`` exit with code 130 and one line, whenever it comes, and
 nothing half-written is left behind (output files are written atomically, and a file whose
@@ -6,14 +10,16 @@ writing is finished after the interrupt is not put in place). The handler marks 
 before it raises KeyboardInterrupt, because Python can lose that exception inside some imports
 (pandas' start-up, for one) or in a callback whose exceptions Python only reports (a weakref's,
 a finalizer's: those reports are silenced for KeyboardInterrupt); the command checks the mark
-when it ends. A SIGINT that was
-ignored when migtrace started (a job started in the background) stays ignored.
+when it ends. A SIGINT that was ignored when migtrace started (a job started in the background)
+stays ignored.
 """
 
 from __future__ import annotations
 
+import gc
 import signal
 import sys
+from collections.abc import Callable
 from types import FrameType
 
 from reports.atomic import INTERRUPTED
@@ -36,16 +42,33 @@ def _unraisable(report: sys.UnraisableHookArgs) -> None:
 _default_unraisable = sys.unraisablehook
 
 
+def _command_line() -> Callable[[], None]:
+    """Imports what the command on the command line needs (``tracetool.cli.commands``)."""
+    from tracetool.cli.commands import load_commands
+    from tracetool.cli.common import app, run
+
+    load_commands(sys.argv[1:])
+    return lambda: run(app)
+
+
 def main() -> None:
     """The ``migtrace`` command."""
     sys.unraisablehook = _unraisable
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        from tracetool.cli.main import main as run
+        run = _command_line()
     else:
         signal.signal(signal.SIGINT, _interrupt)
         try:
-            from tracetool.cli.main import main as run
+            run = _command_line()
         except KeyboardInterrupt:
             sys.stderr.write("migtrace: interrupted\n")
             raise SystemExit(EXIT_INTERRUPTED) from None
-    run()
+    try:
+        run()
+    finally:
+        # Python's exit still runs (atexit, threads joined, stdout and stderr flushed, modules
+        # torn down), but its garbage collector no longer walks every object pandas and pyarrow
+        # created: that walk took 0.07 s of a 0.5 s `migtrace summary`, only to free memory the
+        # process returns. What only a reference cycle still holds is left to the OS: migtrace
+        # closes the files it writes itself (reports.atomic).
+        gc.freeze()

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
-from tracetool import cli
+from tracetool.cli.commands import load_commands
 from tracetool.cli.common import app, run
 
-NOT_COMMANDS = {"common", "main", "__main__"}
-
-# Every other module of the package defines one command; importing it registers it.
-for _mod in sorted(m.name for m in pkgutil.iter_modules(cli.__path__)):
-    if _mod not in NOT_COMMANDS:
-        importlib.import_module(f"tracetool.cli.{_mod}")
+# Importing this module registers every command (for those who use ``app``); the ``migtrace``
+# process registers only the one it runs (``tracetool.cli.launch``).
+load_commands()
 
 
 def main() -> None:
