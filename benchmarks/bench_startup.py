@@ -13,13 +13,15 @@ user pays.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import child_env
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCHER = REPO / "scripts" / "migtrace"
@@ -45,14 +47,12 @@ def main() -> None:
         f"migtrace summary {Path(args.sample).name}": [sys.executable, str(LAUNCHER), "summary", args.sample],
     }
     times: dict[str, list[float]] = {name: [] for name in commands}
-    with tempfile.TemporaryDirectory(prefix="migtrace-bytecode-") as cache:
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-        env["PYTHONPYCACHEPREFIX"] = cache
-        for argv in commands.values():  # warm the page cache and the bytecode
-            _seconds(argv, env)
-        for _ in range(args.repeat):
-            for name, argv in commands.items():
-                times[name].append(_seconds(argv, env))
+    env = child_env()
+    for argv in commands.values():  # warm the page cache and the bytecode
+        _seconds(argv, env)
+    for _ in range(args.repeat):
+        for name, argv in commands.items():
+            times[name].append(_seconds(argv, env))
     base = statistics.median(times["python -c pass"])
     print(f"{'command':<40} {'median':>8} {'beyond python':>14} {'target':>8}")
     for name, values in times.items():

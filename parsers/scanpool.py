@@ -200,11 +200,8 @@ def _read_blocks(
                 pending[slot] = None
             buf = ring[slot]
             need = len(carry) + CHUNK_BYTES
-            if len(buf) < need:
-                try:
-                    buf.extend(bytes(need - len(buf)))
-                except BufferError:  # a finished scan's view of it is not collected yet
-                    buf = ring[slot] = bytearray(need)
+            if len(buf) < need:  # a new buffer: growing one would build and copy the zeros
+                buf = ring[slot] = bytearray(need)
             buf[: len(carry)] = carry
             with memoryview(buf) as view:
                 try:
