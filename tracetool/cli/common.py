@@ -443,6 +443,11 @@ def run(entry: Callable[..., Any], args: Sequence[str] | None = None) -> None:
     except MemoryError:
         fail("out of memory while reading the trace", EXIT_INTERNAL)
     except Exception as exc:  # a bug must still not print a traceback by default
+        if _interrupted():
+            # What fails after a Ctrl-C fails because of it: an import it cut short (pandas
+            # half imported answers the next import with an ImportError), a reader it stopped.
+            sys.stderr.write("migtrace: interrupted\n")
+            raise SystemExit(EXIT_INTERRUPTED) from None
         if os.environ.get("MIGTRACE_DEBUG"):
             raise
         fail(f"internal error: {type(exc).__name__}: {exc} (set MIGTRACE_DEBUG=1 for details)", EXIT_INTERNAL)
