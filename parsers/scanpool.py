@@ -18,6 +18,7 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -94,8 +95,10 @@ class _RowSink:
     costs address space, not memory. Which rows came from which lane is kept for the remap.
     """
 
-    COMPRESSED_RATIO = 10
-    """Expected bytes of text per byte of a compressed file (trace text compresses 10-30x)."""
+    COMPRESSED_RATIO: ClassVar[dict[str, int]] = {"gzip": 12, "zstd": 25, "bz2": 30, "xz": 40}
+    """Expected bytes of text per byte of a compressed file, by compression (QEMU trace text
+    at the levels people use). Guessing high costs address space only; guessing low costs a
+    copy of every column when they grow."""
 
     def __init__(self, dtypes: dict[str, type]) -> None:
         self.dtypes = dtypes
@@ -105,9 +108,10 @@ class _RowSink:
         self.expected_bytes: int | None = None
         self.lane_rows: list[tuple[int, int, int]] = []  # (lane, first row, end row), lanes >= 1
 
-    def expect(self, size: int | None, compressed: bool) -> None:
-        """The size of the input on disk, when known."""
-        self.expected_bytes = None if size is None else size * (self.COMPRESSED_RATIO if compressed else 1)
+    def expect(self, size: int | None, compression: str) -> None:
+        """The size of the input on disk, when known, and its compression ("none", "xz"...)."""
+        ratio = 1 if compression == "none" else self.COMPRESSED_RATIO.get(compression, 10)
+        self.expected_bytes = None if size is None else size * ratio
 
     def reserve(self, rows: int, block_bytes: int) -> int:
         """Room for ``rows`` more rows; returns the row where they go."""
@@ -166,7 +170,7 @@ def _read_blocks(
     pending: list[Future[object] | None],
     on_block: Callable[[int, memoryview, bool], Future[object]],
     progress: Progress | None = None,
-    on_open: Callable[[int | None, bool], None] | None = None,
+    on_open: Callable[[int | None, str], None] | None = None,
 ) -> str | None:
     """Reads ``path`` into the ring of buffers, handing each block of whole lines to ``on_block``.
 
@@ -176,7 +180,7 @@ def _read_blocks(
     opened = open_input(path)
     stream = opened.stream
     if on_open is not None:
-        on_open(opened.size, opened.compression != "none")
+        on_open(opened.size, opened.compression)
     if progress is not None:
         progress.start(path, opened.size)
     if opened.compression == "none" and opened.size and path != "-":

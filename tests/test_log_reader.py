@@ -258,6 +258,25 @@ def test_every_compression_reads_the_same(tmp_path: Path, kind: str) -> None:
     assert _names(seg)[0] == raw.split(b":", 1)[1].split(b" ", 1)[0].decode()
 
 
+def test_columns_grow_past_a_low_guess_of_the_compressed_size(tmp_path: Path) -> None:
+    # The result columns are sized from the file's size and a usual compression ratio; a
+    # repetitive trace compresses far better, so they must grow (and keep every row) while
+    # several blocks arrive on several lanes.
+    head = _decompressed(sample("qemu-7.2", "e-precopy-mutex", "dst.trace.xz"))[: 1 << 20]
+    raw = head[: head.rindex(b"\n") + 1] * 40  # 40 MB: five blocks
+    packed = zstandard.ZstdCompressor(write_content_size=False).compress(raw)
+    assert len(raw) > 100 * len(packed)  # far above the 25x guessed for zstd
+    path = _write(tmp_path, "trace.zst", packed)
+    plain = _write(tmp_path, "trace.log", raw)
+    got = read_log_inputs([LogInput(path)], engine="compiled", lanes=2)[0]
+    want = read_log_inputs([LogInput(plain)], engine="compiled", lanes=1)[0]
+    assert got.lines == want.lines == raw.count(b"\n")
+    for col in ("ts", "tid", "line", "flags"):
+        assert np.array_equal(getattr(got, col), getattr(want, col)), col
+    assert _names(got) == _names(want)
+    assert _args(got) == _args(want)
+
+
 def test_truncated_compressed_file_keeps_what_was_decoded(tmp_path: Path) -> None:
     raw = _decompressed(sample("qemu-7.2", "a-precopy-plain", "src.trace.xz"))
     packed = gzip.compress(raw)
