@@ -333,3 +333,58 @@ def test_cli_answers_bad_input_flags_it_with_file_and_line_and_fails_only_with_s
     strict = run_cli("timeline", path, "--strict", "--kind", "qmp")
     assert strict.returncode == 1 and "Traceback" not in strict.stderr
     assert f"{path}:{begin + 1}" in strict.stdout
+
+
+def _stepping_back_trace(
+    path: Path, rng: random.Random, threads: int, lines: int
+) -> list[tuple[int, int, int]]:
+    """Writes a log trace where now and then a thread's line carries a time earlier than lines
+    before it (of any thread, its own included); returns (tid, ts_us, line) per line."""
+    out, rows, t = [], [], 1_000_000
+    for n in range(1, lines + 1):
+        tid = 100 + rng.randrange(threads)
+        t += rng.randrange(1, 4)
+        ts = t - rng.randrange(1, 60) if rng.random() < 0.03 else t
+        sec, usec = divmod(ts, 1_000_000)
+        body = f"qemu_mutex_lock waiting on mutex 0x1 (a.c:{n})"
+        out.append(f"{tid}@{1795693810 + sec}.{usec:06d}:{body}\n".encode())
+        rows.append((tid, ts, n))
+    path.write_bytes(b"".join(out))
+    return rows
+
+
+def _back_steps_by_hand(rows: list[tuple[int, int, int]]) -> set[int]:
+    """Lines followed, in stable time order, by an earlier line of the same thread."""
+    in_time = sorted(rows, key=lambda r: r[1])  # sorted() is stable: equal times keep file order
+    last: dict[int, int] = {}
+    out = set()
+    for tid, _, line in in_time:
+        if tid in last and last[tid] > line:
+            out.add(last[tid])
+        last[tid] = line
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_back_steps_found_near_moved_rows_are_every_back_step(tmp_path: Path, seed: int) -> None:
+    # The timeline looks for back-steps only next to the rows the time sort moved; a plain walk
+    # of every thread's lines in time order must find the same ones.
+    rng = random.Random(seed)
+    rows = _stepping_back_trace(tmp_path / "t.trace", rng, threads=5, lines=20_000)
+    trace = tracetool.load(str(tmp_path / "t.trace"))
+    assert trace.moved_rows is not None and len(trace.moved_rows)
+    tl = build_timeline(trace)
+    found = set(tl.issues.loc[tl.issues["kind"] == "out-of-order", "line"].tolist())
+    want = _back_steps_by_hand(rows)
+    assert want and found == want
+
+
+def test_back_steps_of_two_inputs_are_found_per_input(tmp_path: Path) -> None:
+    rng = random.Random(7)
+    a = _stepping_back_trace(tmp_path / "a.trace", rng, threads=3, lines=8_000)
+    b = _stepping_back_trace(tmp_path / "b.trace", rng, threads=3, lines=8_000)
+    tl = build_timeline(tracetool.load([str(tmp_path / "a.trace"), str(tmp_path / "b.trace")]))
+    issues = tl.issues[tl.issues["kind"] == "out-of-order"]
+    for name, rows in (("a.trace", a), ("b.trace", b)):
+        mine = issues[issues["path"].str.endswith(name)]
+        assert set(mine["line"].tolist()) == _back_steps_by_hand(rows)

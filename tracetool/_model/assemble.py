@@ -64,6 +64,10 @@ class Columns:
     inputs: list[InputInfo]
     other_lines: pd.DataFrame  # source, line, text
     extra: dict[str, np.ndarray] = field(default_factory=dict)
+    # Rows the time sort put somewhere else than the inputs had them (ascending); every other
+    # row kept its place, so rows of one thread and input are out of line order only next to
+    # these. None: not known (the full check is needed).
+    moved: np.ndarray | None = None
 
 
 def _unify_tables(tables: list[StringTable]) -> tuple[list[str], list[np.ndarray]]:
@@ -243,6 +247,7 @@ def assemble(segments: list[Segment]) -> Columns:
         inputs=inputs,
         other_lines=other_df,
         extra=merged_extra,
+        moved=np.zeros(0, dtype=np.int64) if moves is None else moves.positions,
     )
 
 

@@ -425,7 +425,8 @@ def borrow(simple: Trace, log: Trace) -> BorrowResult:
         )
         for i in c.inputs
     ]
-    columns = dataclasses.replace(c, ts=ts, tid=tid, inputs=inputs)
+    # New tids and a new time order: which rows moved is no longer known.
+    columns = dataclasses.replace(c, ts=ts, tid=tid, inputs=inputs, moved=None)
     order = stable_time_order(ts)
     if order is not None:
         per_row = ("ts", "tid", "pid", "source", "name", "args", "line_thread", "line", "flags")

@@ -74,6 +74,12 @@ class Trace:
         return self._c.line
 
     @property
+    def moved_rows(self) -> np.ndarray | None:
+        """Rows the time sort took out of their inputs' order (ascending), None when not known:
+        rows of one thread and input can be out of line order only next to these."""
+        return self._c.moved
+
+    @property
     def flags(self) -> np.ndarray:
         """Per-event flags (``parsers.segment.EVENT_*`` bits)."""
         return self._c.flags

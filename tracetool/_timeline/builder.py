@@ -22,7 +22,7 @@ import pandas as pd
 
 from parsers.segment import NO_TIME
 from tracetool._model.trace import Trace
-from tracetool._timeline.columns import EventColumns
+from tracetool._timeline.columns import EventColumns, nearest_row
 from tracetool._timeline.frames import (
     INSTANT_COLUMNS,
     ISSUE_COLUMNS,
@@ -360,24 +360,14 @@ class _Builder(EventColumns):
             key = self.row_thread
         else:
             key = self.row_thread.astype(np.int64) * 4096 + self.trace.source
-        groups = np.flatnonzero(np.bincount(key)) if self.n else key[:0]
-        lines = self.trace.line
-        back_rows: list[np.ndarray] = []
-        above: list[np.ndarray] = []
-        if len(groups) <= 64:
-            for g in groups.tolist():
-                rows = np.flatnonzero(key == g)
-                ln = lines[rows]
-                b = np.flatnonzero(ln[1:] < ln[:-1])
-                back_rows.append(rows[b])
-                above.append(ln[b + 1])
+        moved = self.trace.moved_rows
+        if moved is not None and len(moved) <= _NEAR_MOVED_MAX:
+            # Rows the time sort left in place keep their file order, so every back-step has a
+            # moved row on one side: only the neighbours of those need a look.
+            back, up = back_steps_near(key, self.trace.line, moved)
+            back_rows, above = [back], [up]
         else:
-            order = np.argsort(key, kind="stable")
-            k = key[order]
-            ln = lines[order]
-            b = np.flatnonzero((k[1:] == k[:-1]) & (ln[1:] < ln[:-1]))
-            back_rows.append(order[b])
-            above.append(ln[b + 1])
+            back_rows, above = _back_steps(key, self.trace.line, self.n)
         rows_all = np.concatenate(back_rows) if back_rows else np.zeros(0, np.int64)
         if len(rows_all):
             # in time order, row ``back`` comes from a later line than the row after it
@@ -457,3 +447,47 @@ class _Builder(EventColumns):
             has_time=self.has_time,
             threads_known=self.threads_known,
         )
+
+
+_NEAR_MOVED_MAX = 20_000
+"""Up to this many moved rows their neighbours are looked at one by one; above, every thread's
+rows are walked."""
+
+
+def _back_steps(key: np.ndarray, lines: np.ndarray, n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Rows followed (in time order) by a row of the same key from an earlier line, and that
+    line: every group of rows walked in order."""
+    groups = np.flatnonzero(np.bincount(key)) if n else key[:0]
+    back_rows: list[np.ndarray] = []
+    above: list[np.ndarray] = []
+    if len(groups) <= 64:
+        for g in groups.tolist():
+            rows = np.flatnonzero(key == g)
+            ln = lines[rows]
+            b = np.flatnonzero(ln[1:] < ln[:-1])
+            back_rows.append(rows[b])
+            above.append(ln[b + 1])
+    else:
+        order = np.argsort(key, kind="stable")
+        k = key[order]
+        ln = lines[order]
+        b = np.flatnonzero((k[1:] == k[:-1]) & (ln[1:] < ln[:-1]))
+        back_rows.append(order[b])
+        above.append(ln[b + 1])
+    return back_rows, above
+
+
+def back_steps_near(key: np.ndarray, lines: np.ndarray, moved: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What ``_back_steps`` finds, looking only at each moved row and the rows of its key right
+    before and after it."""
+    pairs: set[tuple[int, int]] = set()
+    for m in moved.tolist():
+        code = int(key[m])
+        before = nearest_row(key, code, m, -1)
+        after = nearest_row(key, code, m + 1, 1)
+        if before is not None:
+            pairs.add((before, m))
+        if after is not None:
+            pairs.add((m, after))
+    steps = sorted((x, int(lines[y])) for x, y in pairs if lines[x] > lines[y])
+    return np.array([x for x, _ in steps], dtype=np.int64), np.array([a for _, a in steps], dtype=np.int64)

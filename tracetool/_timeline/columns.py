@@ -188,13 +188,31 @@ _LOOK_BACK_ROWS = 1 << 20
 
 
 def _look_back(by_row: np.ndarray, code: int, limit: int) -> int | None:
-    """The last row before ``limit`` whose code is ``code``, found by looking back in growing
-    windows; None when none is within ``_LOOK_BACK_ROWS`` rows (the caller lists the rows)."""
-    hi, window = min(limit, len(by_row)), 4096
-    while hi > 0 and limit - hi < _LOOK_BACK_ROWS:
-        lo = max(0, hi - window)
+    """The last row before ``limit`` whose code is ``code``; None when none is within
+    ``_LOOK_BACK_ROWS`` rows (the caller lists the rows)."""
+    return nearest_row(by_row, code, limit, -1, _LOOK_BACK_ROWS)
+
+
+def nearest_row(by_row: np.ndarray, code: int, pos: int, step: int, reach: int | None = None) -> int | None:
+    """The row nearest ``pos`` whose code is ``code``: the last one before it (``step`` -1) or
+    the first one at or after it (``step`` 1), found in windows that grow from ``pos``; None
+    when there is none (within ``reach`` rows, when given)."""
+    n = len(by_row)
+    window = 4096
+    if step < 0:
+        hi = min(pos, n)
+        while hi > 0 and (reach is None or pos - hi < reach):
+            lo = max(0, hi - window)
+            hit = np.flatnonzero(by_row[lo:hi] == code)
+            if len(hit):
+                return lo + int(hit[-1])
+            hi, window = lo, window * 4
+        return None
+    lo = max(pos, 0)
+    while lo < n and (reach is None or lo - pos < reach):
+        hi = min(n, lo + window)
         hit = np.flatnonzero(by_row[lo:hi] == code)
         if len(hit):
-            return lo + int(hit[-1])
-        hi, window = lo, window * 4
+            return lo + int(hit[0])
+        lo, window = hi, window * 4
     return None
