@@ -136,16 +136,21 @@ class MutexState:
         n_mutex = max(len(self.mutexes), 1)
         bounds = np.cumsum([0] + [len(m) for m in mutexes]).tolist()
 
+        n_pairs = len(th) * n_mutex
+        key_type = np.int32 if n_pairs < 2**31 else np.int64
+
         def keys_of(k: int) -> tuple[np.ndarray, np.ndarray]:
             """(thread, mutex) key and row of the readable events of part ``k``."""
             p, r = parts[k], readable[k]
-            code = np.full(len(r), -1, dtype=np.int64)
+            code = np.full(len(r), -1, dtype=key_type)
             code[r] = inverse[bounds[k] : bounds[k + 1]]
-            ok = r[p.text]
-            rows = p.rows[ok]
-            return trace.row_thread[rows].astype(np.int64) * n_mutex + code[p.text[ok]], rows
+            if r.all():  # the usual case: no row to leave out
+                rows, text = p.rows, p.text
+            else:
+                ok = r[p.text]
+                rows, text = p.rows[ok], p.text[ok]
+            return trace.row_thread[rows].astype(key_type) * key_type(n_mutex) + code[text], rows
 
-        n_pairs = len(th) * n_mutex
         last = {kind: np.full(0, -1, dtype=np.int64) for kind in (LOCK, LOCKED, UNLOCK)}
         if n_pairs <= _DENSE_LIMIT:
             slot_key = np.arange(n_pairs, dtype=np.int64)
