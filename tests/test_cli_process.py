@@ -77,3 +77,32 @@ def test_ctrl_c_at_any_moment_exits_130_quietly(tmp_path: Path, when: str) -> No
     assert proc.returncode == 130, (proc.returncode, stderr)
     assert stderr.strip() == "migtrace: interrupted"
     assert not out.exists() and not list(tmp_path.iterdir())  # nothing half-written
+
+
+_INTERRUPT_WHILE_LAUNCHING = """
+import os, runpy, signal, sys
+
+class Interrupt:
+    # Ctrl-C at the moment the script imports migtrace's launcher, before it handles SIGINT.
+    def find_spec(self, name, path=None, target=None):
+        if name == "tracetool.cli.launch":
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+signal.signal(signal.SIGINT, signal.default_int_handler)
+sys.meta_path.insert(0, Interrupt())
+sys.argv = [sys.argv[1], "--version"]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_ctrl_c_while_the_script_imports_the_launcher_exits_130_quietly() -> None:
+    """The moment before migtrace's own SIGINT handler is in place: the script says the same."""
+    run = subprocess.run(
+        [sys.executable, "-c", _INTERRUPT_WHILE_LAUNCHING, str(LAUNCHER)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
+    assert run.stderr == "migtrace: interrupted\n" and run.returncode == 130, (run.returncode, run.stderr)

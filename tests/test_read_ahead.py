@@ -132,7 +132,18 @@ def test_what_no_reader_took_is_freed(tmp_path: Path) -> None:
     assert str(path) not in pio._ahead
 
 
-def test_the_command_line_reads_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
+RUN_FOLDER = sample("qemu-7.2", "a-precopy-plain")
+
+
+@pytest.mark.parametrize(
+    ("given", "files"),
+    [
+        (SAMPLE, [SAMPLE]),
+        # a run folder: its traces, listed as the load lists them
+        (RUN_FOLDER, [os.path.join(RUN_FOLDER, n) for n in ("dst.trace.xz", "src.trace.xz")]),
+    ],
+)
+def test_the_command_line_reads_ahead(monkeypatch: pytest.MonkeyPatch, given: str, files: list[str]) -> None:
     taken: list[str] = []
     take = pio._Ahead.take
 
@@ -142,6 +153,6 @@ def test_the_command_line_reads_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
         return opened
 
     monkeypatch.setattr(pio._Ahead, "take", spy)
-    r = run_cli("summary", SAMPLE, "--format", "json")
+    r = run_cli("summary", given, "--format", "json")
     assert r.returncode == 0, r.stderr
-    assert taken == [SAMPLE]
+    assert sorted(taken) == files

@@ -28,13 +28,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from parsers.inputs import strip_compression
 from tracetool._model.jsonfile import json_text, read_json_file
 from tracetool._model.querymigrate import QueryMigrate
-from tracetool._model.trace import Trace
 from tracetool.errors import UsageError
+
+if TYPE_CHECKING:  # the model imports pandas; resolving paths needs none of it
+    from tracetool._model.trace import Trace
 
 SIDECARS = ("dst-threads.json", "src-threads.json")
 QUERY_MIGRATE = "query-migrate.json"

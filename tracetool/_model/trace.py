@@ -293,8 +293,9 @@ class Trace:
 
         Returns ``(rows, text_index, frame)``: ``frame`` has one row per distinct text of the
         event (the columns of ``fields`` plus ``decoded``), and event row ``rows[i]`` has the
-        fields in ``frame.iloc[text_index[i]]``. Per-row work is then one integer gather, which
-        is what an analysis of millions of mutex events wants.
+        fields in ``frame.iloc[text_index[i]]`` (``text_index``: int32 where the trace has fewer
+        than 2**31 distinct texts). Per-row work is then one integer gather, which is what an
+        analysis of millions of mutex events wants.
         """
         rows = self.rows(event) if rows is None else np.asarray(rows, dtype=np.int64)
         codes = self._c.args[rows]
@@ -306,7 +307,9 @@ class Trace:
             present = np.zeros(ntotal, dtype=bool)
             present[codes] = True
             uniq = np.flatnonzero(present)
-            take = (np.cumsum(present) - 1)[codes]
+            position: np.ndarray = np.cumsum(present, dtype=np.int32 if ntotal < 2**31 else np.int64)
+            take = position[codes]
+            take -= 1
         parts: list[pd.DataFrame] = []
         matched_parts: list[np.ndarray] = []
         for t in self._c.args_tables:
@@ -323,7 +326,7 @@ class Trace:
             per_unique["decoded"] = np.concatenate(matched_parts)
         else:
             per_unique = pd.DataFrame({"decoded": np.zeros(0, dtype=bool)})
-        return rows, np.asarray(take, dtype=np.int64), per_unique
+        return rows, take, per_unique
 
     def _decode_rows(self, event: str, rows: np.ndarray) -> pd.DataFrame:
         rows, take, per_unique = self.fields_by_text(event, rows)

@@ -25,7 +25,7 @@ class MutexPart:
 
     kind: int  # LOCK, LOCKED or UNLOCK
     rows: np.ndarray  # int64 trace rows, in time order
-    text: np.ndarray  # int64 per row: index into the per-text columns below
+    text: np.ndarray  # int32 per row (int64 past 2**31 texts): index into the per-text columns below
     readable: np.ndarray  # bool per text: mutex, file and line decoded
     mutex: np.ndarray  # uint64 per text
     site: np.ndarray  # int32 per text: code into the call-site table (-1: none)
@@ -112,7 +112,7 @@ def read_parts(
         rows, text, f = trace.fields_by_text(name)
         if not len(rows):
             continue
-        text = text.astype(np.int32) if len(f) < 2**31 else text
+        text = text.astype(np.int32, copy=False) if len(f) < 2**31 else text
         kind = MUTEX_EVENTS.index(name)
         n = len(f)
         if not {"mutex", "file", "line"} <= set(f.columns):
