@@ -241,17 +241,35 @@ def _time_spans(c: Columns, row_thread: np.ndarray, nthreads: int) -> tuple[np.n
     """First and last timestamp of each thread (rows are in time order)."""
     first = np.full(nthreads, NO_TIME, dtype=np.int64)
     last = np.full(nthreads, NO_TIME, dtype=np.int64)
-    n = len(c.ts)
-    lo = np.full(nthreads, n, dtype=np.int64)
-    hi = np.full(nthreads, -1, dtype=np.int64)
-    for start in range(0, n, _BLOCK):
-        rows = np.flatnonzero(c.ts[start : start + _BLOCK] != NO_TIME) + start
-        np.minimum.at(lo, row_thread[rows], rows)
-        np.maximum.at(hi, row_thread[rows], rows)
+    lo = _edge_rows(c.ts, row_thread, nthreads, from_end=False)
+    hi = _edge_rows(c.ts, row_thread, nthreads, from_end=True)
     seen = hi >= 0
     first[seen] = c.ts[lo[seen]]
     last[seen] = c.ts[hi[seen]]
     return first, last
+
+
+def _edge_rows(ts: np.ndarray, row_thread: np.ndarray, nthreads: int, from_end: bool) -> np.ndarray:
+    """Each thread's first timed row (its last with ``from_end``), -1 where it has none.
+
+    Walks the rows a block at a time from that end and stops once every thread was met: most
+    threads show up in the first blocks, so this reads a fraction of the trace, and a block in
+    which no thread is new costs one count of its threads."""
+    n = len(ts)
+    out = np.full(nthreads, -1, dtype=np.int64)
+    missing = nthreads
+    starts = range(0, n, _BLOCK)
+    for start in reversed(starts) if from_end else starts:
+        if not missing:
+            break
+        timed = np.flatnonzero(ts[start : start + _BLOCK] != NO_TIME)
+        threads = row_thread[start : start + _BLOCK][timed]
+        new = np.flatnonzero((np.bincount(threads, minlength=nthreads) > 0) & (out < 0))
+        for t in new.tolist():
+            at = np.flatnonzero(threads == t)
+            out[t] = start + int(timed[at[-1] if from_end else at[0]])
+        missing -= len(new)
+    return out
 
 
 def _line_names(c: Columns, row_thread: np.ndarray, nthreads: int) -> list[str | None]:
