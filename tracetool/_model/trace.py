@@ -298,35 +298,70 @@ class Trace:
         analysis of millions of mutex events wants.
         """
         rows = self.rows(event) if rows is None else np.asarray(rows, dtype=np.int64)
-        codes = self._c.args[rows]
-        ntotal = sum(len(t.table) for t in self._c.args_tables)
-        if len(codes) * 8 < ntotal:
-            # Few rows against a big table: sorting the codes beats a pass over the table.
-            uniq, take = np.unique(codes, return_inverse=True)
-        else:
-            present = np.zeros(ntotal, dtype=bool)
-            present[codes] = True
-            uniq = np.flatnonzero(present)
-            position: np.ndarray = np.cumsum(present, dtype=np.int32 if ntotal < 2**31 else np.int64)
-            take = position[codes]
-            take -= 1
+        uniq, take = _distinct(self._c.args[rows], self._args_total)
+        return rows, take, self._texts_frame(event, uniq)
+
+    def fields_by_text_of(self, events: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[pd.DataFrame]]:
+        """:meth:`fields_by_text` of several events at once, in one pass over the trace.
+
+        Returns ``(rows, text_index, frames)``: the rows of all ``events`` in time order (int32
+        where the trace has fewer than 2**31 rows), and ``frames``, one per event as given (empty
+        for one that does not occur), each with a row per distinct text of that event. Row
+        ``rows[i]`` has the fields of text ``text_index[i]`` of the frames put one after the
+        other, in the order of ``events``.
+        """
+        slots = np.full(len(self._c.names), -1, dtype=np.int8)
+        codes = [self._name_index.get(e) for e in events]
+        for i, code in enumerate(codes):
+            if code is not None:
+                slots[code] = i
+        ntotal = self._args_total
+        width = len(events) * ntotal
+        # Block by block, into arrays made for every row but written only for the events (the
+        # pages of the rest are never touched): no temporary as long as the trace.
+        rows = np.empty(len(self), dtype=np.int32 if len(self) < 2**31 else np.int64)
+        key = np.empty(len(self), dtype=np.int32 if width < 2**31 else np.int64)
+        n = 0
+        for start in range(0, len(self), _BLOCK_ROWS):
+            slot = slots[self._c.name[start : start + _BLOCK_ROWS]]
+            at = np.flatnonzero(slot >= 0)
+            end = n + len(at)
+            key[n:end] = slot[at].astype(key.dtype) * ntotal + self._c.args[start : start + _BLOCK_ROWS][at]
+            rows[n:end] = at + start
+            n = end
+        rows, key = rows[:n], key[:n]
+        uniq, take = _distinct(key, width, in_place=True)
+        del key
+        bounds = np.searchsorted(uniq, np.arange(len(events) + 1) * ntotal)
+        frames = [
+            self._texts_frame(event, uniq[bounds[i] : bounds[i + 1]] - i * ntotal)
+            for i, event in enumerate(events)
+        ]
+        return rows, take, frames
+
+    @cached_property
+    def _args_total(self) -> int:
+        return sum(len(t.table) for t in self._c.args_tables)
+
+    def _texts_frame(self, event: str, codes: np.ndarray) -> pd.DataFrame:
+        """The typed fields of ``event`` for the argument codes ``codes`` (sorted), one row each,
+        with ``decoded`` (False where no variant of the event matched the text)."""
         parts: list[pd.DataFrame] = []
         matched_parts: list[np.ndarray] = []
         for t in self._c.args_tables:
             lo, hi = t.offset, t.offset + len(t.table)
-            sel = uniq[(uniq >= lo) & (uniq < hi)]
+            sel = codes[(codes >= lo) & (codes < hi)]
             if not len(sel):
                 continue
             values = t.table.values.take(pa.array(sel - lo))
             dec = argdecode.decode(t.encoding, self.catalog, event, values)
             parts.append(dec.frame.reset_index(drop=True))
             matched_parts.append(np.asarray(dec.matched, dtype=bool))
-        if parts:
-            per_unique = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].copy()
-            per_unique["decoded"] = np.concatenate(matched_parts)
-        else:
-            per_unique = pd.DataFrame({"decoded": np.zeros(0, dtype=bool)})
-        return rows, take, per_unique
+        if not parts:
+            return pd.DataFrame({"decoded": np.zeros(0, dtype=bool)})
+        per_unique = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].copy()
+        per_unique["decoded"] = np.concatenate(matched_parts)
+        return per_unique
 
     def _decode_rows(self, event: str, rows: np.ndarray) -> pd.DataFrame:
         rows, take, per_unique = self.fields_by_text(event, rows)
@@ -373,6 +408,30 @@ def _narrow(codes: np.ndarray) -> np.ndarray:
         if top <= np.iinfo(dtype).max:
             return codes.astype(dtype)
     return codes.astype(np.int32)
+
+
+def _distinct(codes: np.ndarray, width: int, in_place: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values (sorted) of ``codes``, all in ``0..width-1``, and the index of each
+    element among them (int32 where fewer than 2**31 values are possible). ``in_place``: the
+    indices may be written over ``codes``."""
+    if len(codes) * 8 < width:
+        # Few codes against a wide range: sorting them beats a pass over the range.
+        uniq, take = np.unique(codes, return_inverse=True)
+        return uniq, take.reshape(-1)
+    present = np.zeros(width, dtype=bool)
+    present[codes] = True
+    position: np.ndarray = np.cumsum(present, dtype=np.int32 if width < 2**31 else np.int64)
+    np.subtract(position, 1, out=position)
+    if not in_place or codes.dtype != position.dtype:
+        return np.flatnonzero(present), position[codes]
+    for start in range(0, len(codes), _BLOCK_ROWS):
+        block = codes[start : start + _BLOCK_ROWS]
+        block[:] = position[block]
+    return np.flatnonzero(present), codes
+
+
+_BLOCK_ROWS = 1 << 20
+"""Rows per pass where a pass over the whole trace would otherwise make a trace-long temporary."""
 
 
 def _utc_times(ts: np.ndarray) -> pd.Series:

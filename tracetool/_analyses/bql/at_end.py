@@ -16,7 +16,6 @@ a call site after its last ``locked``; deadlocks cannot be told apart and are le
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from parsers.segment import NO_TIME
-from tracetool._analyses.bql.events import LOCK, LOCKED, UNLOCK, BqlEvents, MutexPart
+from tracetool._analyses.bql.events import LOCK, LOCKED, UNLOCK, BqlEvents, MutexTexts
 from tracetool._analyses.bql.identify import SiteTable
 from tracetool._analyses.bql.rules import role_of_site
 from tracetool._json import integer, text
@@ -106,6 +105,9 @@ class AtEnd:
         }
 
 
+_BLOCK = 1 << 20
+"""Mutex events per pass of the dense count."""
+
 _DENSE_LIMIT = 1 << 20
 """Up to this many (thread, mutex) pairs the last events are kept in flat arrays; above, the
 pairs that occur are numbered first (a hash pass)."""
@@ -119,7 +121,7 @@ class MutexState:
     ``locked`` and of the last ``lock``. The mutex events themselves are not kept.
     """
 
-    def __init__(self, trace: Trace, parts: Sequence[MutexPart], sites: SiteTable) -> None:
+    def __init__(self, trace: Trace, texts: MutexTexts, sites: SiteTable) -> None:
         self.sites = sites
         th = trace.threads
         self.tids = th["tid"].to_numpy(dtype=np.int64, na_value=-1)
@@ -128,57 +130,68 @@ class MutexState:
         self.process_of_thread = th["process"].cat.codes.to_numpy()
         self.row_thread = trace.row_thread
         self.ts = trace.ts
-        readable = [p.readable for p in parts]
-        mutexes = [p.mutex[r] for p, r in zip(parts, readable, strict=True)]
-        self.mutexes, inverse = np.unique(
-            np.concatenate(mutexes or [np.zeros(0, np.uint64)]), return_inverse=True
-        )
+        readable = texts.readable
+        self.mutexes, inverse = np.unique(texts.mutex[readable], return_inverse=True)
         n_mutex = max(len(self.mutexes), 1)
-        bounds = np.cumsum([0] + [len(m) for m in mutexes]).tolist()
-
         n_pairs = len(th) * n_mutex
-        key_type = np.int32 if n_pairs < 2**31 else np.int64
-
-        def keys_of(k: int) -> tuple[np.ndarray, np.ndarray]:
-            """(thread, mutex) key and row of the readable events of part ``k``."""
-            p, r = parts[k], readable[k]
-            code = np.full(len(r), -1, dtype=key_type)
-            code[r] = inverse[bounds[k] : bounds[k + 1]]
-            if r.all():  # the usual case: no row to leave out
-                rows, text = p.rows, p.text
-            else:
-                ok = r[p.text]
-                rows, text = p.rows[ok], p.text[ok]
-            return trace.row_thread[rows].astype(key_type) * key_type(n_mutex) + code[text], rows
-
-        last = {kind: np.full(0, -1, dtype=np.int64) for kind in (LOCK, LOCKED, UNLOCK)}
+        key_type = np.int32 if 3 * n_pairs < 2**31 else np.int64
+        mutex_of_text = np.full(len(readable), -1, dtype=key_type)
+        mutex_of_text[readable] = inverse.reshape(-1)
+        # The last row of each (kind, thread, mutex) in one array: kind * slots + slot.
         if n_pairs <= _DENSE_LIMIT:
             slot_key = np.arange(n_pairs, dtype=np.int64)
-            for k, p in enumerate(parts):  # one part at a time: little memory at once
-                key, rows = keys_of(k)
-                last[p.kind] = np.full(n_pairs, -1, dtype=np.int64)
-                np.maximum.at(last[p.kind], key, rows)
+            last_of = self._last_rows_dense(trace, texts, mutex_of_text, n_mutex, key_type)
         else:
-            found = [keys_of(k) for k in range(len(parts))]
-            every_key = np.concatenate([f[0] for f in found] or [np.zeros(0, np.int64)])
-            slot_codes, slots = pd.factorize(every_key)
-            split = np.split(
-                np.asarray(slot_codes, dtype=np.int64), np.cumsum([len(f[0]) for f in found])[:-1]
-            )
-            slot_key = np.asarray(slots, dtype=np.int64)
-            for p, key, (_, rows) in zip(parts, split, found, strict=True):
-                last[p.kind] = np.full(len(slot_key), -1, dtype=np.int64)
-                np.maximum.at(last[p.kind], key, rows)
-        for kind in (LOCK, LOCKED, UNLOCK):
-            if len(last[kind]) != len(slot_key):
-                last[kind] = np.full(len(slot_key), -1, dtype=np.int64)
+            slot_key, last_of = self._last_rows_sparse(trace, texts, mutex_of_text, n_mutex, key_type)
+        n_slots = len(slot_key)
+        last = {k: last_of[k * n_slots : (k + 1) * n_slots] for k in (LOCK, LOCKED, UNLOCK)}
         present = np.flatnonzero((last[LOCK] >= 0) | (last[LOCKED] >= 0) | (last[UNLOCK] >= 0))
         self.thread = slot_key[present] // n_mutex
         self.mutex = slot_key[present] % n_mutex
-        self.lock, self.locked, self.unlock = (last[k][present] for k in (LOCK, LOCKED, UNLOCK))
-        by_kind = {p.kind: p for p in parts}
-        self.locked_site = _sites_at(by_kind.get(LOCKED), self.locked)
-        self.lock_site = _sites_at(by_kind.get(LOCK), self.lock)
+        self.lock, self.locked, self.unlock = (
+            last[k][present].astype(np.int64) for k in (LOCK, LOCKED, UNLOCK)
+        )
+        self.locked_site = _sites_at(texts, self.locked)
+        self.lock_site = _sites_at(texts, self.lock)
+
+    @staticmethod
+    def _last_rows_dense(
+        trace: Trace, texts: MutexTexts, mutex_of_text: np.ndarray, n_mutex: int, key_type: type
+    ) -> np.ndarray:
+        """Slot (thread, mutex) = thread * n_mutex + mutex, block by block (little memory)."""
+        n_slots = len(trace.threads) * n_mutex
+        readable = mutex_of_text >= 0
+        base: np.ndarray = np.where(
+            readable, texts.kind.astype(key_type) * n_slots + mutex_of_text, -1
+        ).astype(key_type)
+        last_of = np.full(3 * n_slots, -1, dtype=texts.rows.dtype)
+        every = bool(readable.all())
+        for start in range(0, len(texts.rows), _BLOCK):
+            rows = texts.rows[start : start + _BLOCK]
+            of_row = base[texts.text[start : start + _BLOCK]]
+            if not every:
+                ok = of_row >= 0
+                rows, of_row = rows[ok], of_row[ok]
+            of_row += trace.row_thread[rows].astype(key_type) * key_type(n_mutex)
+            np.maximum.at(last_of, of_row, rows)
+        return last_of
+
+    @staticmethod
+    def _last_rows_sparse(
+        trace: Trace, texts: MutexTexts, mutex_of_text: np.ndarray, n_mutex: int, key_type: type
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Slots numbered in order of first occurrence (a hash pass): too many pairs for a
+        flat array of every (thread, mutex)."""
+        ok = mutex_of_text[texts.text] >= 0
+        rows, text = texts.rows[ok], texts.text[ok]
+        key = trace.row_thread[rows].astype(key_type) * key_type(n_mutex) + mutex_of_text[text]
+        codes, slots = pd.factorize(key)
+        del key
+        slot_key = np.asarray(slots, dtype=np.int64)
+        index = texts.kind[text].astype(np.int64) * len(slot_key) + np.asarray(codes, dtype=np.int64)
+        last_of = np.full(3 * len(slot_key), -1, dtype=rows.dtype)
+        np.maximum.at(last_of, index, rows)
+        return slot_key, last_of
 
     def _party(self, i: int, row: int, site: tuple[np.ndarray, np.ndarray]) -> Party:
         thread, ts = int(self.thread[i]), int(self.ts[row])
@@ -258,15 +271,15 @@ class MutexState:
         return found
 
 
-def _sites_at(part: MutexPart | None, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Call site and line of the events of ``part`` at ``rows`` (-1: no such event)."""
+def _sites_at(texts: MutexTexts, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Call site and line of the mutex events at ``rows`` (-1: no such event)."""
     site = np.full(len(rows), -1, dtype=np.int64)
     line = np.full(len(rows), -1, dtype=np.int64)
-    if part is not None and len(part.rows):
-        i = np.minimum(np.searchsorted(part.rows, rows), len(part.rows) - 1)
-        hit = (rows >= 0) & (part.rows[i] == rows)
-        text = part.text[i[hit]]
-        site[hit], line[hit] = part.site[text], part.site_line[text]
+    if len(texts.rows):
+        i = np.minimum(np.searchsorted(texts.rows, rows), len(texts.rows) - 1)
+        hit = (rows >= 0) & (texts.rows[i] == rows)
+        text = texts.text[i[hit]]
+        site[hit], line[hit] = texts.site[text], texts.site_line[text]
     return site, line
 
 

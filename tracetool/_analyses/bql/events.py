@@ -1,13 +1,12 @@
 """Reading the ``qemu_mutex_lock`` / ``locked`` / ``unlock`` events of a trace as numpy columns.
 
-Arguments are decoded once per distinct argument text (:meth:`Trace.fields_by_text`); the rows
-of an event only carry an index into those texts, so selecting the events of some mutexes is a
-test per distinct text and one gather over the rows.
+Arguments are decoded once per distinct argument text (:meth:`Trace.fields_by_text_of`, one
+pass over the trace for the three events); the rows only carry an index into those texts, so
+selecting the events of some mutexes is a test per distinct text and one gather over the rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,76 +72,98 @@ class MutexEvents:
         return self.text_site_line[self.code]
 
 
-def select_events(parts: Sequence[MutexPart], n_rows: int, keep: np.ndarray | None = None) -> MutexEvents:
-    """The readable events of ``parts`` (of the mutexes in ``keep`` only, when given) in time
-    order; ``n_rows``: the number of rows of the trace."""
-    offsets = np.cumsum([0] + [len(p.readable) for p in parts]).tolist()
-    code_at: np.ndarray = np.full(n_rows, -1, dtype=np.int64 if offsets[-1] >= 2**31 else np.int32)
-    for p, offset in zip(parts, offsets, strict=False):
-        ok = p.selected(keep)[p.text]
-        code_at[p.rows[ok]] = p.text[ok] + offset
-    row = np.flatnonzero(code_at >= 0)
-    if n_rows < 2**31:
-        row = row.astype(np.int32)
-    code = code_at[row]
-    del code_at
-    return MutexEvents(
-        row,
-        code,
-        np.concatenate([np.full(len(p.readable), p.kind, dtype=np.int8) for p in parts] or [_NONE8]),
-        np.concatenate([p.mutex for p in parts] or [_NONE64]),
-        np.concatenate([p.site for p in parts] or [_NONE32]),
-        np.concatenate([p.site_line for p in parts] or [_NONE32]),
-    )
+@dataclass
+class MutexTexts:
+    """Every mutex event of a trace in time order, with the arguments of each distinct text.
+
+    The per-text columns hold the texts of ``qemu_mutex_unlock``, then ``lock``, then
+    ``locked`` (the order :data:`READ_ORDER` gives), so the call sites are numbered in the
+    order the events are read."""
+
+    rows: np.ndarray  # trace rows (int32 when the trace has fewer than 2**31 rows)
+    text: np.ndarray  # per row: index into the per-text columns
+    kind: np.ndarray  # int8 per text: LOCK, LOCKED, UNLOCK
+    readable: np.ndarray  # bool per text: mutex, file and line decoded
+    mutex: np.ndarray  # uint64 per text
+    site: np.ndarray  # int32 per text: code into the call-site table (-1: none)
+    site_line: np.ndarray  # int32 per text (-1: unknown)
+    bounds: dict[int, tuple[int, int]]  # kind -> its range of texts, for the kinds that occur
+
+    def part(self, kind: int) -> MutexPart | None:
+        """The events of one kind (None when it does not occur), with that kind's texts."""
+        if kind not in self.bounds:
+            return None
+        lo, hi = self.bounds[kind]
+        mine = (self.text >= lo) & (self.text < hi)
+        text = self.text[mine]
+        text -= lo
+        return MutexPart(
+            kind,
+            self.rows[mine],
+            text,
+            self.readable[lo:hi],
+            self.mutex[lo:hi],
+            self.site[lo:hi],
+            self.site_line[lo:hi],
+        )
+
+    def unreadable_rows(self) -> np.ndarray:
+        """Rows whose arguments could not be decoded (sorted)."""
+        if self.readable.all():
+            return np.zeros(0, dtype=np.int64)
+        return self.rows[~self.readable[self.text]].astype(np.int64)
+
+    def select(self, keep: np.ndarray | None = None) -> MutexEvents:
+        """The readable events (of the mutexes in ``keep`` only, when given), in time order."""
+        wanted = self.readable if keep is None else self.readable & np.isin(self.mutex, keep)
+        rows, text = self.rows, self.text
+        if not wanted.all():
+            ok = wanted[text]
+            rows, text = rows[ok], text[ok]
+        return MutexEvents(rows, text, self.kind, self.mutex, self.site, self.site_line)
 
 
-_NONE8, _NONE32, _NONE64 = np.zeros(0, np.int8), np.zeros(0, np.int32), np.zeros(0, np.uint64)
+READ_ORDER = (UNLOCK, LOCK, LOCKED)
+"""The order in which the kinds' texts are numbered (and their call sites first seen)."""
 
 
-def read_parts(
-    trace: Trace, sites: dict[str, int], events: Sequence[str] = ("qemu_mutex_unlock", *MUTEX_EVENTS[:2])
-) -> list[MutexPart]:
-    """The mutex events of ``trace``, one part per event name that occurs.
+def read_mutex_texts(trace: Trace, sites: dict[str, int]) -> MutexTexts:
+    """The mutex events of ``trace``: one pass over its rows, one decoding per distinct text.
 
     ``sites``: the call-site table to code sites into (call-site files as printed -> code), filled
-    in the order the parts are read.
+    in :data:`READ_ORDER`.
     """
-    parts: list[MutexPart] = []
-    for name in events:
-        rows, text, f = trace.fields_by_text(name)
-        if not len(rows):
-            continue
-        text = text.astype(np.int32, copy=False) if len(f) < 2**31 else text
-        kind = MUTEX_EVENTS.index(name)
+    rows, text, frames = trace.fields_by_text_of([MUTEX_EVENTS[k] for k in READ_ORDER])
+    columns: list[tuple[np.ndarray, ...]] = []
+    bounds: dict[int, tuple[int, int]] = {}
+    start = 0
+    for kind, f in zip(READ_ORDER, frames, strict=True):
         n = len(f)
-        if not {"mutex", "file", "line"} <= set(f.columns):
-            none = np.zeros(n, np.int32)
-            parts.append(
-                MutexPart(kind, rows, text, np.zeros(n, bool), np.zeros(n, np.uint64), none - 1, none - 1)
-            )
-            continue
-        readable = f["decoded"].to_numpy(dtype=bool) & f["file"].notna().to_numpy(dtype=bool)
-        codes, uniques = pd.factorize(f["file"], use_na_sentinel=True)
-        remap = np.array([sites.setdefault(str(u), len(sites)) for u in uniques] + [-1], dtype=np.int32)
-        parts.append(
-            MutexPart(
-                kind,
-                rows,
-                text,
-                readable,
-                f["mutex"].to_numpy(dtype=np.uint64, na_value=0),
-                remap[codes],
-                f["line"].to_numpy(dtype=np.int64, na_value=-1).astype(np.int32),
-            )
-        )
-    return parts
+        if n:
+            bounds[kind] = (start, start + n)
+            start += n
+        columns.append((np.full(n, kind, dtype=np.int8), *_text_columns(f, sites)))
+    kind_, readable, mutex, site, site_line = (np.concatenate(c) for c in zip(*columns, strict=True))
+    if start < 2**31:
+        text = text.astype(np.int32, copy=False)
+    return MutexTexts(rows, text, kind_, readable, mutex, site, site_line, bounds)
 
 
-def unreadable_rows(parts: Sequence[MutexPart]) -> np.ndarray:
-    """Rows of every part whose arguments could not be decoded, sorted."""
-    if not parts:
-        return np.zeros(0, np.int64)
-    return np.unique(np.concatenate([p.unreadable_rows() for p in parts]))
+def _text_columns(f: pd.DataFrame, sites: dict[str, int]) -> tuple[np.ndarray, ...]:
+    """Readable, mutex, call-site code and line of each decoded text of one event."""
+    n = len(f)
+    if not {"mutex", "file", "line"} <= set(f.columns):
+        none = np.zeros(n, np.int32)
+        return np.zeros(n, bool), np.zeros(n, np.uint64), none - 1, none - 1
+    readable = f["decoded"].to_numpy(dtype=bool) & f["file"].notna().to_numpy(dtype=bool)
+    codes, uniques = pd.factorize(f["file"], use_na_sentinel=True)
+    remap = np.array([sites.setdefault(str(u), len(sites)) for u in uniques] + [-1], dtype=np.int32)
+    return (
+        readable,
+        f["mutex"].to_numpy(dtype=np.uint64, na_value=0),
+        remap[codes],
+        f["line"].to_numpy(dtype=np.int64, na_value=-1).astype(np.int32),
+    )
 
 
 @dataclass

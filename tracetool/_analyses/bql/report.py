@@ -42,14 +42,7 @@ import pandas as pd
 from tracetool._analyses.bql.at_end import AtEnd, MutexState, at_end_by_call_site
 from tracetool._analyses.bql.context import make_context
 from tracetool._analyses.bql.document import report_json
-from tracetool._analyses.bql.events import (
-    MUTEX_EVENTS,
-    UNLOCK,
-    MutexPart,
-    read_parts,
-    select_events,
-    unreadable_rows,
-)
+from tracetool._analyses.bql.events import MUTEX_EVENTS, UNLOCK, MutexPart, read_mutex_texts
 from tracetool._analyses.bql.frames import HOLD_COLUMNS, WAIT_COLUMNS, HoldFrames, empty_frame
 from tracetool._analyses.bql.identify import SiteTable, identify_bql, parse_address
 from tracetool._analyses.bql.issues import IssueTable
@@ -217,15 +210,15 @@ def analyze_bql(
     ctx = make_context(trace, context)  # first: its peak memory comes before ours
     proc_of_thread = th["process"].cat.codes.to_numpy()
     site_codes: dict[str, int] = {}
-    parts = read_parts(trace, site_codes)
+    texts = read_mutex_texts(trace, site_codes)
     sites = SiteTable.of(list(site_codes))
-    found = _identify(trace, parts, sites, proc_of_thread, len(labels))
+    found = _identify(trace, texts.part(UNLOCK), sites, proc_of_thread, len(labels))
     addresses = [f[0] for f in found.values() if f is not None]
     keep = np.array(addresses + ([wanted] if wanted is not None else []), dtype=np.uint64)
-    ev = select_events(parts, len(trace), keep)
-    unreadable = unreadable_rows(parts)
-    state = MutexState(trace, parts, sites) if trace.has_tids else None
-    del parts
+    ev = texts.select(keep)
+    unreadable = texts.unreadable_rows()
+    state = MutexState(trace, texts, sites) if trace.has_tids else None
+    del texts
     if wanted is not None and not ev.of_mutex(wanted).any():
         raise UsageError(f"--bql-addr {wanted:#x}: no qemu_mutex events on that mutex in this trace")
     ev_proc = proc_of_thread[trace.row_thread[ev.row]]
@@ -297,10 +290,9 @@ def _process_span(trace: Trace) -> list[tuple[int | None, int | None]]:
 
 
 def _identify(
-    trace: Trace, parts: list[MutexPart], sites: SiteTable, proc_of_thread: np.ndarray, n_procs: int
+    trace: Trace, unlocks: MutexPart | None, sites: SiteTable, proc_of_thread: np.ndarray, n_procs: int
 ) -> dict[int, tuple[int, str] | None]:
     """The BQL of each process (by index), from the releases in the BQL unlock function."""
-    unlocks = next((p for p in parts if p.kind == UNLOCK), None)
     if unlocks is None:
         return dict.fromkeys(range(n_procs))
     if n_procs == 1:
