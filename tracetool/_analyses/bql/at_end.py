@@ -276,7 +276,9 @@ def _sites_at(texts: MutexTexts, rows: np.ndarray) -> tuple[np.ndarray, np.ndarr
     site = np.full(len(rows), -1, dtype=np.int64)
     line = np.full(len(rows), -1, dtype=np.int64)
     if len(texts.rows):
-        i = np.minimum(np.searchsorted(texts.rows, rows), len(texts.rows) - 1)
+        # Needles in the rows' own type: searchsorted would otherwise copy all the rows to theirs.
+        i = np.searchsorted(texts.rows, rows.astype(texts.rows.dtype))
+        i = np.minimum(i, len(texts.rows) - 1)
         hit = (rows >= 0) & (texts.rows[i] == rows)
         text = texts.text[i[hit]]
         site[hit], line[hit] = texts.site[text], texts.site_line[text]
