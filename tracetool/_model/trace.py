@@ -310,7 +310,7 @@ class Trace:
         ``rows[i]`` has the fields of text ``text_index[i]`` of the frames put one after the
         other, in the order of ``events``.
         """
-        slots = np.full(len(self._c.names), -1, dtype=np.int8)
+        slots = np.full(len(self._c.names), -1, dtype=np.int8 if len(events) < 128 else np.int32)
         codes = [self._name_index.get(e) for e in events]
         for i, code in enumerate(codes):
             if code is not None:
