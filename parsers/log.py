@@ -93,15 +93,16 @@ def read_log_inputs(
     others = result.tables["others"].to_list()
     name_list = names.to_list()
     seen_with_prefix = np.zeros(len(name_list), dtype=bool)
-    for rows in result.files:
-        k = rows.cols["kind"]
-        seen_with_prefix[rows.cols["name"][k == KIND_EVENT]] = True
+    kinds = [value_counts(rows.cols["kind"], 3) for rows in result.files]
+    for rows, count in zip(result.files, kinds, strict=True):
+        k, name = rows.cols["kind"], rows.cols["name"]
+        seen_with_prefix[name if count[KIND_EVENT] == len(k) else name[k == KIND_EVENT]] = True
     timestamped = set(np.flatnonzero(seen_with_prefix).tolist())
     accepted = _bare_names_accepted(name_list, timestamped, known_names)
     arg_list: list[str] | None = None
     segments = []
-    for item, rows in zip(items, result.files, strict=True):
-        seg, needs_args = _to_segment(item, rows, names, args, threads, others, accepted)
+    for item, rows, count in zip(items, result.files, kinds, strict=True):
+        seg, needs_args = _to_segment(item, rows, count, names, args, threads, others, accepted)
         if needs_args:
             if arg_list is None:
                 arg_list = args.to_list()
@@ -113,24 +114,28 @@ def read_log_inputs(
 def _to_segment(
     item: LogInput,
     rows: ScannedFile,
+    kinds: np.ndarray,
     names: StringTable,
     args: StringTable,
     threads: StringTable,
     others: list[str],
     accepted: np.ndarray,
 ) -> tuple[Segment, bool]:
+    """``kinds``: how many lines of each kind the file has."""
     c = rows.cols
     kind = c["kind"]
     n = len(kind)
-    is_event = kind == KIND_EVENT
-    bare = kind == KIND_BARE
     bare_rejected = False
-    if bare.any():
+    if kinds[KIND_EVENT] == n:  # the usual file: every line an event, no mask to make
+        is_event: np.ndarray = np.broadcast_to(np.True_, kind.shape)
+    else:
+        is_event = kind == KIND_EVENT
+    if kinds[KIND_BARE]:
+        bare = kind == KIND_BARE
         ok = accepted[c["name"][bare]]
         bare_rejected = not ok.all()
-        is_event = is_event.copy()
         is_event[np.flatnonzero(bare)[ok]] = True
-    all_events = bool(is_event.all())
+    all_events = bool(kinds[KIND_EVENT] == n) or bool(is_event.all())
 
     def pick(col: np.ndarray) -> np.ndarray:
         return col if all_events else col[is_event]
@@ -140,26 +145,24 @@ def _to_segment(
     tid = pick(c["tid"])
     # Only log_stap lines carry a pid: otherwise one read-only -1 stands for the whole column.
     pid = np.broadcast_to(np.int32(-1), tid.shape)
-    stap_rows = era == ERA_STAP
-    if stap_rows.any():
+    era_counts = value_counts(era, 5)
+    if era_counts[ERA_STAP]:
+        stap_rows = era == ERA_STAP
         tid = tid.copy()
         pid = np.full(len(tid), -1, dtype=np.int32)
         pid[stap_rows] = tid[stap_rows]
         tid[stap_rows] = -1
-    bad_utf8 = pick(c["flags"]) & FLAG_BAD_UTF8
     flags = np.zeros(len(tid), dtype=np.uint8)
-    if bad_utf8.any():
-        flags[bad_utf8 != 0] = EVENT_BAD_UTF8
+    if len(tid) and int(np.bitwise_or.reduce(c["flags"])) & FLAG_BAD_UTF8:
+        flags[(pick(c["flags"]) & FLAG_BAD_UTF8) != 0] = EVENT_BAD_UTF8
     ts = pick(c["ts"])
-    era_counts = value_counts(era, 5)
     details = {f"lines.{ERA_NAMES[i]}": int(v) for i, v in enumerate(era_counts) if v}
     variant = ERA_NAMES[int(np.argmax(era_counts))] if len(era) else "empty"
     if int((era_counts > 0).sum()) > 1:
         variant = "mixed:" + "+".join(ERA_NAMES[int(i)] for i in np.flatnonzero(era_counts))
     fmt = "stap" if len(era) and int(era_counts[ERA_STAP]) * 2 > len(era) else "log"
-    has_time = bool(len(ts)) and bool((ts != NO_TIME).any())
-    other_mask = kind == KIND_OTHER
-    other_idx = np.flatnonzero(other_mask)
+    has_time = bool(len(ts)) and (ts[0] != NO_TIME or bool((ts != NO_TIME).any()))
+    other_idx = np.flatnonzero(kind == KIND_OTHER) if kinds[KIND_OTHER] else np.zeros(0, dtype=np.int64)
     other_codes = c["args"][other_idx]
     warnings = line_warnings(item.path, c["flags"], is_event, rows.read_error)
     seg = Segment(

@@ -25,8 +25,11 @@ def line_warnings(
     """Warnings for the flagged lines of one file (``flags`` has one entry per physical line)
     and for a read error that ended it early."""
     out: list[ParseWarning] = []
+    present = int(np.bitwise_or.reduce(flags)) if len(flags) else 0  # one pass, no temporary
 
     def flagged(bit: int, message: str) -> None:
+        if not present & bit:
+            return
         rows = np.flatnonzero(flags & bit)
         if len(rows):
             out.append(ParseWarning(path, int(rows[0]) + 1, message.format(n=len(rows))))
@@ -42,7 +45,7 @@ def line_warnings(
         "{n} line(s) with a thread id, process id or CPU number beyond "
         "2147483647; kept as events with that value unknown (-1)",
     )
-    tail = np.flatnonzero(flags & FLAG_NO_NEWLINE)
+    tail = np.flatnonzero(flags & FLAG_NO_NEWLINE) if present & FLAG_NO_NEWLINE else np.zeros(0, np.int64)
     if len(tail):
         what = "event" if is_event[tail[0]] else "non-trace line"
         out.append(
