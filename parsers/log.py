@@ -161,7 +161,7 @@ def _to_segment(
     if int((era_counts > 0).sum()) > 1:
         variant = "mixed:" + "+".join(ERA_NAMES[int(i)] for i in np.flatnonzero(era_counts))
     fmt = "stap" if len(era) and int(era_counts[ERA_STAP]) * 2 > len(era) else "log"
-    has_time = bool(len(ts)) and (ts[0] != NO_TIME or bool((ts != NO_TIME).any()))
+    has_time = bool(len(ts)) and int(ts.max()) != NO_TIME  # NO_TIME: the smallest int64
     other_idx = np.flatnonzero(kind == KIND_OTHER) if kinds[KIND_OTHER] else np.zeros(0, dtype=np.int64)
     other_codes = c["args"][other_idx]
     warnings = line_warnings(item.path, c["flags"], is_event, rows.read_error)

@@ -107,9 +107,11 @@ def _distinct(tables: list[StringTable]) -> tuple[list[StringTable], list[int]]:
 def _sort_key(seg: Segment) -> np.ndarray:
     """Timestamps with untimed rows carried forward, so they keep their place in the file."""
     ts = seg.ts
-    missing = ts == NO_TIME
-    if not missing.any() or missing.all():
+    # NO_TIME is the smallest int64: two reductions tell "none missing" and "all missing"
+    # without a mask as long as the column.
+    if not len(ts) or ts.min() != NO_TIME or ts.max() == NO_TIME:
         return ts
+    missing = ts == NO_TIME
     idx = np.where(~missing, np.arange(len(ts)), -1)
     np.maximum.accumulate(idx, out=idx)
     first = int(np.flatnonzero(~missing)[0])

@@ -90,7 +90,7 @@ class Trace:
     @property
     def has_time(self) -> bool:
         """True when events carry timestamps."""
-        return bool(len(self._c.ts)) and bool((self._c.ts != NO_TIME).any())
+        return bool(len(self._c.ts)) and int(self._c.ts.max()) != NO_TIME  # NO_TIME: the smallest int64
 
     @property
     def has_tids(self) -> bool:
