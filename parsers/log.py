@@ -14,15 +14,15 @@ import numpy as np
 
 from parsers.inputs import InputFile
 from parsers.registry import Backend, Progress, ReadContext
-from parsers.rowflags import FLAG_BAD_UTF8, line_warnings
+from parsers.rowflags import FLAG_BAD_UTF8, flag_bits, line_warnings
 from parsers.scanpool import ScannedFile, default_lanes, scan_files
 from parsers.segment import (
     ARGS_TEXT,
     EVENT_BAD_UTF8,
-    NO_TIME,
     ParseWarning,
     Segment,
     StringTable,
+    any_timed,
     value_counts,
 )
 
@@ -153,7 +153,7 @@ def _to_segment(
         pid[stap_rows] = tid[stap_rows]
         tid[stap_rows] = -1
     flags = np.zeros(len(tid), dtype=np.uint8)
-    if len(tid) and int(np.bitwise_or.reduce(c["flags"])) & FLAG_BAD_UTF8:
+    if len(tid) and flag_bits(c["flags"]) & FLAG_BAD_UTF8:
         flags[(pick(c["flags"]) & FLAG_BAD_UTF8) != 0] = EVENT_BAD_UTF8
     ts = pick(c["ts"])
     details = {f"lines.{ERA_NAMES[i]}": int(v) for i, v in enumerate(era_counts) if v}
@@ -161,7 +161,7 @@ def _to_segment(
     if int((era_counts > 0).sum()) > 1:
         variant = "mixed:" + "+".join(ERA_NAMES[int(i)] for i in np.flatnonzero(era_counts))
     fmt = "stap" if len(era) and int(era_counts[ERA_STAP]) * 2 > len(era) else "log"
-    has_time = bool(len(ts)) and int(ts.max()) != NO_TIME  # NO_TIME: the smallest int64
+    has_time = any_timed(ts)
     other_idx = np.flatnonzero(kind == KIND_OTHER) if kinds[KIND_OTHER] else np.zeros(0, dtype=np.int64)
     other_codes = c["args"][other_idx]
     warnings = line_warnings(item.path, c["flags"], is_event, rows.read_error)

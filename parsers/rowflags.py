@@ -19,13 +19,18 @@ FLAG_BAD_ID = 16  # a tid, pid or CPU beyond 2^31 - 1: kept as unknown (-1)
 TIME_RANGE = "1677-09-21 to 2262-04-11, what int64 nanoseconds hold"
 
 
+def flag_bits(flags: np.ndarray) -> int:
+    """Every flag bit set on some line: one pass, no temporary."""
+    return int(np.bitwise_or.reduce(flags)) if len(flags) else 0
+
+
 def line_warnings(
     path: str, flags: np.ndarray, is_event: np.ndarray, read_error: str | None
 ) -> list[ParseWarning]:
     """Warnings for the flagged lines of one file (``flags`` has one entry per physical line)
     and for a read error that ended it early."""
     out: list[ParseWarning] = []
-    present = int(np.bitwise_or.reduce(flags)) if len(flags) else 0  # one pass, no temporary
+    present = flag_bits(flags)
 
     def flagged(bit: int, message: str) -> None:
         if not present & bit:

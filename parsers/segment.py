@@ -29,6 +29,12 @@ EVENT_BAD_UTF8 = 2
 """Event flag: invalid UTF-8 in the line was replaced by U+FFFD."""
 
 
+def any_timed(ts: np.ndarray) -> bool:
+    """Whether any of ``ts`` holds a time: one reduction, no mask as long as the column
+    (NO_TIME is the smallest int64)."""
+    return bool(len(ts)) and int(ts.max()) != NO_TIME
+
+
 def value_counts(codes: np.ndarray, k: int) -> np.ndarray:
     """How often each of the values 0..k-1 occurs in an integer column (values outside are not
     counted), block by block: ``np.bincount`` would first copy the whole column to int64."""

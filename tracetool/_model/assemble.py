@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from parsers.segment import NO_TIME, ParseWarning, Segment, StringTable
+from parsers.segment import NO_TIME, ParseWarning, Segment, StringTable, any_timed
 from tracetool._model.timeorder import apply_moves, time_order_moves
 
 
@@ -107,9 +107,8 @@ def _distinct(tables: list[StringTable]) -> tuple[list[StringTable], list[int]]:
 def _sort_key(seg: Segment) -> np.ndarray:
     """Timestamps with untimed rows carried forward, so they keep their place in the file."""
     ts = seg.ts
-    # NO_TIME is the smallest int64: two reductions tell "none missing" and "all missing"
-    # without a mask as long as the column.
-    if not len(ts) or ts.min() != NO_TIME or ts.max() == NO_TIME:
+    # NO_TIME is the smallest int64: "none missing" and "all missing" are two reductions.
+    if not len(ts) or ts.min() != NO_TIME or not any_timed(ts):
         return ts
     missing = ts == NO_TIME
     idx = np.where(~missing, np.arange(len(ts)), -1)

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from parsers.inputs import SkippedFile
-from parsers.segment import NO_TIME, ParseWarning
+from parsers.segment import ParseWarning, any_timed
 from tracetool._events import argdecode
 from tracetool._events.catalog import Catalog
 from tracetool._model.assemble import Columns, InputInfo
@@ -90,7 +90,7 @@ class Trace:
     @property
     def has_time(self) -> bool:
         """True when events carry timestamps."""
-        return bool(len(self._c.ts)) and int(self._c.ts.max()) != NO_TIME  # NO_TIME: the smallest int64
+        return any_timed(self._c.ts)
 
     @property
     def has_tids(self) -> bool:

@@ -23,20 +23,12 @@ class MutexPart:
     """The rows of one mutex event name, with the arguments of each distinct text."""
 
     kind: int  # LOCK, LOCKED or UNLOCK
-    rows: np.ndarray  # int64 trace rows, in time order
+    rows: np.ndarray  # trace rows in time order (int32 when the trace has fewer than 2**31)
     text: np.ndarray  # int32 per row (int64 past 2**31 texts): index into the per-text columns below
     readable: np.ndarray  # bool per text: mutex, file and line decoded
     mutex: np.ndarray  # uint64 per text
     site: np.ndarray  # int32 per text: code into the call-site table (-1: none)
     site_line: np.ndarray  # int32 per text (-1: unknown)
-
-    def unreadable_rows(self) -> np.ndarray:
-        """Rows whose arguments could not be decoded."""
-        return self.rows[~self.readable[self.text]]
-
-    def selected(self, keep: np.ndarray | None) -> np.ndarray:
-        """Per text: readable, and of a mutex in ``keep`` (None: any)."""
-        return self.readable if keep is None else self.readable & np.isin(self.mutex, keep)
 
 
 @dataclass
