@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import re
 import sqlite3
 import sys
+import threading
+import time
 from functools import cache
 from pathlib import Path
 
@@ -106,6 +109,47 @@ def test_several_processes_adding_at_once_store_each_run_once(store_url: str) ->
     for labels in runs["labels"]:
         assert {f"worker{i}" for i in range(workers)} <= set(labels)
         assert labels["last"] in {str(i) for i in range(workers)}
+
+
+def _rollback_writer(path: Path) -> sqlite3.Connection:
+    """A SQLite file in rollback-journal mode with a writer inside its transaction: SQLite
+    answers "locked" at once, without its busy wait, to a connection that read the file and
+    then wants to write it (here: to switch it to WAL)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("CREATE TABLE other (x INTEGER)")
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("INSERT INTO other VALUES (1)")
+    return conn
+
+
+def test_a_history_locked_without_a_busy_wait_is_opened_when_the_lock_goes(tmp_path: Path) -> None:
+    writer = _rollback_writer(tmp_path / "history.sqlite")
+    release = threading.Timer(0.5, writer.execute, ("COMMIT",))
+    started = time.monotonic()
+    release.start()
+    try:
+        with History(str(tmp_path / "history.sqlite")) as h:
+            version = h.schema_version()
+    finally:
+        release.join()
+        writer.close()
+    assert version == schema.SCHEMA_VERSION
+    assert time.monotonic() - started >= 0.5
+
+
+def test_a_history_locked_too_long_is_one_line_naming_the_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tracetool._history.store.BUSY_SECONDS", 0.3)
+    writer = _rollback_writer(tmp_path / "history.sqlite")
+    try:
+        with pytest.raises(UsageError) as caught:
+            History(str(tmp_path / "history.sqlite"))
+    finally:
+        writer.close()
+    message = str(caught.value)
+    assert "cannot open the history: database is locked" in message
+    assert re.search(r"\(waited 0\.[0-9] s for another process\)$", message) and "\n" not in message
 
 
 # ---------------------------------------------------------------------------------- migrations

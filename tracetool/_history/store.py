@@ -9,7 +9,9 @@ A run is stored once, under the id of its trace files' content
 its labels (a new value of a key replaces the old one). Each run is added in one transaction
 guarded by unique constraints, so several processes can add at once: the same run added twice
 at the same time is stored once. SQLite runs in WAL mode and waits up to ``BUSY_SECONDS`` for
-another writer.
+another writer: its own busy wait, and a retry of the whole transaction when SQLite answers
+"database is locked" without waiting (another connection opening or closing the write-ahead
+log). A database error is a :class:`~tracetool.errors.UsageError` of one line.
 
     >>> with History("ci-history.sqlite") as h:
     ...     h.add(tracetool.run_metrics("runs/threadify/run-1"), labels={"branch": "main"})
@@ -21,10 +23,10 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
 
@@ -39,6 +41,8 @@ ENV_VAR = "MIGTRACE_HISTORY"
 BUSY_SECONDS = 60.0
 SCALE_EXTRA = "pip install 'migtrace[scale]'"
 _REQUIRED = ("run", "labels", "id", "value", "unit")
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+T = TypeVar("T")
 
 
 def default_location() -> str:
@@ -98,12 +102,15 @@ class History:
     def _open(self) -> None:
         from tracetool._history import schema
 
-        try:
+        def migrate() -> int:
             with self._engine.begin() as conn:
-                before, _after = schema.migrate(conn)
-        except Exception as exc:
+                return schema.migrate(conn)[0]
+
+        try:
+            before = self._transaction("cannot open the history", migrate)
+        except UsageError:
             self._engine.dispose()
-            raise UsageError(f"{self.shown}: cannot open the history: {_reason(exc)}") from None
+            raise
         if before > schema.SCHEMA_VERSION:
             self._engine.dispose()
             raise UsageError(
@@ -133,8 +140,37 @@ class History:
         """The database's schema version."""
         from tracetool._history import schema
 
-        with self._engine.connect() as conn:
-            return schema.current_version(conn)
+        return self._reading(schema.current_version)
+
+    def _transaction(self, what: str, action: Callable[[], T]) -> T:
+        """Runs ``action`` (one transaction), again while SQLite answers "locked" within
+        ``BUSY_SECONDS``; a database error becomes a one-line UsageError saying ``what``."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        started = time.monotonic()
+        pause = 0.01
+        while True:
+            try:
+                return action()
+            except SQLAlchemyError as exc:
+                waited = time.monotonic() - started
+                if not (self.dialect == "sqlite" and _is_busy(exc)):
+                    raise UsageError(f"{self.shown}: {what}: {_reason(exc)}") from None
+                if waited + pause > BUSY_SECONDS:
+                    raise UsageError(
+                        f"{self.shown}: {what}: {_reason(exc)} (waited {waited:.1f} s for another process)"
+                    ) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.25)
+
+    def _reading(self, body: Callable[[Connection], T]) -> T:
+        """``body`` on a connection, as a transaction of :meth:`_transaction`."""
+
+        def read() -> T:
+            with self._engine.connect() as conn:
+                return body(conn)
+
+        return self._transaction("cannot read the history", read)
 
     # ------------------------------------------------------------------ adding
     def add(self, table: pd.DataFrame, labels: Mapping[str, str] | None = None) -> list[Added]:
@@ -157,10 +193,6 @@ class History:
         return out
 
     def _add_run(self, run: str, part: pd.DataFrame, given: Mapping[str, str]) -> Added:
-        import sqlalchemy as sa
-
-        from tracetool._history import schema
-
         first = {str(k): v for k, v in part.iloc[0].items()}
         own = _labels_of(first.get("labels"))
         labels = merge_labels(own, given)
@@ -174,46 +206,63 @@ class History:
             "clock": _text(first.get("clock")),
             "added_ns": time.time_ns(),
         }
-        with self._engine.begin() as conn:
-            # RETURNING says whether a row was written (rowcount is not reliable for
-            # ON CONFLICT DO NOTHING on every driver).
-            inserted = conn.execute(
-                self._insert(schema.runs, record)
-                .on_conflict_do_nothing(index_elements=["run"])
-                .returning(schema.runs.c.id)
-            ).all()
-            run_pk = conn.execute(sa.select(schema.runs.c.id).where(schema.runs.c.run == run)).scalar_one()
-            if labels:
-                stmt = self._insert(
-                    schema.run_labels, [{"run_id": run_pk, "key": k, "value": v} for k, v in labels.items()]
+
+        def write() -> tuple[bool, int, dict[str, str]]:
+            with self._engine.begin() as conn:
+                return self._write_run(conn, record, labels, values)
+
+        new, added, all_labels = self._transaction(f"cannot add run {run}", write)
+        return Added(run, record["source"], new, added, all_labels)
+
+    def _write_run(
+        self, conn: Connection, record: dict[str, Any], labels: Mapping[str, str], values: pd.DataFrame
+    ) -> tuple[bool, int, dict[str, str]]:
+        """Inserts one run, its labels and its measurements; (new run?, measurements added,
+        the run's labels after the merge)."""
+        import sqlalchemy as sa
+
+        from tracetool._history import schema
+
+        run = record["run"]
+        # RETURNING says whether a row was written (rowcount is not reliable for
+        # ON CONFLICT DO NOTHING on every driver).
+        inserted = conn.execute(
+            self._insert(schema.runs, record)
+            .on_conflict_do_nothing(index_elements=["run"])
+            .returning(schema.runs.c.id)
+        ).all()
+        run_pk = conn.execute(sa.select(schema.runs.c.id).where(schema.runs.c.run == run)).scalar_one()
+        if labels:
+            stmt = self._insert(
+                schema.run_labels, [{"run_id": run_pk, "key": k, "value": v} for k, v in labels.items()]
+            )
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}
                 )
+            )
+        measured = [
+            {
+                "run_id": run_pk,
+                "metric": str(r["id"]),
+                "process": _text(r.get("process")),
+                "value": float(r["value"]),
+                "unit": str(r["unit"]),
+            }
+            for r in values.to_dict("records")
+            if _number(r["value"]) is not None
+        ]
+        added = 0
+        if measured:
+            added = len(
                 conn.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}
-                    )
-                )
-            measured = [
-                {
-                    "run_id": run_pk,
-                    "metric": str(r["id"]),
-                    "process": _text(r.get("process")),
-                    "value": float(r["value"]),
-                    "unit": str(r["unit"]),
-                }
-                for r in values.to_dict("records")
-                if _number(r["value"]) is not None
-            ]
-            added = 0
-            if measured:
-                added = len(
-                    conn.execute(
-                        self._insert(schema.measurements, measured)
-                        .on_conflict_do_nothing(index_elements=["run_id", "metric"])
-                        .returning(schema.measurements.c.metric)
-                    ).all()
-                )
-            all_labels = _labels_by_run(conn, [run_pk]).get(run_pk, {})
-        return Added(run, record["source"], bool(inserted), added, all_labels)
+                    self._insert(schema.measurements, measured)
+                    .on_conflict_do_nothing(index_elements=["run_id", "metric"])
+                    .returning(schema.measurements.c.metric)
+                ).all()
+            )
+        all_labels = _labels_by_run(conn, [run_pk]).get(run_pk, {})
+        return bool(inserted), added, all_labels
 
     def _insert(self, table: Any, values: Any) -> Any:
         if self.dialect == "postgresql":
@@ -239,9 +288,7 @@ class History:
             .outerjoin(count, count.c.run_id == r.c.id)
             .order_by(r.c.id)
         )
-        with self._engine.connect() as conn:
-            rows = conn.execute(query).all()
-            labels = _labels_by_run(conn, None)
+        rows, labels = self._reading(lambda conn: (conn.execute(query).all(), _labels_by_run(conn, None)))
         records = [
             {
                 "run": row.run,
@@ -269,8 +316,7 @@ class History:
 
         m = schema.measurements
         query = sa.select(m.c.metric, sa.func.count()).group_by(m.c.metric).order_by(m.c.metric)
-        with self._engine.connect() as conn:
-            return {str(k): int(n) for k, n in conn.execute(query)}
+        return self._reading(lambda conn: {str(k): int(n) for k, n in conn.execute(query)})
 
     def series(self, metric: str, where: Mapping[str, str] | None = None) -> tuple[str | None, list[Point]]:
         """The unit of ``metric`` (a canonical id, see :func:`canonical_id`) and every run's
@@ -290,9 +336,12 @@ class History:
         for i, (key, value) in enumerate((where or {}).items()):
             lab = schema.run_labels.alias(f"l{i}")
             query = query.join(lab, sa.and_(lab.c.run_id == r.c.id, lab.c.key == key, lab.c.value == value))
-        with self._engine.connect() as conn:
+
+        def read(conn: Connection) -> tuple[Sequence[Any], dict[int, dict[str, str]]]:
             rows = conn.execute(query).all()
-            labels = _labels_by_run(conn, [row.id for row in rows])
+            return rows, _labels_by_run(conn, [row.id for row in rows])
+
+        rows, labels = self._reading(read)
         points = [
             Point(
                 row.run,
@@ -377,6 +426,15 @@ def _shown(where: str) -> str:
         return str(make_url(where).render_as_string(hide_password=True))
     except Exception:
         return where.split("://", 1)[0] + "://..."
+
+
+def _is_busy(exc: BaseException) -> bool:
+    """Whether SQLite refused because another connection holds a lock."""
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+    return "database is locked" in str(orig)
 
 
 def _reason(exc: BaseException) -> str:
