@@ -389,6 +389,33 @@ def test_swapped_lines_are_flagged_and_the_figures_stay(
     assert_stats_equal(result, *plain_holds_and_waits(events, bql_addr72))
 
 
+def test_out_of_order_lines_are_every_back_step_a_plain_walk_finds(
+    tmp_path: Path, lines72: list[str], bql_addr72: str
+) -> None:
+    # Lines swapped with a mutex line a few lines further on, in the same thread or another:
+    # each keeps its own timestamp, so the time sort moves it back and the file order breaks.
+    rng = np.random.default_rng(7)
+    mutex_lines = [
+        i for i, line in enumerate(lines72) if (m := MUTEX.match(line)) and m["addr"] == bql_addr72
+    ]
+    edited = list(lines72)
+    for i in sorted(rng.choice(len(mutex_lines) - 40, size=12, replace=False).tolist()):
+        a, b = mutex_lines[i], mutex_lines[i + int(rng.integers(1, 40))]
+        edited[a], edited[b] = edited[b], edited[a]
+    path = write(tmp_path, edited)
+    by_thread: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for e in mutex_events(path):
+        if e["addr"] == bql_addr72:
+            by_thread[e["tid"]].append(e)
+    want = set()
+    for events in by_thread.values():
+        events.sort(key=lambda e: e["us"])  # stable: equal times keep the file order
+        want |= {a["line"] for a, b in itertools.pairwise(events) if b["line"] < a["line"]}
+    issues = tracetool.analyze_bql(tracetool.load(path)).processes["dst"].inconsistencies
+    found = issues[issues["kind"] == "out-of-order"]
+    assert len(want) > 12 and set(found["line"].tolist()) == want and len(found) == len(want)
+
+
 def test_unlock_without_hold_and_locked_without_lock(
     tmp_path: Path, lines72: list[str], bql_addr72: str
 ) -> None:

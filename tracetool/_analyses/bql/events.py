@@ -160,15 +160,19 @@ def _text_columns(f: pd.DataFrame, sites: dict[str, int]) -> tuple[np.ndarray, .
 
 @dataclass
 class BqlEvents:
-    """The BQL events of one process with their trace coordinates, in pairing order."""
+    """The BQL events of one process with their trace coordinates, in pairing order.
+
+    The input and line of an event are read from the trace only for the events asked about
+    (:meth:`source_at`, :meth:`line_at`): reports name a few events, not millions."""
 
     kind: np.ndarray
     site: np.ndarray
     site_line: np.ndarray
     thread: np.ndarray  # index into trace.threads
     ts: np.ndarray  # int64 ns (NO_TIME: none)
-    source: np.ndarray  # index into trace.inputs
-    line: np.ndarray  # line (or offset) in that input
+    row: np.ndarray  # row in the trace
+    trace_source: np.ndarray  # the trace's input column (index into trace.inputs), per row
+    trace_line: np.ndarray  # the trace's line (or offset) column, per row
 
     @classmethod
     def of(
@@ -182,15 +186,21 @@ class BqlEvents:
             return column if order is None else column[order]
 
         code = take(ev.code[sel])
-        line = trace.line[row]
-        if len(line) and line.max() < 2**31:
-            line = line.astype(np.int32)
         return cls(
             ev.text_kind[code],
             ev.text_site[code],
             ev.text_site_line[code],
             take(trace.row_thread[row]),
             take(trace.ts[row]),
-            take(trace.source[row]),
-            take(line),
+            take(row),
+            trace.source,
+            trace.line,
         )
+
+    def source_at(self, idx: np.ndarray) -> np.ndarray:
+        """The input (index into trace.inputs) of the events at ``idx``."""
+        return self.trace_source[self.row[idx]]
+
+    def line_at(self, idx: np.ndarray) -> np.ndarray:
+        """The line (or offset) in its input of each event at ``idx``."""
+        return self.trace_line[self.row[idx]]

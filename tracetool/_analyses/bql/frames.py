@@ -103,9 +103,9 @@ class HoldFrames:
                 "started_by": fixed_categorical(_started_by(bql, s, self.site_order()), STARTED_BY),
                 "ended_by": fixed_categorical(ended_by, ENDED_BY),
                 "lock_site": _site_column(bql, self.sites, s),
-                "source": categorical(bql.source[ai].astype(np.int64), self.paths),
-                "line": bql.line[ai].astype(np.int64),
-                "end_line": _nullable(bql.line[ei], e < 0),
+                "source": categorical(bql.source_at(ai).astype(np.int64), self.paths),
+                "line": bql.line_at(ai).astype(np.int64),
+                "end_line": _nullable(bql.line_at(ei), e < 0),
                 "phase": none,
                 "section": none,
                 "device": none,
@@ -125,8 +125,8 @@ class HoldFrames:
                 "end_ns": _nullable(w.end_ns, w.end_ns == NO_TIME),
                 "duration_us": w.duration_us,
                 "site": _site_column(bql, self.sites, w.start),
-                "source": categorical(bql.source[w.start].astype(np.int64), self.paths),
-                "line": bql.line[w.start].astype(np.int64),
+                "source": categorical(bql.source_at(w.start).astype(np.int64), self.paths),
+                "line": bql.line_at(w.start).astype(np.int64),
             }
         )
 

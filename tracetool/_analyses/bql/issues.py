@@ -84,11 +84,11 @@ class _Part:
             i = idx[at]
             related = None if other is None else i + other if isinstance(other, int) else other[at]
             return {
-                "source": ev.source[i],
-                "line": ev.line[i],
+                "source": ev.source_at(i),
+                "line": ev.line_at(i),
                 "site": ev.site[i],
                 "site_line": ev.site_line[i],
-                "other": None if related is None else ev.line[related],
+                "other": None if related is None else ev.line_at(related),
             }
         assert self.given is not None
         return {k: None if v is None else v[at] for k, v in self.given.items()}
@@ -212,13 +212,27 @@ class IssueTable:
         )
 
 
-def out_of_order(issues: IssueTable, bql: BqlEvents) -> None:
+def out_of_order(issues: IssueTable, bql: BqlEvents, moved: np.ndarray | None) -> None:
     """Lines of one thread whose time order differs from their order in the file (``bql`` sorted
-    by thread, then time)."""
-    src, line = bql.source, bql.line
-    same = (bql.thread[1:] == bql.thread[:-1]) & (src[1:] == src[:-1])
-    back = np.flatnonzero(same & (line[1:] < line[:-1]))
-    issues.add("out-of-order", src[back], line[back], other=line[back + 1])
+    by thread, then time). ``moved``: the rows the trace's time sort moved (ascending; None: not
+    known). Rows it left in place keep their file order, so of two events out of line order one
+    was moved: only the pairs next to a moved row are looked at."""
+    n = len(bql.row)
+    if n < 2 or (moved is not None and not len(moved)):
+        return
+    first = np.arange(n - 1)
+    if moved is not None:
+        is_moved = np.zeros(int(max(moved[-1], bql.row.max())) + 1, dtype=bool)
+        is_moved[moved] = True
+        was_moved = is_moved[bql.row]
+        del is_moved
+        first = np.flatnonzero(was_moved[:-1] | was_moved[1:])
+    second = first + 1
+    src = bql.source_at(first)
+    line, next_line = bql.line_at(first), bql.line_at(second)
+    same = (bql.thread[second] == bql.thread[first]) & (bql.source_at(second) == src)
+    back = np.flatnonzero(same & (next_line < line))
+    issues.add("out-of-order", src[back], line[back], other=next_line[back])
 
 
 def overlaps(issues: IssueTable, bql: BqlEvents, holds: Holds, tid: np.ndarray) -> None:
@@ -239,4 +253,4 @@ def overlaps(issues: IssueTable, bql: BqlEvents, holds: Holds, tid: np.ndarray) 
     bad = bad[tid[bad] != tid[owner[bad - 1]]]
     anchor = holds.anchor(done)
     at, by = anchor[bad], anchor[owner[bad - 1]]
-    issues.add("two-holders", bql.source[at], bql.line[at], other=bql.line[by])
+    issues.add("two-holders", bql.source_at(at), bql.line_at(at), other=bql.line_at(by))

@@ -43,8 +43,7 @@ def no_bql_note() -> str:
 class Selected:
     """The BQL events of one process, taken out of the mutex events of the whole trace."""
 
-    bql: BqlEvents
-    row: np.ndarray  # trace row of each event (its place in time across threads)
+    bql: BqlEvents  # its ``row``: each event's place in time across threads
     with_tids: bool
 
 
@@ -93,7 +92,7 @@ def select_bql(
         order = np.argsort(small, kind="stable").astype(index_type(len(small)))  # radix sort
         del small
     bql = BqlEvents.of(trace, ev, sel, row, order)
-    return Selected(bql, row if order is None else row[order], bool(with_tid.any()))
+    return Selected(bql, bool(with_tid.any()))
 
 
 def analyze_events(res: BqlProcess, trace: Trace, selected: Selected, sites: SiteTable, ctx: Context) -> None:
@@ -101,8 +100,8 @@ def analyze_events(res: BqlProcess, trace: Trace, selected: Selected, sites: Sit
     bql = selected.bql
     if selected.with_tids:
         res.attribution = ATTRIBUTION_THREAD
-        pairs = pair_per_thread(bql.kind, bql.site, bql.thread, selected.row, sites.unlock_fn)
-        out_of_order(res.issues, bql)
+        pairs = pair_per_thread(bql.kind, bql.site, bql.thread, bql.row, sites.unlock_fn)
+        out_of_order(res.issues, bql, trace.moved_rows)
         site_role = None
     else:
         res.attribution = ATTRIBUTION_CALL_SITE
