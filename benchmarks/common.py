@@ -33,9 +33,13 @@ atexit.register(shutil.rmtree, _BYTECODE, ignore_errors=True)
 def child_env() -> dict[str, str]:
     """The environment measured children run in: their modules' bytecode is cached (in a
     temporary directory, even where PYTHONDONTWRITEBYTECODE is set), as an installed migtrace
-    has it. Compiling every module again in each child would add a cost no user pays."""
+    has it. Compiling every module again in each child would add a cost no user pays.
+
+    numpy runs on small pages, as the ``migtrace`` command has it (tracetool.cli.launch); set
+    NUMPY_MADVISE_HUGEPAGE=1 to measure numpy's own default (transparent huge pages)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPYCACHEPREFIX"] = _BYTECODE
+    env.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
     return env
 
 

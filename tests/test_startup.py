@@ -18,7 +18,7 @@ LAUNCHER = REPO / "scripts" / "migtrace"
 SAMPLE = sample("qemu-7.2", "a-precopy-plain", "dst.trace.xz")
 
 # Runs the launcher as `migtrace ARGS` would, then writes the names of the modules it imported
-# to the file named by the first argument.
+# and whether numpy asked for huge pages to the file named by the first argument.
 _PROBE = """
 import json, runpy, sys
 out = sys.argv[1]
@@ -29,13 +29,17 @@ except SystemExit as exc:
     code = exc.code
 else:
     code = 0
+hugepages = None
+if "numpy" in sys.modules:
+    hugepages = sys.modules["numpy"]._core.multiarray._get_madvise_hugepage()
 with open(out, "w") as f:
-    json.dump({{"code": code, "modules": sorted(sys.modules)}}, f)
+    json.dump({{"code": code, "modules": sorted(sys.modules), "hugepages": hugepages}}, f)
 """
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("MIGTRACE_DEBUG", "PYTHONPATH")}
+    inherited = ("MIGTRACE_DEBUG", "PYTHONPATH", "NUMPY_MADVISE_HUGEPAGE")
+    env = {k: v for k, v in os.environ.items() if k not in inherited}
     env.update(extra)
     return env
 
@@ -86,6 +90,18 @@ def test_summary_imports_neither_other_commands_nor_their_libraries(tmp_path: Pa
         assert not any(m == heavy or m.startswith(heavy + ".") for m in modules), heavy
     others = {f"tracetool.cli.{name}" for name in _command_files() - {"summary"}}
     assert not others & modules
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("given", "expected"), [(None, False), ("1", True)])
+def test_numpy_uses_small_pages_unless_told_otherwise(
+    tmp_path: Path, given: str | None, expected: bool
+) -> None:
+    got, proc = _probe(
+        tmp_path, "summary", SAMPLE, **({} if given is None else {"NUMPY_MADVISE_HUGEPAGE": given})
+    )
+    assert got["code"] == 0, proc.stderr
+    assert got["hugepages"] is expected
 
 
 def test_help_lists_every_command(tmp_path: Path) -> None:

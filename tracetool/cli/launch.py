@@ -17,6 +17,7 @@ stays ignored.
 from __future__ import annotations
 
 import gc
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -54,6 +55,11 @@ def _command_line() -> Callable[[], None]:
 def main() -> None:
     """The ``migtrace`` command."""
     sys.unraisablehook = _unraisable
+    # numpy asks the kernel for transparent huge pages for every large array. Where the host
+    # backs a VM's memory as it is first touched (CI runners, cloud and microVMs) that made a
+    # fresh process's loads twice as slow in most runs (README, Performance); small pages cost
+    # the same every time. Set before numpy is imported; NUMPY_MADVISE_HUGEPAGE=1 restores it.
+    os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         run = _command_line()
     else:
