@@ -49,15 +49,34 @@ def _loaded(pid: int, library: str) -> bool:
         return False
 
 
+def _report(out: Path) -> list[str]:
+    return [sys.executable, str(LAUNCHER), "report", str(BIG), "-o", str(out)]
+
+
+@pytest.fixture(scope="module")
+def report_seconds(tmp_path_factory: pytest.TempPathFactory) -> float:
+    """How long the whole command takes on this machine: the moments the test interrupts it
+    are fractions of that, so that a faster machine does not see it end first."""
+    started = time.monotonic()
+    subprocess.run(
+        _report(tmp_path_factory.mktemp("whole") / "report.html"),
+        check=True,
+        capture_output=True,
+        env=_env(),
+        timeout=300,
+    )
+    return time.monotonic() - started
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("when", ["importing numpy", "importing pandas", "reading", "analysing"])
-def test_ctrl_c_at_any_moment_exits_130_quietly(tmp_path: Path, when: str) -> None:
+def test_ctrl_c_at_any_moment_exits_130_quietly(tmp_path: Path, when: str, report_seconds: float) -> None:
     """From the moment migtrace's own code runs (the interpreter's start-up is Python's):
     while the libraries load (the issue's traceback came from 'import pandas'), while the
     trace is read, while it is analysed."""
     out = tmp_path / "report.html"
     proc = subprocess.Popen(
-        [sys.executable, str(LAUNCHER), "report", str(BIG), "-o", str(out)],
+        _report(out),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -70,7 +89,8 @@ def test_ctrl_c_at_any_moment_exits_130_quietly(tmp_path: Path, when: str) -> No
     deadline = time.monotonic() + 60
     while marker and not _loaded(proc.pid, marker) and time.monotonic() < deadline:
         time.sleep(0.002)
-    time.sleep({"reading": 1.0, "analysing": 3.0}.get(when, 0.0))
+    time.sleep({"reading": 0.25, "analysing": 0.7}.get(when, 0.0) * report_seconds)
+    assert proc.poll() is None, "the command ended before the interrupt"
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert "Traceback" not in stderr, stderr
