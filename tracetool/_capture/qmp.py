@@ -78,6 +78,12 @@ class QMPClient:
                 raise QMPError(f"{self.side} QMP socket {self.path} did not come up")
             time.sleep(0.02)
         msg = self._read(deadline)
+        # QEMU can send an event (RESUME as the guest starts) before the greeting: the thread
+        # emitting it and the monitor thread greeting a new client race (seen with Debian's 7.2;
+        # a lock for it was proposed on qemu-devel in December 2025). Such events are journaled
+        # like any other.
+        while "event" in msg and "QMP" not in msg:
+            msg = self._read(deadline)
         if "QMP" not in msg:
             raise QMPError(f"{self.side}: unexpected QMP greeting {msg!r}")
         self.greeting = msg
