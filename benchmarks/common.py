@@ -35,11 +35,11 @@ def child_env() -> dict[str, str]:
     temporary directory, even where PYTHONDONTWRITEBYTECODE is set), as an installed migtrace
     has it. Compiling every module again in each child would add a cost no user pays.
 
-    numpy runs on small pages, as the ``migtrace`` command has it (tracetool.cli.launch); set
-    NUMPY_MADVISE_HUGEPAGE=1 to measure numpy's own default (transparent huge pages)."""
+    numpy keeps its own default (transparent huge pages), as a notebook has it; the ``migtrace``
+    command runs it on small pages (tracetool.cli.launch): NUMPY_MADVISE_HUGEPAGE=0 measures
+    that."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPYCACHEPREFIX"] = _BYTECODE
-    env.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
     return env
 
 
