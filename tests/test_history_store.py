@@ -149,7 +149,7 @@ def test_a_history_locked_too_long_is_one_line_naming_the_wait(
         writer.close()
     message = str(caught.value)
     assert "cannot open the history: database is locked" in message
-    assert re.search(r"\(waited 0\.[0-9] s for another process\)$", message) and "\n" not in message
+    assert re.search(r"\(waited [0-9]+\.[0-9] s for another process\)$", message) and "\n" not in message
 
 
 # ---------------------------------------------------------------------------------- migrations
