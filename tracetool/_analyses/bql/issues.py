@@ -222,7 +222,7 @@ def out_of_order(issues: IssueTable, bql: BqlEvents, moved: np.ndarray | None) -
         return
     first = np.arange(n - 1)
     if moved is not None:
-        is_moved = np.zeros(int(max(moved[-1], bql.row.max())) + 1, dtype=bool)
+        is_moved = np.zeros(len(bql.trace_line), dtype=bool)  # one per trace row
         is_moved[moved] = True
         was_moved = is_moved[bql.row]
         del is_moved
