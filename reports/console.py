@@ -28,8 +28,6 @@ MIN_CELL = 8
 """A column is never shortened below this many characters."""
 MIN_TAIL = 28
 """A path column is shortened (from its start) to this width before other columns are."""
-MIN_TAIL = 28
-"""A path column is shortened (from its start) to this width before other columns are."""
 
 _wide = False
 

@@ -11,6 +11,9 @@ from reports.console import fmt_us, table, who
 from reports.timezero import TimeZero
 
 MAX_ISSUES_SHOWN = 20
+NO_DEVICE_DOWNTIME = (
+    "QEMU downtime per device: not in this trace (enable vmstate_downtime_load; QEMU 8.2 and later)"
+)
 
 
 def render_phases_text(
@@ -44,10 +47,13 @@ def render_phases_text(
     )
     devices = doc["devices"]
     if devices:
+        with_downtime = any(d["downtime_us"] is not None for d in devices)
+        columns = ["idstr", "instance", "section", "type", "thread", "duration"]
+        columns += ["QEMU downtime"] if with_downtime else []
         out.print(
             table(
                 f"Device state loads ({len(devices)})",
-                ["idstr", "instance", "section", "type", "thread", "duration", "QEMU downtime"],
+                columns,
                 [
                     [
                         d["idstr"],
@@ -56,13 +62,16 @@ def render_phases_text(
                         d["section_type"],
                         who(d["tid"], d["thread"]),
                         fmt_us(d["duration_us"]),
-                        fmt_us(d["downtime_us"]) if d["downtime_us"] is not None else "-",
+                        *([fmt_us(d["downtime_us"])] if with_downtime else []),
                     ]
                     for d in devices
                 ],
                 right=["instance", "section", "duration", "QEMU downtime"],
+                tail=["idstr"],
             )
         )
+        if not with_downtime:
+            out.print(NO_DEVICE_DOWNTIME)
     ram = doc["ram"]
     s = ram["sections"]
     pages = "-" if ram["pages"] is None else f"{ram['pages']} pages"

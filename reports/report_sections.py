@@ -10,7 +10,7 @@ from reports.bql import holder
 from reports.colo import colo_blocks
 from reports.console import fmt_us, who
 from reports.downtime import downtime_blocks
-from reports.phases import open_at_end_line
+from reports.phases import NO_DEVICE_DOWNTIME, open_at_end_line
 from reports.summary import not_qemu_line, summary_zero
 from reports.timezero import TimeZero
 from reports.trace_end import THREAD_COLUMNS, at_end_lines, thread_rows
@@ -166,9 +166,12 @@ def _phases(sec: Section, doc: dict[str, Any]) -> None:
     )
     devices = sorted(p["devices"], key=lambda d: -(d["duration_us"] or 0.0))
     if devices:
+        with_downtime = any(d["downtime_us"] is not None for d in devices)
+        columns = ["device", "instance", "type", "thread", "duration"]
+        columns += ["QEMU downtime"] if with_downtime else []
         sec.add_table(
             f"Device state loads ({len(devices)}, longest first)",
-            ["device", "instance", "type", "thread", "duration", "QEMU downtime"],
+            columns,
             [
                 [
                     d["idstr"],
@@ -176,13 +179,16 @@ def _phases(sec: Section, doc: dict[str, Any]) -> None:
                     d["section_type"],
                     who(d["tid"], d["thread"]),
                     us(d["duration_us"]),
-                    us(d["downtime_us"]),
+                    *([us(d["downtime_us"])] if with_downtime else []),
                 ]
                 for d in devices
             ],
             right=["instance", "duration", "QEMU downtime"],
             compact=DEVICES_SHOWN,
+            tail=["device"],
         )
+        if not with_downtime:
+            sec.add(NO_DEVICE_DOWNTIME, "note")
     ram = p["ram"]
     s = ram["sections"]
     sec.add(

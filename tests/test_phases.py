@@ -414,3 +414,34 @@ def test_a_trace_without_timestamps_has_phases_but_null_times() -> None:
         assert rec["start_ns"] is None and rec["duration_us"] is None
     assert all(rec["end_ns"] is None for rec in doc["phases"])
     json.dumps(doc, allow_nan=False)
+
+
+# ------------------------------------------------------------------ device table in text
+@pytest.mark.parametrize("run", ["qemu-7.2/a-precopy-plain", "qemu-threadify/e-precopy-mutex"])
+def test_qemu_downtime_column_is_shown_only_where_the_trace_has_it(run: str) -> None:
+    path = sample(run, "dst.trace.xz")
+    in_trace = any(b"vmstate_downtime_load" in line for line in read_lines(path))
+    out = run_cli("phases", path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    header = lines[lines.index(next(x for x in lines if x.startswith("Device state loads"))) + 2]
+    assert header.split()[0] == "idstr"
+    assert ("QEMU downtime" in header) is in_trace
+    assert ("QEMU downtime per device: not in this trace" in out.stdout) is not in_trace
+
+
+def test_a_narrow_terminal_keeps_the_end_of_device_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    trace = tracetool.load(sample("qemu-7.2/a-precopy-plain", "dst.trace.xz"))
+    doc = analyze_phases(trace).to_json()
+    names = [str(d["idstr"]) for d in doc["devices"]]
+    monkeypatch.setenv("COLUMNS", "64")
+    buf = io.StringIO()
+    render_phases_text(doc, console(buf), TimeZero.of(trace))
+    lines = buf.getvalue().splitlines()
+    start = lines.index(next(x for x in lines if x.startswith("Device state loads"))) + 4
+    rows = lines[start : start + len(names)]
+    assert all(len(x.rstrip()) <= 64 for x in rows)
+    shown = [x.split()[0] for x in rows]
+    assert any(s.startswith("…") for s in shown), "64 columns should shorten the longest names"
+    for s, name in zip(shown, names, strict=True):
+        assert s == name or (s.startswith("…") and name.endswith(s[1:])), (s, name)
