@@ -123,6 +123,7 @@ def render_process_text(
                 ],
                 right=["taken at", "held"],
                 optional=["where", "section"],
+                tail=["device"],
             )
         )
     if data["by_phase"]:

@@ -123,6 +123,7 @@ def compare_sections(doc: dict[str, Any]) -> list[Section]:
             _delta_rows(doc["devices"]),
             right=right,
             compact=DEVICES_SHOWN,
+            tail=["device"],
         )
 
     bql = Section("bql", "Big QEMU Lock (BQL)")

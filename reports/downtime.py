@@ -93,6 +93,7 @@ def downtime_blocks(out: Section, doc: dict[str, Any], zero: TimeZero) -> None:
             ],
             right=["save", "load", "on critical path"],
             compact=DEVICES_SHOWN,
+            tail=["device"],
         )
     sw, tt = doc["switchover"], doc["total_time"]
     out.add_table(

@@ -310,6 +310,7 @@ def _bql_process(sec: Section, p: dict[str, Any], zero: TimeZero, several: bool)
                 for h in p["longest_holds"]
             ],
             right=["held"],
+            tail=["device"],
         )
     if p["by_phase"]:
         sec.add_table(
