@@ -21,6 +21,7 @@ from reports.timezero import TimeZero
 PATH_SHOWN = 15
 """Critical-path steps listed in the compact outputs (the longest ones; JSON/HTML list all)."""
 DEVICES_SHOWN = 10
+NO_STEP_BQL = "BQL held per step: not in this trace (enable qemu_mutex_*: migtrace events --for bql)"
 WIDTH = 100
 """Lines of text are wrapped to a 100-column terminal."""
 
@@ -54,13 +55,14 @@ def downtime_blocks(out: Section, doc: dict[str, Any], zero: TimeZero) -> None:
     if path:
         total = sum(s["us"] for s in path) or 1.0
         shown = sorted(range(len(path)), key=lambda k: -path[k]["us"])[:PATH_SHOWN]
+        with_bql = any(s["bql_us"] is not None for s in path)
         rows = [
             [
                 zero.at(path[k]["start_ns"]),
                 path[k]["side"],
                 _step_name(path[k]),
                 fmt_us(path[k]["us"]),
-                fmt_us(path[k]["bql_us"]) if path[k]["bql_us"] is not None else "-",
+                *([fmt_us(path[k]["bql_us"])] if with_bql else []),
                 f"{100 * path[k]['us'] / total:.1f}%",
             ]
             for k in sorted(shown)
@@ -69,10 +71,13 @@ def downtime_blocks(out: Section, doc: dict[str, Any], zero: TimeZero) -> None:
         title = f"Critical path ({len(path)} steps" + (f"; the {len(shown)} longest shown)" if rest else ")")
         out.add_table(
             title,
-            ["at s", "side", "step", "time", "BQL held", "share"],
+            ["at s", "side", "step", "time", *(["BQL held"] if with_bql else []), "share"],
             rows,
             right=["at s", "time", "BQL held", "share"],
+            tail=["step"],
         )
+        if not with_bql:
+            out.add(NO_STEP_BQL, "note")
         if rest:
             rest_us = sum(s["us"] for k, s in enumerate(path) if k not in shown)
             out.add(f"{rest} shorter steps: {fmt_us(rest_us)} together")

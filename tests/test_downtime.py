@@ -329,3 +329,17 @@ def test_path_stays_on_the_source_while_the_destination_waited_for_its_ram() -> 
     assert all(s["side"] == "src" for s in path if s["end_ns"] <= save_end)
     assert any(s["side"] == "src" and s["end_ns"] == save_end for s in path)
     assert any(s["side"] == "dst" and s["start_ns"] == save_end for s in path)
+
+
+@pytest.mark.parametrize("run", [QEMU72_A, QEMU72_E])
+def test_bql_column_of_the_path_only_where_the_trace_has_mutex_events(run: str) -> None:
+    d = sample(run)
+    files = [f"{d}/src.trace.xz", f"{d}/dst.trace.xz"]
+    traced = any(b"qemu_mutex_unlock" in line for f in files for line in read_lines(f))
+    res = run_cli("downtime", *files)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    header = lines[lines.index(next(x for x in lines if x.startswith("Critical path"))) + 2]
+    assert header.split()[:4] == ["at", "s", "side", "step"]
+    assert ("BQL held" in header) is traced
+    assert ("BQL held per step: not in this trace" in res.stdout) is not traced

@@ -83,9 +83,10 @@ def test_a_failing_analysis_becomes_a_note_and_the_rest_still_reports(
     def broken(trace: object) -> None:
         raise RuntimeError("mutex table exploded")
 
+    trace = mutex_72().trace  # before the patch: the cached report other tests share stays whole
     monkeypatch.delenv("MIGTRACE_DEBUG", raising=False)
     monkeypatch.setitem(registry.ANALYSES, "bql", replace(registry.ANALYSES["bql"], run=broken))
-    data = collect(mutex_72().trace)
+    data = collect(trace)
     assert data.bql is None
     assert data.notes["bql"] == ["the BQL analysis failed on this trace: RuntimeError: mutex table exploded"]
     assert data.phases is not None and data.phases.outcome == "completed"
