@@ -76,15 +76,15 @@ def downtime_blocks(out: Section, doc: dict[str, Any], zero: TimeZero) -> None:
             right=["at s", "time", "BQL held", "share"],
             tail=["step"],
         )
-        if not with_bql:
-            out.add(NO_STEP_BQL, "note")
         if rest:
             rest_us = sum(s["us"] for k, s in enumerate(path) if k not in shown)
             out.add(f"{rest} shorter steps: {fmt_us(rest_us)} together")
+        if not with_bql:
+            out.add(NO_STEP_BQL, "note")
     devices = sorted(doc["by_device"], key=lambda d: -max(d["save_us"] or 0.0, d["load_us"] or 0.0))
     if devices:
         out.add_table(
-            "Per device (source save, destination load; QEMU's own times where it traces them)",
+            "Per device: source save, destination load (QEMU's own times where traced)",
             ["device", "type", "save", "load", "on critical path"],
             [
                 [

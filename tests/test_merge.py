@@ -238,3 +238,7 @@ def test_a_real_cancelled_migration_is_cancelled_with_the_source_and_failed_with
         "the source cancelled the migration; the destination recorded 'failed'" in n for n in together.notes
     )
     assert together.qemu_status is not None and together.qemu_status["agrees"] is True
+    # no switchover happened: there is no pause, and the downtime says so instead of "missing"
+    down = tracetool.analyze_downtime(tracetool.load([str(run / "dst.trace"), str(run / "src.trace")]), query)
+    assert down.start is None and down.end_to_end_us is None
+    assert any("ended 'cancelled' before it stopped the VM" in x for x in down.explanation)

@@ -55,6 +55,8 @@ from tracetool._model.trace import Trace
 from tracetool._timeline.builder import build_timeline
 
 DEVICE_EVENTS = "vmstate_downtime_*"
+NO_SWITCHOVER_STATES = ("cancelling", "cancelled", "failed")
+"""Final states of a source migration that end it without a switchover (the VM keeps running)."""
 _DOWNTIME_FIELD = re.compile(r'"downtime"\s*:\s*(\d+(?:\.\d+)?)')
 
 
@@ -84,6 +86,7 @@ def analyze_downtime(
         )
     elif start is None:
         notes.append("the source never stopped the VM for the switchover in this trace")
+    src_state = _last_state(src) if src is not None and start is None else None
     if dst is None:
         notes.append("no destination process in this trace: the pause ends on the destination")
     elif end is None:
@@ -151,6 +154,11 @@ def analyze_downtime(
     explanation = explain(
         end_to_end, reported, (src_end[2] - start[2]) / 1000.0 if src_end and start else None, steps_json
     )
+    if src_state in NO_SWITCHOVER_STATES:
+        explanation = [
+            f"No pause to measure: the source's migration ended '{src_state}' before it stopped "
+            "the VM, so the guest kept running on the source."
+        ]
     if src and dst:
         notes.extend(a.notes)
     return DowntimeReport(
