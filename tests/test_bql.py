@@ -723,3 +723,41 @@ def test_every_broken_event_is_counted_and_the_first_thousand_listed(tmp_path: P
     assert frame.head(1000)[["line", "kind", "message"]].astype(object).values.tolist() == [
         [i["line"], i["kind"], i["message"]] for i in listed
     ]
+
+
+def _ram_end_then_timer(taken_in_ram_section: bool) -> list[str]:
+    """QEMU 7.2 log lines of a main thread loading RAM's last section and then the first device
+    (the timer), with one BQL hold taken inside RAM's section or after it ended."""
+    bql = "0x55d0c0ffee40"
+    steps = [
+        "qemu_loadvm_state_section 3",
+        "qemu_loadvm_state_section_partend 2",
+        "ram_load_complete exit_code 0 seq iteration 68",
+        "qemu_loadvm_state_section 4",
+        "qemu_loadvm_state_section_startfull 0(timer) 0 2",
+    ]
+    take = [
+        f"qemu_mutex_lock waiting on mutex {bql} (../../util/main-loop.c:318)",
+        f"qemu_mutex_locked taken mutex {bql} (../../util/main-loop.c:318)",
+    ]
+    at = 2 if taken_in_ram_section else 3
+    body = [
+        *steps[:at],
+        *take,
+        *steps[at:],
+        f"qemu_mutex_unlock released mutex {bql} (../../softmmu/cpus.c:511)",
+    ]
+    return [f"4242@{1000 + 0.01 * i:.6f}:{line}" for i, line in enumerate(body)]
+
+
+@pytest.mark.parametrize("taken_in_ram_section", [True, False])
+def test_a_hold_taken_in_rams_last_section_is_no_devices_load(
+    tmp_path: Path, taken_in_ram_section: bool
+) -> None:
+    path = write(tmp_path, _ram_end_then_timer(taken_in_ram_section))
+    holds = tracetool.analyze_bql(tracetool.load(path)).processes["dst"].holds
+    assert len(holds) == 1
+    device = None if holds["device"].isna().iloc[0] else str(holds["device"].iloc[0])
+    # Taken before RAM's section ended, the hold was not taken to load the timer that starts
+    # while it is held; taken between sections, it is the timer's (as the threaded load does).
+    assert device == (None if taken_in_ram_section else "timer")

@@ -47,7 +47,8 @@ class TimelineContext(Context):
     The phase is process-wide (the innermost phase when the lock was taken); section and device
     are the holder's own. The threaded load takes the BQL just before it announces the device
     (``qemu_loadvm_state_section_startfull``), so a hold taken outside any device span gets the
-    first device span of its thread that starts while it is held.
+    first device span of its thread that starts while it is held, and before the section it was
+    taken in (if any) ends.
     """
 
     source = "timeline"
@@ -138,7 +139,8 @@ class TimelineContext(Context):
             starts = spans["start_ns"].to_numpy(dtype=np.int64)
             i = np.searchsorted(starts, start[todo], side="left")
             ok = i < len(starts)
-            ok[ok] = starts[i[ok]] <= end[todo][ok]
+            until = np.minimum(end[todo], self._section_end(process, tid, start[todo]))
+            ok[ok] = starts[i[ok]] <= until[ok]
             span_names = [str(n) for n in spans["name"].astype(object)]
             lookup = {n: k for k, n in enumerate(dev_names)}
             span_code = np.array(
@@ -149,6 +151,25 @@ class TimelineContext(Context):
             dev_codes = dev_codes.copy()
             dev_codes[todo] = fill
         return dev_codes, dev_names
+
+    def _section_end(self, process: str, tid: int | None, ts: np.ndarray) -> np.ndarray:
+        """Per time: the end of the section the thread was in at that time (the largest int64
+        when it was in none). A hold taken in one section is not another section's device load
+        (a 7.2 main thread holds the BQL across RAM's last section and the first devices)."""
+        spans = self._of(process, "section")
+        if tid is not None:
+            spans = spans[(spans["tid"] == tid).fillna(False).to_numpy(dtype=bool)]
+        out = np.full(len(ts), np.iinfo(np.int64).max, dtype=np.int64)
+        if spans.empty:
+            return out
+        spans = spans.sort_values("start_ns", kind="stable")
+        starts = spans["start_ns"].to_numpy(dtype=np.int64)
+        ends = spans["end_ns"].to_numpy(dtype=np.int64, na_value=np.iinfo(np.int64).max)
+        j = np.searchsorted(starts, ts, side="right") - 1
+        inside = j >= 0
+        inside[inside] = ts[inside] < ends[j[inside]]
+        out[inside] = ends[j[inside]]
+        return out
 
 
 def _runs(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
