@@ -74,6 +74,11 @@ def _result(c: dict[str, Any]) -> str:
     return "-" if c["completed"] else (c["cut_in"] or "?")
 
 
+def _has_bql(p: dict[str, Any]) -> bool:
+    """Whether any checkpoint of the process has a BQL figure (the trace has mutex events)."""
+    return any(c["bql_hold_us"] is not None or c["bql_wait_us"] is not None for c in p["checkpoints"])
+
+
 def _secondary_rows(p: dict[str, Any], clock: _Clock) -> list[tuple[str, ...]]:
     return [
         (
@@ -233,19 +238,27 @@ def colo_blocks(doc: dict[str, Any], zero: TimeZero) -> list[Block]:
                     f"from {clock.at(im['start_ns'])} s to {clock.at(im['end_ns'])} s"
                 )
             )
-    for p in doc["processes"]:
+    with_bql = [_has_bql(p) for p in doc["processes"]]
+    for p, bql in zip(doc["processes"], with_bql, strict=True):
         clock = _Clock(zero, p)
         secondary = p["role"] == "secondary"
+        columns: tuple[str, ...] = SECONDARY_COLUMNS if secondary else PRIMARY_COLUMNS
+        rows = _secondary_rows(p, clock) if secondary else _primary_rows(p, clock)
+        if not bql:  # no figure to show: the legend says how to get them
+            keep = [i for i, c in enumerate(columns) if c not in BQL_COLUMNS]
+            columns = tuple(columns[i] for i in keep)
+            rows = [tuple(r[i] for i in keep) for r in rows]
         out.append(
             Block(
                 f"{p['label']} ({p['role']}), COLO thread {_who(p['thread'])}: checkpoints",
-                SECONDARY_COLUMNS if secondary else PRIMARY_COLUMNS,
-                tuple(_secondary_rows(p, clock) if secondary else _primary_rows(p, clock)),
-                tuple(c for c in (SECONDARY_COLUMNS if secondary else PRIMARY_COLUMNS) if c != "cut in"),
+                columns,
+                tuple(rows),
+                tuple(c for c in columns if c != "cut in"),
             )
         )
     if doc["processes"]:
         out.extend(Block(line) for line in LEGEND)
+        out.extend(Block(line) for line in (LEGEND_BQL if any(with_bql) else (NO_BQL,)))
         out.append(_summary(doc))
     out.extend(_failover_lines(doc, zero))
     for p in doc["processes"]:
@@ -272,8 +285,13 @@ LEGEND = (
     "primary: save = VM stopped -> state sent; ack = -> 'vmstate-received'; loaded = ->",
     "  'vmstate-loaded'; resume = -> VM running; dirty = dirty pages sent; peer = the",
     "  secondary's checkpoint it pairs with on one time axis",
-    "BQL = held by the COLO thread, waits = BQL waits of the process's other threads, both",
-    "  inside the checkpoint (request -> 'vmstate-loaded' or the cut); cut in = what a checkpoint",
-    "  that did not complete was doing when failover, the next checkpoint or the trace's end came",
+    "cut in = what a checkpoint that did not complete was doing when failover, the next",
+    "  checkpoint or the trace's end came",
 )
+LEGEND_BQL = (
+    "BQL = held by the COLO thread, waits = BQL waits of the process's other threads, both",
+    "  inside the checkpoint (request -> 'vmstate-loaded' or the cut)",
+)
+NO_BQL = "BQL and waits per checkpoint: not in this trace (enable qemu_mutex_*: migtrace events --for bql)"
+BQL_COLUMNS = ("BQL", "waits")
 """What the columns of the checkpoint tables mean (lines under 100 columns)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 
 import tracetool
 from tests import colo_plain as plain
-from tests.conftest import run_cli, sample
+from tests.conftest import read_lines, run_cli, sample
 from tracetool import ColoReport
 
 R72 = ("qemu-7.2-colo", "b-colo-periodic-mutex")
@@ -426,3 +427,26 @@ def test_bql_time_inside_any_window_matches_the_mutex_lines() -> None:
     for a, b in zip(mids[:-1:7], mids[3::7], strict=False):
         assert iv.inside(a, b) / 1000.0 == pytest.approx(plain.clipped_us(holds, a, b), abs=1e-3)
     assert iv.inside(mids[0], mids[0]) == 0
+
+
+@pytest.mark.parametrize("with_mutex_events", [True, False])
+def test_checkpoint_tables_have_bql_columns_only_with_mutex_events(
+    tmp_path: Path, with_mutex_events: bool
+) -> None:
+    files = []
+    for side in ("dst", "src"):
+        kept = [
+            line
+            for line in read_lines(sample(*R72, f"{side}.trace.xz"))
+            if with_mutex_events or b":qemu_mutex_" not in line
+        ]
+        path = tmp_path / f"{side}.trace"
+        path.write_bytes(b"\n".join(kept) + b"\n")
+        files.append(str(path))
+    r = run_cli("colo", *files, *args_72()[2:])
+    assert r.returncode == 0, r.stderr
+    headers = [x.split() for x in r.stdout.splitlines() if x.split()[:3] == ["#", "at", "s"]]
+    assert len(headers) == 2  # the secondary's table and the primary's
+    for h in headers:
+        assert ("BQL" in h and "waits" in h) is with_mutex_events
+    assert ("BQL and waits per checkpoint: not in this trace" in r.stdout) is not with_mutex_events
