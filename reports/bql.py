@@ -46,46 +46,51 @@ def render_process_text(
         how = "per thread" if data["attribution"] == "thread" else "by call site (no thread ids in the trace)"
         out.print(f"{head}: mutex {data['mutex']}, {data['identified_by']}; attributed {how}")
     if data["threads"]:
+        columns = [
+            "tid",
+            "thread",
+            "role",
+            "holds",
+            "total",
+            "max",
+            "p50",
+            "p90",
+            "p99",
+            "open",
+            "waits",
+            "wait total",
+            "wait max",
+            "wait p99",
+        ]
+        rows = [
+            [
+                t["tid"] if t["tid"] is not None else "-",
+                t["name"] or "-",
+                t["role"],
+                t["holds"],
+                _us(t["hold_total_us"]),
+                _us(t["hold_max_us"]),
+                _us(t["hold_p50_us"]),
+                _us(t["hold_p90_us"]),
+                _us(t["hold_p99_us"]),
+                t["open_holds"],
+                t["waits"],
+                _us(t["wait_total_us"]),
+                _us(t["wait_max_us"]),
+                _us(t["wait_p99_us"]),
+            ]
+            for t in data["threads"]
+        ]
+        # Attributed by call site, the rows are roles: no thread id or name to show.
+        unknown = [c for c in ("tid", "thread") if all(r[columns.index(c)] == "-" for r in rows)]
+        keep = [i for i, c in enumerate(columns) if c not in unknown]
         out.print(
             table(
                 "Holds and waits per thread"
                 if data["attribution"] == "thread"
                 else "Holds and waits per role (by call site)",
-                [
-                    "tid",
-                    "thread",
-                    "role",
-                    "holds",
-                    "total",
-                    "max",
-                    "p50",
-                    "p90",
-                    "p99",
-                    "open",
-                    "waits",
-                    "wait total",
-                    "wait max",
-                    "wait p99",
-                ],
-                [
-                    [
-                        t["tid"] if t["tid"] is not None else "-",
-                        t["name"] or "-",
-                        t["role"],
-                        t["holds"],
-                        _us(t["hold_total_us"]),
-                        _us(t["hold_max_us"]),
-                        _us(t["hold_p50_us"]),
-                        _us(t["hold_p90_us"]),
-                        _us(t["hold_p99_us"]),
-                        t["open_holds"],
-                        t["waits"],
-                        _us(t["wait_total_us"]),
-                        _us(t["wait_max_us"]),
-                        _us(t["wait_p99_us"]),
-                    ]
-                    for t in data["threads"]
-                ],
+                [columns[i] for i in keep],
+                [[r[i] for i in keep] for r in rows],
                 right=[
                     "tid",
                     "holds",

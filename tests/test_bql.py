@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import tracetool
-from tests.conftest import run_cli, sample
+from tests.conftest import read_lines, run_cli, sample
 from tracetool._analyses.bql.report import BqlProcess
 from tracetool._analyses.bql.rules import normalize_site
 
@@ -761,3 +761,17 @@ def test_a_hold_taken_in_rams_last_section_is_no_devices_load(
     # Taken before RAM's section ended, the hold was not taken to load the timer that starts
     # while it is held; taken between sections, it is the timer's (as the threaded load does).
     assert device == (None if taken_in_ram_section else "timer")
+
+
+@pytest.mark.parametrize("case", [E72, TFY])
+def test_per_role_table_has_no_empty_thread_columns(case: tuple[str, str]) -> None:
+    path = sample(*case, "dst.trace.xz")
+    # QEMU 7.2's log lines start with TID@; 10.1's with an ISO time and no thread id
+    with_tids = all(re.match(rb"\d+@", line) for line in itertools.islice(read_lines(path), 100) if line)
+    out = run_cli("bql", path, "--threads", sample(*case, "dst-threads.json"))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    title = next(i for i, x in enumerate(lines) if x.startswith("Holds and waits per"))
+    header = lines[title + 2].split()
+    assert lines[title].rstrip().endswith("per thread") is with_tids
+    assert header[:3] == (["tid", "thread", "role"] if with_tids else ["role", "holds", "total"])
