@@ -26,6 +26,8 @@ SECTION_TITLES = {
     "colo": "COLO checkpoints and failover",
 }
 DEVICES_SHOWN = 12
+THREAD_STAT_COLUMNS = ("role", "holds", "held", "max", "p50", "p99", "waits", "waited", "wait max")
+"""The BQL figures of each thread (or role, attributed by call site) in the report."""
 """Device loads listed in the compact (terminal, Markdown) outputs; HTML lists all."""
 ISSUES_SHOWN = 5
 EVENTS_SHOWN = 10
@@ -273,12 +275,13 @@ def _bql_process(sec: Section, p: dict[str, Any], zero: TimeZero, several: bool)
         )
     label = f" ({p['process']})" if several else ""
     if p["threads"]:
+        by_thread = p["attribution"] == "thread"  # else the rows are roles (by call site)
         sec.add_table(
-            "Holds and waits per thread" + label,
-            ["thread", "role", "holds", "held", "max", "p50", "p99", "waits", "waited", "wait max"],
+            ("Holds and waits per thread" if by_thread else "Holds and waits per role") + label,
+            [*(["thread"] if by_thread else []), *THREAD_STAT_COLUMNS],
             [
                 [
-                    who(t["tid"], t["name"]) if p["attribution"] == "thread" else "-",
+                    *([who(t["tid"], t["name"])] if by_thread else []),
                     t["role"],
                     fmt_count(t["holds"]),
                     us(t["hold_total_us"]),

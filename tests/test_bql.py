@@ -775,3 +775,7 @@ def test_per_role_table_has_no_empty_thread_columns(case: tuple[str, str]) -> No
     header = lines[title + 2].split()
     assert lines[title].rstrip().endswith("per thread") is with_tids
     assert header[:3] == (["tid", "thread", "role"] if with_tids else ["role", "holds", "total"])
+    report = run_cli("report", path, "--threads", sample(*case, "dst-threads.json")).stdout.splitlines()
+    title = next(i for i, x in enumerate(report) if x.startswith("Holds and waits per"))
+    assert report[title].split()[4] == ("thread" if with_tids else "role")
+    assert report[title + 2].split()[0] == ("thread" if with_tids else "role")
