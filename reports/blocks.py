@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reports.console import fmt_us
+from reports.console import all_unknown, fmt_us
 
 
 @dataclass(frozen=True)
@@ -59,15 +59,19 @@ class Section:
         compact: int | None = None,
         optional: Sequence[str] = (),
         tail: Sequence[str] = (),
+        omit_unknown: Sequence[str] = (),
     ) -> None:
         """Adds a table; cells become strings ("" for None). ``optional``: columns a narrow
         terminal may leave out, the first named first; ``tail``: columns (paths) a narrow
-        terminal shortens from their start."""
+        terminal shortens from their start; ``omit_unknown``: columns left out of every output
+        when no row knows them (every cell "-" or empty)."""
+        cells = [["" if v is None else str(v) for v in r] for r in rows]
+        keep = [i for i, c in enumerate(columns) if c not in omit_unknown or not all_unknown(cells, i)]
         self.blocks.append(
             Table(
                 title,
-                tuple(columns),
-                tuple(tuple("" if v is None else str(v) for v in r) for r in rows),
+                tuple(columns[i] for i in keep),
+                tuple(tuple(r[i] for i in keep) for r in cells),
                 frozenset(right),
                 compact,
                 tuple(optional),

@@ -73,10 +73,13 @@ class FitTable:
         right: Sequence[str] = (),
         optional: Sequence[str] = (),
         tail: Sequence[str] = (),
+        omit_unknown: Sequence[str] = (),
     ) -> None:
         self.title = title
-        self.columns = list(columns)
-        self.rows = [["" if v is None else str(v) for v in r] for r in rows]
+        cells = [["" if v is None else str(v) for v in r] for r in rows]
+        keep = [i for i, c in enumerate(columns) if c not in omit_unknown or not all_unknown(cells, i)]
+        self.columns = [columns[i] for i in keep]
+        self.rows = [[r[i] for i in keep] for r in cells]
         self.right = set(right)
         self.optional = [c for c in optional if c in self.columns]
         self.tail = set(tail)
@@ -177,14 +180,21 @@ def table(
     right: Sequence[str] = (),
     optional: Sequence[str] = (),
     tail: Sequence[str] = (),
+    omit_unknown: Sequence[str] = (),
 ) -> FitTable:
     """A compact table; values are shown as plain text (no markup is interpreted).
 
     ``right``: columns aligned right (numbers). ``optional``: columns that may be left out when
     the table does not fit, the first named first. ``tail``: columns (paths) shortened from
-    their start, and before the others.
+    their start, and before the others. ``omit_unknown``: columns left out when no row knows
+    them (every cell "-" or empty, e.g. threads in a trace without thread ids).
     """
-    return FitTable(title, columns, rows, right, optional, tail)
+    return FitTable(title, columns, rows, right, optional, tail, omit_unknown)
+
+
+def all_unknown(rows: Sequence[Sequence[str]], column: int) -> bool:
+    """Whether every row's cell in ``column`` says "-" (unknown) or nothing."""
+    return all(r[column] in ("-", "") for r in rows)
 
 
 def who(tid: Any, name: Any) -> str:

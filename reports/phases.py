@@ -43,6 +43,7 @@ def render_phases_text(
                 for p in phases
             ],
             right=["start", "duration"],
+            omit_unknown=["thread"],
         )
     )
     devices = doc["devices"]
@@ -67,6 +68,7 @@ def render_phases_text(
                     for d in devices
                 ],
                 right=["instance", "section", "duration", "QEMU downtime"],
+                omit_unknown=["thread"],
                 tail=["idstr"],
             )
         )
@@ -98,6 +100,7 @@ def render_phases_text(
                 ["process", "checkpoint", "thread", "at"],
                 [[c["process"], c["name"], who(c["tid"], c["thread"]), zero.at(c["ts_ns"])] for c in cps],
                 right=["at"],
+                omit_unknown=["thread"],
             )
         )
     dt, tt = doc["downtime"], doc["total_time"]
@@ -141,6 +144,7 @@ def render_phases_text(
                     for c in mf["channels"]
                 ],
                 right=["packets", "pages"],
+                omit_unknown=["thread"],
             )
         )
         sync = mf["sync"] or {}

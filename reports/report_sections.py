@@ -165,6 +165,7 @@ def _phases(sec: Section, doc: dict[str, Any]) -> None:
             for ph in p["phases"]
         ],
         right=["start", "duration"],
+        omit_unknown=["thread"],
     )
     devices = sorted(p["devices"], key=lambda d: -(d["duration_us"] or 0.0))
     if devices:
@@ -186,6 +187,7 @@ def _phases(sec: Section, doc: dict[str, Any]) -> None:
                 for d in devices
             ],
             right=["instance", "duration", "QEMU downtime"],
+            omit_unknown=["thread"],
             compact=DEVICES_SHOWN,
             tail=["device"],
         )
@@ -217,6 +219,7 @@ def _phases(sec: Section, doc: dict[str, Any]) -> None:
                 for c in mf["channels"]
             ],
             right=["packets", "pages"],
+            omit_unknown=["thread"],
         )
     if p["checkpoints"]:
         sec.add_table(
@@ -227,6 +230,7 @@ def _phases(sec: Section, doc: dict[str, Any]) -> None:
                 for c in p["checkpoints"]
             ],
             right=["at"],
+            omit_unknown=["thread"],
         )
     for n in p["notes"]:
         sec.add(n, "note")

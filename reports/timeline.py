@@ -45,6 +45,7 @@ def render_timeline_text(
                 for r in span_rows
             ],
             right=["start", "duration"],
+            omit_unknown=["thread"],
         )
     )
     if inst_rows:
@@ -58,6 +59,7 @@ def render_timeline_text(
                     for r in inst_rows
                 ],
                 right=["at"],
+                omit_unknown=["thread"],
             )
         )
     counts = {str(k): int(v) for k, v in issues["kind"].value_counts().items()}

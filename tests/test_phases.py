@@ -445,3 +445,17 @@ def test_a_narrow_terminal_keeps_the_end_of_device_names(monkeypatch: pytest.Mon
     assert any(s.startswith("…") for s in shown), "64 columns should shorten the longest names"
     for s, name in zip(shown, names, strict=True):
         assert s == name or (s.startswith("…") and name.endswith(s[1:])), (s, name)
+
+
+@pytest.mark.parametrize("inputs", ["dst.trace.xz", "per-thread"])
+def test_thread_columns_are_left_out_only_when_no_row_knows_its_thread(inputs: str) -> None:
+    path = sample("qemu-threadify/e-precopy-mutex", inputs)
+    # one log file: QEMU 10.1 lines carry no thread id; per-thread files name it (dst.TID.trace)
+    with_tids = Path(path).is_dir()
+    for command in ("phases", "report"):
+        out = run_cli(command, path)
+        assert out.returncode == 0, out.stderr
+        lines = out.stdout.splitlines()
+        for title in ("Phases", "Device state loads"):
+            at = next(i for i, x in enumerate(lines) if x.startswith(title))
+            assert ("thread" in lines[at + 2].split()) is with_tids, (command, title)
