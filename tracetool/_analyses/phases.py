@@ -307,7 +307,7 @@ def _page_counts(trace: Trace, mask: np.ndarray) -> tuple[int | None, int | None
     zero = normal = None
     post = 0
     for event in ("ram_load_loop", "ram_load_postcopy_loop"):
-        f = trace.fields(event)
+        f = trace.fields(event, columns=("flags",))  # not the page addresses: millions of texts
         if not len(f) or "flags" not in f:
             continue
         f = f[mask[f.index.to_numpy()]]

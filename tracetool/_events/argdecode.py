@@ -7,14 +7,15 @@ so every analysis sees the same columns whichever backend recorded the trace.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import pyarrow as pa
 
 from parsers.segment import ARGS_TEXT
 from tracetool._events.catalog import Catalog, DecodedText
 
-Decoder = Callable[[Catalog, str, pa.Array], DecodedText]
+Decoder = Callable[[Catalog, str, pa.Array, Collection[str] | None], DecodedText]
+"""``(catalog, event, values, only)``: ``only`` names the fields wanted (None: all)."""
 
 _DECODERS: dict[str, Decoder] = {}
 
@@ -24,17 +25,20 @@ def register_decoder(encoding: str, decoder: Decoder) -> None:
     _DECODERS[encoding] = decoder
 
 
-def decode(encoding: str, catalog: Catalog, event: str, values: pa.Array) -> DecodedText:
-    """Decodes the argument ``values`` (unique texts or payloads) of ``event``."""
+def decode(
+    encoding: str, catalog: Catalog, event: str, values: pa.Array, only: Collection[str] | None = None
+) -> DecodedText:
+    """Decodes the argument ``values`` (unique texts or payloads) of ``event``; ``only``: the
+    fields wanted (None: all), the others are not converted."""
     try:
         fn = _DECODERS[encoding]
     except KeyError:
         raise ValueError(f"no argument decoder for encoding {encoding!r}") from None
-    return fn(catalog, event, values)
+    return fn(catalog, event, values, only)
 
 
-def _decode_text(catalog: Catalog, event: str, values: pa.Array) -> DecodedText:
-    return catalog.decode_text(event, values)
+def _decode_text(catalog: Catalog, event: str, values: pa.Array, only: Collection[str] | None) -> DecodedText:
+    return catalog.decode_text(event, values, only)
 
 
 register_decoder(ARGS_TEXT, _decode_text)

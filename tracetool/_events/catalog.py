@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
@@ -42,6 +42,13 @@ class DecodedText:
     frame: pd.DataFrame
     matched: np.ndarray
     variant: np.ndarray
+
+    def select(self, only: Collection[str] | None) -> DecodedText:
+        """The same texts with only the fields named in ``only`` (None: all)."""
+        if only is None:
+            return self
+        keep = [c for c in self.frame.columns if c in only]
+        return DecodedText(self.frame[keep], self.matched, self.variant)
 
 
 def _builtin_definitions() -> list[EventDef]:
@@ -159,22 +166,26 @@ class Catalog:
         """True when ``name`` has an exact definition or belongs to a family."""
         return bool(self.variants(name))
 
-    def decode_text(self, name: str, texts: object) -> DecodedText:
+    def decode_text(self, name: str, texts: object, only: Collection[str] | None = None) -> DecodedText:
         """Decodes printed argument texts of event ``name`` with its variants, in order.
 
         Each text is decoded by the first variant that matches it. ``texts`` is a pyarrow
         string array (or chunked array, Series, list of str), typically unique texts.
+        ``only``: the fields wanted (None: all); the others are matched but not converted.
         """
         arr = as_text_array(texts)
         n = len(arr)
 
         def decode_rows(ev: EventDef, rows: np.ndarray) -> tuple[np.ndarray, dict[str, pa.Array]]:
             subset = arr if len(rows) == n else arr.take(pa.array(rows))
-            cols, ok = decoder_for(ev).decode_arrow(subset)
+            cols, ok = decoder_for(ev).decode_arrow(subset, only)
             keep = pa.array(ok)
             return ok, {k: col.filter(keep) for k, col in cols.items()}
 
-        return self.decode_by_variants(name, n, lambda ev: decoder_for(ev).fields, decode_rows)
+        def fields_of(ev: EventDef) -> list[tuple[str, str]]:
+            return [f for f in decoder_for(ev).fields if only is None or f[0] in only]
+
+        return self.decode_by_variants(name, n, fields_of, decode_rows)
 
     def decode_by_variants(
         self,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -198,9 +199,9 @@ def _as_decoded(p: Printed, value: pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(value, _NULL_STRING), pa.scalar(None, _STR), value)
 
 
-def _decode(catalog: Catalog, event: str, values: pa.Array) -> DecodedText:
+def _decode(catalog: Catalog, event: str, values: pa.Array, only: Collection[str] | None) -> DecodedText:
     _, payloads = split_entries(values)
-    return decode_payloads(catalog, event, payloads)
+    return decode_payloads(catalog, event, payloads).select(only)
 
 
 # ------------------------------------------------------------------------------ rendering

@@ -18,7 +18,7 @@ time. Payloads that no variant fits are shown as ``<raw HEX>``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -151,9 +151,9 @@ def decode_payloads(catalog: Catalog, event: str, payloads: Payloads) -> Decoded
     )
 
 
-def _decoder(big_endian: bool) -> Callable[[Catalog, str, pa.Array], DecodedText]:
-    def decode(catalog: Catalog, event: str, values: pa.Array) -> DecodedText:
-        return decode_payloads(catalog, event, Payloads.from_values(values, big_endian))
+def _decoder(big_endian: bool) -> argdecode.Decoder:
+    def decode(catalog: Catalog, event: str, values: pa.Array, only: Collection[str] | None) -> DecodedText:
+        return decode_payloads(catalog, event, Payloads.from_values(values, big_endian)).select(only)
 
     return decode
 

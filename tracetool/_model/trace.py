@@ -34,7 +34,7 @@ class Trace:
         self._c = columns
         self._t = table
         self.catalog = catalog
-        self._fields_cache: dict[str, pd.DataFrame] = {}
+        self._fields_cache: dict[tuple[str, tuple[str, ...] | None], pd.DataFrame] = {}
         self.skipped_inputs: list[SkippedFile] = []  # files of input directories not read, why
 
     # ------------------------------------------------------------------ raw columns
@@ -269,25 +269,34 @@ class Trace:
         )
 
     # ------------------------------------------------------------------ typed arguments
-    def fields(self, event: str, rows: np.ndarray | None = None) -> pd.DataFrame:
+    def fields(
+        self, event: str, rows: np.ndarray | None = None, columns: Sequence[str] | None = None
+    ) -> pd.DataFrame:
         """Typed arguments of ``event``, one row per occurrence (or per given row).
 
         Columns are the trace-events argument names (e.g. ``mutex``, ``file``, ``line`` for
         ``qemu_mutex_lock``) plus ``decoded`` (False where the text matched no known format).
-        The index holds the event's row positions in ``events``.
+        The index holds the event's row positions in ``events``. ``columns``: only these
+        arguments (those the event has), for bulk work on events with millions of distinct
+        texts (RAM pages): the others are not converted. ``decoded`` then says that the text
+        matched the format and these arguments converted.
         """
+        only = None if columns is None else tuple(columns)
         if rows is None:
-            cached = self._fields_cache.get(event)
+            cached = self._fields_cache.get((event, only))
             if cached is not None:
                 return cached
-            rows = self.rows(event)
-            out = self._decode_rows(event, rows)
-            self._fields_cache[event] = out
+            whole = self._fields_cache.get((event, None))
+            if whole is not None and only is not None:
+                out = whole[[c for c in whole.columns if c in only or c == "decoded"]]
+            else:
+                out = self._decode_rows(event, self.rows(event), only)
+            self._fields_cache[(event, only)] = out
             return out
-        return self._decode_rows(event, np.asarray(rows, dtype=np.int64))
+        return self._decode_rows(event, np.asarray(rows, dtype=np.int64), only)
 
     def fields_by_text(
-        self, event: str, rows: np.ndarray | None = None
+        self, event: str, rows: np.ndarray | None = None, columns: Sequence[str] | None = None
     ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
         """Typed arguments decoded once per distinct argument text, for bulk work.
 
@@ -295,11 +304,11 @@ class Trace:
         event (the columns of ``fields`` plus ``decoded``), and event row ``rows[i]`` has the
         fields in ``frame.iloc[text_index[i]]`` (``text_index``: int32 where the trace has fewer
         than 2**31 distinct texts). Per-row work is then one integer gather, which is what an
-        analysis of millions of mutex events wants.
+        analysis of millions of mutex events wants. ``columns``: as for :meth:`fields`.
         """
         rows = self.rows(event) if rows is None else np.asarray(rows, dtype=np.int64)
         uniq, take = _distinct(self._c.args[rows], self._args_total)
-        return rows, take, self._texts_frame(event, uniq)
+        return rows, take, self._texts_frame(event, uniq, columns)
 
     def fields_by_text_of(self, events: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[pd.DataFrame]]:
         """:meth:`fields_by_text` of several events at once, in one pass over the trace.
@@ -343,9 +352,12 @@ class Trace:
     def _args_total(self) -> int:
         return sum(len(t.table) for t in self._c.args_tables)
 
-    def _texts_frame(self, event: str, codes: np.ndarray) -> pd.DataFrame:
-        """The typed fields of ``event`` for the argument codes ``codes`` (sorted), one row each,
-        with ``decoded`` (False where no variant of the event matched the text)."""
+    def _texts_frame(
+        self, event: str, codes: np.ndarray, columns: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """The typed fields of ``event`` (``columns`` only, when given) for the argument codes
+        ``codes`` (sorted), one row each, with ``decoded`` (False where no variant of the event
+        matched the text)."""
         parts: list[pd.DataFrame] = []
         matched_parts: list[np.ndarray] = []
         for t in self._c.args_tables:
@@ -354,7 +366,7 @@ class Trace:
             if not len(sel):
                 continue
             values = t.table.values.take(pa.array(sel - lo))
-            dec = argdecode.decode(t.encoding, self.catalog, event, values)
+            dec = argdecode.decode(t.encoding, self.catalog, event, values, columns)
             parts.append(dec.frame.reset_index(drop=True))
             matched_parts.append(np.asarray(dec.matched, dtype=bool))
         if not parts:
@@ -363,8 +375,10 @@ class Trace:
         per_unique["decoded"] = np.concatenate(matched_parts)
         return per_unique
 
-    def _decode_rows(self, event: str, rows: np.ndarray) -> pd.DataFrame:
-        rows, take, per_unique = self.fields_by_text(event, rows)
+    def _decode_rows(
+        self, event: str, rows: np.ndarray, columns: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        rows, take, per_unique = self.fields_by_text(event, rows, columns)
         if len(per_unique):
             out = per_unique.take(take).reset_index(drop=True)
         else:
