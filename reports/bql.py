@@ -81,30 +81,16 @@ def render_process_text(
             ]
             for t in data["threads"]
         ]
-        # Attributed by call site, the rows are roles: no thread id or name to show.
-        unknown = [c for c in ("tid", "thread") if all(r[columns.index(c)] == "-" for r in rows)]
-        keep = [i for i, c in enumerate(columns) if c not in unknown]
         out.print(
             table(
                 "Holds and waits per thread"
                 if data["attribution"] == "thread"
                 else "Holds and waits per role (by call site)",
-                [columns[i] for i in keep],
-                [[r[i] for i in keep] for r in rows],
-                right=[
-                    "tid",
-                    "holds",
-                    "total",
-                    "max",
-                    "p50",
-                    "p90",
-                    "p99",
-                    "open",
-                    "waits",
-                    "wait total",
-                    "wait max",
-                    "wait p99",
-                ],
+                columns,
+                rows,
+                right=[c for c in columns if c not in ("thread", "role")],
+                # attributed by call site, the rows are roles: no thread id or name to show
+                omit_unknown=["tid", "thread"],
                 optional=["open", "p90", "wait p99", "wait max", "p50"],
             )
         )
