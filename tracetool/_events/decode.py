@@ -68,9 +68,8 @@ class TextDecoder:
         self._python = re.compile(built.core, re.S)
         self.fields: list[tuple[str, str]] = [(f.name, f.kind) for f in self._fields]
         self._subsets: dict[tuple[int, ...], tuple[str, str | None]] = {}
-        for i in range(len(self._fields)):  # _patterns relies on one group named fN per field
-            if f"(?P<f{i}>" not in self.pattern:
-                raise ValueError(f"{event.name}: no group for field {i} in {self.pattern!r}")
+        self._named_groups = all(f"(?P<f{i}>" in self.pattern for i in range(len(self._fields)))
+        """One group ``fN`` per field, which :meth:`_patterns` can leave uncaptured."""
 
     def __repr__(self) -> str:
         return f"TextDecoder({self.event.name!r}, fields={self.fields!r})"
@@ -94,11 +93,13 @@ class TextDecoder:
         if not keep:  # none of the fields asked for: whether each text matches is all there is
             hit = pc.match_substring_regex(arr, self.pattern)
             return {}, np.asarray(pc.fill_null(hit, False).to_numpy(zero_copy_only=False), bool)
-        groups, matched = self._extract(arr, tuple(keep))
+        capture = tuple(keep) if self._named_groups else tuple(range(len(self._fields)))
+        groups, matched = self._extract(arr, capture)
+        captured = dict(zip(capture, groups, strict=True))
         columns: dict[str, pa.Array] = {}
         failed = np.zeros(n, dtype=bool)
-        for i, col in zip(keep, groups, strict=True):
-            f = self._fields[i]
+        for i in keep:
+            f, col = self._fields[i], captured[i]
             out, bad = convert_column(col, f)
             columns[f.name] = out
             if bad is not None:
