@@ -307,7 +307,9 @@ def _page_counts(trace: Trace, mask: np.ndarray) -> tuple[int | None, int | None
     zero = normal = None
     post = 0
     for event in ("ram_load_loop", "ram_load_postcopy_loop"):
-        f = trace.fields(event, columns=("flags",))  # not the page addresses: millions of texts
+        # Precopy pages: the flags only, not a text per page converted whole. Postcopy pages are
+        # decoded whole once, for this and for the preempt analysis (the channel of each page).
+        f = trace.fields(event, columns=("flags",) if event == "ram_load_loop" else None)
         if not len(f) or "flags" not in f:
             continue
         f = f[mask[f.index.to_numpy()]]
