@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reports.console import all_unknown, fmt_us
+from reports.console import fmt_us, known_columns
 
 
 @dataclass(frozen=True)
@@ -65,13 +65,12 @@ class Section:
         terminal may leave out, the first named first; ``tail``: columns (paths) a narrow
         terminal shortens from their start; ``omit_unknown``: columns left out of every output
         when no row knows them (every cell "-" or empty)."""
-        cells = [["" if v is None else str(v) for v in r] for r in rows]
-        keep = [i for i, c in enumerate(columns) if c not in omit_unknown or not all_unknown(cells, i)]
+        shown, cells = known_columns(columns, rows, omit_unknown)
         self.blocks.append(
             Table(
                 title,
-                tuple(columns[i] for i in keep),
-                tuple(tuple(r[i] for i in keep) for r in cells),
+                tuple(shown),
+                tuple(tuple(r) for r in cells),
                 frozenset(right),
                 compact,
                 tuple(optional),

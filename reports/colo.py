@@ -31,6 +31,7 @@ class Block:
     rows: tuple[tuple[str, ...], ...] = ()
     right: tuple[str, ...] = ()
     kind: str = "text"
+    omit_unknown: tuple[str, ...] = ()
 
 
 def ms(us: float | None) -> str:
@@ -238,27 +239,23 @@ def colo_blocks(doc: dict[str, Any], zero: TimeZero) -> list[Block]:
                     f"from {clock.at(im['start_ns'])} s to {clock.at(im['end_ns'])} s"
                 )
             )
-    with_bql = [_has_bql(p) for p in doc["processes"]]
-    for p, bql in zip(doc["processes"], with_bql, strict=True):
+    for p in doc["processes"]:
         clock = _Clock(zero, p)
         secondary = p["role"] == "secondary"
-        columns: tuple[str, ...] = SECONDARY_COLUMNS if secondary else PRIMARY_COLUMNS
-        rows = _secondary_rows(p, clock) if secondary else _primary_rows(p, clock)
-        if not bql:  # no figure to show: the legend says how to get them
-            keep = [i for i, c in enumerate(columns) if c not in BQL_COLUMNS]
-            columns = tuple(columns[i] for i in keep)
-            rows = [tuple(r[i] for i in keep) for r in rows]
+        columns = SECONDARY_COLUMNS if secondary else PRIMARY_COLUMNS
         out.append(
             Block(
                 f"{p['label']} ({p['role']}), COLO thread {_who(p['thread'])}: checkpoints",
                 columns,
-                tuple(rows),
+                tuple(_secondary_rows(p, clock) if secondary else _primary_rows(p, clock)),
                 tuple(c for c in columns if c != "cut in"),
+                omit_unknown=BQL_COLUMNS,  # without mutex events: the legend says how to get them
             )
         )
     if doc["processes"]:
         out.extend(Block(line) for line in LEGEND)
-        out.extend(Block(line) for line in (LEGEND_BQL if any(with_bql) else (NO_BQL,)))
+        with_bql = any(_has_bql(p) for p in doc["processes"])
+        out.extend(Block(line) for line in (LEGEND_BQL if with_bql else (NO_BQL,)))
         out.append(_summary(doc))
     out.extend(_failover_lines(doc, zero))
     for p in doc["processes"]:
@@ -274,7 +271,7 @@ def render_colo_text(doc: dict[str, Any], out: Console, zero: TimeZero) -> None:
         text = f"note: {b.title}" if b.kind == "note" else b.title
         lines = textwrap.wrap(text, WIDTH, subsequent_indent="  ", break_on_hyphens=False) or [""]
         if b.columns:
-            out.print(table(b.title, b.columns, b.rows, right=b.right))
+            out.print(table(b.title, b.columns, b.rows, right=b.right, omit_unknown=b.omit_unknown))
         else:
             out.print(Text("\n".join(lines)))
 

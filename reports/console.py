@@ -76,10 +76,7 @@ class FitTable:
         omit_unknown: Sequence[str] = (),
     ) -> None:
         self.title = title
-        cells = [["" if v is None else str(v) for v in r] for r in rows]
-        keep = [i for i, c in enumerate(columns) if c not in omit_unknown or not all_unknown(cells, i)]
-        self.columns = [columns[i] for i in keep]
-        self.rows = [[r[i] for i in keep] for r in cells]
+        self.columns, self.rows = known_columns(columns, rows, omit_unknown)
         self.right = set(right)
         self.optional = [c for c in optional if c in self.columns]
         self.tail = set(tail)
@@ -192,9 +189,17 @@ def table(
     return FitTable(title, columns, rows, right, optional, tail, omit_unknown)
 
 
-def all_unknown(rows: Sequence[Sequence[str]], column: int) -> bool:
-    """Whether every row's cell in ``column`` says "-" (unknown) or nothing."""
-    return all(r[column] in ("-", "") for r in rows)
+def known_columns(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], omit_unknown: Sequence[str]
+) -> tuple[list[str], list[list[str]]]:
+    """``columns`` and ``rows`` as text cells ("" for None), without the ``omit_unknown``
+    columns that no row knows (every cell "-" or empty)."""
+    cells = [["" if v is None else str(v) for v in r] for r in rows]
+    unknown = {
+        c for i, c in enumerate(columns) if c in omit_unknown and all(r[i] in ("-", "") for r in cells)
+    }
+    keep = [i for i, c in enumerate(columns) if c not in unknown]
+    return [columns[i] for i in keep], [[r[i] for i in keep] for r in cells]
 
 
 def who(tid: Any, name: Any) -> str:

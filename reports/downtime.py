@@ -55,14 +55,13 @@ def downtime_blocks(out: Section, doc: dict[str, Any], zero: TimeZero) -> None:
     if path:
         total = sum(s["us"] for s in path) or 1.0
         shown = sorted(range(len(path)), key=lambda k: -path[k]["us"])[:PATH_SHOWN]
-        with_bql = any(s["bql_us"] is not None for s in path)
         rows = [
             [
                 zero.at(path[k]["start_ns"]),
                 path[k]["side"],
                 _step_name(path[k]),
                 fmt_us(path[k]["us"]),
-                *([fmt_us(path[k]["bql_us"])] if with_bql else []),
+                fmt_us(path[k]["bql_us"]),
                 f"{100 * path[k]['us'] / total:.1f}%",
             ]
             for k in sorted(shown)
@@ -71,15 +70,16 @@ def downtime_blocks(out: Section, doc: dict[str, Any], zero: TimeZero) -> None:
         title = f"Critical path ({len(path)} steps" + (f"; the {len(shown)} longest shown)" if rest else ")")
         out.add_table(
             title,
-            ["at s", "side", "step", "time", *(["BQL held"] if with_bql else []), "share"],
+            ["at s", "side", "step", "time", "BQL held", "share"],
             rows,
             right=["at s", "time", "BQL held", "share"],
             tail=["step"],
+            omit_unknown=["BQL held"],
         )
         if rest:
             rest_us = sum(s["us"] for k, s in enumerate(path) if k not in shown)
             out.add(f"{rest} shorter steps: {fmt_us(rest_us)} together")
-        if not with_bql:
+        if all(s["bql_us"] is None for s in path):
             out.add(NO_STEP_BQL, "note")
     devices = sorted(doc["by_device"], key=lambda d: -max(d["save_us"] or 0.0, d["load_us"] or 0.0))
     if devices:

@@ -48,13 +48,10 @@ def render_phases_text(
     )
     devices = doc["devices"]
     if devices:
-        with_downtime = any(d["downtime_us"] is not None for d in devices)
-        columns = ["idstr", "instance", "section", "type", "thread", "duration"]
-        columns += ["QEMU downtime"] if with_downtime else []
         out.print(
             table(
                 f"Device state loads ({len(devices)})",
-                columns,
+                ["idstr", "instance", "section", "type", "thread", "duration", "QEMU downtime"],
                 [
                     [
                         d["idstr"],
@@ -63,16 +60,16 @@ def render_phases_text(
                         d["section_type"],
                         who(d["tid"], d["thread"]),
                         fmt_us(d["duration_us"]),
-                        *([fmt_us(d["downtime_us"])] if with_downtime else []),
+                        fmt_us(d["downtime_us"]),
                     ]
                     for d in devices
                 ],
                 right=["instance", "section", "duration", "QEMU downtime"],
-                omit_unknown=["thread"],
+                omit_unknown=["thread", "QEMU downtime"],
                 tail=["idstr"],
             )
         )
-        if not with_downtime:
+        if all(d["downtime_us"] is None for d in devices):
             out.print(NO_DEVICE_DOWNTIME)
     ram = doc["ram"]
     s = ram["sections"]

@@ -26,8 +26,6 @@ SECTION_TITLES = {
     "colo": "COLO checkpoints and failover",
 }
 DEVICES_SHOWN = 12
-THREAD_STAT_COLUMNS = ("role", "holds", "held", "max", "p50", "p99", "waits", "waited", "wait max")
-"""The BQL figures of each thread (or role, attributed by call site) in the report."""
 """Device loads listed in the compact (terminal, Markdown) outputs; HTML lists all."""
 ISSUES_SHOWN = 5
 EVENTS_SHOWN = 10
@@ -169,12 +167,9 @@ def _phases(sec: Section, doc: dict[str, Any]) -> None:
     )
     devices = sorted(p["devices"], key=lambda d: -(d["duration_us"] or 0.0))
     if devices:
-        with_downtime = any(d["downtime_us"] is not None for d in devices)
-        columns = ["device", "instance", "type", "thread", "duration"]
-        columns += ["QEMU downtime"] if with_downtime else []
         sec.add_table(
             f"Device state loads ({len(devices)}, longest first)",
-            columns,
+            ["device", "instance", "type", "thread", "duration", "QEMU downtime"],
             [
                 [
                     d["idstr"],
@@ -182,16 +177,16 @@ def _phases(sec: Section, doc: dict[str, Any]) -> None:
                     d["section_type"],
                     who(d["tid"], d["thread"]),
                     us(d["duration_us"]),
-                    *([us(d["downtime_us"])] if with_downtime else []),
+                    us(d["downtime_us"]),
                 ]
                 for d in devices
             ],
             right=["instance", "duration", "QEMU downtime"],
-            omit_unknown=["thread"],
+            omit_unknown=["thread", "QEMU downtime"],
             compact=DEVICES_SHOWN,
             tail=["device"],
         )
-        if not with_downtime:
+        if all(d["downtime_us"] is None for d in devices):
             sec.add(NO_DEVICE_DOWNTIME, "note")
     ram = p["ram"]
     s = ram["sections"]
@@ -282,10 +277,10 @@ def _bql_process(sec: Section, p: dict[str, Any], zero: TimeZero, several: bool)
         by_thread = p["attribution"] == "thread"  # else the rows are roles (by call site)
         sec.add_table(
             ("Holds and waits per thread" if by_thread else "Holds and waits per role") + label,
-            [*(["thread"] if by_thread else []), *THREAD_STAT_COLUMNS],
+            ["thread", "role", "holds", "held", "max", "p50", "p99", "waits", "waited", "wait max"],
             [
                 [
-                    *([who(t["tid"], t["name"])] if by_thread else []),
+                    who(t["tid"], t["name"]) if by_thread else "-",
                     t["role"],
                     fmt_count(t["holds"]),
                     us(t["hold_total_us"]),
@@ -300,6 +295,7 @@ def _bql_process(sec: Section, p: dict[str, Any], zero: TimeZero, several: bool)
             ],
             right=["holds", "held", "max", "p50", "p99", "waits", "waited", "wait max"],
             optional=["p50", "wait max", "p99"],
+            omit_unknown=["thread"],
         )
     if p["longest_holds"]:
         sec.add_table(
@@ -420,6 +416,6 @@ def _preempt(sec: Section, doc: dict[str, Any]) -> None:
 def _colo(sec: Section, doc: dict[str, Any]) -> None:
     for b in colo_blocks(doc["colo"], zero_of(doc)):
         if b.columns:
-            sec.add_table(b.title, b.columns, b.rows, right=b.right)
+            sec.add_table(b.title, b.columns, b.rows, right=b.right, omit_unknown=b.omit_unknown)
         else:
             sec.add(b.title, b.kind)
