@@ -156,19 +156,11 @@ class TimelineContext(Context):
         """Per time: the end of the section the thread was in at that time (the largest int64
         when it was in none). A hold taken in one section is not another section's device load
         (a 7.2 main thread holds the BQL across RAM's last section and the first devices)."""
-        spans = self._of(process, "section")
-        if tid is not None:
-            spans = spans[(spans["tid"] == tid).fillna(False).to_numpy(dtype=bool)]
+        span = self._enclosing(self._timeline, process, tid, ts, kinds=("section",))["span"]
+        inside = span.notna().to_numpy(dtype=bool)
         out = np.full(len(ts), np.iinfo(np.int64).max, dtype=np.int64)
-        if spans.empty:
-            return out
-        spans = spans.sort_values("start_ns", kind="stable")
-        starts = spans["start_ns"].to_numpy(dtype=np.int64)
-        ends = spans["end_ns"].to_numpy(dtype=np.int64, na_value=np.iinfo(np.int64).max)
-        j = np.searchsorted(starts, ts, side="right") - 1
-        inside = j >= 0
-        inside[inside] = ts[inside] < ends[j[inside]]
-        out[inside] = ends[j[inside]]
+        ends = self._spans["end_ns"].to_numpy(dtype=np.int64, na_value=np.iinfo(np.int64).max)
+        out[inside] = ends[span[inside].to_numpy(dtype=np.int64)]
         return out
 
 
