@@ -83,16 +83,13 @@ class TextDecoder:
         """
         arr = as_text_array(texts)
         n = len(arr)
-        if not self._fields:
+        keep = [i for i, f in enumerate(self._fields) if only is None or f.name in only]
+        if not keep:  # no field printed, or none asked for: whether each text matches is all
             hit = pc.match_substring_regex(arr, self.pattern)
             return {}, np.asarray(pc.fill_null(hit, False).to_numpy(zero_copy_only=False), bool)
-        keep = [i for i, f in enumerate(self._fields) if only is None or f.name in only]
         if n == 0:
             empty = {self._fields[i].name: pa.array([], type=KIND_ARROW[self._fields[i].kind]) for i in keep}
             return empty, np.zeros(0, dtype=bool)
-        if not keep:  # none of the fields asked for: whether each text matches is all there is
-            hit = pc.match_substring_regex(arr, self.pattern)
-            return {}, np.asarray(pc.fill_null(hit, False).to_numpy(zero_copy_only=False), bool)
         capture = tuple(keep) if self._named_groups else tuple(range(len(self._fields)))
         groups, matched = self._extract(arr, capture)
         captured = dict(zip(capture, groups, strict=True))
