@@ -36,6 +36,12 @@ def read_lines(path: str) -> Iterator[bytes]:
             yield line.rstrip(b"\n")
 
 
+def title_line(lines: list[str], title: str) -> int:
+    """Index of the first printed line starting with ``title`` (a table's title: its header is
+    two lines below, its first row four)."""
+    return next(i for i, x in enumerate(lines) if x.startswith(title))
+
+
 def run_cli(
     *args: str, stdin: bytes | None = None, cwd: str | None = None
 ) -> subprocess.CompletedProcess[str]:

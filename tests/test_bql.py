@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import tracetool
-from tests.conftest import read_lines, run_cli, sample
+from tests.conftest import read_lines, run_cli, sample, title_line
 from tracetool._analyses.bql.report import BqlProcess
 from tracetool._analyses.bql.rules import normalize_site
 
@@ -771,11 +771,11 @@ def test_per_role_table_has_no_empty_thread_columns(case: tuple[str, str]) -> No
     out = run_cli("bql", path, "--threads", sample(*case, "dst-threads.json"))
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    title = next(i for i, x in enumerate(lines) if x.startswith("Holds and waits per"))
+    title = title_line(lines, "Holds and waits per")
     header = lines[title + 2].split()
     assert lines[title].rstrip().endswith("per thread") is with_tids
     assert header[:3] == (["tid", "thread", "role"] if with_tids else ["role", "holds", "total"])
     report = run_cli("report", path, "--threads", sample(*case, "dst-threads.json")).stdout.splitlines()
-    title = next(i for i, x in enumerate(report) if x.startswith("Holds and waits per"))
+    title = title_line(report, "Holds and waits per")
     assert report[title].split()[4] == ("thread" if with_tids else "role")
     assert report[title + 2].split()[0] == ("thread" if with_tids else "role")

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import tracetool
-from tests.conftest import REPO, read_lines, run_cli, sample
+from tests.conftest import REPO, read_lines, run_cli, sample, title_line
 from tracetool._analyses.downtime.result import DowntimeReport
 
 THREADIFY_E = "qemu-threadify/e-precopy-mutex"
@@ -339,7 +339,7 @@ def test_bql_column_of_the_path_only_where_the_trace_has_mutex_events(run: str) 
     res = run_cli("downtime", *files)
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
-    header = lines[lines.index(next(x for x in lines if x.startswith("Critical path"))) + 2]
+    header = lines[title_line(lines, "Critical path") + 2]
     assert header.split()[:4] == ["at", "s", "side", "step"]
     assert ("BQL held" in header) is traced
     assert ("BQL held per step: not in this trace" in res.stdout) is not traced

@@ -16,7 +16,7 @@ import tracetool
 from reports.console import console
 from reports.phases import render_phases_text
 from reports.timezero import TimeZero
-from tests.conftest import SAMPLES, read_lines, run_cli, sample
+from tests.conftest import SAMPLES, read_lines, run_cli, sample, title_line
 from tests.test_merge import capture
 from tracetool._analyses.multifd import multifd_recv
 from tracetool._analyses.phases import PhaseReport, analyze_phases
@@ -424,7 +424,7 @@ def test_qemu_downtime_column_is_shown_only_where_the_trace_has_it(run: str) -> 
     out = run_cli("phases", path)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    header = lines[lines.index(next(x for x in lines if x.startswith("Device state loads"))) + 2]
+    header = lines[title_line(lines, "Device state loads") + 2]
     assert header.split()[0] == "idstr"
     assert ("QEMU downtime" in header) is in_trace
     assert ("QEMU downtime per device: not in this trace" in out.stdout) is not in_trace
@@ -438,7 +438,7 @@ def test_a_narrow_terminal_keeps_the_end_of_device_names(monkeypatch: pytest.Mon
     buf = io.StringIO()
     render_phases_text(doc, console(buf), TimeZero.of(trace))
     lines = buf.getvalue().splitlines()
-    start = lines.index(next(x for x in lines if x.startswith("Device state loads"))) + 4
+    start = title_line(lines, "Device state loads") + 4
     rows = lines[start : start + len(names)]
     assert all(len(x.rstrip()) <= 64 for x in rows)
     shown = [x.split()[0] for x in rows]
@@ -457,5 +457,5 @@ def test_thread_columns_are_left_out_only_when_no_row_knows_its_thread(inputs: s
         assert out.returncode == 0, out.stderr
         lines = out.stdout.splitlines()
         for title in ("Phases", "Device state loads"):
-            at = next(i for i, x in enumerate(lines) if x.startswith(title))
+            at = title_line(lines, title)
             assert ("thread" in lines[at + 2].split()) is with_tids, (command, title)
