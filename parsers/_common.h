@@ -135,32 +135,60 @@ static PyObject *col_export(Column *c, Py_ssize_t itemsize, const char *fmt) {
  * Hashes text s[0:n] and, in the same pass, sets *odd when a byte is NUL or non-ASCII (the only
  * bytes a text line may need repaired), so clean lines are read once.
  */
-static MT_UNUSED uint64_t hash_bytes(const char *s, size_t n, int *odd) {
+/* Bytes of w that are NUL or non-ASCII have their high bit set in the result. */
+static inline uint64_t odd_bytes(uint64_t w) {
     const uint64_t hi = 0x8080808080808080ull, lo = 0x0101010101010101ull;
-    uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xFF51AFD7ED558CCDull);
+    return (w & hi) | ((w - lo) & ~w & hi);
+}
+
+static inline uint64_t rotl64(uint64_t v, int k) { return (v << k) | (v >> (64 - k)); }
+
+static inline MT_UNUSED uint64_t hash_bytes(const char *s, size_t n, int *odd) {
+    /* Two independent multiply chains over 16-byte steps: a line's hash is not one long chain
+     * of dependent multiplications, so it costs about half the latency. */
+    const size_t total = n;
+    uint64_t a = 0x9E3779B97F4A7C15ull ^ (n * 0xFF51AFD7ED558CCDull);
+    uint64_t b = 0xC2B2AE3D27D4EB4Full;
     uint64_t acc = 0;
-    while (n >= 8) {
+    while (n >= 16) {
+        uint64_t w1, w2;
+        memcpy(&w1, s, 8);
+        memcpy(&w2, s + 8, 8);
+        acc |= odd_bytes(w1) | odd_bytes(w2);
+        a = (a ^ w1) * 0x100000001B3ull;
+        b = (b ^ w2) * 0x165667B19E3779F9ull;
+        a ^= a >> 29;
+        b ^= b >> 31;
+        s += 16;
+        n -= 16;
+    }
+    if (n >= 8) {
         uint64_t w;
         memcpy(&w, s, 8);
-        acc |= (w & hi) | ((w - lo) & ~w & hi);
-        h = (h ^ w) * 0x100000001B3ull;
-        h ^= h >> 29;
+        acc |= odd_bytes(w);
+        a = (a ^ w) * 0x100000001B3ull;
+        a ^= a >> 29;
         s += 8;
         n -= 8;
     }
     uint64_t tail = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == 0 || c >= 0x80) acc = 1;
+    if (n && total >= 8) {
+        /* The last 8 bytes in one load (some hashed already): no byte-wise copy, whose stores
+         * the load would have to wait for. */
+        memcpy(&tail, s + n - 8, 8);
+        acc |= odd_bytes(tail);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)s[i];
+            if (c == 0 || c >= 0x80) acc = 1;
+            tail |= (uint64_t)c << (8 * i);
+        }
     }
-    memcpy(&tail, s, n);
-    h = (h ^ tail) * 0xC2B2AE3D27D4EB4Full;
+    uint64_t h = (a ^ rotl64(b, 23) ^ tail) * 0xC2B2AE3D27D4EB4Full;
     h ^= h >> 32;
     *odd = acc != 0;
     return h;
 }
-
-static inline uint64_t rotl64(uint64_t v, int k) { return (v << k) | (v >> (64 - k)); }
 
 /*
  * Hashes binary s[0:n] in two independent multiply lanes over 16-byte steps (simple-backend
@@ -272,9 +300,10 @@ static int interner_grow(Interner *t) {
     return 0;
 }
 
-/* Returns the id of s[0:n] (whose hash is h), adding it when new; -1 on memory exhaustion or
- * when ids or storage would overflow. */
-static int32_t intern_hashed(Interner *t, const char *s, size_t n, uint64_t h) {
+/* The id of s[0:n] (whose hash is h), or -1 when it is not in the table; *free_slot: the
+ * empty slot where it would go. */
+static inline int32_t find_hashed(const Interner *t, const char *s, size_t n, uint64_t h,
+                                  size_t *free_slot) {
     size_t mask = t->nslots - 1;
     size_t i = (size_t)h & mask;
     const uint32_t tag = (uint32_t)(h >> 32);
@@ -292,6 +321,16 @@ static int32_t intern_hashed(Interner *t, const char *s, size_t n, uint64_t h) {
         }
         i = (i + 1) & mask;
     }
+    *free_slot = i;
+    return -1;
+}
+
+/* Returns the id of s[0:n] (whose hash is h), adding it when new; -1 on memory exhaustion or
+ * when ids or storage would overflow. */
+static int32_t intern_hashed(Interner *t, const char *s, size_t n, uint64_t h) {
+    size_t i = 0;
+    int32_t found = find_hashed(t, s, n, h, &i);
+    if (found >= 0) return found;
     if (t->count >= 0x7FFFFFF0u) return -1;
     if (t->data.len + n >= ((uint64_t)1 << 40)) return -1;
     if (col_reserve(&t->data, n) || col_reserve(&t->offsets, sizeof(int64_t))) return -1;

@@ -156,11 +156,15 @@ typedef struct {
     Column compose; /* a body assembled from two pieces of a line */
 } ScannerObject;
 
+/* Character classes by byte: one load per byte where names are walked (every line's). */
+enum { CC_DIGIT = 1, CC_NAME_START = 2 };
+#define CC_DIGITS ['0' ... '9'] = CC_DIGIT
+#define CC_LETTERS ['a' ... 'z'] = CC_NAME_START, ['A' ... 'Z'] = CC_NAME_START, ['_'] = CC_NAME_START
+static const uint8_t CHAR_CLASS[256] = {CC_DIGITS, CC_LETTERS};
+
 static inline int is_digit(char c) { return c >= '0' && c <= '9'; }
-static inline int is_name_start(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
-static inline int is_name_char(char c) { return is_name_start(c) || is_digit(c); }
+static inline int is_name_start(char c) { return CHAR_CLASS[(unsigned char)c] & CC_NAME_START; }
+static inline int is_name_char(char c) { return CHAR_CLASS[(unsigned char)c] != 0; }
 
 /* Parses up to 19 digits; returns the pointer after them, or NULL when there are none. */
 static const char *parse_uint(const char *p, const char *end, uint64_t *v, int *ndigits) {
@@ -416,13 +420,12 @@ typedef struct {
     Row r;
     const char *p, *end; /* the line, without its newline and '\r' */
     const char *body;    /* after the prefix, or NULL when there was none */
-    const char *name_end;
     const char *tn;      /* thread name from the thread-info prefix */
     size_t tnlen;
     int32_t tid;
-    int event_shaped;    /* "name" or "name args" after the prefix */
-    uint64_t h;          /* hash of the body (event-shaped lines) */
-    int odd;             /* the body has bytes that may need UTF-8 repair */
+    int name_start;      /* the text after the prefix starts like an event name */
+    uint64_t h;          /* hash of that text (when name_start) */
+    int odd;             /* it has bytes that may need UTF-8 repair */
 } LinePrep;
 
 static void prep_line(const char *p, const char *end, int32_t default_tid, uint8_t extra_flags,
@@ -493,18 +496,18 @@ static void prep_line(const char *p, const char *end, int32_t default_tid, uint8
     L->p = p;
     L->end = end;
     L->body = body;
-    L->event_shaped = 0;
     const char *b = body ? body : p;
-    const char *q = b;
-    if (!bad_time && q < end && is_name_start(*q)) {
-        while (q < end && is_name_char(*q)) q++;
-        if (q == end || *q == ' ') {
-            L->event_shaped = 1;
-            L->name_end = q;
-            L->h = hash_bytes(b, (size_t)(end - b), &L->odd);
-        }
-    }
+    L->name_start = !bad_time && b < end && is_name_start(*b);
+    if (L->name_start) L->h = hash_bytes(b, (size_t)(end - b), &L->odd);
     L->r = r;
+}
+
+/* The end of the event name at b when the text is event-shaped ("name" or "name args"), else
+ * NULL. */
+static const char *event_name_end(const char *b, const char *end) {
+    const char *q = b;
+    while (q < end && is_name_char(*q)) q++;
+    return q == end || *q == ' ' ? q : NULL;
 }
 
 /* Interns a prepared line and appends its row. Returns 0, or -1 on memory exhaustion. */
@@ -515,11 +518,22 @@ static int finish_line(ScannerObject *s, LinePrep *L) {
         r->tname = intern_clean(s, &s->threads, L->tn, L->tnlen, &r->flags);
         if (r->tname < 0) return -1;
     }
-    if (L->event_shaped) {
-        const char *b = L->body ? L->body : L->p;
-        size_t n = (size_t)(L->end - b);
+    const char *b = L->body ? L->body : L->p;
+    size_t n = (size_t)(L->end - b);
+    if (L->name_start && !L->odd) {
+        /* One lookup per line: a body seen before was event-shaped then (only those are
+         * interned here), so its name need not be walked again. */
+        size_t slot;
+        int32_t body = find_hashed(&s->bodies, b, n, L->h, &slot);
+        if (body >= 0) {
+            r->kind = L->body ? KIND_EVENT : KIND_BARE;
+            body_row(s, body, r);
+            return push_row(s, r);
+        }
+    }
+    const char *name_end = L->name_start ? event_name_end(b, L->end) : NULL;
+    if (name_end) {
         r->kind = L->body ? KIND_EVENT : KIND_BARE;
-        /* One lookup per line: the whole body is interned; its name only when it is new. */
         size_t before = s->bodies.count;
         int32_t body;
         if (L->odd) {
@@ -529,19 +543,19 @@ static int finish_line(ScannerObject *s, LinePrep *L) {
         }
         if (body < 0) return -1;
         /* The name is ASCII (name characters only), so repair never changes its length. */
-        if (s->bodies.count != before && body_added(s, body, (size_t)(L->name_end - b))) return -1;
+        if (s->bodies.count != before && body_added(s, body, (size_t)(name_end - b))) return -1;
         body_row(s, body, r);
         return push_row(s, r);
     }
     /* Not an event: keep the whole line (cut to OTHER_TEXT_MAX bytes) as an "other" line. */
     r->kind = KIND_OTHER;
     r->name = -1;
-    size_t n = (size_t)(L->end - L->p);
-    if (n > OTHER_TEXT_MAX) {
-        n = OTHER_TEXT_MAX;
+    size_t line_len = (size_t)(L->end - L->p);
+    if (line_len > OTHER_TEXT_MAX) {
+        line_len = OTHER_TEXT_MAX;
         r->flags |= FLAG_TEXT_CUT;
     }
-    r->args = intern_clean(s, &s->others, L->p, n, &r->flags);
+    r->args = intern_clean(s, &s->others, L->p, line_len, &r->flags);
     if (r->args < 0) return -1;
     return push_row(s, r);
 }
@@ -567,7 +581,7 @@ static PyObject *Scanner_scan(ScannerObject *self, PyObject *args, PyObject *kw)
             /* The caller hands complete lines; a tail without newline is the file's last line. */
             const char *line_end = nl ? nl : end;
             prep_line(p, line_end, default_tid, (!nl && final) ? FLAG_NO_NEWLINE : 0, &batch[n]);
-            if (batch[n].event_shaped) {
+            if (batch[n].name_start) {
                 const Interner *t = &self->bodies;
                 __builtin_prefetch(&t->slots[(size_t)batch[n].h & (t->nslots - 1)]);
             }

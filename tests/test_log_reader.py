@@ -167,6 +167,37 @@ def test_compiled_and_python_scanners_agree(rel: str) -> None:
     assert a.other_text == b.other_text
 
 
+def test_a_text_seen_again_is_read_as_it_was_the_first_time(tmp_path: Path) -> None:
+    # The compiled scanner looks a line's text up among the event bodies it has seen before it
+    # reads the event name; the same text, again, with another prefix or none, or a line that
+    # only starts like a name, must come out as the python reader (which walks every line) reads
+    # it. Each shape repeats, so the second sighting goes through the lookup.
+    shapes = [
+        b"10@1795694361.432507:qemu_mutex_lock waiting on mutex 0x55 (a.c:1)",
+        b"2026-11-26T11:50:10.587768Z qemu_mutex_lock waiting on mutex 0x55 (a.c:1)",
+        b"qemu_mutex_lock waiting on mutex 0x55 (a.c:1)",  # bare: the body of the lines above
+        b"qemu-system-x86_64(7:mig/dst/main): qemu_mutex_lock waiting on mutex 0x55 (a.c:1)",
+        b"qemu-system-x86_64: terminating on signal 15",  # starts like a name, is prose
+        b"10@1795694361.5:loadvm_state_setup",  # a name alone
+        b"11@1795694361.6:savevm_section_start \xff\xfe ram",  # repaired text
+        b"Unable to read",  # prose whose first word is a name
+        b"10@1795694361.7:9bad name",  # a prefix, then no name
+    ]
+    data = b"\n".join(shapes * 3) + b"\n"
+    path = _write(tmp_path, "repeats.trace", data)
+    want = read_log_inputs([LogInput(path)], engine="python")[0]
+    for lanes in (1, 2):
+        got = read_log_inputs([LogInput(path)], engine="compiled", lanes=lanes)[0]
+        for col in ("ts", "tid", "line", "flags", "other_line"):
+            assert np.array_equal(getattr(got, col), getattr(want, col)), (lanes, col)
+        assert _names(got) == _names(want)
+        assert _args(got) == _args(want)
+        assert got.other_text == want.other_text
+    # and what the python reader says, read by hand: 6 events and 3 other lines per copy
+    assert want.events == 18 and want.other_lines == 9
+    assert _names(want)[:6] == ["qemu_mutex_lock"] * 4 + ["loadvm_state_setup", "savevm_section_start"]
+
+
 def test_scanning_on_several_lanes_changes_nothing(tmp_path: Path) -> None:
     raw = _decompressed(sample("qemu-7.2", "e-precopy-mutex", "dst.trace.xz"))
     path = _write(tmp_path, "big.trace", raw * 4)  # 88 MB: many blocks go to every lane
