@@ -325,12 +325,9 @@ static inline int32_t find_hashed(const Interner *t, const char *s, size_t n, ui
     return -1;
 }
 
-/* Returns the id of s[0:n] (whose hash is h), adding it when new; -1 on memory exhaustion or
- * when ids or storage would overflow. */
-static int32_t intern_hashed(Interner *t, const char *s, size_t n, uint64_t h) {
-    size_t i = 0;
-    int32_t found = find_hashed(t, s, n, h, &i);
-    if (found >= 0) return found;
+/* Adds s[0:n] (whose hash is h, not in the table) at the empty slot find_hashed() named;
+ * returns its id, or -1 on memory exhaustion or when ids or storage would overflow. */
+static int32_t interner_add(Interner *t, const char *s, size_t n, uint64_t h, size_t slot) {
     if (t->count >= 0x7FFFFFF0u) return -1;
     if (t->data.len + n >= ((uint64_t)1 << 40)) return -1;
     if (col_reserve(&t->data, n) || col_reserve(&t->offsets, sizeof(int64_t))) return -1;
@@ -351,9 +348,16 @@ static int32_t intern_hashed(Interner *t, const char *s, size_t n, uint64_t h) {
     if (t->count * 10 >= t->nslots * 7) {
         if (interner_grow(t)) return -1;
     } else {
-        t->slots[i] = make_slot(t, id);
+        t->slots[slot] = make_slot(t, id);
     }
     return (int32_t)id;
+}
+
+/* Returns the id of s[0:n] (whose hash is h), adding it when new; -1 as interner_add(). */
+static int32_t intern_hashed(Interner *t, const char *s, size_t n, uint64_t h) {
+    size_t slot = 0;
+    int32_t found = find_hashed(t, s, n, h, &slot);
+    return found >= 0 ? found : interner_add(t, s, n, h, slot);
 }
 
 /* Interns text (hash_bytes); binary strings use intern_hashed with hash_binary throughout. */

@@ -520,30 +520,24 @@ static int finish_line(ScannerObject *s, LinePrep *L) {
     }
     const char *b = L->body ? L->body : L->p;
     size_t n = (size_t)(L->end - b);
+    int32_t body = -1;
+    size_t slot = 0;
     if (L->name_start && !L->odd) {
         /* One lookup per line: a body seen before was event-shaped then (only those are
          * interned here), so its name need not be walked again. */
-        size_t slot;
-        int32_t body = find_hashed(&s->bodies, b, n, L->h, &slot);
-        if (body >= 0) {
-            r->kind = L->body ? KIND_EVENT : KIND_BARE;
-            body_row(s, body, r);
-            return push_row(s, r);
-        }
+        body = find_hashed(&s->bodies, b, n, L->h, &slot);
     }
-    const char *name_end = L->name_start ? event_name_end(b, L->end) : NULL;
-    if (name_end) {
+    const char *name_end = body < 0 && L->name_start ? event_name_end(b, L->end) : NULL;
+    if (body >= 0 || name_end) {
         r->kind = L->body ? KIND_EVENT : KIND_BARE;
-        size_t before = s->bodies.count;
-        int32_t body;
-        if (L->odd) {
-            body = intern_clean(s, &s->bodies, b, n, &r->flags);
-        } else {
-            body = intern_hashed(&s->bodies, b, n, L->h);
+        if (name_end) {
+            size_t before = s->bodies.count;
+            body = L->odd ? intern_clean(s, &s->bodies, b, n, &r->flags)
+                          : interner_add(&s->bodies, b, n, L->h, slot);
+            if (body < 0) return -1;
+            /* The name is ASCII (name characters only), so repair never changes its length. */
+            if (s->bodies.count != before && body_added(s, body, (size_t)(name_end - b))) return -1;
         }
-        if (body < 0) return -1;
-        /* The name is ASCII (name characters only), so repair never changes its length. */
-        if (s->bodies.count != before && body_added(s, body, (size_t)(name_end - b))) return -1;
         body_row(s, body, r);
         return push_row(s, r);
     }
