@@ -523,8 +523,9 @@ static int finish_line(ScannerObject *s, LinePrep *L) {
     int32_t body = -1;
     size_t slot = 0;
     if (L->name_start && !L->odd) {
-        /* One lookup per line: a body seen before was event-shaped then (only those are
-         * interned here), so its name need not be walked again. */
+        /* One lookup per line: a body seen before was event-shaped then (the log grammar
+         * interns no other text as a body, and a scanner reads one grammar), so its name need
+         * not be walked again. */
         body = find_hashed(&s->bodies, b, n, L->h, &slot);
     }
     const char *name_end = body < 0 && L->name_start ? event_name_end(b, L->end) : NULL;
