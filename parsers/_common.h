@@ -131,10 +131,6 @@ static PyObject *col_export(Column *c, Py_ssize_t itemsize, const char *fmt) {
 
 /* ------------------------------------------------------------------ interner */
 
-/*
- * Hashes text s[0:n] and, in the same pass, sets *odd when a byte is NUL or non-ASCII (the only
- * bytes a text line may need repaired), so clean lines are read once.
- */
 /* Bytes of w that are NUL or non-ASCII have their high bit set in the result. */
 static inline uint64_t odd_bytes(uint64_t w) {
     const uint64_t hi = 0x8080808080808080ull, lo = 0x0101010101010101ull;
@@ -143,6 +139,10 @@ static inline uint64_t odd_bytes(uint64_t w) {
 
 static inline uint64_t rotl64(uint64_t v, int k) { return (v << k) | (v >> (64 - k)); }
 
+/*
+ * Hashes text s[0:n] and, in the same pass, sets *odd when a byte is NUL or non-ASCII (the only
+ * bytes a text line may need repaired), so clean lines are read once.
+ */
 static inline MT_UNUSED uint64_t hash_bytes(const char *s, size_t n, int *odd) {
     /* Two independent multiply chains over 16-byte steps: a line's hash is not one long chain
      * of dependent multiplications, so it costs about half the latency. */
