@@ -8,7 +8,14 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from reports.console import fmt_us
-from reports.plots.common import GRID_COLOR, legend_if_labelled, new_figure, not_in_trace, series_color
+from reports.plots.common import (
+    GRID_COLOR,
+    distinct_rows,
+    legend_if_labelled,
+    new_figure,
+    not_in_trace,
+    series_color,
+)
 from tracetool._analyses.bql.report import BqlReport
 from tracetool._model.lanes import thread_label
 from tracetool.errors import NotInTrace
@@ -51,13 +58,8 @@ def _holders(frame: pd.DataFrame, attribution: str | None) -> tuple[np.ndarray, 
     """Each row's holder (a code) and the label of each code, made once per distinct holder: a
     vCPU has tens of thousands of holds, and a label per row took seconds on large traces."""
     columns = ["thread", "role", "tid"] if attribution == "thread" else ["role"]
-    key = np.zeros(len(frame), dtype=np.int64)
-    for c in columns:
-        codes, uniques = pd.factorize(frame[c], use_na_sentinel=False)
-        key = key * (len(uniques) + 1) + codes
-    holder, _ = pd.factorize(key)
-    # factorize numbers holders as they first appear, so their first rows come in code order
-    pick = frame.iloc[pd.Series(holder).drop_duplicates().index.to_numpy()]
+    holder, first = distinct_rows(*(frame[c] for c in columns))
+    pick = frame.iloc[first]
     if attribution != "thread":
         return holder, [f"{r} (by call site)" for r in pick["role"].astype(str).tolist()]
     names = pick["thread"].astype(object).where(pick["thread"].notna(), None)

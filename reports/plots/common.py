@@ -192,6 +192,26 @@ def frame_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
 SAVE_FORMATS = ("png", "svg", "pdf")
 
 
+def distinct_rows(*columns: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Groups rows by their values in ``columns`` (equal-length; NA is a value of its own):
+    returns each row's group (codes 0, 1, ... in order of first appearance) and the first row
+    of each group. What a plot draws per thread is then worked out once per thread, not once
+    per hold."""
+    key = np.zeros(len(columns[0]), dtype=np.int64)
+    for c in columns:
+        codes, uniques = pd.factorize(c, use_na_sentinel=False)
+        key = key * (len(uniques) + 1) + codes
+    group, _ = pd.factorize(key)
+    return group, pd.Series(group).drop_duplicates().index.to_numpy()
+
+
+def rows_by_group(group: np.ndarray, groups: int) -> list[np.ndarray]:
+    """The rows of each group (codes from :func:`distinct_rows`), ascending."""
+    order = np.argsort(group, kind="stable")
+    bounds = np.searchsorted(group[order], np.arange(groups + 1))
+    return [order[bounds[i] : bounds[i + 1]] for i in range(groups)]
+
+
 def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 130) -> None:
     """Writes ``fig`` to ``path`` atomically; the format follows the extension (png/svg/pdf)."""
     ext = os.fspath(path).rsplit(".", 1)[-1].lower() if "." in os.fspath(path) else ""

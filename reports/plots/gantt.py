@@ -19,6 +19,7 @@ from reports.plots.common import (
     LIFETIME_COLOR,
     PHASE_COLORS,
     TimeAxis,
+    distinct_rows,
     figure_of,
     fmt_offset,
     frame_rows,
@@ -27,6 +28,7 @@ from reports.plots.common import (
     new_figure,
     not_in_trace,
     phase_colors,
+    rows_by_group,
     time_axis,
 )
 from tracetool._analyses.bql.report import BqlReport
@@ -42,10 +44,13 @@ MAX_BAR_LABELS = 80
 PIXELS_ACROSS = 2000  # BQL holds closer than 1/PIXELS_ACROSS of the window are drawn as one
 
 
-def _lane_keys(frame: pd.DataFrame) -> list[tuple[str, int]]:
-    """(process, tid or -1) per row of a spans/holds/instants frame."""
+def _lanes_of(frame: pd.DataFrame) -> tuple[np.ndarray, list[tuple[str, int]]]:
+    """The lane of each row of a spans/holds/instants frame (a code) and the (process, tid or
+    -1) of each code."""
     tids = frame["tid"].astype("Int64").fillna(-1).to_numpy(dtype=np.int64)
-    return list(zip(frame["process"].astype(str).tolist(), tids.tolist(), strict=True))
+    lane, first = distinct_rows(frame["process"], tids)
+    procs = frame["process"].iloc[first].astype(str).tolist()
+    return lane, list(zip(procs, tids[first].tolist(), strict=True))
 
 
 def _pack(starts: np.ndarray, ends: np.ndarray, rows: int) -> np.ndarray:
@@ -161,7 +166,7 @@ def gantt(
         mine = spans.iloc[lane.span_rows] if lane.span_rows is not None else spans.iloc[0:0]
         _draw_lane(ax, mine, lane, y, axis, lo, hi, labels, kinds_seen)
     if holds is not None and len(holds):
-        for key, members in _group_rows(_lane_keys(holds)).items():
+        for key, members in _group_rows(holds).items():
             if key not in index:
                 continue
             h = holds.iloc[members]
@@ -205,11 +210,10 @@ class _Lane:
     span_rows: np.ndarray | None = None
 
 
-def _group_rows(keys: list[tuple[str, int]]) -> dict[tuple[str, int], np.ndarray]:
-    groups: dict[tuple[str, int], list[int]] = {}
-    for i, k in enumerate(keys):
-        groups.setdefault(k, []).append(i)
-    return {k: np.array(v, dtype=np.int64) for k, v in groups.items()}
+def _group_rows(frame: pd.DataFrame) -> dict[tuple[str, int], np.ndarray]:
+    """The rows of each lane of a spans/holds frame, in lane order of first appearance."""
+    lane, keys = _lanes_of(frame)
+    return dict(zip(keys, rows_by_group(lane, len(keys)), strict=True))
 
 
 def _gantt_lanes(
@@ -217,13 +221,13 @@ def _gantt_lanes(
 ) -> list[_Lane]:
     """Lanes with something to draw, phases lane first in each process."""
     is_phase = (spans["kind"] == "phase").to_numpy(dtype=bool)
-    thread_spans = _group_rows(_lane_keys(spans[~is_phase]))
+    thread_spans = _group_rows(spans[~is_phase])
     idx_thread = np.flatnonzero(~is_phase)
     idx_phase = np.flatnonzero(is_phase)
     phase_keys = spans["process"].astype(str).to_numpy()[idx_phase]
-    busy = set(thread_spans) | set(_lane_keys(inst))
+    busy = set(thread_spans) | set(_lanes_of(inst)[1])
     if holds is not None:
-        busy |= set(_lane_keys(holds))
+        busy |= set(_lanes_of(holds)[1])
     multi = trace.threads["process"].nunique() > 1
     out: list[_Lane] = []
     seen_process: set[str] = set()
@@ -308,8 +312,8 @@ def _label_bars(ax: Axes, labels: list[tuple[float, float, float, str]], width: 
 def _draw_instants(ax: Axes, inst: pd.DataFrame, index: dict[tuple[str, int], int], axis: TimeAxis) -> None:
     if not len(inst):
         return
-    keys = _lane_keys(inst)
-    ys = np.array([index.get(k, -1) for k in keys], dtype=float)
+    lane, keys = _lanes_of(inst)
+    ys = np.array([index.get(k, -1) for k in keys], dtype=float)[lane]
     kind = inst["kind"].astype(str).to_numpy()
     x = axis.x(inst["ts_ns"].to_numpy(dtype=np.int64))
     for k in np.unique(kind).tolist():
