@@ -1,10 +1,11 @@
-"""The whole HTML report of a large trace, as a user runs it, against ``wc -l`` on the same file.
+"""What a user writes out of a large trace, as they run it, against ``wc -l`` on the same file.
 
-``migtrace report FILE -o report.html`` in a fresh process each time (every analysis, the
-figures drawn and embedded), on a synthetic log trace of the BQL-tracing mix
-(``benchmarks/synth.py``: hundreds of thousands of BQL holds, which the figures draw) or on
-``--file``. The best and the median of ``--repeat`` runs are printed with their ratio to the
-best ``wc -l`` of the same run, and the peak RSS of the report's process against the file size.
+In a fresh process each time: ``migtrace report FILE -o report.html`` (every analysis, the
+figures drawn and embedded) and ``migtrace export FILE --to perfetto -o trace.json`` (every
+span, BQL hold and wait as a Trace Event Format event), on a synthetic log trace of the
+BQL-tracing mix (``benchmarks/synth.py``: hundreds of thousands of BQL holds) or on ``--file``.
+For each, the best and the median of ``--repeat`` runs with their ratio to the best ``wc -l`` of
+the same run, the size of what was written, and the peak RSS of its process against the file.
 
     python benchmarks/bench_report.py [--lines 5000000] [--file PATH] [--repeat 3] [--json]
 """
@@ -14,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -31,42 +31,50 @@ from common import child_env, time_wc, trace_file  # noqa: E402
 LAUNCHER = HERE.parent / "scripts" / "migtrace"
 
 
-def run_report(path: str, out: str) -> tuple[float, int]:
-    """Seconds for one ``migtrace report`` to HTML, and the peak RSS of the largest child so far."""
+COMMANDS = {
+    "report": ["report", "{trace}", "-o", "{out}.html"],
+    "perfetto": ["export", "{trace}", "--to", "perfetto", "-o", "{out}.json"],
+}
+
+
+def run_command(argv: list[str]) -> tuple[float, int]:
+    """Seconds for one ``migtrace`` command in a fresh process, and that process's peak RSS."""
     t = time.perf_counter()
-    subprocess.run(
-        [sys.executable, str(LAUNCHER), "report", path, "-o", out],
-        check=True,
-        capture_output=True,
+    child = subprocess.Popen(
+        [sys.executable, str(LAUNCHER), *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         env=child_env(),
     )
+    _, status, usage = os.wait4(child.pid, 0)  # the rusage of this child alone
     elapsed = time.perf_counter() - t
-    return elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode:
+        raise SystemExit(f"migtrace {' '.join(argv)}: exit {child.returncode}")
+    return elapsed, usage.ru_maxrss * 1024
 
 
 def measure(path: str, repeat: int) -> dict[str, Any]:
     size = os.path.getsize(path)
     wc = time_wc(path, repeat)
-    times = []
-    rss = 0
+    runs: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="migtrace-bench-report-") as tmp:
-        out = os.path.join(tmp, "report.html")
-        for _ in range(repeat):
-            elapsed, rss = run_report(path, out)
-            times.append(elapsed)
-        html_bytes = os.path.getsize(out)
+        for what, template in COMMANDS.items():
+            out = os.path.join(tmp, what)
+            argv = [a.format(trace=path, out=out) for a in template]
+            results = [run_command(argv) for _ in range(repeat)]
+            times = [t for t, _ in results]
+            runs[what] = {
+                "best_s": round(min(times), 3),
+                "median_s": round(statistics.median(times), 3),
+                "written_bytes": os.path.getsize(argv[-1]),
+                "peak_rss_bytes": max(rss for _, rss in results),
+            }
     wc = min(wc, time_wc(path, repeat))
-    best = min(times)
-    return {
-        "file_bytes": size,
-        "wc_l_s": round(wc, 4),
-        "report_s": round(best, 3),
-        "report_median_s": round(statistics.median(times), 3),
-        "ratio": round(best / wc, 1),
-        "html_bytes": html_bytes,
-        "peak_rss_bytes": rss,
-        "rss_over_file": round(rss / size, 3),
-    }
+    for r in runs.values():
+        r["ratio"] = round(r["best_s"] / wc, 1)
+        r["rss_over_file"] = round(r["peak_rss_bytes"] / size, 3)
+    return {"file_bytes": size, "wc_l_s": round(wc, 4), **runs}
 
 
 def main() -> int:
@@ -82,11 +90,13 @@ def main() -> int:
         print(json.dumps(r, indent=2))
         return 0
     print(f"file         {r['file_bytes'] / 1e6:.0f} MB; wc -l {r['wc_l_s']:.3f} s")
-    print(
-        f"report       {r['report_s']:.2f} s = {r['ratio']}x wc -l (best of the runs, "
-        f"median {r['report_median_s']:.2f} s); HTML {r['html_bytes'] / 1024:.0f} KiB"
-    )
-    print(f"peak RSS     {r['peak_rss_bytes'] / 1e6:.0f} MB = {r['rss_over_file']}x file")
+    for what in COMMANDS:
+        m = r[what]
+        print(
+            f"{what:12s} {m['best_s']:.2f} s = {m['ratio']}x wc -l (best of the runs, median "
+            f"{m['median_s']:.2f} s); wrote {m['written_bytes'] / 2**20:.1f} MiB; peak RSS "
+            f"{m['peak_rss_bytes'] / 1e6:.0f} MB = {m['rss_over_file']}x file"
+        )
     return 0
 
 

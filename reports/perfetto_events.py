@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from reports.perfetto_colo import ARGS as COLO_ARGS
-from tracetool._json import plain
+from tracetool._json import plain, plain_column
 
 PROCESS_TRACK_KINDS = ("phase",)
 PAGE_KINDS = ("page-request",)
@@ -130,17 +130,23 @@ def span_events(
     """Complete events for spans (timeline spans or BQL holds/waits frames)."""
     extra = [c for c in SPAN_ARGS + HOLD_ARGS if c in frame.columns]
     closed = frame["closed"].to_numpy(dtype=bool) if "closed" in frame else np.ones(len(frame), bool)
+    # Column by column: a BQL track holds hundreds of thousands of holds.
+    values = [plain_column(frame[c]) for c in extra]
+    names = frame["name"].tolist()
+    kinds = frame["kind"].tolist()
+    idstrs = frame["idstr"].tolist() if "idstr" in frame else [None] * len(frame)
     out = []
-    for r, a, z, ok in zip(records(frame), starts.tolist(), ends.tolist(), closed.tolist(), strict=True):
-        args = args_of(r, extra)
-        name = span_name(r)
+    rows = zip(names, kinds, idstrs, starts.tolist(), ends.tolist(), closed.tolist(), *values, strict=True)
+    for name_, kind, idstr, a, z, ok, *row in rows:
+        args = plain_args(zip(extra, row, strict=True))
+        name = span_name({"name": name_, "kind": kind, "idstr": idstr})
         if not ok:
             args["closed"] = False
             name += " (unclosed)"
         out.append(
             {
                 "name": name,
-                "cat": str(r["kind"]),
+                "cat": str(kind),
                 "ph": "X",
                 "ts": clock.us(a),
                 "dur": clock.dur(a, z),
@@ -212,9 +218,13 @@ def plain_label(r: dict[str, Any]) -> str:
 
 def args_of(r: dict[str, Any], cols: Iterable[str]) -> dict[str, Any]:
     """The event's ``args``: the row's values of ``cols`` as plain JSON, missing ones left out."""
+    return plain_args((c, plain(r.get(c))) for c in cols)
+
+
+def plain_args(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """``args`` from (column, plain value) pairs: missing ones left out, addresses in hex."""
     out: dict[str, Any] = {}
-    for c in cols:
-        v = plain(r.get(c))
+    for c, v in pairs:
         if v is None:
             continue
         if not isinstance(v, (int, float, bool, str)):
