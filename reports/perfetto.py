@@ -44,6 +44,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
@@ -61,6 +63,7 @@ from reports.perfetto_events import (
     PROCESS_TRACK_KINDS,
     SYNTHETIC_TID,
     Clock,
+    SpanBlock,
     Track,
     args_of,
     bql_frame,
@@ -68,10 +71,10 @@ from reports.perfetto_events import (
     layer_name,
     meta_event,
     nest_layers,
-    page_events,
+    page_block,
     plain_label,
     records,
-    span_events,
+    span_block,
     touching,
 )
 from tracetool._analyses.bql.report import BqlReport
@@ -94,6 +97,34 @@ def chrome_trace(
     ``downtime``, the COLO checkpoints of ``colo`` (:mod:`reports.perfetto_colo`). Raises
     NotInTrace for traces without timestamps.
     """
+    events, rest = _document(trace, timeline, bql, downtime, colo)
+    return {"traceEvents": list(events), **rest}
+
+
+def write_chrome_trace(
+    trace: Trace,
+    path: str | os.PathLike[str],
+    timeline: Timeline,
+    bql: BqlReport | None = None,
+    downtime: DowntimeReport | None = None,
+    colo: ColoReport | None = None,
+) -> Path:
+    """Writes :func:`chrome_trace` to ``path`` atomically, its events made and written a block
+    at a time; returns the path."""
+    events, rest = _document(trace, timeline, bql, downtime, colo)
+    with atomic_writer(os.fspath(path)) as f:
+        _write_compact(events, rest, f)
+    return Path(path)
+
+
+def _document(
+    trace: Trace,
+    timeline: Timeline,
+    bql: BqlReport | None,
+    downtime: DowntimeReport | None,
+    colo: ColoReport | None,
+) -> tuple[Iterator[dict[str, Any]], dict[str, Any]]:
+    """The document's events (made as they are read) and its other members."""
     start, end = trace_start_ns(trace), trace_end_ns(trace)
     tl = timeline
     ts = trace.ts
@@ -109,8 +140,7 @@ def chrome_trace(
         builder.bql(bql)
     if downtime is not None and downtime.end_to_end_us is not None:
         builder.downtime(downtime)
-    return {
-        "traceEvents": builder.finish(),
+    rest = {
         "displayTimeUnit": "ms",
         "otherData": {
             "producer": "migtrace",
@@ -119,41 +149,26 @@ def chrome_trace(
             "inputs": [str(p) for p in trace.inputs["path"].tolist()],
         },
     }
-
-
-def write_chrome_trace(
-    trace: Trace,
-    path: str | os.PathLike[str],
-    timeline: Timeline,
-    bql: BqlReport | None = None,
-    downtime: DowntimeReport | None = None,
-    colo: ColoReport | None = None,
-) -> Path:
-    """Writes :func:`chrome_trace` to ``path`` atomically; returns the path."""
-    doc = chrome_trace(trace, timeline, bql, downtime, colo)
-    with atomic_writer(os.fspath(path)) as f:
-        _write_compact(doc, f)
-    return Path(path)
+    return builder.events(), rest
 
 
 EVENTS_PER_WRITE = 20_000
 
 
-def _write_compact(doc: dict[str, Any], f: IO[str]) -> None:
-    """``doc`` as compact JSON and a newline, the text ``json.dump`` writes, encoded by the C
-    encoder a block of events at a time: ``json.dump`` encodes every value in Python (a minute
-    for a million events), and one ``json.dumps`` would hold the whole text in memory too."""
+def _write_compact(events: Iterator[dict[str, Any]], rest: dict[str, Any], f: IO[str]) -> None:
+    """``{"traceEvents": events, **rest}`` as compact JSON and a newline, the text ``json.dump``
+    writes, encoded by the C encoder a block of events at a time: ``json.dump`` encodes every
+    value in Python (a minute for a million events), and one ``json.dumps`` would hold the
+    whole document in memory."""
     encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    f.write("{")
-    for n, (key, value) in enumerate(doc.items()):
-        f.write(("," if n else "") + encoder.encode(key) + ":")
-        if key != "traceEvents":
-            f.write(encoder.encode(value))
-            continue
-        f.write("[")
-        for start in range(0, len(value), EVENTS_PER_WRITE):
-            f.write(("," if start else "") + encoder.encode(value[start : start + EVENTS_PER_WRITE])[1:-1])
-        f.write("]")
+    f.write('{"traceEvents":[')
+    sep = ""
+    while block := list(islice(events, EVENTS_PER_WRITE)):
+        f.write(sep + encoder.encode(block)[1:-1])
+        sep = ","
+    f.write("]")
+    for key, value in rest.items():
+        f.write("," + encoder.encode(key) + ":" + encoder.encode(value))
     f.write("}\n")
 
 
@@ -226,17 +241,17 @@ class _Builder:
         for process, group in s[kinds.isin(PROCESS_TRACK_KINDS).to_numpy()].groupby("process", sort=False):
             pid = self.pids.get(str(process))
             if pid is not None:
-                self._layered(pid, "phases", 1, group, span_events)
+                self._layered(pid, "phases", 1, group, span_block)
         for process, group in s[kinds.isin(PAGE_KINDS).to_numpy()].groupby("process", sort=False):
             pid = self.pids.get(str(process))
             if pid is not None:
-                self._layered(pid, "page requests", PAGES_SORT, group, page_events)
+                self._layered(pid, "page requests", PAGES_SORT, group, page_block)
                 self._in_flight(pid, group)
         rest = s[~kinds.isin(PROCESS_TRACK_KINDS + PAGE_KINDS).to_numpy()]
         for (process, tid), group in by_thread(rest):
             track = self._lane(process, tid)
             if track is not None:
-                self._layered(track.pid, track.name, track.sort, group, span_events, track)
+                self._layered(track.pid, track.name, track.sort, group, span_block, track)
 
     def _layered(
         self, pid: int, name: str, sort: int, frame: pd.DataFrame, make: Any, base: Track | None = None
@@ -246,16 +261,15 @@ class _Builder:
         ends = np.maximum(frame["end_ns"].to_numpy(dtype=np.int64), starts)
         layer = nest_layers(starts, ends)
         shown = ends if self.clock.whole_us else ends - touching(starts, ends, layer)
-        events = make(frame, self.clock, starts, shown)
+        block = make(frame, self.clock, starts, shown)
         if shown is not ends:
-            for e, exact, cut in zip(events, ends.tolist(), (shown != ends).tolist(), strict=True):
-                if cut:
-                    e["args"]["end_ns"] = exact
+            cut = np.flatnonzero(shown != ends)
+            block.exact_end = dict(zip(cut.tolist(), ends[cut].tolist(), strict=True))
         tracks: list[Track] = [base] if base is not None else []
         for k in range(int(layer.max()) + 1 if len(layer) else 0):
             if k == len(tracks):
                 tracks.append(self._track(pid, None, layer_name(name, k, base is not None), sort + k))
-            tracks[k].events.extend(e for e, lay in zip(events, layer.tolist(), strict=True) if lay == k)
+            tracks[k].add_rows(block, np.flatnonzero(layer == k))
 
     def _in_flight(self, pid: int, req: pd.DataFrame) -> None:
         starts = req["start_ns"].to_numpy(dtype=np.int64)
@@ -298,7 +312,7 @@ class _Builder:
                 if lane is None:
                     continue
                 name = f"BQL · {tid} (by call site)" if by_site else f"{lane.name} · BQL"
-                self._layered(lane.pid, name, lane.sort + LANE_SORT // 2, group, span_events)
+                self._layered(lane.pid, name, lane.sort + LANE_SORT // 2, group, span_block)
 
     # -- the switchover pause -------------------------------------------------------------
     def downtime(self, report: DowntimeReport) -> None:
@@ -327,7 +341,7 @@ class _Builder:
                 a, z = int(st["start_ns"]) - shift, int(st["end_ns"]) - shift
                 name = st["step"] + (f" {st['device']}" if st.get("device") else "")
                 on_path = (st["step"], st.get("device"), st["start_ns"]) in critical
-                track.events.append(
+                track.add(
                     {
                         "name": name,
                         "cat": "downtime",
@@ -389,27 +403,46 @@ class _Builder:
             )
 
     # -- output --------------------------------------------------------------------------
-    def finish(self) -> list[dict[str, Any]]:
-        meta: list[dict[str, Any]] = []
+    def events(self) -> Iterator[dict[str, Any]]:
+        """The document's events: metadata, then every timed event in time order (longer first
+        at equal times, then in the order they were added). Events of span blocks are made as
+        they are reached, so a writer holds a block of them at a time."""
         procs = self.trace.processes
         side = {str(a): b for a, b in zip(procs["label"], procs["side"], strict=True)}
         for label, pid in self.pids.items():
             what = {"dst": "incoming QEMU", "src": "outgoing QEMU"}.get(str(side.get(label)), "QEMU")
-            meta.append(meta_event("process_name", pid, None, {"name": f"{label} ({what})"}))
-            meta.append(
-                meta_event("process_sort_index", pid, None, {"sort_index": self.processes.get(label, 0)})
-            )
-        timed: list[dict[str, Any]] = []
+            yield meta_event("process_name", pid, None, {"name": f"{label} ({what})"})
+            yield meta_event("process_sort_index", pid, None, {"sort_index": self.processes.get(label, 0)})
+        parts: list[tuple[list[dict[str, Any]] | tuple[SpanBlock, np.ndarray], Track | None]] = []
         for t in self.tracks.values():
-            meta.append(meta_event("thread_name", t.pid, t.tid, {"name": t.name, **t.args}))
-            meta.append(meta_event("thread_sort_index", t.pid, t.tid, {"sort_index": t.sort}))
-            for e in t.events:
-                e["pid"], e["tid"] = t.pid, t.tid
-            timed.extend(t.events)
-        timed.extend(self.instant_events)
-        timed.extend(self.counters)
-        timed.sort(key=lambda e: (e["ts"], -e.get("dur", 0)))
-        return meta + timed
+            yield meta_event("thread_name", t.pid, t.tid, {"name": t.name, **t.args})
+            yield meta_event("thread_sort_index", t.pid, t.tid, {"sort_index": t.sort})
+            parts += [(chunk, t) for chunk in t.chunks]
+        parts += [(self.instant_events, None), (self.counters, None)]
+        ts, longer = [], []
+        for chunk, _ in parts:
+            if isinstance(chunk, list):
+                ts.append(np.array([e["ts"] for e in chunk], dtype=np.float64))
+                longer.append(np.array([-e.get("dur", 0) for e in chunk], dtype=np.float64))
+            else:
+                block, rows = chunk
+                ts.append(np.asarray(block.ts, dtype=np.float64)[rows])
+                longer.append(-np.asarray(block.dur, dtype=np.float64)[rows])
+        first = np.cumsum([0] + [len(x) for x in ts])
+        order = np.lexsort((np.concatenate(longer), np.concatenate(ts)))  # stable: ties keep order
+        where = np.searchsorted(first, order, side="right") - 1
+        for position, part in zip((order - first[where]).tolist(), where.tolist(), strict=True):
+            chunk, track = parts[part]
+            if isinstance(chunk, list):
+                e = chunk[position]
+                if track is not None:
+                    e["pid"], e["tid"] = track.pid, track.tid
+            else:
+                assert track is not None
+                block, rows = chunk
+                e = block.event(int(rows[position]))
+                e["pid"], e["tid"] = track.pid, track.tid
+            yield e
 
 
 __all__ = ["chrome_trace", "nest_layers", "write_chrome_trace"]

@@ -42,12 +42,24 @@ SYNTHETIC_TID = 1_000_000_000
 
 @dataclass
 class Track:
+    """A track and its events, in the order they were added: lists of event dicts and rows of
+    span blocks (:class:`SpanBlock`), whose dicts are made only when the document is written."""
+
     pid: int
     tid: int
     name: str
     sort: int
-    events: list[dict[str, Any]] = field(default_factory=list)
+    chunks: list[list[dict[str, Any]] | tuple[SpanBlock, np.ndarray]] = field(default_factory=list)
     args: dict[str, Any] = field(default_factory=dict)  # more of the thread_name metadata
+
+    def add(self, event: dict[str, Any]) -> None:
+        if not self.chunks or not isinstance(self.chunks[-1], list):
+            self.chunks.append([])
+        cast(list[dict[str, Any]], self.chunks[-1]).append(event)
+
+    def add_rows(self, block: SpanBlock, rows: np.ndarray) -> None:
+        if len(rows):
+            self.chunks.append((block, rows))
 
 
 GRID = 1 << 16
@@ -124,47 +136,66 @@ def touching(starts: np.ndarray, ends: np.ndarray, layer: np.ndarray) -> np.ndar
     return (np.array(hit, dtype=bool) & long).astype(np.int64)
 
 
-def span_events(
-    frame: pd.DataFrame, clock: Clock, starts: np.ndarray, ends: np.ndarray
-) -> list[dict[str, Any]]:
-    """Complete events for spans (timeline spans or BQL holds/waits frames)."""
+@dataclass
+class SpanBlock:
+    """The complete events of one frame of spans, as columns: a BQL track holds hundreds of
+    thousands of holds, and a million event dicts take a gigabyte. :meth:`event` makes one."""
+
+    names: list[str]
+    cats: list[str]
+    ts: list[Any]  # int µs, or float on the grid (see Clock)
+    dur: list[Any]
+    closed: list[bool]
+    arg_columns: list[tuple[str, list[Any]]]  # (column, its plain JSON values; None: left out)
+    exact_end: dict[int, int] = field(default_factory=dict)  # cut spans: row -> args.end_ns
+
+    def event(self, i: int) -> dict[str, Any]:
+        """Row ``i`` as a complete event (``args`` in the order: columns, closed, end_ns)."""
+        args = {c: arg_value(c, v) for c, column in self.arg_columns if (v := column[i]) is not None}
+        if not self.closed[i]:
+            args["closed"] = False
+        if i in self.exact_end:
+            args["end_ns"] = self.exact_end[i]
+        return {
+            "name": self.names[i],
+            "cat": self.cats[i],
+            "ph": "X",
+            "ts": self.ts[i],
+            "dur": self.dur[i],
+            "args": args,
+        }
+
+
+def span_block(frame: pd.DataFrame, clock: Clock, starts: np.ndarray, ends: np.ndarray) -> SpanBlock:
+    """Complete events for spans (timeline spans or BQL holds/waits frames), column by column."""
     extra = [c for c in SPAN_ARGS + HOLD_ARGS if c in frame.columns]
     closed = frame["closed"].to_numpy(dtype=bool) if "closed" in frame else np.ones(len(frame), bool)
-    # Column by column: a BQL track holds hundreds of thousands of holds.
-    values = [plain_column(frame[c]) for c in extra]
-    names = frame["name"].tolist()
-    kinds = frame["kind"].tolist()
     idstrs = frame["idstr"].tolist() if "idstr" in frame else [None] * len(frame)
-    out = []
-    rows = zip(names, kinds, idstrs, starts.tolist(), ends.tolist(), closed.tolist(), *values, strict=True)
-    for name_, kind, idstr, a, z, ok, *row in rows:
-        args = plain_args(zip(extra, row, strict=True))
-        name = span_name({"name": name_, "kind": kind, "idstr": idstr})
-        if not ok:
-            args["closed"] = False
-            name += " (unclosed)"
-        out.append(
-            {
-                "name": name,
-                "cat": str(kind),
-                "ph": "X",
-                "ts": clock.us(a),
-                "dur": clock.dur(a, z),
-                "args": args,
-            }
-        )
-    return out
+    names = []
+    for name, kind, idstr, ok in zip(
+        frame["name"].tolist(), frame["kind"].tolist(), idstrs, closed.tolist(), strict=True
+    ):
+        shown = span_name({"name": name, "kind": kind, "idstr": idstr})
+        names.append(shown if ok else shown + " (unclosed)")
+    a_list, z_list = starts.tolist(), ends.tolist()
+    return SpanBlock(
+        names,
+        [str(k) for k in frame["kind"].tolist()],
+        [clock.us(a) for a in a_list],
+        [clock.dur(a, z) for a, z in zip(a_list, z_list, strict=True)],
+        closed.tolist(),
+        [(c, plain_column(frame[c])) for c in extra],
+    )
 
 
-def page_events(
-    frame: pd.DataFrame, clock: Clock, starts: np.ndarray, ends: np.ndarray
-) -> list[dict[str, Any]]:
+def page_block(frame: pd.DataFrame, clock: Clock, starts: np.ndarray, ends: np.ndarray) -> SpanBlock:
     """Complete events for postcopy page requests, named by host address."""
-    out = span_events(frame, clock, starts, ends)
+    out = span_block(frame, clock, starts, ends)
     addrs = frame["addr"].tolist() if "addr" in frame else [None] * len(frame)
-    for e, addr in zip(out, addrs, strict=True):
+    for i, addr in enumerate(addrs):
         if addr is not None and not pd.isna(addr):
-            e["name"] = f"page {int(addr):#x}" + (" (unclosed)" if e["name"].endswith("(unclosed)") else "")
+            unclosed = " (unclosed)" if out.names[i].endswith("(unclosed)") else ""
+            out.names[i] = f"page {int(addr):#x}" + unclosed
     return out
 
 
@@ -218,21 +249,17 @@ def plain_label(r: dict[str, Any]) -> str:
 
 def args_of(r: dict[str, Any], cols: Iterable[str]) -> dict[str, Any]:
     """The event's ``args``: the row's values of ``cols`` as plain JSON, missing ones left out."""
-    return plain_args((c, plain(r.get(c))) for c in cols)
+    return {c: arg_value(c, v) for c in cols if (v := plain(r.get(c))) is not None}
 
 
-def plain_args(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
-    """``args`` from (column, plain value) pairs: missing ones left out, addresses in hex."""
-    out: dict[str, Any] = {}
-    for c, v in pairs:
-        if v is None:
-            continue
-        if not isinstance(v, (int, float, bool, str)):
-            v = str(v)
-        if c == "addr" and isinstance(v, int):
-            v = f"{v:#x}"
-        out[c] = v
-    return out
+def arg_value(column: str, v: Any) -> Any:
+    """A plain value as ``args`` shows it: as text unless it is a JSON number, boolean or
+    string; an address (``addr``) in hex."""
+    if not isinstance(v, (int, float, bool, str)):
+        v = str(v)
+    if column == "addr" and isinstance(v, int):
+        v = f"{v:#x}"
+    return v
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
