@@ -426,8 +426,9 @@ class _Builder:
                 longer.append(np.array([-e.get("dur", 0) for e in chunk], dtype=np.float64))
             else:
                 block, rows = chunk
-                ts.append(np.asarray(block.ts, dtype=np.float64)[rows])
-                longer.append(-np.asarray(block.dur, dtype=np.float64)[rows])
+                block_ts, block_longer = block.order_keys
+                ts.append(block_ts[rows])
+                longer.append(block_longer[rows])
         first = np.cumsum([0] + [len(x) for x in ts])
         order = np.lexsort((np.concatenate(longer), np.concatenate(ts)))  # stable: ties keep order
         where = np.searchsorted(first, order, side="right") - 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, cast
 
 import numpy as np
@@ -149,6 +150,12 @@ class SpanBlock:
     arg_columns: list[tuple[str, list[Any]]]  # (column, its plain JSON values; None: left out)
     exact_end: dict[int, int] = field(default_factory=dict)  # cut spans: row -> args.end_ns
 
+    @cached_property
+    def order_keys(self) -> tuple[np.ndarray, np.ndarray]:
+        """``ts`` and ``-dur`` as float64: what the document's events are sorted by (once per
+        block, whose rows may lie on several tracks)."""
+        return np.asarray(self.ts, dtype=np.float64), -np.asarray(self.dur, dtype=np.float64)
+
     def event(self, i: int) -> dict[str, Any]:
         """Row ``i`` as a complete event (``args`` in the order: columns, closed, end_ns)."""
         args = {c: arg_value(c, v) for c, column in self.arg_columns if (v := column[i]) is not None}
@@ -171,16 +178,15 @@ def span_block(frame: pd.DataFrame, clock: Clock, starts: np.ndarray, ends: np.n
     extra = [c for c in SPAN_ARGS + HOLD_ARGS if c in frame.columns]
     closed = frame["closed"].to_numpy(dtype=bool) if "closed" in frame else np.ones(len(frame), bool)
     idstrs = frame["idstr"].tolist() if "idstr" in frame else [None] * len(frame)
+    kinds = frame["kind"].tolist()
     names = []
-    for name, kind, idstr, ok in zip(
-        frame["name"].tolist(), frame["kind"].tolist(), idstrs, closed.tolist(), strict=True
-    ):
-        shown = span_name({"name": name, "kind": kind, "idstr": idstr})
+    for name, kind, idstr, ok in zip(frame["name"].tolist(), kinds, idstrs, closed.tolist(), strict=True):
+        shown = span_name(name, kind, idstr)
         names.append(shown if ok else shown + " (unclosed)")
     a_list, z_list = starts.tolist(), ends.tolist()
     return SpanBlock(
         names,
-        [str(k) for k in frame["kind"].tolist()],
+        [str(k) for k in kinds],
         [clock.us(a) for a in a_list],
         [clock.dur(a, z) for a, z in zip(a_list, z_list, strict=True)],
         closed.tolist(),
@@ -207,10 +213,10 @@ def layer_name(name: str, k: int, on_thread: bool) -> str:
     return name if k == 0 else f"{name} {k + 1}"
 
 
-def span_name(r: dict[str, Any]) -> str:
-    name = str(r["name"])
-    idstr = r.get("idstr")
-    if r["kind"] == "section" and isinstance(idstr, str) and idstr and idstr != name:
+def span_name(name: Any, kind: Any, idstr: Any) -> str:
+    """A span's event name: a section's with its device id when that says more."""
+    name = str(name)
+    if kind == "section" and isinstance(idstr, str) and idstr and idstr != name:
         return f"{name} {idstr}"
     return name
 
