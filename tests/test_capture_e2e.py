@@ -36,7 +36,7 @@ pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
 QEMU = "qemu-system-x86_64"
-SCENARIOS = ["precopy", "precopy-mutex"]
+SCENARIOS = ["precopy", "precopy-mutex", "devices"]
 CAPTURE_TIMEOUT_S = 25  # per run; a short run takes a few seconds
 SHORT_RUN = ["--mem", "64", "--warmup", "0.2", "--timeout", str(CAPTURE_TIMEOUT_S)]
 RUN_FILES = (
@@ -146,6 +146,8 @@ def test_capture_outputs(scenario_dir: Path) -> None:
     assert qm["source"]["status"] == "completed"
     assert qm["destination"]["status"] == "completed"
     assert qm["source"]["ram"]["dirty-sync-count"] >= 2
+    # QEMU's own totals, read after QEMU worked them out (it says completed before it does)
+    assert qm["source"]["total-time"] > 0, qm["source"]
 
     for role in ("dst", "src"):
         side = _load(scenario_dir / f"{role}-threads.json")
@@ -159,6 +161,8 @@ def test_capture_outputs(scenario_dir: Path) -> None:
 
     cmdline = (scenario_dir / "cmdline.txt").read_text()
     assert "-incoming defer" in cmdline
+    spec = scenarios()[_load(scenario_dir / "run.json")["scenario"]]
+    assert f"-smp {spec.smp}" in cmdline and " ".join(spec.devices) in cmdline
     assert '"execute": "migrate-incoming"' in cmdline
     assert '"execute": "migrate"' in cmdline
 
@@ -229,6 +233,38 @@ def test_summary_matches_plain_count(scenario_dir: Path) -> None:
     assert qm["destination"]["status"] == "completed"
 
 
+def test_every_device_section_loaded_is_in_phases_and_downtime(scenario_dir: Path) -> None:
+    """Each FULL section the destination's trace starts (read with a regular expression) is a
+    device load of ``phases`` with its instance, and a per-device row of ``downtime``; the
+    devices the ``devices`` scenario adds are among them."""
+    pat = re.compile(rb"qemu_loadvm_state_section_startfull (\d+)\((.+)\) (\d+) \d+$")
+    full = {}
+    for line in (scenario_dir / "dst.trace").read_bytes().splitlines():
+        m = pat.search(line)
+        if m:
+            full[int(m[1])] = (m[2].decode(), int(m[3]))
+    assert len(full) > 20
+
+    def cli_json(command: str) -> Any:
+        proc = subprocess.run(
+            [sys.executable, "-m", "tracetool.cli", command, str(scenario_dir), "--format", "json"],
+            capture_output=True, text=True, timeout=300, check=False, cwd=REPO,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    loads = {d["section_id"]: (d["idstr"], d["instance_id"]) for d in cli_json("phases")["devices"]}
+    assert {k: loads.get(k) for k in full} == full
+    rows = {d["section_id"]: (d["device"], d["instance_id"]) for d in cli_json("downtime")["by_device"]}
+    assert {k: rows.get(k) for k in full} == full
+    added = {"virtio-net", "e1000e", "virtio-blk", "xhci", "virtio-balloon", "virtio-rng"}
+    seen = {idstr.rsplit("/", 1)[-1] for idstr, _ in full.values()}
+    if _load(scenario_dir / "run.json")["scenario"] == "devices":
+        assert added <= seen, added - seen
+    else:
+        assert not added & seen
+
+
 # ------------------------------------------------------------------ migtrace capture, two builds
 LABELS = ["debian-a", "debian-b"]
 
@@ -279,6 +315,7 @@ def test_capture_two_builds_layout_and_capture_json(two_builds: TwoBuilds) -> No
         assert r["ok"] is True
         assert r["source_status"] == qm["source"]["status"] == "completed"
         assert r["destination_status"] == qm["destination"]["status"] == "completed"
+        assert qm["source"]["total-time"] > 0, qm["source"]
     # not a terminal: plain progress lines, one per step, and no terminal control codes
     assert "\x1b[" not in proc.stderr
     assert proc.stderr.count(": start\n") == 4

@@ -95,6 +95,16 @@ def test_scenario_events_come_from_the_analyses_event_data() -> None:
             '[[scenario.a.action]]\ndo="cancel"',
             "at_sync or in_state",
         ),
+        (
+            '[defaults]\nmachine="q35"\ncapabilities=[]\nparameters={}\nanalyses=[]\n'
+            'expect={source="completed"}\n[scenario.a]\ndescription="x"\nsmp="two"',
+            "smp must be",
+        ),
+        (
+            '[defaults]\nmachine="q35"\ncapabilities=[]\nparameters={}\nanalyses=[]\n'
+            'expect={source="completed"}\n[scenario.a]\ndescription="x"\ndevices="-device e1000"',
+            "devices must be",
+        ),
     ],
 )
 def test_bad_scenario_data_is_refused(text: str, message: str) -> None:

@@ -157,6 +157,20 @@ def test_reported_equals_query_migrate(folder: str) -> None:
     assert given.reported_from == "query-migrate" and given.reported_us == query_downtime_us(folder)
 
 
+def test_qemus_zeros_are_not_reported_as_its_downtime() -> None:
+    # The 7.2 COLO run: QEMU's last query-migrate answer (in the source's trace and in the
+    # file) says completed with downtime 0 and total-time 0, figures it never worked out.
+    colo = "qemu-7.2-colo/b-colo-periodic-mutex"
+    replies = [a for _, e, a in plain_events(sample(colo, "src.trace.xz")) if e == "qmp_exit_query_migrate"]
+    assert '"downtime": 0, "total-time": 0' in [r for r in replies if '"completed"' in r][-1]
+    q = tracetool.load_query_migrate(sample(colo, "query-migrate.json"))
+    for given in (None, q):
+        r = tracetool.analyze_downtime(loaded(colo), given)
+        assert r.reported_us is None and r.reported_from is None
+        assert any("total-time 0" in n for n in r.notes), r.notes
+        assert r.switchover["qemu_reported_ms"] is None
+
+
 @pytest.mark.parametrize("folder", (THREADIFY_E, THREADIFY_D))
 def test_device_times_equal_a_plain_pairing_of_the_save_and_load_lines(folder: str) -> None:
     saves = plain_device_times(folder, "vmstate_downtime_save", "src")
@@ -181,6 +195,41 @@ def test_loads_after_the_source_was_done_are_all_on_the_critical_path(folder: st
     assert late
     rows = {(d["type"], d["device"], d["instance_id"] or 0): d for d in analysed(folder).by_device}
     assert all(rows[k]["critical"] for k in late), [k for k in late if not rows[k]["critical"]]
+
+
+@pytest.mark.parametrize("folder", (QEMU72_A, QEMU72_E))
+def test_qemu_72_sections_loaded_after_the_source_was_done_are_on_the_critical_path(folder: str) -> None:
+    # Before 8.2 the devices are the destination's FULL sections: `qemu_loadvm_state_section_
+    # startfull SECTION(IDSTR) INSTANCE VERSION`. Each one started after the source was done is
+    # waited for by the guest: its row is on the critical path, by its own section.
+    _, done, end = plain_window(folder)
+    pat = re.compile(r"(\d+)\((.+)\) (\d+) \d+$")
+    late = {}
+    for t, e, a in plain_events(sample(folder, "dst.trace.xz")):
+        m = pat.match(a)
+        if e == "qemu_loadvm_state_section_startfull" and m and done < t <= end:
+            late[int(m[1])] = (m[2], int(m[3]))
+    assert len(late) > 10
+    rows = {d["section_id"]: d for d in analysed(folder).by_device}
+    for section, (idstr, instance) in late.items():
+        row = rows[section]
+        assert (row["device"], row["instance_id"], row["type"]) == (idstr, instance, "non-iterable")
+        assert row["critical"] and row["critical_us"] > 0, row
+
+
+@pytest.mark.parametrize("folder", BOTH_SIDES)
+def test_each_save_and_load_on_the_critical_path_is_credited_to_one_device(folder: str) -> None:
+    r = analysed(folder)
+    work = [s for s in r.critical_path if s["step"] in ("save", "load")]
+    assert work
+    credited = sum(d["critical_us"] for d in r.by_device)
+    assert credited == pytest.approx(sum(s["us"] for s in work), abs=1e-6)
+    if r.built_from == "sections":
+        by_section: dict[int, float] = {}
+        for s in work:
+            by_section[s["section_id"]] = by_section.get(s["section_id"], 0.0) + s["us"]
+        rows = {d["section_id"]: d for d in r.by_device}
+        assert {k: rows[k]["critical_us"] for k in by_section} == pytest.approx(by_section)
 
 
 def test_postcopy_path_runs_from_the_source_through_the_package_to_the_destination() -> None:

@@ -84,6 +84,38 @@ def test_plain_return_objects_and_qmp_replies() -> None:
     assert q.src is None and q.status("dst") == "active"
 
 
+COLO_72 = "qemu-7.2-colo/b-colo-periodic-mutex"
+
+
+def test_a_completed_answer_with_total_time_0_carries_no_qemu_figures() -> None:
+    # Real: the COLO run's source ended completed and QEMU never worked out its totals.
+    raw = json.loads((SAMPLES / COLO_72 / "query-migrate.json").read_text())
+    src = raw.get("src") or raw.get("source")
+    assert (src["status"], src["total-time"], src["downtime"]) == ("completed", 0, 0)
+    q = load_query_migrate(str(SAMPLES / COLO_72 / "query-migrate.json"))
+    assert q.totals_unset and q.downtime_ms is None and q.total_time_ms is None
+    assert q.setup_time_ms == src["setup-time"]  # the rest of the answer is still read
+    # A total time, even with a downtime under 1 ms, is a measure; so is a running migration's.
+    short = parse_query_migrate({"status": "completed", "total-time": 12, "downtime": 0})
+    assert not short.totals_unset and short.downtime_ms == 0.0 and short.total_time_ms == 12.0
+    running = parse_query_migrate({"status": "active", "total-time": 0, "setup-time": 0})
+    assert not running.totals_unset and running.total_time_ms == 0.0
+    # Postcopy sets the downtime when it starts, before the totals: that one is a measure.
+    postcopy = parse_query_migrate({"status": "completed", "total-time": 0, "downtime": 1})
+    assert postcopy.totals_unset and postcopy.total_time_ms is None and postcopy.downtime_ms == 1.0
+    note = postcopy.unset_note()
+    assert note is not None and "own total time:" in note
+    assert "downtime" in (q.unset_note() or "") and short.unset_note() is None
+
+
+def test_phases_shows_no_qemu_figure_for_qemus_zeros_and_says_why() -> None:
+    files = [sample(COLO_72, f"{side}.trace.xz") for side in ("src", "dst")]
+    q = load_query_migrate(str(SAMPLES / COLO_72 / "query-migrate.json"))
+    r = analyze_phases(tracetool.load(files), q)
+    assert r.downtime["qemu_reported_ms"] is None and r.total_time["qemu_reported_ms"] is None
+    assert any("total-time 0" in n for n in r.notes)
+
+
 @pytest.mark.parametrize("bad", [[1, 2], {"foo": 1}, {"src": "completed"}])
 def test_not_a_query_migrate_result(bad: object) -> None:
     with pytest.raises(UsageError):

@@ -281,6 +281,9 @@ def switchover_downtime(
         end_to_end = (int(d_span["end_ns"]) - start) / 1000.0
     if d_span is not None and not bool(d_span["closed"]):
         notes.append("the destination VM never started in this trace")
+    unset = query.unset_note() if query is not None else None
+    if unset:
+        notes.append(unset)
     return Downtime(
         src_us=_us(s_span),
         dst_us=_us(d_span),

@@ -15,6 +15,9 @@ DESTINATION_GRACE_S = 10.0
 #: After x-colo-lost-heartbeat on the secondary, how long to wait for it to leave COLO before
 #: the primary gets its own.
 FAILOVER_SETTLE_S = 5.0
+#: How long to ask a completed source again for its total time and downtime (see
+#: :func:`_settled_totals`).
+TOTALS_WAIT_S = 2.0
 
 
 def start_migration(s: Session) -> None:
@@ -127,12 +130,30 @@ def drive_source(s: Session) -> str:
         time.sleep(POLL_INTERVAL_S)
     s.run_info["t_src_final"] = time.time()
     s.run_info["src_final_status"] = status
+    if status == "completed" and "x-colo" not in s.opts.scenario.capabilities:
+        info = _settled_totals(s, info)
     s.final["source"] = info
     s.log(f"source: {status}")
     missed = [a for a in pending if a.do != "set-parameters"]  # tuning that was not needed
     if missed:
         s.log(f"warning: the migration ended ({status}) before: {missed[0].describe()}")
     return status
+
+
+def _settled_totals(s: Session, info: dict[str, Any]) -> dict[str, Any]:
+    """The completed source's answer once it has its total time and downtime.
+
+    QEMU sets the ``completed`` status before the migration thread works out those two figures,
+    so an answer read in between says 0 for both; ask again (for up to :data:`TOTALS_WAIT_S`)
+    until ``total-time`` is set. A COLO run never sets them: it is not asked again.
+    """
+    give_up = time.monotonic() + TOTALS_WAIT_S
+    while info.get("total-time") == 0 and time.monotonic() < give_up:
+        time.sleep(POLL_INTERVAL_S)
+        info = s.query_migrate("src")
+    if info.get("total-time") == 0:
+        s.log(f"warning: the source still says total-time 0 after {TOTALS_WAIT_S:g} s")
+    return info
 
 
 def _last_event_status(s: Session, role: str) -> str | None:

@@ -96,7 +96,8 @@ def free_tcp_port() -> int:
 
 @dataclass(frozen=True)
 class MachineSpec:
-    """What is the same on both sides: the machine, accelerator, guest RAM and kernel."""
+    """What is the same on both sides: the machine, accelerator, guest RAM and kernel, vCPUs and
+    devices (QEMU arguments given as they are, after the fixed ones)."""
 
     qemu: str
     machine: str
@@ -105,6 +106,8 @@ class MachineSpec:
     kernel: Path
     events_file: Path
     per_thread: bool
+    smp: int = 1
+    devices: tuple[str, ...] = ()
 
 
 def qemu_command(spec: MachineSpec, role: str, qmp_sock: Path, log_path: Path) -> list[str]:
@@ -116,7 +119,7 @@ def qemu_command(spec: MachineSpec, role: str, qmp_sock: Path, log_path: Path) -
         "-machine", spec.machine,
         "-accel", spec.accel,
         "-cpu", "qemu64",
-        "-smp", "1",
+        "-smp", str(spec.smp),
         "-m", str(spec.mem_mb),
         "-nic", "none",
         "-display", "none",
@@ -126,6 +129,7 @@ def qemu_command(spec: MachineSpec, role: str, qmp_sock: Path, log_path: Path) -
         "-kernel", str(spec.kernel),
         "-qmp", f"unix:{qmp_sock},server=on,wait=off",
     ]  # fmt: skip
+    cmd += spec.devices
     if spec.per_thread:
         cmd += ["-d", "tid"]
     cmd += ["-D", str(log_path), "-trace", f"events={spec.events_file}"]

@@ -120,7 +120,7 @@ class _Run:
         o = self.s.opts
         spec = MachineSpec(
             o.qemu, o.scenario.machine, o.accel, o.mem_mb, o.out / "guest.bin",
-            o.out / "events.txt", o.per_thread,
+            o.out / "events.txt", o.per_thread, o.scenario.smp, o.scenario.devices,
         )  # fmt: skip
         for role in ("dst", "src"):
             log_path = self.trace_dir / (f"{role}.%d.trace" if o.per_thread else f"{role}.trace")

@@ -53,6 +53,8 @@ class Scenario:
     actions: tuple[Action, ...] = ()
     requires_accel: str | None = None
     requires_why: str = ""
+    smp: int = 1
+    devices: tuple[str, ...] = ()
 
     def accel_problem(self, accel: str) -> str | None:
         """Why this scenario cannot run with ``accel``, or None when it can."""
@@ -80,6 +82,8 @@ class Scenario:
             "name": self.name,
             "description": self.description,
             "machine": self.machine,
+            "smp": self.smp,
+            "devices": list(self.devices),
             "capabilities": list(self.capabilities),
             "parameters": self.parameters,
             "analyses": list(self.analyses),
@@ -105,6 +109,18 @@ def _action(scenario: str, raw: dict[str, Any]) -> Action:
         float(raw.get("after_s", 0.0)),
         dict(raw.get("parameters", {})),
     )
+
+
+def _smp(scenario: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 64:
+        raise ScenarioError(f"scenario {scenario}: smp must be a whole number of vCPUs, 1-64")
+    return value
+
+
+def _devices(scenario: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ScenarioError(f"scenario {scenario}: devices must be a list of QEMU arguments")
+    return tuple(value)
 
 
 def _resolve(
@@ -144,6 +160,8 @@ def parse_scenarios(text: str) -> dict[str, Scenario]:
                 actions=tuple(_action(name, a) for a in raw.get("action", ())),
                 requires_accel=raw.get("requires_accel"),
                 requires_why=str(raw.get("requires_why", "")),
+                smp=_smp(name, raw.get("smp", 1)),
+                devices=_devices(name, raw.get("devices", [])),
             )
         except KeyError as e:
             raise ScenarioError(f"scenario {name}: missing key {e}") from e

@@ -18,6 +18,16 @@ from tracetool.errors import UsageError
 _SIDES = {"src": "src", "source": "src", "dst": "dst", "destination": "dst"}
 
 
+def unset_note(downtime_unset: bool) -> str:
+    """The note for a completed query-migrate answer with total-time 0 (see
+    :attr:`QueryMigrate.totals_unset`)."""
+    what = "downtime and total time" if downtime_unset else "total time"
+    return (
+        f"QEMU's own {what}: not known (its query-migrate answer says completed with total-time "
+        "0: read before QEMU worked it out, or a COLO run, which never does)"
+    )
+
+
 @dataclass(frozen=True)
 class QueryMigrate:
     """The query-migrate return objects of the source and the destination (None if absent)."""
@@ -33,14 +43,31 @@ class QueryMigrate:
         return str(value) if value is not None else None
 
     @property
+    def totals_unset(self) -> bool:
+        """Whether the source's answer says ``completed`` with a ``total-time`` of 0: QEMU's
+        zero, not a measure. QEMU sets the completed status before it works out the total time
+        (and the downtime, unless postcopy set it when it started), so an answer read in between
+        has 0 there; a COLO run ends completed without ever working them out."""
+        src = self.src or {}
+        return src.get("status") == "completed" and _number(src.get("total-time")) == 0
+
+    @property
     def downtime_ms(self) -> float | None:
-        """QEMU's downtime in ms (source side; absent before completion)."""
-        return _number((self.src or {}).get("downtime"))
+        """QEMU's downtime in ms (source side; absent before completion, and None when it is 0
+        in an answer whose :attr:`totals_unset`)."""
+        value = _number((self.src or {}).get("downtime"))
+        return None if value == 0 and self.totals_unset else value
 
     @property
     def total_time_ms(self) -> float | None:
-        """QEMU's total-time in ms (source side)."""
-        return _number((self.src or {}).get("total-time"))
+        """QEMU's total-time in ms (source side; None when :attr:`totals_unset`)."""
+        return None if self.totals_unset else _number((self.src or {}).get("total-time"))
+
+    def unset_note(self) -> str | None:
+        """What :attr:`totals_unset` means for the figures shown, or None when it is not."""
+        if not self.totals_unset:
+            return None
+        return unset_note(downtime_unset=self.downtime_ms is None)
 
     @property
     def setup_time_ms(self) -> float | None:

@@ -50,7 +50,7 @@ from tracetool._analyses.merge import (
     switchover_downtime,
     total_time,
 )
-from tracetool._model.querymigrate import QueryMigrate
+from tracetool._model.querymigrate import QueryMigrate, unset_note
 from tracetool._model.trace import Trace
 from tracetool._timeline.builder import build_timeline
 
@@ -58,6 +58,8 @@ DEVICE_EVENTS = "vmstate_downtime_*"
 NO_SWITCHOVER_STATES = ("cancelling", "cancelled", "failed")
 """Final states of a source migration that end it without a switchover (the VM keeps running)."""
 _DOWNTIME_FIELD = re.compile(r'"downtime"\s*:\s*(\d+(?:\.\d+)?)')
+_TOTALS_UNSET = re.compile(r'"total-time"\s*:\s*0[,}\s]')
+_COMPLETED = re.compile(r'"status"\s*:\s*"completed"')
 
 
 def analyze_downtime(
@@ -151,6 +153,11 @@ def analyze_downtime(
         src, dst, start[2] if start else None, (end or src_end or (None, None, None))[2], path
     )
     reported, reported_from = _reported(src, query_migrate)
+    if reported_from == UNSET:
+        reported, reported_from = None, None
+        notes.append(unset_note(downtime_unset=True))
+    elif query_migrate is not None and (unset := query_migrate.unset_note()):
+        notes.append(unset)
     explanation = explain(
         end_to_end, reported, (src_end[2] - start[2]) / 1000.0 if src_end and start else None, steps_json
     )
@@ -189,6 +196,7 @@ def _steps_json(steps: list[Step]) -> list[dict[str, Any]]:
             "device": s.device,
             "instance_id": s.instance_id,
             "kind": s.kind,
+            "section_id": s.section_id,
             "start_ns": s.start_ns,
             "end_ns": s.end_ns,
             "us": (s.end_ns - s.start_ns) / 1000.0,
@@ -319,6 +327,7 @@ def _path_json(
                 "device": p.device,
                 "instance_id": p.instance_id,
                 "kind": p.kind,
+                "section_id": p.section_id,
                 "start_ns": p.start_ns,
                 "end_ns": p.end_ns,
                 "us": p.us,
@@ -329,11 +338,19 @@ def _path_json(
     return out
 
 
+UNSET = "unset"
+"""Where :func:`_reported` found QEMU's downtime when the answer had only QEMU's zeros (see
+:attr:`QueryMigrate.totals_unset`)."""
+
+
 def _reported(src: SideEvents | None, query: QueryMigrate | None) -> tuple[float | None, str | None]:
-    """QEMU's downtime in µs: from ``--query-migrate``, else the last query-migrate reply the
-    source's trace shows (``qmp_exit_query_migrate``)."""
+    """QEMU's downtime in µs and where it was read: from ``--query-migrate``, else the last
+    query-migrate reply the source's trace shows (``qmp_exit_query_migrate``); (None,
+    :data:`UNSET`) when the answer read says completed with downtime and total-time 0."""
     if query is not None and query.downtime_ms is not None:
         return query.downtime_ms * 1000.0, "query-migrate"
+    if query is not None and query.totals_unset:
+        return None, UNSET
     if src is None:
         return None, None
     f = src.fields("qmp_exit_query_migrate")
@@ -342,5 +359,7 @@ def _reported(src: SideEvents | None, query: QueryMigrate | None) -> tuple[float
     for text in reversed(f["result"].astype("string").fillna("").tolist()):
         m = _DOWNTIME_FIELD.search(text)
         if m:
+            if float(m.group(1)) == 0 and _COMPLETED.search(text) and _TOTALS_UNSET.search(text):
+                return None, UNSET
             return float(m.group(1)) * 1000.0, "trace"
     return None, None

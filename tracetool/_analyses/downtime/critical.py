@@ -35,6 +35,7 @@ class PathStep:
     device: str | None = None
     instance_id: int | None = None
     kind: str | None = None
+    section_id: int | None = None
 
     @property
     def us(self) -> float:
@@ -43,7 +44,7 @@ class PathStep:
 
 
 def _part(s: Step, start: int, end: int) -> PathStep:
-    return PathStep(s.side, s.step, start, end, s.device, s.instance_id, s.kind)
+    return PathStep(s.side, s.step, start, end, s.device, s.instance_id, s.kind, s.section_id)
 
 
 def _containing(steps: list[Step], t: int) -> int:

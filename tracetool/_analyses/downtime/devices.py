@@ -16,7 +16,7 @@ import pandas as pd
 
 from tracetool._analyses.bql.report import BqlReport
 from tracetool._analyses.downtime.critical import PathStep
-from tracetool._analyses.downtime.steps import SideEvents, device_events, records_of
+from tracetool._analyses.downtime.steps import SideEvents, device_events, records_of, section_devices
 from tracetool._model.trace import Trace
 
 _FAR = np.iinfo(np.int64).max // 4
@@ -70,6 +70,20 @@ class _Row:
     load_us: float | None = None
     save_end_ns: int | None = None
     load_end_ns: int | None = None
+    section_id: int | None = None  # rows made from the section events
+
+
+def _same_device(p: PathStep, r: _Row) -> bool:
+    """Whether the critical path's step ``p`` saved or loaded the device of row ``r``: the same
+    section when the row comes from the section events (a device may own several sections, and
+    a step from the sections knows its own), else the same device, instance and type."""
+    if r.section_id is not None:
+        return p.section_id == r.section_id
+    return (
+        p.device == r.device
+        and p.instance_id == r.instance_id
+        and (p.kind == r.kind or p.kind is None or r.kind is None)
+    )
 
 
 def by_device(
@@ -98,33 +112,33 @@ def by_device(
         for side, names in ((src, None), (dst, ("END", "FULL"))):
             if side is None:
                 continue
+            named = section_devices(side)
             sec = side.spans("section", names)
             sec = sec[(sec["end_ns"] >= lo) & (sec["start_ns"] <= hi)]
             if side is src:
                 sec = sec[sec["start_ns"] >= lo]
             for s in records_of(sec):
                 sid = None if pd.isna(s["section_id"]) else int(s["section_id"])
-                name = None if pd.isna(s["idstr"]) else str(s["idstr"])
+                name, inst = named.get(sid, (None, None)) if sid is not None else (None, None)
+                if not pd.isna(s["idstr"]):
+                    name = str(s["idstr"])
+                if not pd.isna(s["instance_id"]):
+                    inst = int(s["instance_id"])
                 kind = None if side is src else ("iterable" if s["name"] == "END" else "non-iterable")
-                row = rows.setdefault(("section", sid), _Row(name, None, kind))
+                row = rows.setdefault(("section", sid), _Row(name, inst, kind, section_id=sid))
                 row.device = row.device or name
+                row.instance_id = row.instance_id if row.instance_id is not None else inst
                 row.kind = row.kind or kind
                 _add(row, side is src, (int(s["end_ns"]) - int(s["start_ns"])) / 1000.0, int(s["end_ns"]))
     out = []
     for r in rows.values():
-        on_path = [
-            p
-            for p in path
-            if p.step in ("save", "load")
-            and p.device == r.device
-            and p.instance_id == r.instance_id
-            and (p.kind == r.kind or p.kind is None or r.kind is None)
-        ]
+        on_path = [p for p in path if p.step in ("save", "load") and _same_device(p, r)]
         out.append(
             {
                 "device": r.device,
                 "instance_id": r.instance_id,
                 "type": r.kind,
+                "section_id": r.section_id,
                 "save_us": r.save_us,
                 "load_us": r.load_us,
                 "save_end_ns": r.save_end_ns,

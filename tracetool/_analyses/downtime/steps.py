@@ -43,7 +43,8 @@ SEND_COMMANDS = "send commands"
 class Work:
     """One thing a side did in the pause. ``begin_ns`` is None for a checkpoint (its step runs
     from the previous step). ``needs`` (destination): the key of the source's work whose data
-    it consumed. Times are on the common (destination) axis."""
+    it consumed. ``section_id``: the migration section saved or loaded, when the work comes from
+    the section events. Times are on the common (destination) axis."""
 
     side: str
     step: str
@@ -53,6 +54,7 @@ class Work:
     instance_id: int | None = None
     kind: str | None = None
     needs: Key | None = None
+    section_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class Step:
     kind: str | None = None
     needs: Key | None = None
     gap: bool = False
+    section_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,12 @@ def tile(works: list[Work], side: str, start: int, end: int, sends: np.ndarray |
         if w.begin_ns is not None and w.begin_ns - cursor > MIN_GAP_NS:
             steps.append(_gap(side, cursor, w.begin_ns, sends))
             cursor = w.begin_ns
-        steps.append(Step(side, w.step, cursor, w.end_ns, w.device, w.instance_id, w.kind, w.needs))
+        steps.append(
+            Step(
+                side, w.step, cursor, w.end_ns, w.device, w.instance_id, w.kind, w.needs,
+                section_id=w.section_id,
+            )
+        )  # fmt: skip
         cursor = w.end_ns
     if cursor < end:
         steps.append(_gap(side, cursor, end, sends))
@@ -255,7 +263,17 @@ def source_works(
         sec = side.spans("section")
         sec = sec[(sec["start_ns"] >= start) & (sec["end_ns"] <= end)]
         for s in records_of(sec):
-            works.append(Work("src", "save", int(s["end_ns"]), int(s["start_ns"]), _text(s["idstr"])))
+            works.append(
+                Work(
+                    "src",
+                    "save",
+                    int(s["end_ns"]),
+                    int(s["start_ns"]),
+                    _text(s["idstr"]),
+                    _int_or_none(s["instance_id"]),
+                    section_id=_int_or_none(s["section_id"]),
+                )
+            )
             sec_key = section_key(s["section_id"])
             if sec_key is not None:
                 provides[sec_key] = int(s["end_ns"])
@@ -287,7 +305,7 @@ def destination_works(side: SideEvents, start: int, end: int, use_device_events:
     for event, step in rules.events["dst"].items():
         if step not in checkpointed:
             works.extend(Work("dst", step, int(side.ts[r])) for r in side.rows(event))
-    idstr_of = _section_names(side)
+    named = section_devices(side)
     if use_device_events:
         loads = device_events(side, "vmstate_downtime_load", start, end)
         for kind, idstr, inst, down, t in loads.itertuples(index=False):
@@ -307,7 +325,7 @@ def destination_works(side: SideEvents, start: int, end: int, use_device_events:
         sec = side.spans("section", ("END", "FULL"))
         for s in records_of(sec):
             sid = _int_or_none(s["section_id"])
-            device = _text(s["idstr"]) or (idstr_of.get(sid) if sid is not None else None)
+            device, instance = named.get(sid, (None, None)) if sid is not None else (None, None)
             kind = "iterable" if s["name"] == "END" else "non-iterable"
             works.append(
                 Work(
@@ -315,10 +333,11 @@ def destination_works(side: SideEvents, start: int, end: int, use_device_events:
                     "load",
                     int(s["end_ns"]),
                     int(s["start_ns"]),
-                    device,
-                    _int_or_none(s["instance_id"]),
+                    _text(s["idstr"]) or device,
+                    _int_or_none(s["instance_id"]) if instance is None else instance,
                     kind,
                     section_key(s["section_id"]),
+                    sid,
                 )
             )
     # The RAM iteration the destination was still loading when the source stopped.
@@ -326,8 +345,13 @@ def destination_works(side: SideEvents, start: int, end: int, use_device_events:
     part = part[(part["start_ns"] < start) & (part["end_ns"] > start)]
     for s in records_of(part):
         part_id = _int_or_none(s["section_id"])
-        device = idstr_of.get(part_id) if part_id is not None else None
-        works.append(Work("dst", "load", int(s["end_ns"]), int(s["start_ns"]), device, None, "iterable"))
+        device, instance = named.get(part_id, (None, None)) if part_id is not None else (None, None)
+        works.append(
+            Work(
+                "dst", "load", int(s["end_ns"]), int(s["start_ns"]), device, instance, "iterable",
+                section_id=part_id,
+            )
+        )  # fmt: skip
     for cmd in rules.commands:
         spans = side.spans(cmd.kind, (cmd.name,))
         for s in records_of(spans):
@@ -338,11 +362,19 @@ def destination_works(side: SideEvents, start: int, end: int, use_device_events:
     return works
 
 
-def _section_names(side: SideEvents) -> dict[int, str]:
-    """Section id -> idstr, from the sections that named their device (START/FULL)."""
+def section_devices(side: SideEvents) -> dict[int, tuple[str, int | None]]:
+    """Section id -> (idstr, instance id), from the sections that named their device
+    (START/FULL): a PART or END section carries only its id (the timeline may give it the
+    idstr, never the instance)."""
     s = side.timeline.spans
     hit = s[(s["process"] == side.label) & s["section_id"].notna() & s["idstr"].notna()]
-    return {int(a): str(b) for a, b in zip(hit["section_id"].tolist(), hit["idstr"].tolist(), strict=True)}
+    hit = hit.sort_values("instance_id", kind="stable", na_position="first")  # named ones last
+    return {
+        int(sid): (str(idstr), _int_or_none(inst))
+        for sid, idstr, inst in zip(
+            hit["section_id"].tolist(), hit["idstr"].tolist(), hit["instance_id"].tolist(), strict=True
+        )
+    }
 
 
 def _text(v: Any) -> str | None:
