@@ -367,6 +367,8 @@ def section_devices(side: SideEvents) -> dict[int, tuple[str, int | None]]:
     (START/FULL): a PART or END section carries only its id (the timeline may give it the
     idstr, never the instance)."""
     s = side.timeline.spans
+    if not {"section_id", "idstr", "instance_id"} <= set(s.columns):
+        return {}  # a timeline without section spans
     hit = s[(s["process"] == side.label) & s["section_id"].notna() & s["idstr"].notna()]
     hit = hit.sort_values("instance_id", kind="stable", na_position="first")  # named ones last
     return {
