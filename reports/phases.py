@@ -164,8 +164,8 @@ def open_at_end_line(count: int) -> str:
     """What spans still open at the end of a process's trace mean, in one line."""
     spans = "span is" if count == 1 else "spans are"
     return (
-        f"the trace ends while {count} {spans} open, before the migration reached a final state: "
-        "the process was killed or its trace was cut (not an inconsistency of the input)"
+        f"the trace ends while {count} {spans} open and the migration did not complete: it failed "
+        "or was cancelled, or the process was killed or its trace cut (not an inconsistency)"
     )
 
 

@@ -36,7 +36,7 @@ pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
 QEMU = "qemu-system-x86_64"
-SCENARIOS = ["precopy", "precopy-mutex", "devices"]
+SCENARIOS = ["precopy", "precopy-mutex", "devices", "multifd"]
 CAPTURE_TIMEOUT_S = 25  # per run; a short run takes a few seconds
 SHORT_RUN = ["--mem", "64", "--warmup", "0.2", "--timeout", str(CAPTURE_TIMEOUT_S)]
 RUN_FILES = (
@@ -163,6 +163,11 @@ def test_capture_outputs(scenario_dir: Path) -> None:
     assert "-incoming defer" in cmdline
     spec = scenarios()[_load(scenario_dir / "run.json")["scenario"]]
     assert f"-smp {spec.smp}" in cmdline and " ".join(spec.devices) in cmdline
+    channels = spec.parameters.get("multifd-channels")
+    if channels is not None:
+        # the destination opens as many channels as its own parameter says (7.2 crashes on more)
+        told = f'dst {{"execute": "migrate-set-parameters", "arguments": {{"multifd-channels": {channels}}}}}'
+        assert told in cmdline
     assert '"execute": "migrate-incoming"' in cmdline
     assert '"execute": "migrate"' in cmdline
 

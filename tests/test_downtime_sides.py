@@ -11,7 +11,7 @@ import pytest
 
 import tracetool
 from reports.markdown import report_markdown
-from tests.conftest import read_lines, sample
+from tests.conftest import read_lines, run_cli, sample
 from tests.test_downtime import QEMU72_E, THREADIFY_E, loaded, plain_window
 
 F3 = "qemu-7.2/f3-postcopy-dst-killed"
@@ -154,3 +154,30 @@ def test_downtime_figure_draws_every_critical_step_and_refuses_one_side() -> Non
     assert "91.65 ms end to end" in ax.get_title(loc="left")
     with pytest.raises(tracetool.NotInTrace, match="not in this trace"):
         downtime_figure(tracetool.analyze_downtime(tracetool.load([sample(F3, "dst.trace.xz")])))
+
+
+SEGV = "qemu-7.2/i-multifd-dst-segfault"
+COMMANDS = ("summary", "phases", "bql", "preempt", "downtime", "timeline", "colo", "report")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_destination_killed_during_setup_breaks_no_command(command: str) -> None:
+    r = run_cli(command, sample(SEGV))
+    assert r.returncode == 0, r.stderr
+    assert "internal error" not in r.stderr and r.stdout
+
+
+def test_a_destination_killed_during_setup_is_said_so() -> None:
+    # Real: QEMU 7.2's destination, told of 2 multifd channels, dies when the source's third
+    # connects; its trace's last line is that channel's arrival.
+    *_, last = read_lines(sample(SEGV, "dst.trace.xz"))
+    assert last.endswith(b":multifd_recv_new_channel channel 2")
+    down = json.loads(run_cli("downtime", sample(SEGV), "--format", "json").stdout)
+    assert down["end_to_end_us"] is None and down["critical_path"] == []
+    assert any("killed by signal 11 (SIGSEGV)" in n for n in down["notes"]), down["notes"]
+    phases = json.loads(run_cli("phases", sample(SEGV), "--format", "json").stdout)
+    assert phases["qemu_status"] == {"src": "failed", "dst": "setup", "agrees": True}
+    assert any("destination QEMU was killed by signal 11 (SIGSEGV)" in n for n in phases["notes"])
+    channels = {c["id"]: c for c in phases["multifd"]["channels"]}
+    assert channels[2]["tid"] is None and channels[0]["tid"] is not None
+    assert "unclosed" not in phases["issue_counts"]

@@ -18,10 +18,16 @@ FAILOVER_SETTLE_S = 5.0
 #: How long to ask a completed source again for its total time and downtime (see
 #: :func:`_settled_totals`).
 TOTALS_WAIT_S = 2.0
+#: Parameters the destination must share with the source: it opens as many multifd channels as
+#: its own multifd-channels says, and QEMU 7.2 crashes (SIGSEGV) on a channel beyond them.
+SHARED_PARAMETERS = frozenset(
+    {"multifd-channels", "multifd-compression", "multifd-zlib-level", "multifd-zstd-level"}
+)
 
 
 def start_migration(s: Session) -> None:
-    """Capabilities on both sides, migrate-incoming on dst, parameters and migrate on src."""
+    """Capabilities on both sides, the shared parameters and migrate-incoming on dst, the
+    parameters and migrate on src."""
     sc = s.opts.scenario
     caps = [{"capability": c, "state": True} for c in sc.capabilities]
     try:
@@ -37,6 +43,9 @@ def start_migration(s: Session) -> None:
             f"this QEMU/host cannot use {', '.join(sc.capabilities)}: {e}{hint}",
             EXIT_ENVIRONMENT,
         ) from e
+    shared = {k: v for k, v in sc.parameters.items() if k in SHARED_PARAMETERS}
+    if shared:
+        s.qmp("dst", "migrate-set-parameters", shared)
     uri = ""
     for attempt in range(5):
         uri = f"tcp:127.0.0.1:{free_tcp_port()}"

@@ -9,6 +9,7 @@ source reports, else as the destination's).
 from __future__ import annotations
 
 import math
+import signal
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +69,22 @@ class QueryMigrate:
         if not self.totals_unset:
             return None
         return unset_note(downtime_unset=self.downtime_ms is None)
+
+    def exit_note(self, side: str) -> str | None:
+        """How ``side``'s QEMU ended when it exited before answering: ``migtrace capture``
+        records its exit code in place of the answer (negative: the signal that killed it)."""
+        obj = (self.src if side == "src" else self.dst) or {}
+        code = obj.get("exit-code")
+        if isinstance(code, bool) or not isinstance(code, int) or code == 0:
+            return None
+        who = "source" if side == "src" else "destination"
+        if code > 0:
+            return f"the {who} QEMU exited with code {code} before it answered query-migrate"
+        try:
+            name = f"signal {-code} ({signal.Signals(-code).name})"
+        except ValueError:
+            name = f"signal {-code}"
+        return f"the {who} QEMU was killed by {name} before it answered query-migrate"
 
     @property
     def setup_time_ms(self) -> float | None:

@@ -6,8 +6,9 @@ loop over events. Spans whose end never came (trace cut, thread killed, error pa
 with ``closed=False`` and end at the last event of their thread (or process). Whatever looks
 inconsistent (ends without a begin, begins left open, lines of one thread out of time order)
 is listed in ``issues`` with file and line. A span still open where the trace of a process
-that never reached a final migration state ends is not an inconsistency but the end of the
-trace (the process was killed, or the trace cut): it is listed in ``open_at_end`` instead.
+ends is an inconsistency only when the process completed the migration after the span began;
+otherwise the migration failed or was cancelled (QEMU's error paths skip the ends), or the
+trace ended first (the process was killed, or the trace cut): it is listed in ``open_at_end``.
 
     >>> tl = build_timeline(trace)
     >>> tl.spans[tl.spans.kind == "device"][["name", "duration_us"]]
@@ -38,7 +39,7 @@ from tracetool._timeline.rules import InstantRule, PhaseRule, Rules, SpanRule, r
 
 _CACHE: weakref.WeakKeyDictionary[Trace, Timeline] = weakref.WeakKeyDictionary()
 FINAL_STATES = ("completed", "failed", "cancelled")
-"""Migration states after which every span of the process should have closed."""
+"""Migration states that end a migration; spans open when it completed should have closed."""
 
 
 def build_timeline(trace: Trace, rule_set: Rules | None = None) -> Timeline:
@@ -383,25 +384,48 @@ class _Builder(EventColumns):
             )
 
     def classify_open(self, instants: pd.DataFrame) -> pd.DataFrame:
-        """Spans left open: an inconsistency ("unclosed") in a process that reached a final
-        migration state, the end of its trace otherwise (returned, same columns as issues)."""
-        states = instants[instants["kind"] == "state"] if len(instants) else instants
-        finished = (
-            {str(p) for p in states[states["name"].isin(FINAL_STATES)]["process"]} if len(states) else set()
-        )
-        done = np.array([label in finished for label in self.proc_labels] or [False], dtype=bool)
+        """Spans left open: an inconsistency ("unclosed") when their process completed the
+        migration after they began; otherwise not the input's fault (returned, same columns as
+        issues): the migration failed or was cancelled after they began (QEMU's error paths skip
+        the ends), or the trace of the process ends first (killed, or the trace cut)."""
+        nproc = max(len(self.proc_labels), 1)
+        completed = np.full(nproc, -1, dtype=np.int64)  # per process: the last such row
+        aborted = np.full(nproc, -1, dtype=np.int64)
+        aborted_as = [""] * nproc
+        if len(instants):
+            code = {label: i for i, label in enumerate(self.proc_labels)}
+            states = instants[(instants["kind"] == "state") & instants["name"].isin(FINAL_STATES)]
+            for proc, name, row in zip(
+                states["process"].tolist(), states["name"].tolist(), states["row"].tolist(), strict=True
+            ):
+                p = code.get(str(proc))
+                if p is None:
+                    continue
+                if name == "completed":
+                    completed[p] = max(completed[p], int(row))
+                elif int(row) > aborted[p]:
+                    aborted[p], aborted_as[p] = int(row), str(name)
         at_end: list[tuple[str, str, int, str]] = []
         for rows, msgs in self.open_spans:
             if not len(rows):
                 continue
-            inconsistent = done[self.row_process[rows]]
+            proc = self.row_process[rows]
+            inconsistent = completed[proc] > rows
             self.add_issues(
                 "unclosed", rows[inconsistent], [m for m, i in zip(msgs, inconsistent, strict=True) if i]
             )
-            kept = rows[~inconsistent]
+            kept = np.flatnonzero(~inconsistent)
             if len(kept):
-                paths, lines = self.location(kept)
-                left = [m for m, i in zip(msgs, inconsistent, strict=True) if not i]
+                paths, lines = self.location(rows[kept])
+                left = [
+                    msgs[k]
+                    + (
+                        f" (the migration ended '{aborted_as[proc[k]]}')"
+                        if aborted[proc[k]] > rows[k]
+                        else ""
+                    )
+                    for k in kept.tolist()
+                ]
                 at_end.extend(zip(["open-at-end"] * len(kept), paths, lines.tolist(), left, strict=True))
         return pd.DataFrame(at_end, columns=ISSUE_COLUMNS)
 

@@ -122,8 +122,9 @@ def by_device(
                 name, inst = named.get(sid, (None, None)) if sid is not None else (None, None)
                 if not pd.isna(s["idstr"]):
                     name = str(s["idstr"])
-                if not pd.isna(s["instance_id"]):
-                    inst = int(s["instance_id"])
+                own = s.get("instance_id")  # no such column where no section had one
+                if own is not None and not pd.isna(own):
+                    inst = int(own)
                 kind = None if side is src else ("iterable" if s["name"] == "END" else "non-iterable")
                 row = rows.setdefault(("section", sid), _Row(name, inst, kind, section_id=sid))
                 row.device = row.device or name

@@ -270,7 +270,7 @@ def source_works(
                     int(s["end_ns"]),
                     int(s["start_ns"]),
                     _text(s["idstr"]),
-                    _int_or_none(s["instance_id"]),
+                    _int_or_none(s.get("instance_id")),  # absent where no section had one
                     section_id=_int_or_none(s["section_id"]),
                 )
             )
@@ -334,7 +334,7 @@ def destination_works(side: SideEvents, start: int, end: int, use_device_events:
                     int(s["end_ns"]),
                     int(s["start_ns"]),
                     _text(s["idstr"]) or device,
-                    _int_or_none(s["instance_id"]) if instance is None else instance,
+                    _int_or_none(s.get("instance_id")) if instance is None else instance,
                     kind,
                     section_key(s["section_id"]),
                     sid,
