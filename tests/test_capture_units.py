@@ -75,6 +75,9 @@ def test_scenario_events_come_from_the_analyses_event_data() -> None:
     assert only_new <= set(_patterns(scenario_events(scenarios()["precopy"], (10, 1, 50))))
     colo = _patterns(scenario_events(scenarios()["colo"], (7, 2, 22)))
     assert "colo_*" in colo
+    # every scenario records what the downtime analysis reads on both sides
+    for sc in scenarios().values():
+        assert set(_analysis_patterns("downtime", "7.2")) <= set(_patterns(scenario_events(sc, (7, 2, 22))))
 
 
 @pytest.mark.parametrize(

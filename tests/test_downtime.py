@@ -17,7 +17,9 @@ import pytest
 
 import tracetool
 from tests.conftest import REPO, read_lines, run_cli, sample, title_line
+from tracetool._analyses.downtime.critical import critical_path
 from tracetool._analyses.downtime.result import DowntimeReport
+from tracetool._analyses.downtime.steps import Step
 
 THREADIFY_E = "qemu-threadify/e-precopy-mutex"
 THREADIFY_D = "qemu-threadify/d-postcopy-preempt"
@@ -392,3 +394,90 @@ def test_bql_column_of_the_path_only_where_the_trace_has_mutex_events(run: str) 
     assert header.split()[:4] == ["at", "s", "side", "step"]
     assert ("BQL held" in header) is traced
     assert ("BQL held per step: not in this trace" in res.stdout) is not traced
+
+
+@pytest.mark.parametrize("folder", (QEMU72_E, THREADIFY_E))
+def test_ram_sent_before_the_stop_and_loaded_after_is_destination_work(folder: str) -> None:
+    # Plain reading: a RAM iteration (PART section) loads from its section header
+    # (qemu_loadvm_state_section_partend) to ram_load_complete. Those the destination loaded
+    # after the source stopped were sent before it: the stream's backlog, which the
+    # destination works through before it can read what the source sent after stopping.
+    start, _, end = plain_window(folder)
+    parts, opened = [], None
+    for t, e, _a in plain_events(sample(folder, "dst.trace.xz")):
+        if e == "qemu_loadvm_state_section_partend":
+            opened = t
+        elif e == "ram_load_complete" and opened is not None:
+            if t > start and opened < end:
+                parts.append((max(opened, start), min(t, end)))
+            opened = None
+    steps = analysed(folder).steps["dst"]
+    for lo, hi in parts:
+        inside = [s for s in steps if s["start_ns"] < hi - 5_000 and s["end_ns"] > lo + 5_000]
+        assert inside and all((s["step"], s["device"]) == ("load", "ram") for s in inside), inside
+    if folder == QEMU72_E:
+        assert sum(hi - lo for lo, hi in parts) > 10_000_000  # this run has a backlog: > 10 ms
+
+
+def _step(side: str, step: str, lo: int, hi: int, needs: Any = None, gap: bool = False) -> Step:
+    return Step(side, step, lo, hi, "ram" if step == "load" else None, None, None, needs, gap)
+
+
+def test_a_wait_for_a_send_the_trace_does_not_show() -> None:
+    package = ("command", "package-receive")
+    src = [_step("src", "stop VM", 0, 10), _step("src", "save", 10, 20)]
+    # The destination began to wait after the source's part had ended: the data had been sent.
+    late = [
+        _step("dst", "load", 0, 100),
+        _step("dst", "wait for data", 100, 101, gap=True),
+        _step("dst", "receive package", 101, 110, needs=package),
+    ]
+    path = critical_path(src, late, {}, 0, 110)
+    assert [(p.side, p.step, p.start_ns, p.end_ns) for p in path] == [
+        ("dst", "load", 0, 100),
+        ("dst", "untraced", 100, 101),
+        ("dst", "receive package", 101, 110),
+    ]
+    # It began to wait while the source was still working: the wait was for the source.
+    early = [
+        _step("dst", "load", 0, 15),
+        _step("dst", "wait for data", 15, 25, gap=True),
+        _step("dst", "receive package", 25, 30, needs=package),
+    ]
+    path = critical_path(src, early, {}, 0, 30)
+    assert [(p.side, p.step, p.start_ns, p.end_ns) for p in path] == [
+        ("src", "stop VM", 0, 10),
+        ("src", "save", 10, 20),
+        ("wire", "transfer", 20, 25),
+        ("dst", "receive package", 25, 30),
+    ]
+
+
+def test_without_the_sources_send_events_the_path_keeps_its_sides(tmp_path: Path) -> None:
+    # Real 7.2 postcopy-preempt run, its source's qemu_savevm_send_* lines taken out (a trace
+    # recorded with savevm_* only): the source's part ends where it packed the RUN command, and
+    # the path gives each side the time the full trace gives it, within the wait it cannot place.
+    root = shared_traces()
+    if root is None:
+        pytest.skip("the shared real traces are not here")
+    run = root / "qemu-7.2" / "d-postcopy-preempt"
+    src, dst = str(run / "src.trace.gz"), str(run / "dst.trace.gz")
+    cut = tmp_path / "src.trace"
+    cut.write_bytes(b"\n".join(ln for ln in read_lines(src) if b":qemu_savevm_send_" not in ln) + b"\n")
+    full = tracetool.analyze_downtime(tracetool.load([src, dst]))
+    r = tracetool.analyze_downtime(tracetool.load([str(cut), dst]))
+    run_packed = [t for t, e, _ in plain_events(src) if e == "savevm_send_postcopy_run"]
+    assert r.source_end is not None and full.source_end is not None
+    assert r.source_end["event"] == "savevm_send_postcopy_run" and r.source_end["ns"] in run_packed
+    assert 0 <= full.source_end["ns"] - r.source_end["ns"] < 1_000_000  # packed just before sent
+    assert any("qemu_savevm_send_packaged" in n and "RUN command" in n for n in r.notes), r.notes
+
+    def per_side(rep: DowntimeReport) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for p in rep.critical_path:
+            out[p["side"]] = out.get(p["side"], 0.0) + p["us"]
+        return out
+
+    a, b = per_side(full), per_side(r)
+    assert a.get("src", 0) > 1000  # the full trace's path crosses to the source
+    assert abs(a.get("src", 0) - b.get("src", 0)) < 1000 and abs(a.get("dst", 0) - b.get("dst", 0)) < 1000

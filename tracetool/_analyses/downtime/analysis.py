@@ -100,7 +100,13 @@ def analyze_downtime(
                 f"the destination's migration did not complete in this trace (its last state: "
                 f"'{last}'; killed, failed or cut short)"
             )
-    if src_end is not None and src_end[0] == rules.src_end["package_sent"]:
+    if src_end is not None and src_end[0] == rules.src_end["package_run"]:
+        notes.append(
+            f"not in this trace: the source's {rules.src_end['package_sent']} (enable "
+            f"qemu_savevm_send_* on the source): its part ends where it packed the RUN command "
+            f"({rules.src_end['package_run']}), just before it sent the package"
+        )
+    elif src_end is not None and src_end[0] == rules.src_end["package_sent"]:
         notes.append(
             "QEMU < 8.2 traces only the start of the postcopy package's send "
             f"({rules.src_end['package_sent']}): the send itself counts as data in transit"
@@ -137,6 +143,12 @@ def analyze_downtime(
             notes.append(
                 f"no vmstate_downtime_save/_load on both sides: per-device steps come from the "
                 f"section events (enable {DEVICE_EVENTS} on both QEMUs)"
+            )
+        unsent = _untraced_sends(src, dst)
+        if unsent:
+            notes.append(
+                f"not in this trace: the source's {', '.join(unsent)} (enable qemu_savevm_send_* "
+                "on the source): the destination's waits for what they send count as its own time"
             )
     elif start is not None and end is not None and end[2] <= start[2]:
         notes.append("the destination ran the VM before the source stopped it: the clocks disagree")
@@ -186,6 +198,18 @@ def analyze_downtime(
         total_time=total_time(trace, query_migrate).to_json(),
         notes=notes,
         steps={"src": _steps_json(src_steps), "dst": _steps_json(dst_steps)},
+    )
+
+
+def _untraced_sends(src: SideEvents, dst: SideEvents) -> list[str]:
+    """The source events that send a command the destination's trace shows it acting on,
+    where the source's trace has none of them (their events were not enabled)."""
+    return sorted(
+        {
+            c.sent_by
+            for c in downtime_rules().commands
+            if c.sent_by and not len(src.rows(c.sent_by)) and len(dst.spans(c.kind, (c.name,)))
+        }
     )
 
 
@@ -253,7 +277,7 @@ def _window_end(dst: SideEvents, window: dict[str, str], after: int | None) -> P
 
 def _source_end(src: SideEvents, after: int) -> Point | None:
     """Where the source's part ends: ``src-downtime-end``, else completion (precopy) or the
-    postcopy package sent."""
+    postcopy package sent (or, where that is not traced, its RUN command packed)."""
     rules = downtime_rules()
     for name, t in src.checkpoints():
         if name == "src-downtime-end" and t >= after:
@@ -264,9 +288,11 @@ def _source_end(src: SideEvents, after: int) -> Point | None:
         done = f[(f["new_state"] == rules.src_end["state"]) & (f["ts"] >= after)]
         if len(done):
             candidates.append(("migrate_set_state", rules.src_end["state"], int(done["ts"].iloc[0])))
-    sent = [int(src.ts[r]) for r in src.rows(rules.src_end["package_sent"]) if src.ts[r] >= after]
-    if sent:
-        candidates.append((rules.src_end["package_sent"], "", sent[0]))
+    for event in (rules.src_end["package_sent"], rules.src_end["package_run"]):
+        sent = [int(src.ts[r]) for r in src.rows(event) if src.ts[r] >= after]
+        if sent:
+            candidates.append((event, "", sent[0]))
+            break
     return min(candidates, key=lambda p: p[2]) if candidates else None
 
 

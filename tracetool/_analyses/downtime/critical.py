@@ -7,7 +7,9 @@ command) the source's work that produced its data (``Work.needs`` -> the source'
 time). When the data came later than the destination was ready, the guest was waiting for the
 source: the path crosses to the source at that time, and stays there (the source never waits
 for the destination in the pause). A destination "wait for data" gap crosses too: to the
-producer of the data that ended it when known, else to whatever the source was doing then.
+producer of the data that ended it when known (a send the trace does not show counts as done
+when the source's part ended: a wait that began later is the destination's own time); a wait
+before a step that names no data goes to whatever the source was doing then.
 Between the source's work and the destination's, a ``wire`` step covers data that was sent but
 not yet read.
 
@@ -95,10 +97,13 @@ def critical_path(
         begin = max(start, s.start_ns)
         if s.gap:
             nxt = dst[i + 1] if i + 1 < len(dst) else None
-            p = provides.get(nxt.needs) if nxt is not None and nxt.needs is not None else None
-            if p is None:
-                jump(t)
-            elif p <= begin:
+            needs = nxt.needs if nxt is not None else None
+            if needs is None:
+                jump(t)  # waiting for nothing named: for the source
+                continue
+            # A send the trace does not show was done when the source's part ended, at the latest.
+            p = provides.get(needs, src_end)
+            if p <= begin:
                 # The data was ready before the destination began waiting: its own time.
                 path.append(PathStep("dst", UNTRACED_STEP, begin, t))
                 t = begin
@@ -108,14 +113,14 @@ def critical_path(
                     path.append(PathStep("wire", WIRE_STEP, p, t))
                 jump(p)
             continue
-        p = provides.get(s.needs) if s.needs is not None else None
-        if p is None or p <= begin:
+        ready = provides.get(s.needs) if s.needs is not None else None
+        if ready is None or ready <= begin:
             path.append(_part(s, begin, t))
             t = begin
             i -= 1
         else:
-            if p < t:
-                path.append(_part(s, p, t))
-            jump(p)
+            if ready < t:
+                path.append(_part(s, ready, t))
+            jump(ready)
     path.reverse()
     return [p for p in path if p.end_ns > p.start_ns]

@@ -340,9 +340,11 @@ def destination_works(side: SideEvents, start: int, end: int, use_device_events:
                     sid,
                 )
             )
-    # The RAM iteration the destination was still loading when the source stopped.
+    # RAM the source sent before it stopped and the destination loaded after: the iteration it
+    # was loading when the source stopped and every one after it (the stream's backlog), up to
+    # the first thing the source sends only after stopping.
     part = side.spans("section", ("PART",))
-    part = part[(part["start_ns"] < start) & (part["end_ns"] > start)]
+    part = part[(part["end_ns"] > start) & (part["start_ns"] < _first_sent_after_stop(side, start, end))]
     for s in records_of(part):
         part_id = _int_or_none(s["section_id"])
         device, instance = named.get(part_id, (None, None)) if part_id is not None else (None, None)
@@ -360,6 +362,20 @@ def destination_works(side: SideEvents, start: int, end: int, use_device_events:
     works = [w for w in works if start < w.end_ns < end]
     works.append(Work("dst", "start VM", end))
     return works
+
+
+def _first_sent_after_stop(side: SideEvents, start: int, end: int) -> int:
+    """When the destination began to read the first thing the source sends only after it
+    stopped the VM (the END sections, the commands of ``downtime.toml``), or ``end``."""
+    firsts = [end]
+    for kind, names in [("section", ("END",))] + [
+        (c.kind, (c.name,)) for c in downtime_rules().commands if c.sent_by
+    ]:
+        spans = side.spans(kind, names)
+        after = spans["start_ns"][spans["start_ns"] > start]
+        if len(after):
+            firsts.append(int(after.min()))
+    return min(firsts)
 
 
 def section_devices(side: SideEvents) -> dict[int, tuple[str, int | None]]:
