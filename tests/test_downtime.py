@@ -423,34 +423,27 @@ def _step(side: str, step: str, lo: int, hi: int, needs: Any = None, gap: bool =
     return Step(side, step, lo, hi, "ram" if step == "load" else None, None, None, needs, gap)
 
 
-def test_a_wait_for_a_send_the_trace_does_not_show() -> None:
-    package = ("command", "package-receive")
+@pytest.mark.parametrize(
+    ("ready", "waited_until", "want"),
+    [
+        # It began to wait after the source's part had ended (at 20): the data had been sent.
+        (100, 101, [("dst", "load", 0, 100), ("dst", "untraced", 100, 101)]),
+        # It began to wait while the source was still working: the wait was for the source.
+        (15, 25, [("src", "stop VM", 0, 10), ("src", "save", 10, 20), ("wire", "transfer", 20, 25)]),
+    ],
+)
+def test_a_wait_for_a_send_the_trace_does_not_show(
+    ready: int, waited_until: int, want: list[tuple[str, str, int, int]]
+) -> None:
     src = [_step("src", "stop VM", 0, 10), _step("src", "save", 10, 20)]
-    # The destination began to wait after the source's part had ended: the data had been sent.
-    late = [
-        _step("dst", "load", 0, 100),
-        _step("dst", "wait for data", 100, 101, gap=True),
-        _step("dst", "receive package", 101, 110, needs=package),
+    dst = [
+        _step("dst", "load", 0, ready),
+        _step("dst", "wait for data", ready, waited_until, gap=True),
+        _step("dst", "receive package", waited_until, waited_until + 9, needs=("command", "package-receive")),
     ]
-    path = critical_path(src, late, {}, 0, 110)
-    assert [(p.side, p.step, p.start_ns, p.end_ns) for p in path] == [
-        ("dst", "load", 0, 100),
-        ("dst", "untraced", 100, 101),
-        ("dst", "receive package", 101, 110),
-    ]
-    # It began to wait while the source was still working: the wait was for the source.
-    early = [
-        _step("dst", "load", 0, 15),
-        _step("dst", "wait for data", 15, 25, gap=True),
-        _step("dst", "receive package", 25, 30, needs=package),
-    ]
-    path = critical_path(src, early, {}, 0, 30)
-    assert [(p.side, p.step, p.start_ns, p.end_ns) for p in path] == [
-        ("src", "stop VM", 0, 10),
-        ("src", "save", 10, 20),
-        ("wire", "transfer", 20, 25),
-        ("dst", "receive package", 25, 30),
-    ]
+    path = critical_path(src, dst, {}, 0, waited_until + 9)
+    got = [(p.side, p.step, p.start_ns, p.end_ns) for p in path]
+    assert got == [*want, ("dst", "receive package", waited_until, waited_until + 9)]
 
 
 def test_without_the_sources_send_events_the_path_keeps_its_sides(tmp_path: Path) -> None:
