@@ -18,8 +18,9 @@ import pytest
 import tracetool
 from tests.conftest import REPO, read_lines, run_cli, sample, title_line
 from tracetool._analyses.downtime.critical import critical_path
+from tracetool._analyses.downtime.explain import duration
 from tracetool._analyses.downtime.result import DowntimeReport
-from tracetool._analyses.downtime.steps import Step
+from tracetool._analyses.downtime.steps import MIN_GAP_NS, Step
 
 THREADIFY_E = "qemu-threadify/e-precopy-mutex"
 THREADIFY_D = "qemu-threadify/d-postcopy-preempt"
@@ -398,14 +399,16 @@ def test_bql_column_of_the_path_only_where_the_trace_has_mutex_events(run: str) 
 
 @pytest.mark.parametrize("folder", (QEMU72_E, THREADIFY_E))
 def test_ram_sent_before_the_stop_and_loaded_after_is_destination_work(folder: str) -> None:
-    # Plain reading: a RAM iteration (PART section) loads from its section header
+    # Plain reading: a RAM iteration (a PART section, type 2) loads from its section header
     # (qemu_loadvm_state_section_partend) to ram_load_complete. Those the destination loaded
     # after the source stopped were sent before it: the stream's backlog, which the
     # destination works through before it can read what the source sent after stopping.
     start, _, end = plain_window(folder)
-    parts, opened = [], None
-    for t, e, _a in plain_events(sample(folder, "dst.trace.xz")):
-        if e == "qemu_loadvm_state_section_partend":
+    parts, opened, section_type = [], None, ""
+    for t, e, a in plain_events(sample(folder, "dst.trace.xz")):
+        if e == "qemu_loadvm_state_section":
+            section_type = a.strip()  # QEMU_VM_SECTION_PART is 2 (END, 3, has the same header)
+        elif e == "qemu_loadvm_state_section_partend" and section_type == "2":
             opened = t
         elif e == "ram_load_complete" and opened is not None:
             if t > start and opened < end:
@@ -415,6 +418,10 @@ def test_ram_sent_before_the_stop_and_loaded_after_is_destination_work(folder: s
     for lo, hi in parts:
         inside = [s for s in steps if s["start_ns"] < hi - 5_000 and s["end_ns"] > lo + 5_000]
         assert inside and all((s["step"], s["device"]) == ("load", "ram") for s in inside), inside
+        assert all(s["sent_before_stop"] for s in inside)
+    flagged = [s for s in steps if s["sent_before_stop"]]
+    for s in flagged:  # a step starts where the one before ended when they are a few µs apart
+        assert any(lo - MIN_GAP_NS <= s["start_ns"] and s["end_ns"] <= hi + 5_000 for lo, hi in parts), s
     if folder == QEMU72_E:
         assert sum(hi - lo for lo, hi in parts) > 10_000_000  # this run has a backlog: > 10 ms
 
@@ -474,3 +481,17 @@ def test_without_the_sources_send_events_the_path_keeps_its_sides(tmp_path: Path
     a, b = per_side(full), per_side(r)
     assert a.get("src", 0) > 1000  # the full trace's path crosses to the source
     assert abs(a.get("src", 0) - b.get("src", 0)) < 1000 and abs(a.get("dst", 0) - b.get("dst", 0)) < 1000
+
+
+def test_the_backlog_on_the_critical_path_is_explained() -> None:
+    # The threadify COLO run: the destination was still loading RAM sent before the stop when
+    # the source stopped the VM for the initial switchover, and the guest waited for it.
+    run = sample("qemu-threadify-colo/b-colo-periodic-mutex")
+    doc = json.loads(run_cli("downtime", run, "-f", "json").stdout)
+    backlog = [s for s in doc["critical_path"] if s["sent_before_stop"]]
+    assert backlog and all((s["side"], s["step"], s["device"]) == ("dst", "load", "ram") for s in backlog)
+    said = [e for e in doc["explanation"] if "backlog" in e]
+    assert said == [
+        f"Of that, the destination spent {duration(sum(s['us'] for s in backlog))} loading RAM the "
+        "source had sent before it stopped the VM (the stream's backlog)."
+    ]

@@ -38,6 +38,7 @@ class PathStep:
     instance_id: int | None = None
     kind: str | None = None
     section_id: int | None = None
+    sent_before_stop: bool = False
 
     @property
     def us(self) -> float:
@@ -46,7 +47,9 @@ class PathStep:
 
 
 def _part(s: Step, start: int, end: int) -> PathStep:
-    return PathStep(s.side, s.step, start, end, s.device, s.instance_id, s.kind, s.section_id)
+    return PathStep(
+        s.side, s.step, start, end, s.device, s.instance_id, s.kind, s.section_id, s.sent_before_stop
+    )
 
 
 def _containing(steps: list[Step], t: int) -> int:

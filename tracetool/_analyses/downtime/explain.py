@@ -61,6 +61,12 @@ def explain(
     ]
     if parts:
         out.append("On the critical path: " + ", ".join(parts) + ".")
+    backlog = sum(s["us"] for s in path if s.get("sent_before_stop"))
+    if backlog:
+        out.append(
+            f"Of that, the destination spent {duration(backlog)} loading RAM the source had sent "
+            "before it stopped the VM (the stream's backlog)."
+        )
     if source_part_us is not None and path:
         src_done = path[0]["start_ns"] + int(source_part_us * 1000)
         after = [s for s in path if s["side"] == "dst" and s["end_ns"] > src_done]

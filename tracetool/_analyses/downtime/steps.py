@@ -55,6 +55,7 @@ class Work:
     kind: str | None = None
     needs: Key | None = None
     section_id: int | None = None
+    sent_before_stop: bool = False  # RAM of the stream's backlog (see destination_works)
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class Step:
     needs: Key | None = None
     gap: bool = False
     section_id: int | None = None
+    sent_before_stop: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,7 @@ def tile(works: list[Work], side: str, start: int, end: int, sends: np.ndarray |
         steps.append(
             Step(
                 side, w.step, cursor, w.end_ns, w.device, w.instance_id, w.kind, w.needs,
-                section_id=w.section_id,
+                section_id=w.section_id, sent_before_stop=w.sent_before_stop,
             )
         )  # fmt: skip
         cursor = w.end_ns
@@ -351,7 +353,7 @@ def destination_works(side: SideEvents, start: int, end: int, use_device_events:
         works.append(
             Work(
                 "dst", "load", int(s["end_ns"]), int(s["start_ns"]), device, instance, "iterable",
-                section_id=part_id,
+                section_id=part_id, sent_before_stop=True,
             )
         )  # fmt: skip
     for cmd in rules.commands:
