@@ -187,7 +187,7 @@ def analyze_phases(trace: Trace, query_migrate: QueryMigrate | None = None) -> P
         if agree is False:
             said = " and ".join(f"the {who} '{status[k]}'" for k, who in SIDE_WORDS.items() if status[k])
             notes.append(f"QEMU's query-migrate said {said} but the trace shows '{outcome}'")
-        notes.extend(n for n in (query.exit_note("src"), query.exit_note("dst")) if n)
+        notes.extend(query.exit_notes())
     return PhaseReport(
         process=dst,
         phases=phases,

@@ -86,6 +86,10 @@ class QueryMigrate:
             name = f"signal {-code}"
         return f"the {who} QEMU was killed by {name} before it answered query-migrate"
 
+    def exit_notes(self) -> list[str]:
+        """:meth:`exit_note` of each side that has one, source first."""
+        return [n for n in (self.exit_note("src"), self.exit_note("dst")) if n]
+
     @property
     def setup_time_ms(self) -> float | None:
         """QEMU's setup-time in ms (source side)."""

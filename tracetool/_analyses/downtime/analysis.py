@@ -171,7 +171,7 @@ def analyze_downtime(
     elif query_migrate is not None and (unset := query_migrate.unset_note()):
         notes.append(unset)
     if query_migrate is not None:
-        notes.extend(n for n in (query_migrate.exit_note("src"), query_migrate.exit_note("dst")) if n)
+        notes.extend(query_migrate.exit_notes())
     explanation = explain(
         end_to_end, reported, (src_end[2] - start[2]) / 1000.0 if src_end and start else None, steps_json
     )

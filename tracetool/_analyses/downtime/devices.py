@@ -16,7 +16,7 @@ import pandas as pd
 
 from tracetool._analyses.bql.report import BqlReport
 from tracetool._analyses.downtime.critical import PathStep
-from tracetool._analyses.downtime.steps import SideEvents, device_events, records_of, section_devices
+from tracetool._analyses.downtime.steps import SideEvents, device_events, records_of
 from tracetool._model.trace import Trace
 
 _FAR = np.iinfo(np.int64).max // 4
@@ -112,7 +112,7 @@ def by_device(
         for side, names in ((src, None), (dst, ("END", "FULL"))):
             if side is None:
                 continue
-            named = section_devices(side)
+            named = side.section_devices
             sec = side.spans("section", names)
             sec = sec[(sec["end_ns"] >= lo) & (sec["start_ns"] <= hi)]
             if side is src:

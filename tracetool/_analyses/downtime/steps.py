@@ -18,7 +18,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Hashable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from typing import Any
 
@@ -176,6 +176,23 @@ class SideEvents:
         f = f[keep]
         return f.assign(ts=self.ts[f.index.to_numpy()])
 
+    @cached_property
+    def section_devices(self) -> dict[int, tuple[str, int | None]]:
+        """Section id -> (idstr, instance id), from the sections that named their device
+        (START/FULL): a PART or END section carries only its id (the timeline may give it the
+        idstr, never the instance)."""
+        s = self.timeline.spans
+        if not {"section_id", "idstr", "instance_id"} <= set(s.columns):
+            return {}  # a timeline without section spans
+        hit = s[(s["process"] == self.label) & s["section_id"].notna() & s["idstr"].notna()]
+        hit = hit.sort_values("instance_id", kind="stable", na_position="first")  # named ones last
+        return {
+            int(sid): (str(idstr), _int_or_none(inst))
+            for sid, idstr, inst in zip(
+                hit["section_id"].tolist(), hit["idstr"].tolist(), hit["instance_id"].tolist(), strict=True
+            )
+        }
+
     def spans(self, kind: str, names: tuple[str, ...] | None = None) -> pd.DataFrame:
         """Closed timeline spans of this process (times shifted onto the common axis)."""
         s = self.timeline.spans
@@ -307,7 +324,7 @@ def destination_works(side: SideEvents, start: int, end: int, use_device_events:
     for event, step in rules.events["dst"].items():
         if step not in checkpointed:
             works.extend(Work("dst", step, int(side.ts[r])) for r in side.rows(event))
-    named = section_devices(side)
+    named = side.section_devices
     if use_device_events:
         loads = device_events(side, "vmstate_downtime_load", start, end)
         for kind, idstr, inst, down, t in loads.itertuples(index=False):
@@ -378,23 +395,6 @@ def _first_sent_after_stop(side: SideEvents, start: int, end: int) -> int:
         if len(after):
             firsts.append(int(after.min()))
     return min(firsts)
-
-
-def section_devices(side: SideEvents) -> dict[int, tuple[str, int | None]]:
-    """Section id -> (idstr, instance id), from the sections that named their device
-    (START/FULL): a PART or END section carries only its id (the timeline may give it the
-    idstr, never the instance)."""
-    s = side.timeline.spans
-    if not {"section_id", "idstr", "instance_id"} <= set(s.columns):
-        return {}  # a timeline without section spans
-    hit = s[(s["process"] == side.label) & s["section_id"].notna() & s["idstr"].notna()]
-    hit = hit.sort_values("instance_id", kind="stable", na_position="first")  # named ones last
-    return {
-        int(sid): (str(idstr), _int_or_none(inst))
-        for sid, idstr, inst in zip(
-            hit["section_id"].tolist(), hit["idstr"].tolist(), hit["instance_id"].tolist(), strict=True
-        )
-    }
 
 
 def _text(v: Any) -> str | None:
