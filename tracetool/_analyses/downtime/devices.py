@@ -112,14 +112,13 @@ def by_device(
         for side, names in ((src, None), (dst, ("END", "FULL"))):
             if side is None:
                 continue
-            named = side.section_devices
             sec = side.spans("section", names)
             sec = sec[(sec["end_ns"] >= lo) & (sec["start_ns"] <= hi)]
             if side is src:
                 sec = sec[sec["start_ns"] >= lo]
             for s in records_of(sec):
                 sid = None if pd.isna(s["section_id"]) else int(s["section_id"])
-                name, inst = named.get(sid, (None, None)) if sid is not None else (None, None)
+                name, inst = side.section_device(sid)
                 if not pd.isna(s["idstr"]):
                     name = str(s["idstr"])
                 own = s.get("instance_id")  # no such column where no section had one

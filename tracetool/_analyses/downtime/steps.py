@@ -193,6 +193,13 @@ class SideEvents:
             )
         }
 
+    def section_device(self, section_id: int | None) -> tuple[str | None, int | None]:
+        """(idstr, instance id) of a section (see :attr:`section_devices`); (None, None) for
+        a section that never named its device, or no section."""
+        if section_id is None:
+            return None, None
+        return self.section_devices.get(section_id, (None, None))
+
     def spans(self, kind: str, names: tuple[str, ...] | None = None) -> pd.DataFrame:
         """Closed timeline spans of this process (times shifted onto the common axis)."""
         s = self.timeline.spans
@@ -324,7 +331,6 @@ def destination_works(side: SideEvents, start: int, end: int, use_device_events:
     for event, step in rules.events["dst"].items():
         if step not in checkpointed:
             works.extend(Work("dst", step, int(side.ts[r])) for r in side.rows(event))
-    named = side.section_devices
     if use_device_events:
         loads = device_events(side, "vmstate_downtime_load", start, end)
         for kind, idstr, inst, down, t in loads.itertuples(index=False):
@@ -344,7 +350,7 @@ def destination_works(side: SideEvents, start: int, end: int, use_device_events:
         sec = side.spans("section", ("END", "FULL"))
         for s in records_of(sec):
             sid = _int_or_none(s["section_id"])
-            device, instance = named.get(sid, (None, None)) if sid is not None else (None, None)
+            device, instance = side.section_device(sid)
             kind = "iterable" if s["name"] == "END" else "non-iterable"
             works.append(
                 Work(
@@ -366,7 +372,7 @@ def destination_works(side: SideEvents, start: int, end: int, use_device_events:
     part = part[(part["end_ns"] > start) & (part["start_ns"] < _first_sent_after_stop(side, start, end))]
     for s in records_of(part):
         part_id = _int_or_none(s["section_id"])
-        device, instance = named.get(part_id, (None, None)) if part_id is not None else (None, None)
+        device, instance = side.section_device(part_id)
         works.append(
             Work(
                 "dst", "load", int(s["end_ns"]), int(s["start_ns"]), device, instance, "iterable",
